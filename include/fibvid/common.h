@@ -1,0 +1,55 @@
+/* fibvid public API: what every part shares — version, error codes, error messages, threads. */
+#ifndef FIBVID_COMMON_H
+#define FIBVID_COMMON_H
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define FIBVID_VERSION_MAJOR 0
+#define FIBVID_VERSION_MINOR 1
+#define FIBVID_VERSION_PATCH 0
+
+/**
+ * Error codes. Every function that can fail returns 0 on success or a negative errno-style value,
+ * the same convention as FFmpeg's AVERROR(e) = -e, so codes can be passed through unchanged.
+ *
+ * FV_EINPUT-class codes (the caller's input is wrong: missing or malformed file, no video stream,
+ * too few frames, bad model file) are told apart from runtime failures (out of memory, internal
+ * error) by fv_error_is_input().
+ */
+#define FV_OK        0
+#define FV_EINVAL   (-EINVAL)    /**< invalid argument or malformed data */
+#define FV_ENOENT   (-ENOENT)    /**< file does not exist */
+#define FV_EIO      (-EIO)       /**< read or write failed, truncated file */
+#define FV_ENOMEM   (-ENOMEM)    /**< allocation failed */
+#define FV_ENODATA  (-ENODATA)   /**< no video stream, no frames, too few frames */
+#define FV_ENOTSUP  (-ENOTSUP)   /**< valid but unsupported (dtype, codec, architecture) */
+#define FV_ERANGE   (-ERANGE)    /**< value out of range (offsets, shapes) */
+
+/** Library version string, e.g. "0.1.0". Static storage. */
+const char *fv_version(void);
+
+/**
+ * Human-readable, one-line message describing the most recent failure in the calling thread,
+ * naming the file or function and the reason (e.g. "clip.mp4: no video stream").
+ * Returns "" when nothing failed yet. The string stays valid until the next fibvid call in the
+ * same thread fails.
+ */
+const char *fv_last_error(void);
+
+/** 1 when @p code means the caller's input was bad (exit code 2 in the CLI), 0 otherwise. */
+int fv_error_is_input(int code);
+
+/** Number of threads fibvid's own loops and the BLAS library use; 0 or less = all cores. */
+void fv_set_num_threads(int32_t n);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FIBVID_COMMON_H */

@@ -1,0 +1,139 @@
+/* fibvid public API: the TimeSformer model — configuration, loading (Hugging Face directories and
+ * fibvid single files), attention kinds, and the forward pass. */
+#ifndef FIBVID_MODEL_H
+#define FIBVID_MODEL_H
+
+#include "fibvid/common.h"
+#include "fibvid/video.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Attention kind of one of the two attentions (spatial, temporal) of every block. */
+typedef enum FvAttnKind {
+    FV_ATTN_DENSE = 0, /**< plain softmax attention over all keys */
+    FV_ATTN_FIB   = 1, /**< Fibottention: each head attends a dilated Fibonacci set of offsets */
+} FvAttnKind;
+
+/** Fibottention offset sequence variant (SPEC section 3). */
+typedef enum FvFibVariant {
+    FV_FIB_MODIFIED = 0, /**< start at (a - (b - a), b - a): the reference's video default */
+    FV_FIB_ORIGINAL = 1, /**< start at the Wythoff pair (a, b) */
+} FvFibVariant;
+
+/** How masked keys are treated. */
+typedef enum FvFibSemantics {
+    FV_FIB_ZERO    = 0, /**< reference code: masked scores become 0 and stay in the softmax */
+    FV_FIB_EXCLUDE = 1, /**< true sparse attention: masked keys leave the softmax */
+} FvFibSemantics;
+
+/** Settings of one attention (spatial or temporal). */
+typedef struct FvAttnSettings {
+    FvAttnKind     kind;
+    FvFibVariant   variant;
+    FvFibSemantics semantics;
+    int32_t        wmin;    /**< smallest head window; <= 0: default (spatial 5, temporal 1) */
+    int32_t        wmax;    /**< largest head window; <= 0: default (spatial N/3, temporal T-1) */
+    int32_t        shuffle; /**< 1: per-layer head shuffle as random.seed(layer); random.shuffle() */
+} FvAttnSettings;
+
+/** Fill @p a with dense attention and the Fibottention defaults (modified, zero, shuffle on). */
+void fv_attn_default_settings(FvAttnSettings *a);
+
+/** Model configuration: the HF `config.json` fields plus preprocessing and attention kinds. */
+typedef struct FvModelConfig {
+    int32_t image_size;        /**< training input size (square) */
+    int32_t patch_size;
+    int32_t num_channels;      /**< must be 3 */
+    int32_t num_frames;        /**< training frame count T */
+    int32_t hidden_size;       /**< D */
+    int32_t num_layers;
+    int32_t num_heads;
+    int32_t intermediate_size;
+    int32_t num_labels;
+    float   layer_norm_eps;
+    int32_t qkv_bias;          /**< 1: qkv projections have a bias */
+    /* preprocessing */
+    float   image_mean[3];
+    float   image_std[3];
+    int32_t short_side;        /**< 0: same as image_size */
+    FvSampling sampling;
+    int32_t sampling_rate;     /**< dense stride */
+    /* attention */
+    FvAttnSettings spatial;
+    FvAttnSettings temporal;
+} FvModelConfig;
+
+/**
+ * Fill @p c with a named preset: "base" (HF timesformer-base: 768 wide, 12 layers, 12 heads,
+ * 8x224x224, 400 labels), "small" (384, 12, 6), "tiny" (192, 12, 3) or "test" (48 wide, 2 layers,
+ * 3 heads, 4x32x32, patch 16, 5 labels). Returns 0 or FV_EINVAL for an unknown name.
+ */
+int fv_model_config_preset(FvModelConfig *c, const char *name);
+
+/** Check a configuration for consistency; 0 or FV_EINVAL with fv_last_error() saying why. */
+int fv_model_config_validate(const FvModelConfig *c);
+
+typedef struct FvModel FvModel;
+
+/**
+ * Load a model from @p path: either a Hugging Face model directory (`config.json` +
+ * `model.safetensors`, optional `preprocessor_config.json`) or a fibvid single `.safetensors` file
+ * whose `__metadata__` holds the config (see models/README.md). F32 tensors are used in place from the
+ * memory-mapped file; F16/BF16 are converted once. Every tensor's presence, dtype and shape is checked.
+ * Returns 0 and a model in *@p out (free with fv_model_close()), or a negative code with
+ * fv_last_error() naming the file and the problem.
+ */
+int fv_model_load(FvModel **out, const char *path);
+
+/** Create a model of configuration @p c with random weights (deterministic in @p seed), with
+ *  labels "class_0", ... Used by benchmarks and tests. */
+int fv_model_create_random(FvModel **out, const FvModelConfig *c, uint64_t seed);
+
+/** Save @p m as a fibvid single-file model (F32). Returns 0 or a negative code. */
+int fv_model_save(const FvModel *m, const char *path);
+
+/** The configuration of @p m (lives as long as @p m). */
+const FvModelConfig *fv_model_config(const FvModel *m);
+
+/** Label of class @p i, or NULL when out of range. */
+const char *fv_model_label(const FvModel *m, int32_t i);
+
+/** Number of parameters (all tensors). */
+int64_t fv_model_num_params(const FvModel *m);
+
+/** Replace the attention settings (NULL keeps the current one). Returns 0 or FV_EINVAL. */
+int fv_model_set_attention(FvModel *m, const FvAttnSettings *spatial, const FvAttnSettings *temporal);
+
+/**
+ * Forward pass of one view: @p frames (T, 3, H, W) preprocessed floats -> @p logits (num_labels).
+ * T, H and W may differ from the training configuration (embeddings are resized by nearest-neighbour
+ * interpolation, as the original TimeSformer code does); H and W must be multiples of patch_size.
+ * Not thread-safe for one model (it owns the activation buffers); runs multi-threaded inside.
+ * Returns 0 or a negative code.
+ */
+int fv_model_forward(FvModel *m, const float *frames, int32_t T, int32_t H, int32_t W, float *logits);
+
+/**
+ * Optional observer of intermediate activations (tests, diagnostics): called with names
+ * "embeddings" (tokens after the embedding, (1+P*T, D)), "layer.<i>" (block i output, (1+P*T, D)),
+ * "final_norm" (cls after the final LayerNorm, (D)). Tokens are in model order [cls, n0t0, n0t1, ...].
+ * Pass NULL to remove.
+ */
+typedef void (*FvActivationHook)(void *user, const char *name, const float *data, int64_t rows,
+                                 int64_t cols);
+void fv_model_set_hook(FvModel *m, FvActivationHook hook, void *user);
+
+/** Analytic FLOP count (multiply-add = 2) of one forward pass of T x H x W with the model's current
+ *  attention kinds (sparse attention counts only the attended pairs). */
+double fv_model_flops(const FvModel *m, int32_t T, int32_t H, int32_t W);
+
+/** Free the model and its mapping; sets *@p m to NULL. Accepts NULL. */
+void fv_model_close(FvModel **m);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FIBVID_MODEL_H */

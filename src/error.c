@@ -1,0 +1,127 @@
+/* Error messages (thread-local, one line), version, threads, aligned allocation and small utilities. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <math.h>
+
+#include <omp.h>
+
+#include "internal.h"
+
+static _Thread_local char g_errmsg[1024];
+
+int fv_error(int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(g_errmsg, sizeof(g_errmsg), fmt, ap);
+    va_end(ap);
+    /* one line: the CLI prints it as is */
+    for (char *p = g_errmsg; *p; p++)
+        if (*p == '\n' || *p == '\r')
+            *p = ' ';
+    return code;
+}
+
+void fv_error_clear(void)
+{
+    g_errmsg[0] = '\0';
+}
+
+const char *fv_last_error(void)
+{
+    return g_errmsg;
+}
+
+int fv_error_is_input(int code)
+{
+    switch (code) {
+    case FV_EINVAL: case FV_ENOENT: case FV_EIO: case FV_ENODATA: case FV_ENOTSUP: case FV_ERANGE:
+    case -EACCES: case -EISDIR: case -ENOTDIR:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+const char *fv_version(void)
+{
+#define FV_STR2(x) #x
+#define FV_STR(x) FV_STR2(x)
+    return FV_STR(FIBVID_VERSION_MAJOR) "." FV_STR(FIBVID_VERSION_MINOR) "." FV_STR(FIBVID_VERSION_PATCH);
+}
+
+/* Threads: fibvid's OpenMP loops and OpenBLAS (OpenMP build) share omp_set_num_threads(). */
+extern void openblas_set_num_threads(int num_threads);
+static int g_threads = 0;
+
+void fv_set_num_threads(int32_t n)
+{
+    if (n <= 0)
+        n = omp_get_num_procs();
+    g_threads = n;
+    omp_set_num_threads(n);
+    openblas_set_num_threads(n);
+}
+
+int fv_num_threads(void)
+{
+    return g_threads > 0 ? g_threads : omp_get_max_threads();
+}
+
+double fv_time_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
+}
+
+void *fv_malloc(size_t size)
+{
+    if (size == 0)
+        return NULL;
+    void *p = NULL;
+    size_t rounded = (size + 63) & ~(size_t)63;
+    if (posix_memalign(&p, 64, rounded))
+        return NULL;
+    return p;
+}
+
+void *fv_calloc(size_t n, size_t size)
+{
+    if (n && size > SIZE_MAX / n)
+        return NULL;
+    void *p = fv_malloc(n * size);
+    if (p)
+        memset(p, 0, n * size);
+    return p;
+}
+
+void fv_free(void *p)
+{
+    free(p);
+}
+
+uint64_t fv_rand_u64(uint64_t *state)
+{
+    /* splitmix64 */
+    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+float fv_rand_uniform(uint64_t *state)
+{
+    return (float)(fv_rand_u64(state) >> 40) * (1.0f / 16777216.0f);
+}
+
+float fv_rand_normal(uint64_t *state)
+{
+    /* Box-Muller; u1 in (0, 1] so the log is finite */
+    float u1 = 1.0f - fv_rand_uniform(state);
+    float u2 = fv_rand_uniform(state);
+    return sqrtf(-2.0f * logf(u1)) * cosf(6.28318530718f * u2);
+}
