@@ -39,8 +39,9 @@ int64_t fv_attn_plan_pairs(const FvAttnPlan *p, int32_t h);
 
 /* qkv (B, N, 3, H, hd) — the qkv linear's output rows for B independent sequences
  * out (B, N, H, hd)     — heads concatenated, ready for the output projection.
- * Fast path: multi-threaded over (sequence, head), work proportional to the attended pairs. */
-void fv_attn_forward(const FvAttnPlan *p, const float *qkv, float *out, int32_t B);
+ * Fast path: multi-threaded over (sequence, head), work proportional to the attended pairs.
+ * Returns 0 or FV_ENOMEM (per-thread scratch). */
+int fv_attn_forward(const FvAttnPlan *p, const float *qkv, float *out, int32_t B);
 
 /* Plain C reference: builds the dense (N x N) score matrix per head and applies the mask (multiply by
  * 0/1 for zero, -inf for exclude) before the softmax. Tests only. */

@@ -6,6 +6,7 @@
 #include <time.h>
 #include <math.h>
 
+#include <libavutil/log.h>
 #include <omp.h>
 
 #include "internal.h"
@@ -124,4 +125,9 @@ float fv_rand_normal(uint64_t *state)
     float u1 = 1.0f - fv_rand_uniform(state);
     float u2 = fv_rand_uniform(state);
     return sqrtf(-2.0f * logf(u1)) * cosf(6.28318530718f * u2);
+}
+
+void fv_set_verbosity(int32_t level)
+{
+    av_log_set_level(level <= 0 ? AV_LOG_QUIET : level == 1 ? AV_LOG_WARNING : AV_LOG_INFO);
 }

@@ -1,1 +1,347 @@
-int main(void) { return 77; } /* placeholder */
+/* End-to-end tests of the fibvid command line: decode + preprocessing + forward against the PyTorch
+ * reference (tests/data/clip_ffv1.mkv, tests/data/ref_clip.safetensors and tests/data/tiny_hf are made by
+ * scripts/make_reference.py), bad inputs (exit code 2 and one line naming the file), info, bench, masks
+ * (tests/data/fib_offsets_N196_h12.json is the reference code's output, see scripts/make_fib_vectors.py). */
+#include <math.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include <jansson.h>
+
+#include "clipgen.h"
+#include "safetensors.h"
+#include "testutil.h"
+
+static char *g_tmp;
+
+static int setup(void **state)
+{
+    (void)state;
+    g_tmp = fvt_tmpdir();
+    return g_tmp ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    fvt_rmtree(g_tmp);
+    free(g_tmp);
+    return 0;
+}
+
+/* Run "fibvid ARGS"; returns the exit code, output strings malloc'd. */
+static int fibvid(const char *args, char **out, char **err)
+{
+    char cmd[8192];
+    snprintf(cmd, sizeof(cmd), "'%s' %s", fvt_bin(), args);
+    return fvt_run(cmd, out, err);
+}
+
+static int count_lines(const char *s)
+{
+    int n = 0;
+    for (; s && *s; s++)
+        n += *s == '\n';
+    return n;
+}
+
+static void test_classify_matches_reference(void **state)
+{
+    (void)state;
+    const char *d = fvt_data_dir();
+    char args[4096], *out = NULL, *err = NULL;
+    snprintf(args, sizeof(args), "classify -m '%s/tiny_hf' --logits -f json '%s/clip_ffv1.mkv'", d, d);
+    int rc = fibvid(args, &out, &err);
+    if (rc != 0)
+        printf("stderr: %s\n", err);
+    assert_int_equal(rc, 0);
+    json_error_t jerr;
+    json_t *j = json_loads(out, 0, &jerr);
+    assert_non_null(j);
+    assert_true(json_is_array(j) && json_array_size(j) == 1);
+    json_t *clip = json_array_get(j, 0);
+    json_t *logits = json_object_get(clip, "logits");
+    assert_non_null(logits);
+
+    char *ref_path = fvt_join(d, "ref_clip.safetensors");
+    FvSafetensors *st = NULL;
+    assert_int_equal(fv_st_open(&st, ref_path), 0);
+    const FvTensorInfo *ti = fv_st_find(st, "logits");
+    assert_non_null(ti);
+    const int64_t L = ti->shape[0];
+    float ref[64], got[64];
+    const float *rp;
+    assert_true(L <= 64 && (int64_t)json_array_size(logits) == L);
+    assert_int_equal(fv_st_get_f32(st, "logits", 1, &L, ref, &rp), 0);
+    for (int64_t i = 0; i < L; i++)
+        got[i] = (float)json_real_value(json_array_get(logits, (size_t)i));
+    double diff = fvt_max_abs_diff(got, rp, (size_t)L);
+    printf("classify clip_ffv1.mkv vs PyTorch reference: max abs logit diff %g (tolerance 1e-4)\n", diff);
+    assert_true(diff <= 1e-4);
+
+    /* the frames used are the reference's uniform test-mode indices */
+    json_t *frames = json_array_get(json_object_get(clip, "frames"), 0);
+    const char *fm = fv_st_metadata(st, "frames");
+    assert_non_null(fm);
+    json_t *ref_frames = json_loads(fm, 0, &jerr);
+    assert_true(json_equal(frames, ref_frames));
+    json_decref(ref_frames);
+
+    /* top list: sorted probabilities that sum to <= 1, labels from id2label */
+    json_t *top = json_object_get(clip, "top");
+    assert_int_equal(json_array_size(top), 5);
+    double prev = 2, sum = 0;
+    for (size_t i = 0; i < json_array_size(top); i++) {
+        double p = json_real_value(json_object_get(json_array_get(top, i), "prob"));
+        assert_true(p <= prev);
+        prev = p;
+        sum += p;
+    }
+    assert_true(fabs(sum - 1.0) < 1e-4);
+    assert_non_null(json_object_get(json_object_get(clip, "timing_ms"), "decode"));
+    fv_st_close(&st);
+    free(ref_path);
+    json_decref(j);
+    free(out);
+    free(err);
+}
+
+static void test_classify_views_and_text(void **state)
+{
+    (void)state;
+    const char *d = fvt_data_dir();
+    char args[4096], *out = NULL, *err = NULL;
+    snprintf(args, sizeof(args), "classify -m '%s/tiny_hf' --views 2x3 -k 3 -f jsonl '%s/clip_ffv1.mkv' '%s/clip_ffv1.mkv'",
+             d, d, d);
+    assert_int_equal(fibvid(args, &out, &err), 0);
+    assert_int_equal(count_lines(out), 2); /* one line per clip */
+    json_t *j = json_loads(strtok(out, "\n"), 0, NULL);
+    assert_non_null(j);
+    assert_string_equal(json_string_value(json_object_get(j, "views")), "2x3");
+    assert_int_equal(json_array_size(json_object_get(j, "frames")), 2);
+    assert_int_equal(json_array_size(json_object_get(j, "top")), 3);
+    json_decref(j);
+    free(out);
+    free(err);
+
+    snprintf(args, sizeof(args), "classify -m '%s/tiny_hf' '%s/clip_ffv1.mkv'", d, d);
+    assert_int_equal(fibvid(args, &out, &err), 0);
+    assert_non_null(strstr(out, "apply eye makeup"));
+    assert_non_null(strstr(out, "rank"));
+    free(out);
+    free(err);
+}
+
+/* Bad input: exit code 2, exactly one line on stderr naming the file; other clips still classified. */
+static void expect_input_error(const char *path, const char *reason_part)
+{
+    const char *d = fvt_data_dir();
+    char args[4096], *out = NULL, *err = NULL;
+    snprintf(args, sizeof(args), "classify -q -m '%s/tiny_hf' -f jsonl '%s' '%s/clip_ffv1.mkv'", d, path, d);
+    int rc = fibvid(args, &out, &err);
+    printf("%s -> exit %d, stderr: %s", path, rc, err);
+    assert_int_equal(rc, 2);
+    assert_int_equal(count_lines(err), 1);
+    assert_non_null(strstr(err, path));
+    if (reason_part)
+        assert_non_null(strstr(err, reason_part));
+    /* the good clip after the bad one is still classified; the bad one is recorded with its reason */
+    assert_int_equal(count_lines(out), 2);
+    assert_non_null(strstr(out, "\"error\""));
+    assert_non_null(strstr(out, "\"top\""));
+    free(out);
+    free(err);
+}
+
+static void test_bad_inputs(void **state)
+{
+    (void)state;
+    char *p;
+    /* missing */
+    p = fvt_join(g_tmp, "missing.mp4");
+    expect_input_error(p, NULL);
+    free(p);
+    /* zero-length */
+    p = fvt_join(g_tmp, "empty.mp4");
+    assert_int_equal(fvt_write_file(p, "", 0), 0);
+    expect_input_error(p, NULL);
+    free(p);
+    /* random bytes named .mp4 */
+    p = fvt_join(g_tmp, "random.mp4");
+    {
+        uint8_t buf[65536];
+        uint64_t s = 12345;
+        for (size_t i = 0; i < sizeof(buf); i++) {
+            s = s * 6364136223846793005ull + 1442695040888963407ull;
+            buf[i] = (uint8_t)(s >> 56);
+        }
+        assert_int_equal(fvt_write_file(p, buf, sizeof(buf)), 0);
+    }
+    expect_input_error(p, NULL);
+    free(p);
+    /* audio only */
+    p = fvt_join(g_tmp, "audio.wav");
+    assert_int_equal(fvt_audio_write(p), 0);
+    expect_input_error(p, "no video stream");
+    free(p);
+    /* an MPEG-4 AVI and an H.264 MP4 truncated halfway */
+    const char *names[] = { "clip.avi", "clip.mp4" }, *codecs[] = { "mpeg4", "libx264" };
+    for (int k = 0; k < 2; k++) {
+        FvtClipSpec s;
+        fvt_clip_spec_default(&s);
+        s.codec = codecs[k];
+        char *full = fvt_join(g_tmp, names[k]);
+        assert_int_equal(fvt_clip_write(full, &s), 0);
+        size_t n;
+        char *bytes = fvt_read_file(full, &n);
+        char tname[64];
+        snprintf(tname, sizeof(tname), "truncated_%s", names[k]);
+        p = fvt_join(g_tmp, tname);
+        assert_int_equal(fvt_write_file(p, bytes, n / 2), 0);
+        expect_input_error(p, NULL);
+        free(p);
+        free(bytes);
+        free(full);
+    }
+}
+
+static void test_bad_model_and_usage(void **state)
+{
+    (void)state;
+    const char *d = fvt_data_dir();
+    char args[4096], *out = NULL, *err = NULL;
+    /* a clip given as the model: input error naming the file */
+    snprintf(args, sizeof(args), "classify -m '%s/clip_ffv1.mkv' '%s/clip_ffv1.mkv'", d, d);
+    assert_int_equal(fibvid(args, &out, &err), 2);
+    assert_int_equal(count_lines(err), 1);
+    assert_non_null(strstr(err, "clip_ffv1.mkv"));
+    free(out);
+    free(err);
+    /* usage errors */
+    const char *bad[] = { "classify", "classify --top-k 0 x.mp4", "classify --views 2x2 x.mp4",
+                          "classify -f xml x.mp4", "nosuchcommand", "bench --frames -1", "masks",
+                          "classify --spatial-attn sparse x.mp4" };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        int rc = fibvid(bad[i], &out, &err);
+        printf("fibvid %s -> %d\n", bad[i], rc);
+        assert_int_equal(rc, 1);
+        free(out);
+        free(err);
+    }
+    assert_int_equal(fibvid("--version", &out, &err), 0);
+    assert_non_null(strstr(out, "fibvid "));
+    free(out);
+    free(err);
+    assert_int_equal(fibvid("classify --help", &out, &err), 0);
+    assert_non_null(strstr(out, "--top-k"));
+    assert_non_null(strstr(out, "default 5"));
+    free(out);
+    free(err);
+}
+
+static void test_info_and_bench(void **state)
+{
+    (void)state;
+    const char *d = fvt_data_dir();
+    char args[4096], *out = NULL, *err = NULL;
+    snprintf(args, sizeof(args), "info -m '%s/tiny_hf' -f json", d);
+    assert_int_equal(fibvid(args, &out, &err), 0);
+    json_t *j = json_loads(out, 0, NULL);
+    assert_non_null(j);
+    /* 117,989 parameters: hidden 48, 2 layers, intermediate 192, 5 labels (counted by make_reference.py) */
+    assert_int_equal(json_integer_value(json_object_get(j, "num_params")), 117989);
+    assert_int_equal(json_array_size(json_object_get(j, "labels")), 5);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(json_object_get(j, "attention"),
+                                                                          "spatial"), "kind")), "dense");
+    json_decref(j);
+    free(out);
+    free(err);
+
+    assert_int_equal(fibvid("bench --config test --frames 4 --size 32 --iters 2 -f json", &out, &err), 0);
+    j = json_loads(out, 0, NULL);
+    assert_non_null(j);
+    assert_true(json_real_value(json_object_get(j, "min_ms")) > 0);
+    assert_true(json_real_value(json_object_get(j, "gflop")) > 0);
+    json_decref(j);
+    free(out);
+    free(err);
+
+    assert_int_equal(fibvid("bench attention --tokens 50 --frames 4 --heads 3 --head-dim 16 --iters 2 -f json",
+                            &out, &err), 0);
+    j = json_loads(out, 0, NULL);
+    assert_non_null(j);
+    assert_int_equal(json_array_size(j), 6); /* spatial and temporal x dense, fib-zero, fib-exclude */
+    json_decref(j);
+    free(out);
+    free(err);
+}
+
+static void test_masks(void **state)
+{
+    (void)state;
+    char *out = NULL, *err = NULL;
+    assert_int_equal(fibvid("masks --tokens 196 --heads 12 --layers 12 -f json", &out, &err), 0);
+    json_t *j = json_loads(out, 0, NULL);
+    assert_non_null(j);
+    char *refp = fvt_join(fvt_data_dir(), "fib_offsets_N196_h12.json");
+    json_t *ref = json_load_file(refp, 0, NULL);
+    assert_non_null(ref);
+    json_t *mod = json_object_get(ref, "N196_h12_mod");
+    json_t *layers = json_object_get(j, "layers");
+    assert_int_equal(json_array_size(layers), 12);
+    for (size_t l = 0; l < 12; l++)
+        for (size_t h = 0; h < 12; h++) {
+            json_t *got = json_object_get(json_array_get(json_object_get(json_array_get(layers, l), "heads"), h),
+                                          "offsets");
+            assert_true(json_equal(got, json_array_get(json_array_get(mod, l), h)));
+        }
+    double dens = json_real_value(json_object_get(json_array_get(layers, 0), "mean_density"));
+    printf("masks N=196 h=12 modified: mean density %.4f\n", dens);
+    assert_true(dens > 0.036 && dens < 0.040);
+    json_decref(ref);
+    json_decref(j);
+    free(refp);
+    free(out);
+    free(err);
+
+    char args[4096];
+    char *png = fvt_join(g_tmp, "masks.png"), *svg = fvt_join(g_tmp, "masks.svg");
+    snprintf(args, sizeof(args), "masks --tokens 49 --heads 4 --layers 2 -f png -o '%s'", png);
+    assert_int_equal(fibvid(args, &out, &err), 0);
+    size_t n;
+    char *bytes = fvt_read_file(png, &n);
+    assert_non_null(bytes);
+    assert_true(n > 100 && !memcmp(bytes, "\x89PNG", 4));
+    free(bytes);
+    free(out);
+    free(err);
+    snprintf(args, sizeof(args), "masks --tokens 49 --heads 4 --layers 2 -f svg -o '%s'", svg);
+    assert_int_equal(fibvid(args, &out, &err), 0);
+    bytes = fvt_read_file(svg, &n);
+    assert_non_null(strstr(bytes, "<svg"));
+    assert_non_null(strstr(bytes, "</svg>"));
+    free(bytes);
+    free(out);
+    free(err);
+    free(png);
+    free(svg);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_classify_matches_reference),
+        cmocka_unit_test(test_classify_views_and_text),
+        cmocka_unit_test(test_bad_inputs),
+        cmocka_unit_test(test_bad_model_and_usage),
+        cmocka_unit_test(test_info_and_bench),
+        cmocka_unit_test(test_masks),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -45,6 +45,10 @@ const char *fv_last_error(void);
 /** 1 when @p code means the caller's input was bad (exit code 2 in the CLI), 0 otherwise. */
 int fv_error_is_input(int code);
 
+/** Library log verbosity: 0 (default) keeps FFmpeg's own messages quiet, since fibvid reports every failure
+ *  itself in one line (fv_last_error()); 1 shows FFmpeg's warnings and errors; 2 adds its info messages. */
+void fv_set_verbosity(int32_t level);
+
 /** Number of threads fibvid's own loops and the BLAS library use; 0 or less = all cores. */
 void fv_set_num_threads(int32_t n);
 

@@ -126,7 +126,7 @@ typedef void (*FvActivationHook)(void *user, const char *name, const float *data
 void fv_model_set_hook(FvModel *m, FvActivationHook hook, void *user);
 
 /** Analytic FLOP count (multiply-add = 2) of one forward pass of T x H x W with the model's current
- *  attention kinds (sparse attention counts only the attended pairs). */
+ *  attention kinds (sparse attention counts only the attended pairs); negative on failure. */
 double fv_model_flops(const FvModel *m, int32_t T, int32_t H, int32_t W);
 
 /** Free the model and its mapping; sets *@p m to NULL. Accepts NULL. */

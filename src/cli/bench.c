@@ -1,1 +1,304 @@
-/* placeholder: being written */
+/* `fibvid bench`: times the forward pass (min/median, GFLOP/s from the analytic FLOP count), and
+ * `fibvid bench attention`: the attention kernels alone, dense vs Fibottention, on the same q/k/v. */
+#include <getopt.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include <jansson.h>
+
+#include "../attention.h"
+#include "../internal.h"
+#include "cli.h"
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof(double), cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static double peak_rss_mb(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss / 1024.0;
+}
+
+static void help_model(FILE *f)
+{
+    fprintf(f,
+        "usage: fibvid bench [-m MODEL | --config base|small|tiny|test] [options]\n"
+        "       fibvid bench attention [options]   (see fibvid bench attention --help)\n"
+        "\n"
+        "Times the forward pass of one view on random input. --config uses random weights (no checkpoint).\n"
+        "\n"
+        "  -m, --model PATH     model to time\n"
+        "      --config NAME    preset with random weights (default base when no -m)\n"
+        "      --frames N       frames (default 8)\n"
+        "      --size N         input height and width (default 224)\n"
+        "      --iters N        timed iterations after one warm-up (default 5)\n"
+        "  -t, --threads N      threads (default: all cores)\n"
+        "  -f, --format FMT     text|json (default text)\n"
+        "  -h, --help           this help\n"
+        "%s", fv_cli_attn_help);
+}
+
+static void help_attn(FILE *f)
+{
+    fprintf(f,
+        "usage: fibvid bench attention [--tokens N] [--frames T] [--heads H] [--head-dim D] [options]\n"
+        "\n"
+        "Times spatial attention (T sequences of N tokens, cls included) and temporal attention\n"
+        "(N-1 sequences of T tokens) of one clip-layer for dense, fib-zero and fib-exclude on the same\n"
+        "random q/k/v.\n"
+        "\n"
+        "      --tokens N       tokens per frame including cls (default 197 = 224x224 / 16x16 + 1)\n"
+        "      --frames T       frames (default 8)\n"
+        "      --heads H        heads (default 12)\n"
+        "      --head-dim D     head dimension (default 64)\n"
+        "      --iters N        timed iterations (default 5)\n"
+        "      --fib-variant modified|original (default modified)\n"
+        "  -t, --threads N      threads (default: all cores)\n"
+        "  -f, --format FMT     text|json (default text)\n"
+        "  -h, --help           this help\n");
+}
+
+static int bench_attention(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "tokens", required_argument, NULL, 'N' }, { "frames", required_argument, NULL, 'T' },
+        { "heads", required_argument, NULL, 'H' },  { "head-dim", required_argument, NULL, 'D' },
+        { "iters", required_argument, NULL, 'i' },  { "fib-variant", required_argument, NULL, 'v' },
+        { "threads", required_argument, NULL, 't' }, { "format", required_argument, NULL, 'f' },
+        { "help", no_argument, NULL, 'h' },         { NULL, 0, NULL, 0 },
+    };
+    long N = 197, T = 8, H = 12, D = 64, iters = 5, threads = 0;
+    FvFibVariant variant = FV_FIB_MODIFIED;
+    FvOutFormat fmt = FV_OUT_TEXT;
+    int c, li;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "t:f:h", longopts, &li)) != -1) {
+        int bad = 0;
+        switch (c) {
+        case 'N': bad = fv_cli_parse_int(optarg, 2, 1 << 16, &N); break;
+        case 'T': bad = fv_cli_parse_int(optarg, 1, 4096, &T); break;
+        case 'H': bad = fv_cli_parse_int(optarg, 1, 256, &H); break;
+        case 'D': bad = fv_cli_parse_int(optarg, 1, 1024, &D); break;
+        case 'i': bad = fv_cli_parse_int(optarg, 1, 100000, &iters); break;
+        case 't': bad = fv_cli_parse_int(optarg, 1, 1024, &threads); break;
+        case 'v':
+            if (!strcmp(optarg, "modified")) variant = FV_FIB_MODIFIED;
+            else if (!strcmp(optarg, "original")) variant = FV_FIB_ORIGINAL;
+            else bad = -1;
+            break;
+        case 'f': bad = fv_cli_parse_format(optarg, 1u << FV_OUT_TEXT | 1u << FV_OUT_JSON, &fmt); break;
+        case 'h': help_attn(stdout); return FV_EXIT_OK;
+        default: help_attn(stderr); return FV_EXIT_USAGE;
+        }
+        if (bad) {
+            fv_cli_error("bench attention", "bad value '%s' for --%s", optarg, c == 't' ? "threads" : c == 'f' ? "format" : longopts[li].name);
+            return FV_EXIT_USAGE;
+        }
+    }
+    fv_set_num_threads((int32_t)threads);
+    const int32_t P = (int32_t)N - 1;
+    const int64_t s_rows = T * N, t_rows = (int64_t)P * T, width = 3 * H * D;
+    const int64_t rows = s_rows > t_rows ? s_rows : t_rows;
+    float *qkv = fv_malloc(sizeof(float) * rows * width), *out = fv_malloc(sizeof(float) * rows * H * D);
+    double *times = malloc(sizeof(double) * (size_t)iters);
+    if (!qkv || !out || !times) {
+        fv_cli_error("bench attention", "out of memory");
+        fv_free(qkv); fv_free(out); free(times);
+        return FV_EXIT_RUNTIME;
+    }
+    uint64_t st = 1;
+    for (int64_t i = 0; i < rows * width; i++)
+        qkv[i] = fv_rand_normal(&st);
+
+    static const char *names[] = { "dense", "fib-zero", "fib-exclude" };
+    json_t *res = json_array();
+    if (fmt == FV_OUT_TEXT)
+        printf("%-9s %-12s %8s %10s %10s %9s %8s\n", "attention", "kind", "tokens", "min_ms", "median_ms",
+               "density", "speedup");
+    int rc = FV_EXIT_OK;
+    for (int which = 0; which < 2; which++) { /* 0 spatial, 1 temporal */
+        double dense_min = 0;
+        for (int k = 0; k < 3; k++) {
+            FvAttnSettings as;
+            fv_attn_default_settings(&as);
+            as.kind = k == 0 ? FV_ATTN_DENSE : FV_ATTN_FIB;
+            as.semantics = k == 2 ? FV_FIB_EXCLUDE : FV_FIB_ZERO;
+            as.variant = variant;
+            FvAttnPlan plan;
+            int32_t seqN = which == 0 ? (int32_t)N : (int32_t)T, B = which == 0 ? (int32_t)T : P;
+            if (fv_attn_plan_init(&plan, &as, 0, seqN, which == 0, (int32_t)H, (int32_t)D) < 0) {
+                fv_cli_error("bench attention", "%s", fv_last_error());
+                rc = FV_EXIT_RUNTIME;
+                goto done;
+            }
+            double dens = 0;
+            for (int32_t h = 0; h < H; h++)
+                dens += fv_attn_plan_density(&plan, h) / H;
+            fv_attn_forward(&plan, qkv, out, B); /* warm-up */
+            for (long it = 0; it < iters; it++) {
+                double t0 = fv_cli_now_ms();
+                fv_attn_forward(&plan, qkv, out, B);
+                times[it] = fv_cli_now_ms() - t0;
+            }
+            double med = median(times, (int)iters), mn = times[0];
+            if (k == 0)
+                dense_min = mn;
+            const char *att = which == 0 ? "spatial" : "temporal";
+            if (fmt == FV_OUT_TEXT)
+                printf("%-9s %-12s %8d %10.3f %10.3f %8.2f%% %7.1fx\n", att, names[k], seqN, mn, med, 100 * dens,
+                       dense_min / mn);
+            else
+                json_array_append_new(res, json_pack("{s:s, s:s, s:i, s:i, s:i, s:i, s:f, s:f, s:f, s:f}",
+                    "attention", att, "kind", names[k], "tokens", seqN, "sequences", B, "heads", (int)H,
+                    "head_dim", (int)D, "min_ms", mn, "median_ms", med, "density", dens, "speedup_vs_dense",
+                    dense_min / mn));
+            fv_attn_plan_free(&plan);
+        }
+    }
+    if (fmt == FV_OUT_JSON) {
+        char *s = json_dumps(res, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
+        puts(s);
+        free(s);
+    }
+done:
+    json_decref(res);
+    fv_free(qkv);
+    fv_free(out);
+    free(times);
+    return rc;
+}
+
+int fv_cli_bench(int argc, char **argv)
+{
+    if (argc > 1 && !strcmp(argv[1], "attention"))
+        return bench_attention(argc - 1, argv + 1);
+    static const struct option longopts[] = {
+        { "model", required_argument, NULL, 'm' }, { "config", required_argument, NULL, 'c' },
+        { "frames", required_argument, NULL, 'T' }, { "size", required_argument, NULL, 'S' },
+        { "iters", required_argument, NULL, 'i' }, { "threads", required_argument, NULL, 't' },
+        { "format", required_argument, NULL, 'f' }, { "help", no_argument, NULL, 'h' },
+        FV_CLI_ATTN_LONGOPTS, { NULL, 0, NULL, 0 },
+    };
+    const char *model = NULL, *config = NULL;
+    long T = 8, S = 224, iters = 5, threads = 0;
+    FvOutFormat fmt = FV_OUT_TEXT;
+    FvAttnOverrides ov;
+    fv_cli_attn_overrides_init(&ov);
+    int c, li;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "m:t:f:h", longopts, &li)) != -1) {
+        int bad = 0;
+        switch (c) {
+        case 'm': model = optarg; break;
+        case 'c': config = optarg; break;
+        case 'T': bad = fv_cli_parse_int(optarg, 1, 1024, &T); break;
+        case 'S': bad = fv_cli_parse_int(optarg, 1, 8192, &S); break;
+        case 'i': bad = fv_cli_parse_int(optarg, 1, 100000, &iters); break;
+        case 't': bad = fv_cli_parse_int(optarg, 1, 1024, &threads); break;
+        case 'f': bad = fv_cli_parse_format(optarg, 1u << FV_OUT_TEXT | 1u << FV_OUT_JSON, &fmt); break;
+        case 'h': help_model(stdout); return FV_EXIT_OK;
+        case FV_OPT_ATTN:
+            if (fv_cli_attn_option(&ov, "bench", longopts[li].name, optarg) < 0)
+                return FV_EXIT_USAGE;
+            break;
+        default: help_model(stderr); return FV_EXIT_USAGE;
+        }
+        if (bad) {
+            fv_cli_error("bench", "bad value '%s' for --%s", optarg, c == 't' ? "threads" : c == 'f' ? "format" : longopts[li].name);
+            return FV_EXIT_USAGE;
+        }
+    }
+    if (model && config) {
+        fv_cli_error("bench", "give either -m or --config, not both");
+        return FV_EXIT_USAGE;
+    }
+    fv_set_num_threads((int32_t)threads);
+    FvModel *m = NULL;
+    int rc;
+    if (model) {
+        if ((rc = fv_cli_load_model("bench", model, &m)))
+            return rc;
+    } else {
+        FvModelConfig cfg;
+        if (fv_model_config_preset(&cfg, config ? config : "base") < 0) {
+            fv_cli_error("bench", "unknown --config '%s' (base, small, tiny, test)", config);
+            return FV_EXIT_USAGE;
+        }
+        int ret = fv_model_create_random(&m, &cfg, 42);
+        if (ret < 0) {
+            fv_cli_error("bench", "%s", fv_last_error());
+            return fv_cli_exit_code(ret);
+        }
+    }
+    int ret = fv_cli_attn_apply(&ov, m);
+    const FvModelConfig *cf = fv_model_config(m);
+    if (ret >= 0 && S % cf->patch_size) {
+        fv_cli_error("bench", "--size %ld is not a multiple of the patch size %d", S, cf->patch_size);
+        fv_model_close(&m);
+        return FV_EXIT_USAGE;
+    }
+    const int64_t n = T * 3 * S * S;
+    float *x = fv_malloc(sizeof(float) * n), *logits = malloc(sizeof(float) * cf->num_labels);
+    double *times = malloc(sizeof(double) * (size_t)iters);
+    rc = FV_EXIT_OK;
+    if (ret < 0 || !x || !logits || !times) {
+        fv_cli_error("bench", "%s", ret < 0 ? fv_last_error() : "out of memory");
+        rc = ret < 0 ? FV_EXIT_USAGE : FV_EXIT_RUNTIME;
+        goto done;
+    }
+    uint64_t st = 7;
+    for (int64_t i = 0; i < n; i++)
+        x[i] = fv_rand_normal(&st);
+    if ((ret = fv_model_forward(m, x, (int32_t)T, (int32_t)S, (int32_t)S, logits)) < 0) { /* warm-up */
+        fv_cli_error("bench", "%s", fv_last_error());
+        rc = fv_cli_exit_code(ret);
+        goto done;
+    }
+    for (long i = 0; i < iters; i++) {
+        double t0 = fv_cli_now_ms();
+        fv_model_forward(m, x, (int32_t)T, (int32_t)S, (int32_t)S, logits);
+        times[i] = fv_cli_now_ms() - t0;
+    }
+    double flops = fv_model_flops(m, (int32_t)T, (int32_t)S, (int32_t)S);
+    double med = median(times, (int)iters), mn = times[0];
+    char sa[128], ta[128];
+    fv_cli_attn_describe(&cf->spatial, sa, sizeof(sa));
+    fv_cli_attn_describe(&cf->temporal, ta, sizeof(ta));
+    if (fmt == FV_OUT_JSON) {
+        json_t *j = json_pack("{s:s, s:i, s:i, s:i, s:i, s:f, s:f, s:f, s:f, s:f, s:{s:s, s:s}, s:I}",
+            "model", model ? model : (config ? config : "base"), "frames", (int)T, "size", (int)S, "threads",
+            fv_num_threads(), "iters", (int)iters, "min_ms", mn, "median_ms", med, "gflop", flops * 1e-9,
+            "gflops", flops * 1e-9 / (mn * 1e-3), "peak_rss_mb", peak_rss_mb(), "attention", "spatial", sa,
+            "temporal", ta, "params", (json_int_t)fv_model_num_params(m));
+        char *s = json_dumps(j, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
+        puts(s);
+        free(s);
+        json_decref(j);
+    } else {
+        printf("model      %s (%.1f M parameters)\n", model ? model : (config ? config : "base"),
+               fv_model_num_params(m) * 1e-6);
+        printf("input      %ld frames x %ldx%ld, fp32, %d threads\n", T, S, S, fv_num_threads());
+        printf("attention  spatial %s, temporal %s\n", sa, ta);
+        printf("forward    min %.1f ms, median %.1f ms over %ld iterations\n", mn, med, iters);
+        printf("compute    %.1f GFLOP, %.1f GFLOP/s (at the minimum)\n", flops * 1e-9, flops * 1e-9 / (mn * 1e-3));
+        printf("memory     peak RSS %.0f MB\n", peak_rss_mb());
+    }
+done:
+    fv_free(x);
+    free(logits);
+    free(times);
+    fv_model_close(&m);
+    return rc;
+}

@@ -1,1 +1,349 @@
-/* placeholder: being written */
+/* `fibvid classify`: top-k action labels for clips (K temporal x S spatial views, probabilities averaged). */
+#include <getopt.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "cli.h"
+
+typedef struct ClassifyOpts {
+    const char *model;
+    long topk;
+    long tviews, sviews;
+    int sampling;      /* -1: model's */
+    long frames, rate; /* 0: model's */
+    long short_side;   /* 0: model's */
+    int dense_start;
+    FvOutFormat format;
+    int logits;
+    long threads;
+    int quiet;
+    FvAttnOverrides attn;
+} ClassifyOpts;
+
+static void help(FILE *f)
+{
+    fprintf(f,
+        "usage: fibvid classify [-m MODEL] [options] CLIP...\n"
+        "\n"
+        "Top-k action labels for each clip. Several clips load the model once.\n"
+        "\n"
+        "  -m, --model PATH        Hugging Face TimeSformer directory or fibvid .safetensors file\n"
+        "                          (default: $FIBVID_MODEL, else the bundled default model)\n"
+        "  -k, --top-k N           labels to show (default 5)\n"
+        "      --views TxS         T temporal x S spatial views, probabilities averaged (default 1x1;\n"
+        "                          S is 1 (centre crop) or 3 (left/centre/right crops))\n"
+        "      --sampling MODE     uniform|dense (default: the model's config, else uniform)\n"
+        "      --frames N          frames per view (default: the model's num_frames)\n"
+        "      --rate R            dense sampling stride in native frames (default: the model's)\n"
+        "      --dense-start S     mmaction|slowfast: where dense views start (default mmaction)\n"
+        "      --short-side N      resize the shorter side to N before cropping (default: crop size)\n"
+        "  -f, --format FMT        text|json|jsonl (default text)\n"
+        "      --logits            include the raw logits (mean over views)\n"
+        "  -t, --threads N         threads (default: all cores)\n"
+        "  -q, --quiet             no progress on stderr\n"
+        "  -h, --help              this help\n"
+        "%s"
+        "\n"
+        "Exit codes: 0 success, 1 usage error, 2 input error (a clip or the model could not be read;\n"
+        "the other clips are still classified), 3 runtime failure.\n",
+        fv_cli_attn_help);
+}
+
+static int parse_views(const char *s, long *t, long *sv)
+{
+    char *x = strchr(s, 'x');
+    if (!x)
+        return -1;
+    char buf[32];
+    size_t n = (size_t)(x - s);
+    if (n == 0 || n >= sizeof(buf))
+        return -1;
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    if (fv_cli_parse_int(buf, 1, 64, t) < 0 || fv_cli_parse_int(x + 1, 1, 3, sv) < 0 || *sv == 2)
+        return -1;
+    return 0;
+}
+
+typedef struct ClipResult {
+    float *probs;  /* (L) mean over views */
+    float *logits; /* (L) mean over views */
+    double forward_ms;
+} ClipResult;
+
+static int run_clip(FvModel *m, const ClassifyOpts *o, const char *path, FvClip *clip, ClipResult *res)
+{
+    const FvModelConfig *c = fv_model_config(m);
+    FvClipSettings cs;
+    fv_sample_default_settings(&cs.sample);
+    fv_preprocess_default_settings(&cs.pre);
+    cs.sample.mode = o->sampling >= 0 ? (FvSampling)o->sampling : c->sampling;
+    cs.sample.num_frames = o->frames ? (int32_t)o->frames : c->num_frames;
+    cs.sample.rate = o->rate ? (int32_t)o->rate : c->sampling_rate;
+    cs.sample.num_views = (int32_t)o->tviews;
+    cs.sample.dense_start = (FvDenseStart)o->dense_start;
+    cs.pre.crop_size = c->image_size;
+    cs.pre.short_side = o->short_side ? (int32_t)o->short_side : c->short_side;
+    cs.pre.crop = o->sviews == 3 ? FV_CROP_THREE : FV_CROP_CENTER;
+    memcpy(cs.pre.mean, c->image_mean, sizeof(cs.pre.mean));
+    memcpy(cs.pre.std, c->image_std, sizeof(cs.pre.std));
+
+    int ret = fv_clip_load(path, &cs, clip);
+    if (ret < 0)
+        return ret;
+    const int32_t L = c->num_labels, V = clip->num_tviews * clip->num_sviews;
+    const int64_t view_floats = (int64_t)clip->T * 3 * clip->H * clip->W;
+    float *lg = malloc(sizeof(float) * L);
+    res->probs = calloc((size_t)L, sizeof(float));
+    res->logits = calloc((size_t)L, sizeof(float));
+    if (!lg || !res->probs || !res->logits) {
+        free(lg);
+        return FV_ENOMEM;
+    }
+    double t0 = fv_cli_now_ms();
+    for (int32_t v = 0; v < V; v++) {
+        if ((ret = fv_model_forward(m, clip->data + v * view_floats, clip->T, clip->H, clip->W, lg)) < 0)
+            break;
+        /* softmax per view, then the mean of probabilities (MMAction2 average_clips='prob') */
+        float mx = -INFINITY, z = 0;
+        for (int32_t i = 0; i < L; i++)
+            mx = lg[i] > mx ? lg[i] : mx;
+        for (int32_t i = 0; i < L; i++)
+            z += expf(lg[i] - mx);
+        for (int32_t i = 0; i < L; i++) {
+            res->probs[i] += expf(lg[i] - mx) / z / V;
+            res->logits[i] += lg[i] / V;
+        }
+    }
+    res->forward_ms = fv_cli_now_ms() - t0;
+    free(lg);
+    return ret;
+}
+
+static void topk(const float *p, int32_t L, int32_t k, int32_t *idx)
+{
+    /* partial selection sort: k is small */
+    char *used = calloc((size_t)L, 1);
+    for (int32_t r = 0; r < k; r++) {
+        int32_t best = -1;
+        for (int32_t i = 0; i < L; i++)
+            if (!used[i] && (best < 0 || p[i] > p[best]))
+                best = i;
+        idx[r] = best;
+        used[best] = 1;
+    }
+    free(used);
+}
+
+static json_t *clip_json(FvModel *m, const ClassifyOpts *o, const char *path, const FvClip *clip,
+                         const ClipResult *res)
+{
+    const int32_t L = fv_model_config(m)->num_labels;
+    int32_t k = (int32_t)(o->topk < L ? o->topk : L);
+    int32_t idx[64];
+    topk(res->probs, L, k, idx);
+    json_t *j = json_object();
+    json_object_set_new(j, "path", json_string(path));
+    json_t *top = json_array();
+    for (int32_t r = 0; r < k; r++)
+        json_array_append_new(top, json_pack("{s:s, s:i, s:f}", "label", fv_model_label(m, idx[r]), "index",
+                                             idx[r], "prob", (double)res->probs[idx[r]]));
+    json_object_set_new(j, "top", top);
+    if (o->logits) {
+        json_t *lg = json_array();
+        for (int32_t i = 0; i < L; i++)
+            json_array_append_new(lg, json_real(res->logits[i]));
+        json_object_set_new(j, "logits", lg);
+    }
+    json_t *frames = json_array();
+    for (int32_t v = 0; v < clip->num_tviews; v++) {
+        json_t *fv = json_array();
+        for (int32_t t = 0; t < clip->T; t++)
+            json_array_append_new(fv, json_integer(clip->frames[(int64_t)v * clip->T + t]));
+        json_array_append_new(frames, fv);
+    }
+    json_object_set_new(j, "frames", frames);
+    char views[32];
+    snprintf(views, sizeof(views), "%dx%d", clip->num_tviews, clip->num_sviews);
+    json_object_set_new(j, "views", json_string(views));
+    json_object_set_new(j, "timing_ms", json_pack("{s:f, s:f}", "decode", clip->decode_ms, "forward",
+                                                  res->forward_ms));
+    return j;
+}
+
+static void print_text(FvModel *m, const ClassifyOpts *o, const char *path, const FvClip *clip,
+                       const ClipResult *res)
+{
+    const int32_t L = fv_model_config(m)->num_labels;
+    int32_t k = (int32_t)(o->topk < L ? o->topk : L);
+    int32_t idx[64];
+    topk(res->probs, L, k, idx);
+    printf("%s  (%d frames, %dx%d views, decode %.1f ms, forward %.1f ms)\n", path, clip->T, clip->num_tviews,
+           clip->num_sviews, clip->decode_ms, res->forward_ms);
+    printf("  %-4s  %-8s  %-5s  %s\n", "rank", "prob", "index", "label");
+    for (int32_t r = 0; r < k; r++)
+        printf("  %-4d  %-8.4f  %-5d  %s\n", r + 1, res->probs[idx[r]], idx[r], fv_model_label(m, idx[r]));
+    if (o->logits) {
+        printf("  logits:");
+        for (int32_t i = 0; i < L; i++)
+            printf(" %.6g", res->logits[i]);
+        printf("\n");
+    }
+}
+
+int fv_cli_classify(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "model", required_argument, NULL, 'm' },
+        { "top-k", required_argument, NULL, 'k' },
+        { "views", required_argument, NULL, 'V' },
+        { "sampling", required_argument, NULL, 'S' },
+        { "frames", required_argument, NULL, 'F' },
+        { "rate", required_argument, NULL, 'R' },
+        { "dense-start", required_argument, NULL, 'D' },
+        { "short-side", required_argument, NULL, 'Z' },
+        { "format", required_argument, NULL, 'f' },
+        { "logits", no_argument, NULL, 'L' },
+        { "threads", required_argument, NULL, 't' },
+        { "quiet", no_argument, NULL, 'q' },
+        { "help", no_argument, NULL, 'h' },
+        FV_CLI_ATTN_LONGOPTS,
+        { NULL, 0, NULL, 0 },
+    };
+    ClassifyOpts o = { .topk = 5, .tviews = 1, .sviews = 1, .sampling = -1, .format = FV_OUT_TEXT };
+    fv_cli_attn_overrides_init(&o.attn);
+    int c, li;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "m:k:f:t:qh", longopts, &li)) != -1) {
+        switch (c) {
+        case 'm': o.model = optarg; break;
+        case 'k':
+            if (fv_cli_parse_int(optarg, 1, 64, &o.topk) < 0)
+                goto bad;
+            break;
+        case 'V':
+            if (parse_views(optarg, &o.tviews, &o.sviews) < 0)
+                goto bad;
+            break;
+        case 'S':
+            if (!strcmp(optarg, "uniform")) o.sampling = FV_SAMPLING_UNIFORM;
+            else if (!strcmp(optarg, "dense")) o.sampling = FV_SAMPLING_DENSE;
+            else goto bad;
+            break;
+        case 'F':
+            if (fv_cli_parse_int(optarg, 1, 1024, &o.frames) < 0)
+                goto bad;
+            break;
+        case 'R':
+            if (fv_cli_parse_int(optarg, 1, 100000, &o.rate) < 0)
+                goto bad;
+            break;
+        case 'D':
+            if (!strcmp(optarg, "mmaction")) o.dense_start = FV_DENSE_START_MMACTION;
+            else if (!strcmp(optarg, "slowfast")) o.dense_start = FV_DENSE_START_SLOWFAST;
+            else goto bad;
+            break;
+        case 'Z':
+            if (fv_cli_parse_int(optarg, 1, 16384, &o.short_side) < 0)
+                goto bad;
+            break;
+        case 'f':
+            if (fv_cli_parse_format(optarg, 1u << FV_OUT_TEXT | 1u << FV_OUT_JSON | 1u << FV_OUT_JSONL, &o.format) < 0)
+                goto bad;
+            break;
+        case 'L': o.logits = 1; break;
+        case 't':
+            if (fv_cli_parse_int(optarg, 1, 1024, &o.threads) < 0)
+                goto bad;
+            break;
+        case 'q': o.quiet = 1; break;
+        case 'h': help(stdout); return FV_EXIT_OK;
+        case FV_OPT_ATTN:
+            if (fv_cli_attn_option(&o.attn, "classify", longopts[li].name, optarg) < 0)
+                return FV_EXIT_USAGE;
+            break;
+        default:
+            help(stderr);
+            return FV_EXIT_USAGE;
+        }
+        continue;
+    bad:
+        fv_cli_error("classify", "bad value '%s' for --%s", optarg, c == 'k' ? "top-k" : c == 'f' ? "format" : c == 't' ? "threads" : longopts[li].name);
+        return FV_EXIT_USAGE;
+    }
+    if (optind >= argc) {
+        fv_cli_error("classify", "no clip given (see --help)");
+        return FV_EXIT_USAGE;
+    }
+    fv_set_num_threads((int32_t)o.threads);
+
+    FvModel *m = NULL;
+    int rc = fv_cli_load_model("classify", o.model, &m);
+    if (rc)
+        return rc;
+    int ret = fv_cli_attn_apply(&o.attn, m);
+    if (ret < 0) {
+        fv_cli_error("classify", "%s", fv_last_error());
+        fv_model_close(&m);
+        return FV_EXIT_USAGE;
+    }
+
+    json_t *all = o.format == FV_OUT_JSON ? json_array() : NULL;
+    int nclips = argc - optind;
+    for (int i = optind; i < argc; i++) {
+        const char *path = argv[i];
+        FvClip clip = { 0 };
+        ClipResult res = { 0 };
+        if (!o.quiet && isatty(STDERR_FILENO) && nclips > 1)
+            fprintf(stderr, "\r[%d/%d] %s\033[K", i - optind + 1, nclips, path);
+        ret = run_clip(m, &o, path, &clip, &res);
+        if (ret < 0) {
+            if (!o.quiet && isatty(STDERR_FILENO) && nclips > 1)
+                fputc('\n', stderr);
+            fv_cli_error("classify", "%s", fv_last_error()[0] ? fv_last_error() : "failed");
+            int code = fv_cli_exit_code(ret);
+            rc = code > rc ? code : rc;
+            if (o.format != FV_OUT_TEXT) {
+                json_t *e = json_pack("{s:s, s:s}", "path", path, "error", fv_last_error());
+                if (all)
+                    json_array_append_new(all, e);
+                else {
+                    char *s = json_dumps(e, JSON_COMPACT);
+                    puts(s);
+                    free(s);
+                    json_decref(e);
+                }
+            }
+        } else if (o.format == FV_OUT_TEXT) {
+            print_text(m, &o, path, &clip, &res);
+        } else {
+            json_t *j = clip_json(m, &o, path, &clip, &res);
+            if (all)
+                json_array_append_new(all, j);
+            else {
+                char *s = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(9));
+                puts(s);
+                free(s);
+                json_decref(j);
+            }
+        }
+        fflush(stdout);
+        free(res.probs);
+        free(res.logits);
+        fv_clip_free(&clip);
+    }
+    if (!o.quiet && isatty(STDERR_FILENO) && nclips > 1)
+        fputc('\n', stderr);
+    if (all) {
+        char *s = json_dumps(all, JSON_INDENT(2) | JSON_REAL_PRECISION(9));
+        puts(s);
+        free(s);
+        json_decref(all);
+    }
+    fv_model_close(&m);
+    return rc;
+}

@@ -1,1 +1,192 @@
-/* placeholder: being written */
+/* Option handling shared by the subcommands: numbers, formats, attention overrides, model loading. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "cli.h"
+
+int fv_cli_exit_code(int err)
+{
+    if (err >= 0)
+        return FV_EXIT_OK;
+    return fv_error_is_input(err) ? FV_EXIT_INPUT : FV_EXIT_RUNTIME;
+}
+
+void fv_cli_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "fibvid %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+int fv_cli_parse_int(const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int fv_cli_parse_format(const char *s, unsigned allowed, FvOutFormat *out)
+{
+    static const char *names[] = { "text", "json", "jsonl", "csv", "svg", "png" };
+    for (unsigned i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (!strcmp(s, names[i]) && (allowed & (1u << i))) {
+            *out = (FvOutFormat)i;
+            return 0;
+        }
+    return -1;
+}
+
+const char fv_cli_attn_help[] =
+    "attention (default: what the model's config says; HF models are dense):\n"
+    "      --spatial-attn dense|fib     spatial attention kind\n"
+    "      --temporal-attn dense|fib    temporal attention kind\n"
+    "      --fib-variant modified|original   Fibottention sequence start (default modified)\n"
+    "      --fib-semantics zero|exclude masked scores -> 0 (reference) or out of the softmax (default zero)\n"
+    "      --fib-wmin N, --fib-wmax N   spatial head windows (default 5 and patches/3)\n"
+    "      --fib-temporal-wmin N, --fib-temporal-wmax N   temporal windows (default 1 and frames-1)\n"
+    "      --fib-shuffle on|off         per-layer head shuffle as the reference code (default on)\n";
+
+void fv_cli_attn_overrides_init(FvAttnOverrides *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->spatial_kind = o->temporal_kind = o->variant = o->semantics = o->shuffle = -1;
+}
+
+static int pick(const char *v, const char *a, const char *b)
+{
+    return !strcmp(v, a) ? 0 : !strcmp(v, b) ? 1 : -1;
+}
+
+int fv_cli_attn_option(FvAttnOverrides *o, const char *cmd, const char *name, const char *value)
+{
+    int r = -2;
+    long n;
+    if (!strcmp(name, "spatial-attn"))
+        r = o->spatial_kind = pick(value, "dense", "fib");
+    else if (!strcmp(name, "temporal-attn"))
+        r = o->temporal_kind = pick(value, "dense", "fib");
+    else if (!strcmp(name, "fib-variant"))
+        r = o->variant = pick(value, "modified", "original");
+    else if (!strcmp(name, "fib-semantics"))
+        r = o->semantics = pick(value, "zero", "exclude");
+    else if (!strcmp(name, "fib-shuffle"))
+        r = (o->shuffle = pick(value, "off", "on"));
+    else if (!strcmp(name, "fib-wmin") || !strcmp(name, "fib-wmax") || !strcmp(name, "fib-temporal-wmin") ||
+             !strcmp(name, "fib-temporal-wmax")) {
+        if (fv_cli_parse_int(value, 1, 1 << 20, &n) < 0) {
+            r = -1;
+        } else {
+            r = 0;
+            int *dst = !strcmp(name, "fib-wmin") ? &o->wmin : !strcmp(name, "fib-wmax") ? &o->wmax
+                     : !strcmp(name, "fib-temporal-wmin") ? &o->twmin : &o->twmax;
+            *dst = (int)n;
+        }
+    } else
+        return 0;
+    if (r < 0) {
+        fv_cli_error(cmd, "bad value '%s' for --%s (see --help)", value, name);
+        return -1;
+    }
+    return 1;
+}
+
+int fv_cli_attn_apply(const FvAttnOverrides *o, FvModel *m)
+{
+    FvAttnSettings s = fv_model_config(m)->spatial, t = fv_model_config(m)->temporal;
+    if (o->spatial_kind >= 0)
+        s.kind = (FvAttnKind)o->spatial_kind;
+    if (o->temporal_kind >= 0)
+        t.kind = (FvAttnKind)o->temporal_kind;
+    if (o->variant >= 0)
+        s.variant = t.variant = (FvFibVariant)o->variant;
+    if (o->semantics >= 0)
+        s.semantics = t.semantics = (FvFibSemantics)o->semantics;
+    if (o->shuffle >= 0)
+        s.shuffle = t.shuffle = o->shuffle;
+    if (o->wmin)
+        s.wmin = o->wmin;
+    if (o->wmax)
+        s.wmax = o->wmax;
+    if (o->twmin)
+        t.wmin = o->twmin;
+    if (o->twmax)
+        t.wmax = o->twmax;
+    return fv_model_set_attention(m, &s, &t);
+}
+
+void fv_cli_attn_describe(const FvAttnSettings *a, char *buf, size_t n)
+{
+    if (a->kind == FV_ATTN_DENSE) {
+        snprintf(buf, n, "dense");
+        return;
+    }
+    char wmin[16] = "default", wmax[16] = "default";
+    if (a->wmin > 0)
+        snprintf(wmin, sizeof(wmin), "%d", a->wmin);
+    if (a->wmax > 0)
+        snprintf(wmax, sizeof(wmax), "%d", a->wmax);
+    snprintf(buf, n, "fib(%s,%s,wmin=%s,wmax=%s,shuffle=%s)", a->variant == FV_FIB_MODIFIED ? "modified" : "original",
+             a->semantics == FV_FIB_ZERO ? "zero" : "exclude", wmin, wmax, a->shuffle ? "on" : "off");
+}
+
+const char *fv_cli_sampling_name(FvSampling s)
+{
+    return s == FV_SAMPLING_DENSE ? "dense" : "uniform";
+}
+
+static int is_readable(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0;
+}
+
+const char *fv_cli_default_model(void)
+{
+    const char *env = getenv("FIBVID_MODEL");
+    if (env && *env)
+        return env;
+    static const char *candidates[] = { FV_MODELS_SRCDIR "/fibvid-default.safetensors",
+                                        FV_MODELS_DATADIR "/fibvid-default.safetensors" };
+    for (size_t i = 0; i < sizeof(candidates) / sizeof(candidates[0]); i++)
+        if (is_readable(candidates[i]))
+            return candidates[i];
+    return NULL;
+}
+
+int fv_cli_load_model(const char *cmd, const char *path, FvModel **out)
+{
+    if (!path) {
+        path = fv_cli_default_model();
+        if (!path) {
+            fv_cli_error(cmd, "no model given and no bundled default model found (looked in %s and %s); "
+                         "pass -m MODEL (a Hugging Face TimeSformer directory or a fibvid .safetensors file)",
+                         FV_MODELS_SRCDIR, FV_MODELS_DATADIR);
+            return FV_EXIT_INPUT;
+        }
+    }
+    int ret = fv_model_load(out, path);
+    if (ret < 0) {
+        fv_cli_error(cmd, "%s", fv_last_error());
+        return fv_cli_exit_code(ret);
+    }
+    return FV_EXIT_OK;
+}
+
+double fv_cli_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
+}

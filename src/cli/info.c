@@ -1,1 +1,124 @@
-/* placeholder: being written */
+/* `fibvid info`: what a model is — architecture, parameters, labels, preprocessing, attention kinds. */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "cli.h"
+
+static void help(FILE *f)
+{
+    fprintf(f,
+            "usage: fibvid info [-m MODEL] [-f text|json]\n"
+            "\n"
+            "  -m, --model PATH   model to describe (default: $FIBVID_MODEL, else the bundled default)\n"
+            "  -f, --format FMT   text|json (default text)\n"
+            "  -h, --help         this help\n"
+            "\nExit codes: 0 success, 1 usage error, 2 model could not be read, 3 runtime failure.\n");
+}
+
+static json_t *attn_json(const FvAttnSettings *a)
+{
+    json_t *j = json_object();
+    json_object_set_new(j, "kind", json_string(a->kind == FV_ATTN_FIB ? "fib" : "dense"));
+    if (a->kind == FV_ATTN_FIB) {
+        json_object_set_new(j, "variant", json_string(a->variant == FV_FIB_MODIFIED ? "modified" : "original"));
+        json_object_set_new(j, "semantics", json_string(a->semantics == FV_FIB_ZERO ? "zero" : "exclude"));
+        json_object_set_new(j, "wmin", a->wmin > 0 ? json_integer(a->wmin) : json_string("default"));
+        json_object_set_new(j, "wmax", a->wmax > 0 ? json_integer(a->wmax) : json_string("default"));
+        json_object_set_new(j, "shuffle", json_boolean(a->shuffle));
+    }
+    return j;
+}
+
+int fv_cli_info(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "model", required_argument, NULL, 'm' },
+        { "format", required_argument, NULL, 'f' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *model = NULL;
+    FvOutFormat fmt = FV_OUT_TEXT;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "m:f:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'm': model = optarg; break;
+        case 'f':
+            if (fv_cli_parse_format(optarg, 1u << FV_OUT_TEXT | 1u << FV_OUT_JSON, &fmt) < 0) {
+                fv_cli_error("info", "bad value '%s' for --format", optarg);
+                return FV_EXIT_USAGE;
+            }
+            break;
+        case 'h': help(stdout); return FV_EXIT_OK;
+        default: help(stderr); return FV_EXIT_USAGE;
+        }
+    }
+    if (optind < argc) {
+        fv_cli_error("info", "unexpected argument '%s'", argv[optind]);
+        return FV_EXIT_USAGE;
+    }
+    FvModel *m = NULL;
+    int rc = fv_cli_load_model("info", model, &m);
+    if (rc)
+        return rc;
+    const FvModelConfig *cf = fv_model_config(m);
+    const int32_t P = (cf->image_size / cf->patch_size) * (cf->image_size / cf->patch_size);
+    const double gflop = fv_model_flops(m, cf->num_frames, cf->image_size, cf->image_size) * 1e-9;
+    if (fmt == FV_OUT_JSON) {
+        json_t *j = json_object();
+        json_object_set_new(j, "path", json_string(model ? model : fv_cli_default_model()));
+        json_object_set_new(j, "architecture", json_string("timesformer-divided-space-time"));
+        json_object_set_new(j, "num_params", json_integer(fv_model_num_params(m)));
+        json_object_set_new(j, "config", json_pack("{s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:b}",
+            "image_size", cf->image_size, "patch_size", cf->patch_size, "num_frames", cf->num_frames,
+            "hidden_size", cf->hidden_size, "num_hidden_layers", cf->num_layers, "num_attention_heads",
+            cf->num_heads, "intermediate_size", cf->intermediate_size, "num_labels", cf->num_labels,
+            "layer_norm_eps", (double)cf->layer_norm_eps, "qkv_bias", cf->qkv_bias));
+        json_object_set_new(j, "tokens", json_pack("{s:i, s:i}", "patches_per_frame", P, "total",
+                                                   1 + P * cf->num_frames));
+        json_object_set_new(j, "gflop_per_view", json_real(gflop));
+        json_object_set_new(j, "preprocessing", json_pack("{s:s, s:i, s:i, s:i, s:[f,f,f], s:[f,f,f]}",
+            "sampling", fv_cli_sampling_name(cf->sampling), "sampling_rate", cf->sampling_rate, "short_side",
+            cf->short_side ? cf->short_side : cf->image_size, "crop_size", cf->image_size,
+            "image_mean", (double)cf->image_mean[0], (double)cf->image_mean[1], (double)cf->image_mean[2],
+            "image_std", (double)cf->image_std[0], (double)cf->image_std[1], (double)cf->image_std[2]));
+        json_object_set_new(j, "attention", json_pack("{s:o, s:o}", "spatial", attn_json(&cf->spatial),
+                                                      "temporal", attn_json(&cf->temporal)));
+        json_t *labels = json_array();
+        for (int32_t i = 0; i < cf->num_labels; i++)
+            json_array_append_new(labels, json_string(fv_model_label(m, i)));
+        json_object_set_new(j, "labels", labels);
+        char *s = json_dumps(j, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
+        puts(s);
+        free(s);
+        json_decref(j);
+    } else {
+        char sa[128], ta[128];
+        fv_cli_attn_describe(&cf->spatial, sa, sizeof(sa));
+        fv_cli_attn_describe(&cf->temporal, ta, sizeof(ta));
+        printf("model          %s\n", model ? model : fv_cli_default_model());
+        printf("architecture   TimeSformer, divided space-time attention\n");
+        printf("parameters     %lld (%.1f M)\n", (long long)fv_model_num_params(m), fv_model_num_params(m) * 1e-6);
+        printf("size           hidden %d, %d layers, %d heads, MLP %d, qkv bias %s, LayerNorm eps %g\n",
+               cf->hidden_size, cf->num_layers, cf->num_heads, cf->intermediate_size, cf->qkv_bias ? "yes" : "no",
+               (double)cf->layer_norm_eps);
+        printf("input          %d frames x %dx%d, patch %d (%d patches per frame, %d tokens)\n", cf->num_frames,
+               cf->image_size, cf->image_size, cf->patch_size, P, 1 + P * cf->num_frames);
+        printf("compute        %.2f GFLOP per view\n", gflop);
+        printf("preprocessing  %s sampling (rate %d), short side %d, crop %d, mean %.3f %.3f %.3f, std %.3f %.3f %.3f\n",
+               fv_cli_sampling_name(cf->sampling), cf->sampling_rate, cf->short_side ? cf->short_side : cf->image_size,
+               cf->image_size, (double)cf->image_mean[0], (double)cf->image_mean[1], (double)cf->image_mean[2],
+               (double)cf->image_std[0], (double)cf->image_std[1], (double)cf->image_std[2]);
+        printf("attention      spatial %s, temporal %s\n", sa, ta);
+        printf("labels         %d:", cf->num_labels);
+        for (int32_t i = 0; i < cf->num_labels && i < 8; i++)
+            printf("%s %s", i ? "," : "", fv_model_label(m, i));
+        printf("%s\n", cf->num_labels > 8 ? ", ..." : "");
+    }
+    fv_model_close(&m);
+    return FV_EXIT_OK;
+}

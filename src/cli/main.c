@@ -1,1 +1,57 @@
-int main(void) { return 0; }
+/* fibvid command-line entry point: dispatches to the subcommands. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: fibvid <command> [options]\n"
+            "\n"
+            "commands:\n"
+            "  classify   top-k action labels for one or more clips\n"
+            "  info       describe a model (architecture, parameters, labels, preprocessing, attention)\n"
+            "  bench      time the forward pass (or `bench attention`: the attention kernels alone)\n"
+            "  masks      Fibottention offsets, densities and overlap of every head (JSON, SVG, PNG)\n"
+            "\n"
+            "`fibvid <command> --help` lists a command's options with their defaults.\n"
+            "Exit codes: 0 success, 1 usage error, 2 input error (bad clip or model), 3 runtime failure.\n"
+            "Environment: FIBVID_MODEL (default model), FIBVID_VERBOSE=1|2 (show FFmpeg's own messages).\n");
+}
+
+int main(int argc, char **argv)
+{
+    /* FFmpeg's own log lines would break the one-line error contract; FIBVID_VERBOSE=1|2 shows them */
+    const char *verbose = getenv("FIBVID_VERBOSE");
+    fv_set_verbosity(verbose ? atoi(verbose) : 0);
+    if (argc < 2) {
+        usage(stderr);
+        return FV_EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
+        usage(stdout);
+        return FV_EXIT_OK;
+    }
+    if (!strcmp(cmd, "-V") || !strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
+        printf("fibvid %s\n", fv_version());
+        return FV_EXIT_OK;
+    }
+    static const struct {
+        const char *name;
+        int (*fn)(int, char **);
+    } cmds[] = {
+        { "classify", fv_cli_classify },
+        { "info", fv_cli_info },
+        { "bench", fv_cli_bench },
+        { "masks", fv_cli_masks },
+    };
+    for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+        if (!strcmp(cmd, cmds[i].name))
+            return cmds[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "fibvid: unknown command '%s'\n", cmd);
+    usage(stderr);
+    return FV_EXIT_USAGE;
+}

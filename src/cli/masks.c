@@ -1,1 +1,333 @@
-/* placeholder: being written */
+/* `fibvid masks`: the Fibottention offsets of every head of every layer, with density and inter-head
+ * overlap, as text, JSON, or pictures (SVG, PNG through FFmpeg's encoder). */
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "../attention.h"
+#include "../fibottention.h"
+#include "../image.h"
+#include "cli.h"
+
+static void help(FILE *f)
+{
+    fprintf(f,
+        "usage: fibvid masks (--tokens N --heads H [--layers L] | -m MODEL) [options]\n"
+        "\n"
+        "Fibottention offsets of every head of every layer (after the per-layer head shuffle), each head's\n"
+        "density (fraction of the N x N token pairs it attends, cls excluded) and the Jaccard overlap of\n"
+        "every pair of heads.\n"
+        "\n"
+        "  -m, --model PATH       take tokens, heads, layers and settings from a model\n"
+        "      --tokens N         tokens the mask spans, cls not counted (spatial: patches per frame, e.g.\n"
+        "                         196 for 224x224; temporal: frames)\n"
+        "      --heads H          heads (default 12)\n"
+        "      --layers L         layers (default 12)\n"
+        "      --temporal         temporal masks (offset 0 always attended, defaults wmin 1, wmax N-1)\n"
+        "      --variant V        modified|original (default: the model's, else modified)\n"
+        "      --wmin N           smallest window (default 5 spatial, 1 temporal)\n"
+        "      --wmax N           largest window (default N/3 spatial, N-1 temporal)\n"
+        "      --shuffle on|off   per-layer head shuffle (default on)\n"
+        "  -f, --format FMT       text|json|svg|png (default text)\n"
+        "  -o, --output PATH      write there instead of stdout (required for png)\n"
+        "  -h, --help             this help\n"
+        "\nExit codes: 0 success, 1 usage error, 2 model could not be read, 3 runtime failure.\n");
+}
+
+typedef struct MaskSet {
+    int32_t n, H, L, temporal;
+    FvAttnSettings s;
+    FvAttnPlan *plans; /* (L) */
+} MaskSet;
+
+static const int32_t *raw(const MaskSet *ms, int32_t l, int32_t h, int32_t *cnt)
+{
+    const FvAttnPlan *p = &ms->plans[l];
+    *cnt = p->raw_noff[h];
+    return p->raw_off + (int64_t)h * p->raw_max;
+}
+
+/* the set a head attends (unique; temporal with offset 0): the plan's */
+static const int32_t *uniq(const MaskSet *ms, int32_t l, int32_t h, int32_t *cnt)
+{
+    const FvAttnPlan *p = &ms->plans[l];
+    *cnt = p->noff[h];
+    return p->off + (int64_t)h * p->max_off;
+}
+
+static double density(const MaskSet *ms, int32_t l, int32_t h)
+{
+    int32_t c;
+    const int32_t *o = uniq(ms, l, h, &c);
+    return fv_fib_density(o, c, ms->n, 0);
+}
+
+static double jaccard(const MaskSet *ms, int32_t l, int32_t a, int32_t b)
+{
+    int32_t ca, cb;
+    const int32_t *oa = uniq(ms, l, a, &ca), *ob = uniq(ms, l, b, &cb);
+    return fv_fib_jaccard(oa, ca, ob, cb, ms->n, 0);
+}
+
+static double mean_jaccard(const MaskSet *ms, int32_t l)
+{
+    double s = 0;
+    int cnt = 0;
+    for (int32_t a = 0; a < ms->H; a++)
+        for (int32_t b = a + 1; b < ms->H; b++, cnt++)
+            s += jaccard(ms, l, a, b);
+    return cnt ? s / cnt : 1.0;
+}
+
+static json_t *to_json(const MaskSet *ms)
+{
+    json_t *j = json_object();
+    json_object_set_new(j, "tokens", json_integer(ms->n));
+    json_object_set_new(j, "heads", json_integer(ms->H));
+    json_object_set_new(j, "attention", json_string(ms->temporal ? "temporal" : "spatial"));
+    json_object_set_new(j, "variant", json_string(ms->s.variant == FV_FIB_MODIFIED ? "modified" : "original"));
+    json_object_set_new(j, "wmin", json_integer(ms->plans[0].s.wmin));
+    json_object_set_new(j, "wmax", json_integer(ms->plans[0].s.wmax));
+    json_object_set_new(j, "shuffle", json_boolean(ms->s.shuffle));
+    json_t *layers = json_array();
+    for (int32_t l = 0; l < ms->L; l++) {
+        json_t *jl = json_object(), *heads = json_array(), *jac = json_array();
+        double dsum = 0;
+        for (int32_t h = 0; h < ms->H; h++) {
+            int32_t c;
+            const int32_t *o = raw(ms, l, h, &c);
+            json_t *off = json_array();
+            for (int32_t i = 0; i < c; i++)
+                json_array_append_new(off, json_integer(o[i]));
+            double d = density(ms, l, h);
+            dsum += d;
+            json_array_append_new(heads, json_pack("{s:i, s:o, s:f}", "head", h, "offsets", off, "density", d));
+            json_t *row = json_array();
+            for (int32_t b = 0; b < ms->H; b++)
+                json_array_append_new(row, json_real(jaccard(ms, l, h, b)));
+            json_array_append_new(jac, row);
+        }
+        json_object_set_new(jl, "layer", json_integer(l));
+        json_object_set_new(jl, "heads", heads);
+        json_object_set_new(jl, "mean_density", json_real(dsum / ms->H));
+        json_object_set_new(jl, "mean_jaccard", json_real(mean_jaccard(ms, l)));
+        json_object_set_new(jl, "jaccard", jac);
+        json_array_append_new(layers, jl);
+    }
+    json_object_set_new(j, "layers", layers);
+    return j;
+}
+
+static void write_text(const MaskSet *ms, FILE *f)
+{
+    fprintf(f, "%s Fibottention, %s variant, %d tokens, %d heads, windows %d..%d, shuffle %s\n",
+            ms->temporal ? "temporal" : "spatial", ms->s.variant == FV_FIB_MODIFIED ? "modified" : "original", ms->n,
+            ms->H, ms->plans[0].s.wmin, ms->plans[0].s.wmax, ms->s.shuffle ? "on" : "off");
+    for (int32_t l = 0; l < ms->L; l++) {
+        double dsum = 0;
+        for (int32_t h = 0; h < ms->H; h++)
+            dsum += density(ms, l, h);
+        fprintf(f, "layer %d: mean density %.2f%%, mean pairwise Jaccard %.4f\n", l, 100 * dsum / ms->H,
+                mean_jaccard(ms, l));
+        for (int32_t h = 0; h < ms->H; h++) {
+            int32_t c;
+            const int32_t *o = raw(ms, l, h, &c);
+            fprintf(f, "  head %2d  density %6.2f%%  offsets [", h, 100 * density(ms, l, h));
+            for (int32_t i = 0; i < c; i++)
+                fprintf(f, "%s%d", i ? ", " : "", o[i]);
+            fprintf(f, "]\n");
+        }
+    }
+}
+
+/* SVG: one square per head, a row per layer; every offset is drawn as its two diagonals (compact even for
+ * thousands of tokens), so each head's dilated pattern reads at a glance. */
+static void write_svg(const MaskSet *ms, FILE *f)
+{
+    const double cell = 120.0, gap = 14.0, left = 70.0, top = 40.0;
+    const double W = left + ms->H * (cell + gap), Hh = top + ms->L * (cell + gap + 14);
+    const double sc = cell / ms->n, sw = sc < 1.0 ? 1.0 : sc;
+    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
+               "font-family=\"sans-serif\" font-size=\"11\">\n", W, Hh);
+    fprintf(f, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
+    fprintf(f, "<text x=\"%.0f\" y=\"18\" font-size=\"14\">%s Fibottention masks: %d tokens, %d heads, %s variant "
+               "(query rows, key columns)</text>\n", left, ms->temporal ? "Temporal" : "Spatial", ms->n, ms->H,
+            ms->s.variant == FV_FIB_MODIFIED ? "modified" : "original");
+    for (int32_t l = 0; l < ms->L; l++) {
+        double y0 = top + l * (cell + gap + 14);
+        fprintf(f, "<text x=\"4\" y=\"%.1f\">layer %d</text>\n", y0 + cell / 2, l);
+        for (int32_t h = 0; h < ms->H; h++) {
+            double x0 = left + h * (cell + gap);
+            fprintf(f, "<g transform=\"translate(%.1f,%.1f)\"><title>layer %d head %d: density %.2f%%</title>\n", x0,
+                    y0, l, h, 100 * density(ms, l, h));
+            fprintf(f, "<rect width=\"%.1f\" height=\"%.1f\" fill=\"#f4f4f4\" stroke=\"#999\"/>\n", cell, cell);
+            int32_t c;
+            const int32_t *o = uniq(ms, l, h, &c);
+            for (int32_t i = 0; i < c; i++) {
+                double d = o[i] * sc, e = cell;
+                fprintf(f, "<path d=\"M%.2f %.2fL%.2f %.2fM%.2f %.2fL%.2f %.2f\" stroke=\"#3b518b\" "
+                           "stroke-width=\"%.2f\"/>\n", sc / 2 + d, sc / 2, e - sc / 2, e - d - sc / 2, sc / 2,
+                        sc / 2 + d, e - d - sc / 2, e - sc / 2, sw);
+            }
+            fprintf(f, "<text x=\"0\" y=\"%.1f\">h%d %.1f%%</text></g>\n", cell + 12, h, 100 * density(ms, l, h));
+        }
+    }
+    fprintf(f, "</svg>\n");
+}
+
+static int write_png(const MaskSet *ms, const char *path)
+{
+    const int32_t n = ms->n, px = n <= 40 ? 160 / n : n <= 160 ? 2 : 1, side = n * px, gap = 6;
+    FvImage im;
+    int ret = fv_image_alloc(&im, gap + ms->H * (side + gap), gap + ms->L * (side + gap), 255, 255, 255);
+    if (ret < 0)
+        return ret;
+    static const uint8_t bg[3] = { 235, 235, 235 };
+    for (int32_t l = 0; l < ms->L; l++)
+        for (int32_t h = 0; h < ms->H; h++) {
+            int32_t x0 = gap + h * (side + gap), y0 = gap + l * (side + gap);
+            fv_image_fill_rect(&im, x0, y0, side, side, bg);
+            int32_t c;
+            const int32_t *o = uniq(ms, l, h, &c);
+            uint8_t col[3];
+            fv_colormap(0.15f + 0.7f * h / (ms->H > 1 ? ms->H - 1 : 1), col); /* a hue per head */
+            for (int32_t i = 0; i < c; i++)
+                for (int32_t q = 0; q < n; q++) {
+                    if (q + o[i] < n) {
+                        fv_image_fill_rect(&im, x0 + (q + o[i]) * px, y0 + q * px, px, px, col);
+                        fv_image_fill_rect(&im, x0 + q * px, y0 + (q + o[i]) * px, px, px, col);
+                    }
+                }
+        }
+    ret = fv_image_write_png(&im, path);
+    fv_image_free(&im);
+    return ret;
+}
+
+int fv_cli_masks(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "model", required_argument, NULL, 'm' },  { "tokens", required_argument, NULL, 'N' },
+        { "heads", required_argument, NULL, 'H' },  { "layers", required_argument, NULL, 'L' },
+        { "temporal", no_argument, NULL, 'T' },     { "variant", required_argument, NULL, 'v' },
+        { "wmin", required_argument, NULL, 'a' },   { "wmax", required_argument, NULL, 'b' },
+        { "shuffle", required_argument, NULL, 's' }, { "format", required_argument, NULL, 'f' },
+        { "output", required_argument, NULL, 'o' }, { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *model = NULL, *out = NULL;
+    long N = 0, H = 12, L = 12, wmin = 0, wmax = 0;
+    int temporal = 0, variant = -1, shuffle = -1, c, li;
+    FvOutFormat fmt = FV_OUT_TEXT;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "m:f:o:h", longopts, &li)) != -1) {
+        int bad = 0;
+        switch (c) {
+        case 'm': model = optarg; break;
+        case 'N': bad = fv_cli_parse_int(optarg, 1, 1 << 16, &N); break;
+        case 'H': bad = fv_cli_parse_int(optarg, 1, 256, &H); break;
+        case 'L': bad = fv_cli_parse_int(optarg, 1, 1024, &L); break;
+        case 'T': temporal = 1; break;
+        case 'v': variant = !strcmp(optarg, "modified") ? 0 : !strcmp(optarg, "original") ? 1 : -2; bad = variant == -2; break;
+        case 'a': bad = fv_cli_parse_int(optarg, 1, 1 << 20, &wmin); break;
+        case 'b': bad = fv_cli_parse_int(optarg, 1, 1 << 20, &wmax); break;
+        case 's': shuffle = !strcmp(optarg, "on") ? 1 : !strcmp(optarg, "off") ? 0 : -2; bad = shuffle == -2; break;
+        case 'f': bad = fv_cli_parse_format(optarg, 1u << FV_OUT_TEXT | 1u << FV_OUT_JSON | 1u << FV_OUT_SVG |
+                                            1u << FV_OUT_PNG, &fmt); break;
+        case 'o': out = optarg; break;
+        case 'h': help(stdout); return FV_EXIT_OK;
+        default: help(stderr); return FV_EXIT_USAGE;
+        }
+        if (bad) {
+            fv_cli_error("masks", "bad value '%s' for --%s", optarg, c == 'f' ? "format" : longopts[li].name);
+            return FV_EXIT_USAGE;
+        }
+    }
+    if ((!model && !N) || (model && N)) {
+        fv_cli_error("masks", "give either --tokens N (with --heads/--layers) or -m MODEL");
+        return FV_EXIT_USAGE;
+    }
+    if (fmt == FV_OUT_PNG && !out) {
+        fv_cli_error("masks", "-f png needs -o PATH");
+        return FV_EXIT_USAGE;
+    }
+    MaskSet ms = { 0 };
+    fv_attn_default_settings(&ms.s);
+    if (model) {
+        FvModel *m = NULL;
+        int rc = fv_cli_load_model("masks", model, &m);
+        if (rc)
+            return rc;
+        const FvModelConfig *cf = fv_model_config(m);
+        const FvAttnSettings *a = temporal ? &cf->temporal : &cf->spatial;
+        if (a->kind == FV_ATTN_FIB)
+            ms.s = *a;
+        N = temporal ? cf->num_frames : (cf->image_size / cf->patch_size) * (cf->image_size / cf->patch_size);
+        H = cf->num_heads;
+        L = cf->num_layers;
+        fv_model_close(&m);
+    }
+    ms.s.kind = FV_ATTN_FIB;
+    if (variant >= 0)
+        ms.s.variant = (FvFibVariant)variant;
+    if (shuffle >= 0)
+        ms.s.shuffle = shuffle;
+    if (wmin)
+        ms.s.wmin = (int32_t)wmin;
+    if (wmax)
+        ms.s.wmax = (int32_t)wmax;
+    ms.n = (int32_t)N;
+    ms.H = (int32_t)H;
+    ms.L = (int32_t)L;
+    ms.temporal = temporal;
+    ms.plans = calloc((size_t)L, sizeof(FvAttnPlan));
+    int rc = FV_EXIT_OK;
+    if (!ms.plans) {
+        fv_cli_error("masks", "out of memory");
+        return FV_EXIT_RUNTIME;
+    }
+    for (int32_t l = 0; l < ms.L; l++) {
+        /* spatial plans span N patches plus cls; temporal ones N frames */
+        if (fv_attn_plan_init(&ms.plans[l], &ms.s, l, temporal ? ms.n : ms.n + 1, !temporal, ms.H, 1) < 0) {
+            fv_cli_error("masks", "%s", fv_last_error());
+            rc = FV_EXIT_USAGE;
+            goto done;
+        }
+    }
+    if (fmt == FV_OUT_PNG) {
+        int ret = write_png(&ms, out);
+        if (ret < 0) {
+            fv_cli_error("masks", "%s", fv_last_error());
+            rc = fv_cli_exit_code(ret);
+        }
+        goto done;
+    }
+    FILE *f = out ? fopen(out, "w") : stdout;
+    if (!f) {
+        fv_cli_error("masks", "%s: cannot create: %s", out, strerror(errno));
+        rc = FV_EXIT_INPUT;
+        goto done;
+    }
+    if (fmt == FV_OUT_JSON) {
+        json_t *j = to_json(&ms);
+        json_dumpf(j, f, JSON_INDENT(1) | JSON_REAL_PRECISION(6));
+        fputc('\n', f);
+        json_decref(j);
+    } else if (fmt == FV_OUT_SVG) {
+        write_svg(&ms, f);
+    } else {
+        write_text(&ms, f);
+    }
+    if (out && fclose(f) != 0) {
+        fv_cli_error("masks", "%s: write failed", out);
+        rc = FV_EXIT_RUNTIME;
+    }
+done:
+    for (int32_t l = 0; l < ms.L; l++)
+        fv_attn_plan_free(&ms.plans[l]);
+    free(ms.plans);
+    return rc;
+}

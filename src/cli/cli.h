@@ -1,0 +1,77 @@
+/* The fibvid command-line tool: subcommands and the option handling they share. The CLI is a thin layer
+ * over the library: it parses options into library settings, calls the library and formats results. */
+#ifndef FV_CLI_H
+#define FV_CLI_H
+
+#include <stdio.h>
+
+#include "fibvid/fibvid.h"
+
+/* Exit codes (documented in README.md and every --help). */
+enum {
+    FV_EXIT_OK = 0,
+    FV_EXIT_USAGE = 1,   /* bad command line */
+    FV_EXIT_INPUT = 2,   /* bad input: missing/corrupt clip or model, no video stream, ... */
+    FV_EXIT_RUNTIME = 3, /* runtime failure: out of memory, internal error */
+};
+
+typedef enum FvOutFormat { FV_OUT_TEXT = 0, FV_OUT_JSON, FV_OUT_JSONL, FV_OUT_CSV, FV_OUT_SVG, FV_OUT_PNG } FvOutFormat;
+
+int fv_cli_classify(int argc, char **argv);
+int fv_cli_info(int argc, char **argv);
+int fv_cli_bench(int argc, char **argv);
+int fv_cli_masks(int argc, char **argv);
+
+/* Exit code for a library error code. */
+int fv_cli_exit_code(int err);
+
+/* Print "fibvid <cmd>: <message>" to stderr (one line). */
+void fv_cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Parse a decimal integer in [lo, hi]; 0 on success. */
+int fv_cli_parse_int(const char *s, long lo, long hi, long *out);
+/* Parse --format values allowed by @allowed (bit mask of 1 << FvOutFormat). */
+int fv_cli_parse_format(const char *s, unsigned allowed, FvOutFormat *out);
+
+/* Attention overrides given on the command line (every subcommand that runs a model takes them). */
+typedef struct FvAttnOverrides {
+    int spatial_kind, temporal_kind;   /* -1: keep the model's */
+    int variant, semantics, shuffle;   /* -1: keep */
+    int wmin, wmax, twmin, twmax;      /* 0: keep */
+} FvAttnOverrides;
+
+void fv_cli_attn_overrides_init(FvAttnOverrides *o);
+/* Handle one attention option (long name without dashes); returns 1 if it was one, 0 if not, -1 on a bad
+ * value (message printed). */
+int fv_cli_attn_option(FvAttnOverrides *o, const char *cmd, const char *name, const char *value);
+/* Apply to a model. */
+int fv_cli_attn_apply(const FvAttnOverrides *o, FvModel *m);
+/* getopt_long entries for the attention options (val = FV_OPT_ATTN), and their help text. */
+#define FV_OPT_ATTN 0x1000
+#define FV_CLI_ATTN_LONGOPTS                                                         \
+    { "spatial-attn", required_argument, NULL, FV_OPT_ATTN },                        \
+    { "temporal-attn", required_argument, NULL, FV_OPT_ATTN },                       \
+    { "fib-variant", required_argument, NULL, FV_OPT_ATTN },                         \
+    { "fib-semantics", required_argument, NULL, FV_OPT_ATTN },                       \
+    { "fib-wmin", required_argument, NULL, FV_OPT_ATTN },                            \
+    { "fib-wmax", required_argument, NULL, FV_OPT_ATTN },                            \
+    { "fib-temporal-wmin", required_argument, NULL, FV_OPT_ATTN },                   \
+    { "fib-temporal-wmax", required_argument, NULL, FV_OPT_ATTN },                   \
+    { "fib-shuffle", required_argument, NULL, FV_OPT_ATTN }
+extern const char fv_cli_attn_help[];
+
+/* Model path used when -m is not given: $FIBVID_MODEL, else the bundled default model. NULL when none. */
+const char *fv_cli_default_model(void);
+/* Load -m PATH (or the default) and report errors; returns an exit code (0 on success). */
+int fv_cli_load_model(const char *cmd, const char *path, FvModel **out);
+
+/* Short description of an attention setting, e.g. "fib(modified,zero,w=5..65,shuffle)" or "dense". */
+void fv_cli_attn_describe(const FvAttnSettings *a, char *buf, size_t n);
+
+/* Monotonic clock in milliseconds. */
+double fv_cli_now_ms(void);
+
+/* Names for enums. */
+const char *fv_cli_sampling_name(FvSampling s);
+
+#endif /* FV_CLI_H */

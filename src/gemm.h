@@ -1,0 +1,29 @@
+/* The one matrix-product interface every layer goes through: a table of kernels (dav1d *_dsp style)
+ * with a plain C reference and the OpenBLAS backend; a bf16/AMX backend will slot in here later. */
+#ifndef FV_GEMM_H
+#define FV_GEMM_H
+
+#include <stdint.h>
+
+typedef enum FvGemmBackend {
+    FV_GEMM_BLAS = 0, /* OpenBLAS cblas_sgemm (default) */
+    FV_GEMM_REF  = 1, /* plain C loops: the reference the fast backends are tested against */
+} FvGemmBackend;
+
+typedef struct FvGemmDsp {
+    /* C (M, N) = A (M, K) * B^T, with B stored (N, K) row-major (PyTorch linear weight layout);
+     * beta 0 overwrites C, beta 1 accumulates into it. Leading dimensions in floats. */
+    void (*sgemm_nt)(int32_t M, int32_t N, int32_t K, const float *A, int32_t lda, const float *B,
+                     int32_t ldb, float beta, float *C, int32_t ldc);
+} FvGemmDsp;
+
+/* Select the backend used by fv_linear (process-wide; default FV_GEMM_BLAS). */
+void fv_gemm_set_backend(FvGemmBackend b);
+const FvGemmDsp *fv_gemm_dsp(FvGemmBackend b);
+
+/* out (rows, n_out) = in (rows, n_in) * w^T (w: (n_out, n_in)) + b (n_out, may be NULL).
+ * accumulate = 1 adds the result to what out already holds (fused residual). */
+void fv_linear(float *out, const float *in, const float *w, const float *b, int32_t rows, int32_t n_in,
+               int32_t n_out, int accumulate);
+
+#endif /* FV_GEMM_H */
