@@ -1,1 +1,469 @@
-int main(void) { return 77; } /* placeholder */
+/* Parity of the whole forward pass against an independent plain-PyTorch TimeSformer.
+ *
+ * Fixtures: tests/data/tiny_hf/ and tests/data/ref_*.safetensors, made by scripts/make_reference.py
+ * (float64 reference on float32 weights). Each fixture's __metadata__ holds the input geometry (T, H, W),
+ * the seed of its input generator (gen_input below, the same LCG as the script) and both attention
+ * settings; it stores the expected activations the hook sees ("embeddings", "layer.<i>", "final_norm")
+ * and "logits". Everything is compared with max abs error <= 1e-4. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fibvid/model.h"
+#include "safetensors.h"
+#include "testutil.h"
+
+#define TOL 1e-4
+
+static const char *const k_fixtures[] = {
+    "ref_dense.safetensors",
+    "ref_fib_spatial_zero.safetensors",
+    "ref_fib_st_zero.safetensors",
+    "ref_fib_st_exclude.safetensors",
+    "ref_dense_96x64.safetensors",
+    "ref_fib_spatial_zero_96x64.safetensors",
+    "ref_fib_st_zero_96x64.safetensors",
+    "ref_fib_st_exclude_96x64.safetensors",
+    "ref_fib_original_96x64.safetensors",
+    "ref_dense_t6.safetensors",
+    "ref_fib_st_exclude_t6.safetensors",
+};
+#define NUM_FIXTURES (sizeof(k_fixtures) / sizeof(k_fixtures[0]))
+
+/* Same generator as make_reference.py gen_input(): exact multiples of 1/1024 in [-2, 2). */
+static void gen_input(uint32_t seed, float *out, size_t n)
+{
+    uint32_t s = seed;
+    for (size_t i = 0; i < n; i++) {
+        s = s * 1664525u + 1013904223u;
+        out[i] = (float)((int32_t)(s >> 20) - 2048) / 1024.0f;
+    }
+}
+
+/* ---- activations seen by the hook ---- */
+
+#define MAX_ACTS 16
+
+typedef struct Capture {
+    int n;
+    char name[MAX_ACTS][32];
+    int64_t rows[MAX_ACTS], cols[MAX_ACTS];
+    float *data[MAX_ACTS];
+    int calls; /* hook calls, including repeats of a name */
+} Capture;
+
+static void capture_hook(void *user, const char *name, const float *data, int64_t rows, int64_t cols)
+{
+    Capture *c = user;
+    c->calls++;
+    for (int i = 0; i < c->n; i++) {
+        if (!strcmp(c->name[i], name)) {
+            /* a name seen twice in one forward pass is a bug: make it visible */
+            c->rows[i] = -1;
+            return;
+        }
+    }
+    if (c->n == MAX_ACTS)
+        return;
+    int i = c->n++;
+    snprintf(c->name[i], sizeof(c->name[i]), "%s", name);
+    c->rows[i] = rows;
+    c->cols[i] = cols;
+    c->data[i] = malloc((size_t)(rows * cols) * sizeof(float));
+    assert_non_null(c->data[i]);
+    memcpy(c->data[i], data, (size_t)(rows * cols) * sizeof(float));
+}
+
+static int capture_find(const Capture *c, const char *name)
+{
+    for (int i = 0; i < c->n; i++)
+        if (!strcmp(c->name[i], name))
+            return i;
+    return -1;
+}
+
+static void capture_free(Capture *c)
+{
+    for (int i = 0; i < c->n; i++)
+        free(c->data[i]);
+    memset(c, 0, sizeof(*c));
+}
+
+/* ---- fixture metadata ---- */
+
+static int meta_int(const FvSafetensors *st, const char *key)
+{
+    const char *v = fv_st_metadata(st, key);
+    if (!v)
+        fail_msg("%s: no metadata %s", fv_st_path(st), key);
+    char *end = NULL;
+    long x = strtol(v, &end, 10);
+    if (end == v || *end)
+        fail_msg("%s: metadata %s=%s is not an integer", fv_st_path(st), key, v);
+    return (int)x;
+}
+
+static const char *meta_str(const FvSafetensors *st, const char *key)
+{
+    const char *v = fv_st_metadata(st, key);
+    if (!v)
+        fail_msg("%s: no metadata %s", fv_st_path(st), key);
+    return v;
+}
+
+/* Attention settings "<prefix>.kind" etc. as written by make_reference.py settings_meta(). */
+static void meta_attention(const FvSafetensors *st, const char *prefix, FvAttnSettings *a)
+{
+    char key[64];
+    fv_attn_default_settings(a);
+    snprintf(key, sizeof(key), "%s.kind", prefix);
+    const char *kind = meta_str(st, key);
+    if (!strcmp(kind, "dense"))
+        a->kind = FV_ATTN_DENSE;
+    else if (!strcmp(kind, "fib"))
+        a->kind = FV_ATTN_FIB;
+    else
+        fail_msg("%s: unknown %s=%s", fv_st_path(st), key, kind);
+    snprintf(key, sizeof(key), "%s.variant", prefix);
+    const char *variant = meta_str(st, key);
+    a->variant = !strcmp(variant, "original") ? FV_FIB_ORIGINAL : FV_FIB_MODIFIED;
+    snprintf(key, sizeof(key), "%s.semantics", prefix);
+    const char *sem = meta_str(st, key);
+    a->semantics = !strcmp(sem, "exclude") ? FV_FIB_EXCLUDE : FV_FIB_ZERO;
+    snprintf(key, sizeof(key), "%s.wmin", prefix);
+    a->wmin = meta_int(st, key);
+    snprintf(key, sizeof(key), "%s.wmax", prefix);
+    a->wmax = meta_int(st, key);
+    snprintf(key, sizeof(key), "%s.shuffle", prefix);
+    a->shuffle = meta_int(st, key);
+}
+
+static const char *attn_desc(const FvAttnSettings *a, char *buf, size_t n)
+{
+    if (a->kind == FV_ATTN_DENSE)
+        snprintf(buf, n, "dense");
+    else
+        snprintf(buf, n, "fib %s/%s w=[%d,%d] shuffle=%d",
+                 a->variant == FV_FIB_ORIGINAL ? "original" : "modified",
+                 a->semantics == FV_FIB_EXCLUDE ? "exclude" : "zero", a->wmin, a->wmax, a->shuffle);
+    return buf;
+}
+
+/* ---- one fixture ---- */
+
+typedef struct Fixture {
+    FvSafetensors *st;
+    int T, H, W;
+    float *input;   /* (T, 3, H, W), owned */
+    FvAttnSettings spatial, temporal;
+} Fixture;
+
+static void fixture_open(Fixture *fx, const char *name)
+{
+    memset(fx, 0, sizeof(*fx));
+    char *path = fvt_join(fvt_data_dir(), name);
+    int r = fv_st_open(&fx->st, path);
+    if (r < 0)
+        fail_msg("%s: %s (regenerate with scripts/make_reference.py)", path, fv_last_error());
+    free(path);
+    fx->T = meta_int(fx->st, "T");
+    fx->H = meta_int(fx->st, "H");
+    fx->W = meta_int(fx->st, "W");
+    assert_true(fx->T > 0 && fx->H > 0 && fx->W > 0);
+    size_t n = (size_t)fx->T * 3 * (size_t)fx->H * (size_t)fx->W;
+    fx->input = malloc(n * sizeof(float));
+    assert_non_null(fx->input);
+
+    const char *seed = fv_st_metadata(fx->st, "input_seed");
+    int have_seed = seed && *seed;
+    if (have_seed)
+        gen_input((uint32_t)strtoul(seed, NULL, 10), fx->input, n);
+    if (fv_st_find(fx->st, "input")) {
+        int64_t shape[4] = { fx->T, 3, fx->H, fx->W };
+        float *conv = malloc(n * sizeof(float));
+        const float *in = NULL;
+        assert_non_null(conv);
+        r = fv_st_get_f32(fx->st, "input", 4, shape, conv, &in);
+        if (r < 0)
+            fail_msg("%s", fv_last_error());
+        if (have_seed) {
+            /* the stored input must be what the generator gives: checks gen_input against the script */
+            double d = fvt_max_abs_diff(in, fx->input, n);
+            printf("%s: stored input vs generator: max abs diff %g\n", fv_st_path(fx->st), d);
+            assert_true(d == 0.0);
+        }
+        memcpy(fx->input, in, n * sizeof(float));
+        free(conv);
+    } else if (!have_seed) {
+        fail_msg("%s: neither an input tensor nor an input_seed", fv_st_path(fx->st));
+    }
+    if (fv_st_metadata(fx->st, "spatial.kind")) {
+        meta_attention(fx->st, "spatial", &fx->spatial);
+        meta_attention(fx->st, "temporal", &fx->temporal);
+    } else {
+        fv_attn_default_settings(&fx->spatial);
+        fv_attn_default_settings(&fx->temporal);
+    }
+}
+
+static void fixture_close(Fixture *fx)
+{
+    fv_st_close(&fx->st);
+    free(fx->input);
+    fx->input = NULL;
+}
+
+static FvModel *load_tiny(void)
+{
+    FvModel *m = NULL;
+    char *dir = fvt_join(fvt_data_dir(), "tiny_hf");
+    int r = fv_model_load(&m, dir);
+    if (r < 0)
+        fail_msg("fv_model_load %s: %s", dir, fv_last_error());
+    free(dir);
+    return m;
+}
+
+/* Compare one expected tensor (2-D activations or a 1-D vector) with what the run produced; returns
+ * the max abs difference. */
+static double compare_tensor(const Fixture *fx, const FvTensorInfo *ti, const float *got, int64_t rows,
+                             int64_t cols)
+{
+    int64_t n = 1;
+    for (int32_t d = 0; d < ti->ndim; d++)
+        n *= ti->shape[d];
+    if (rows * cols != n)
+        fail_msg("%s: %s: got (%lld, %lld), expected %lld values", fv_st_path(fx->st), ti->name,
+                 (long long)rows, (long long)cols, (long long)n);
+    if (ti->ndim == 2 && (ti->shape[0] != rows || ti->shape[1] != cols))
+        fail_msg("%s: %s: got (%lld, %lld), expected (%lld, %lld)", fv_st_path(fx->st), ti->name,
+                 (long long)rows, (long long)cols, (long long)ti->shape[0], (long long)ti->shape[1]);
+    float *conv = malloc((size_t)n * sizeof(float));
+    const float *want = NULL;
+    assert_non_null(conv);
+    int r = fv_st_get_f32(fx->st, ti->name, ti->ndim, ti->shape, conv, &want);
+    if (r < 0)
+        fail_msg("%s", fv_last_error());
+    double d = fvt_max_abs_diff(got, want, (size_t)n);
+    /* NaN compares false everywhere: treat a non-finite output as a failure */
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(got[i]))
+            d = INFINITY;
+    free(conv);
+    return d;
+}
+
+/* Run @fx through @m and compare every stored tensor; returns the worst difference. */
+static double run_fixture(FvModel *m, const Fixture *fx, const char *name, int verbose)
+{
+    const FvModelConfig *cfg = fv_model_config(m);
+    int r = fv_model_set_attention(m, &fx->spatial, &fx->temporal);
+    if (r < 0)
+        fail_msg("%s: fv_model_set_attention: %s", name, fv_last_error());
+
+    Capture cap;
+    memset(&cap, 0, sizeof(cap));
+    fv_model_set_hook(m, capture_hook, &cap);
+    float logits[64];
+    assert_true(cfg->num_labels <= 64);
+    r = fv_model_forward(m, fx->input, fx->T, fx->H, fx->W, logits);
+    fv_model_set_hook(m, NULL, NULL);
+    if (r < 0)
+        fail_msg("%s: fv_model_forward: %s", name, fv_last_error());
+
+    if (verbose) {
+        char a[96], b[96];
+        printf("%s: T=%d %dx%d spatial %s, temporal %s\n", name, fx->T, fx->H, fx->W,
+               attn_desc(&fx->spatial, a, sizeof(a)), attn_desc(&fx->temporal, b, sizeof(b)));
+    }
+
+    /* the hook must report every activation exactly once, with the documented shapes */
+    int P = (fx->H / cfg->patch_size) * (fx->W / cfg->patch_size);
+    int64_t ntok = 1 + (int64_t)P * fx->T;
+    assert_int_equal(cap.calls, cfg->num_layers + 2);
+    for (int i = -1; i <= cfg->num_layers; i++) {
+        char nm[32];
+        if (i < 0)
+            snprintf(nm, sizeof(nm), "embeddings");
+        else if (i < cfg->num_layers)
+            snprintf(nm, sizeof(nm), "layer.%d", i);
+        else
+            snprintf(nm, sizeof(nm), "final_norm");
+        int k = capture_find(&cap, nm);
+        if (k < 0 || cap.rows[k] < 0)
+            fail_msg("%s: hook saw %s %s", name, nm, k < 0 ? "never" : "twice");
+        if (i < cfg->num_layers) {
+            assert_int_equal(cap.rows[k], ntok);
+            assert_int_equal(cap.cols[k], cfg->hidden_size);
+        } else {
+            assert_int_equal(cap.rows[k] * cap.cols[k], cfg->hidden_size);
+        }
+    }
+
+    double worst = 0.0;
+    int compared = 0;
+    for (size_t i = 0; i < fv_st_count(fx->st); i++) {
+        const FvTensorInfo *ti = fv_st_tensor(fx->st, i);
+        double d;
+        if (!strcmp(ti->name, "input"))
+            continue;
+        if (!strcmp(ti->name, "logits")) {
+            d = compare_tensor(fx, ti, logits, 1, cfg->num_labels);
+        } else {
+            int k = capture_find(&cap, ti->name);
+            if (k < 0)
+                fail_msg("%s: the hook never reported %s", name, ti->name);
+            d = compare_tensor(fx, ti, cap.data[k], cap.rows[k], cap.cols[k]);
+        }
+        if (verbose)
+            printf("  %-12s max abs diff %g\n", ti->name, d);
+        if (!(d <= worst))
+            worst = d;
+        compared++;
+    }
+    assert_true(compared >= 2); /* at least final_norm and logits */
+    capture_free(&cap);
+    return worst;
+}
+
+/* Each fixture on a freshly loaded model. */
+static void test_fixture(void **state)
+{
+    const char *name = *state;
+    Fixture fx;
+    fixture_open(&fx, name);
+    FvModel *m = load_tiny();
+    double worst = run_fixture(m, &fx, name, 1);
+    printf("%s: max abs diff %g (tolerance %g)\n", name, worst, TOL);
+    assert_true(worst <= TOL);
+    fv_model_close(&m);
+    assert_null(m);
+    fixture_close(&fx);
+}
+
+/* All fixtures one after the other on one model: shapes (32x32, 96x64, 6 frames) and attention settings
+ * change between calls, so buffers, resized embeddings and attention plans must be rebuilt each time.
+ * Then the first fixture again, which must reproduce its result bit for bit. */
+static void test_one_model_all_fixtures(void **state)
+{
+    (void)state;
+    FvModel *m = load_tiny();
+    Fixture fx;
+    float first[64], again[64];
+    for (size_t i = 0; i <= NUM_FIXTURES; i++) {
+        const char *name = k_fixtures[i % NUM_FIXTURES];
+        fixture_open(&fx, name);
+        double worst = run_fixture(m, &fx, name, 0);
+        printf("%-40s (shared model) max abs diff %g\n", name, worst);
+        assert_true(worst <= TOL);
+        if (i == 0 || i == NUM_FIXTURES) {
+            int r = fv_model_forward(m, fx.input, fx.T, fx.H, fx.W, i == 0 ? first : again);
+            assert_int_equal(r, 0);
+        }
+        fixture_close(&fx);
+    }
+    assert_memory_equal(first, again, sizeof(float) * (size_t)fv_model_config(m)->num_labels);
+    fv_model_close(&m);
+}
+
+/* The attention settings must matter: a Fibottention fixture run with dense attention (and the dense
+ * fixture run with Fibottention, and zero vs exclude swapped) must be far off. Guards against a
+ * forward pass that ignores fv_model_set_attention() and a fixture set where masks change nothing. */
+static void test_settings_matter(void **state)
+{
+    (void)state;
+    static const char *const names[] = {
+        "ref_fib_spatial_zero.safetensors", "ref_fib_st_exclude.safetensors",
+        "ref_fib_spatial_zero_96x64.safetensors", "ref_fib_st_zero_96x64.safetensors",
+        "ref_fib_st_exclude_t6.safetensors", "ref_dense_96x64.safetensors",
+    };
+    FvModel *m = load_tiny();
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        Fixture fx;
+        fixture_open(&fx, names[i]);
+        if (fx.spatial.kind == FV_ATTN_FIB || fx.temporal.kind == FV_ATTN_FIB) {
+            fv_attn_default_settings(&fx.spatial);
+            fv_attn_default_settings(&fx.temporal);
+        } else {
+            fx.spatial.kind = FV_ATTN_FIB;
+        }
+        double d = run_fixture(m, &fx, names[i], 0);
+        printf("%-40s with the wrong attention: max abs diff %g (must be > 1e-2)\n", names[i], d);
+        assert_true(d > 1e-2);
+        fixture_close(&fx);
+    }
+    Fixture fx;
+    fixture_open(&fx, "ref_fib_st_exclude_96x64.safetensors");
+    fx.spatial.semantics = FV_FIB_ZERO;
+    double d = run_fixture(m, &fx, "ref_fib_st_exclude_96x64 as zero", 0);
+    printf("ref_fib_st_exclude_96x64 with spatial zero semantics: max abs diff %g (must be > 1e-2)\n", d);
+    assert_true(d > 1e-2);
+    fixture_close(&fx);
+    fv_model_close(&m);
+}
+
+/* The model part of the end-to-end clip check: ref_clip's preprocessed input through tiny_hf. */
+static void test_clip_logits(void **state)
+{
+    (void)state;
+    Fixture fx;
+    fixture_open(&fx, "ref_clip.safetensors");
+    FvModel *m = load_tiny();
+    double worst = run_fixture(m, &fx, "ref_clip.safetensors", 1);
+    printf("ref_clip.safetensors: max abs diff %g\n", worst);
+    assert_true(worst <= TOL);
+    fv_model_close(&m);
+    fixture_close(&fx);
+}
+
+/* Input sizes the model cannot take fail cleanly, leave the model usable, and say why. */
+static void test_bad_shapes(void **state)
+{
+    (void)state;
+    FvModel *m = load_tiny();
+    size_t n = 4 * 3 * 48 * 40;
+    float *in = calloc(n, sizeof(float));
+    float logits[8];
+    assert_non_null(in);
+    assert_true(fv_model_forward(m, in, 4, 40, 32, logits) < 0); /* H not a multiple of 16 */
+    printf("H=40: %s\n", fv_last_error());
+    assert_true(strlen(fv_last_error()) > 0);
+    assert_true(fv_model_forward(m, in, 4, 32, 24, logits) < 0); /* W not a multiple of 16 */
+    assert_true(fv_model_forward(m, in, 0, 32, 32, logits) < 0);
+    assert_true(fv_model_forward(m, in, 4, 0, 32, logits) < 0);
+    assert_true(fv_model_forward(m, NULL, 4, 32, 32, logits) < 0);
+    assert_true(fv_model_forward(m, in, 4, 32, 32, NULL) < 0);
+    /* still works afterwards */
+    assert_int_equal(fv_model_forward(m, in, 4, 32, 32, logits), 0);
+    for (int i = 0; i < 5; i++)
+        assert_true(isfinite(logits[i]));
+    free(in);
+    fv_model_close(&m);
+}
+
+int main(void)
+{
+    struct CMUnitTest tests[NUM_FIXTURES + 5];
+    size_t n = 0;
+    for (size_t i = 0; i < NUM_FIXTURES; i++) {
+        struct CMUnitTest t = cmocka_unit_test_prestate(test_fixture, (void *)k_fixtures[i]);
+        t.name = k_fixtures[i];
+        tests[n++] = t;
+    }
+    const struct CMUnitTest more[] = {
+        cmocka_unit_test(test_clip_logits),
+        cmocka_unit_test(test_one_model_all_fixtures),
+        cmocka_unit_test(test_settings_matter),
+        cmocka_unit_test(test_bad_shapes),
+    };
+    for (size_t i = 0; i < sizeof(more) / sizeof(more[0]); i++)
+        tests[n++] = more[i];
+    return _cmocka_run_group_tests("test_forward", tests, n, NULL, NULL);
+}
