@@ -6,6 +6,8 @@
 #include <omp.h>
 
 #include "attention.h"
+#include "fastmath.h"
+#include "gemm.h"
 #include "internal.h"
 
 int fv_attn_plan_init(FvAttnPlan *p, const FvAttnSettings *s, int32_t layer, int32_t N, int32_t has_cls,
@@ -128,48 +130,36 @@ void fv_attn_forward_ref(const FvAttnPlan *p, const float *qkv, float *out, int3
     fv_free(s);
 }
 
-/* Dense softmax attention of one (sequence, head). K is transposed once into scratch so both inner loops
- * (scores over keys, output over head dims) are unit-stride and vectorise. Four queries share each pass
- * over K^T. scratch: hd*N (K^T) + 4*N (scores). */
+/* Dense softmax attention of one (sequence, head), in blocks of FV_ATTN_QBLOCK queries so the score
+ * buffer stays small at any N: S = Q_blk K^T and O_blk = softmax(S) V go through the GEMM table (run on
+ * this thread: the caller is already parallel over (sequence, head)). scratch: FV_ATTN_QBLOCK * N. */
+#define FV_ATTN_QBLOCK 256
 static void dense_head(int32_t N, int32_t hd, const float *q, const float *k, const float *v, int64_t ld,
                        float *out, int64_t ldo, float *scratch)
 {
-    float *kt = scratch;               /* (hd, N) */
-    float *sc = scratch + (size_t)hd * N; /* (4, N) */
+    const FvGemmDsp *g = fv_gemm();
     const float scale = 1.0f / sqrtf((float)hd);
-    for (int32_t j = 0; j < N; j++)
-        for (int32_t c = 0; c < hd; c++)
-            kt[(int64_t)c * N + j] = k[j * ld + c];
-    for (int32_t i0 = 0; i0 < N; i0 += 4) {
-        int32_t nb = FV_MIN(4, N - i0);
+    for (int32_t i0 = 0; i0 < N; i0 += FV_ATTN_QBLOCK) {
+        const int32_t nb = FV_MIN(FV_ATTN_QBLOCK, N - i0);
+        float *s = scratch; /* (nb, N) */
+        g->sgemm_nt(nb, N, hd, q + i0 * ld, (int32_t)ld, k, (int32_t)ld, 0.0f, s, N);
         for (int32_t r = 0; r < nb; r++) {
-            float *s = sc + (int64_t)r * N;
-            const float *qi = q + (int64_t)(i0 + r) * ld;
-            for (int32_t j = 0; j < N; j++)
-                s[j] = 0.0f;
-            for (int32_t c = 0; c < hd; c++) {
-                const float qc = qi[c] * scale;
-                const float *kc = kt + (int64_t)c * N;
-                for (int32_t j = 0; j < N; j++)
-                    s[j] += qc * kc[j];
-            }
+            float *sr = s + (int64_t)r * N;
+            /* omp simd: lets the max and sum reductions vectorise (reassociation is fine here) */
             float m = -INFINITY;
+#pragma omp simd reduction(max : m)
             for (int32_t j = 0; j < N; j++)
-                m = s[j] > m ? s[j] : m;
+                m = sr[j] > m ? sr[j] : m;
             float z = 0.0f;
+#pragma omp simd reduction(+ : z)
             for (int32_t j = 0; j < N; j++)
-                z += (s[j] = expf(s[j] - m));
-            float inv = 1.0f / z;
-            float *o = out + (int64_t)(i0 + r) * ldo;
-            for (int32_t c = 0; c < hd; c++)
-                o[c] = 0.0f;
-            for (int32_t j = 0; j < N; j++) {
-                const float w = s[j] * inv;
-                const float *vj = v + (int64_t)j * ld;
-                for (int32_t c = 0; c < hd; c++)
-                    o[c] += w * vj[c];
-            }
+                z += (sr[j] = fv_expf((sr[j] - m) * scale));
+            const float inv = 1.0f / z;
+#pragma omp simd
+            for (int32_t j = 0; j < N; j++)
+                sr[j] *= inv;
         }
+        g->sgemm_nn(nb, hd, N, s, N, v, (int32_t)ld, 0.0f, out + i0 * ldo, (int32_t)ldo);
     }
 }
 
@@ -178,7 +168,7 @@ int fv_attn_forward(const FvAttnPlan *p, const float *qkv, float *out, int32_t B
     const int32_t N = p->N, H = p->H, hd = p->hd;
     const int64_t ld = 3 * (int64_t)H * hd, ldo = (int64_t)H * hd;
     const int fib = p->s.kind == FV_ATTN_FIB;
-    size_t per = fib ? fv_attn_fib_scratch(p) : (size_t)hd * N + 4 * (size_t)N;
+    size_t per = fib ? fv_attn_fib_scratch(p) : (size_t)FV_ATTN_QBLOCK * N;
     per = (per + 15) & ~(size_t)15; /* keep every thread's slice on its own cache lines */
     int nt = omp_get_max_threads();
     float *scratch = fv_malloc(sizeof(float) * per * nt);

@@ -20,6 +20,26 @@ static void sgemm_nt_ref(int32_t M, int32_t N, int32_t K, const float *A, int32_
     }
 }
 
+static void sgemm_nn_ref(int32_t M, int32_t N, int32_t K, const float *A, int32_t lda, const float *B,
+                         int32_t ldb, float beta, float *C, int32_t ldc)
+{
+    for (int32_t i = 0; i < M; i++) {
+        for (int32_t j = 0; j < N; j++) {
+            double acc = 0.0;
+            for (int32_t k = 0; k < K; k++)
+                acc += (double)A[(int64_t)i * lda + k] * B[(int64_t)k * ldb + j];
+            float *c = &C[(int64_t)i * ldc + j];
+            *c = (float)acc + (beta != 0.0f ? beta * *c : 0.0f);
+        }
+    }
+}
+
+static void sgemm_nn_blas(int32_t M, int32_t N, int32_t K, const float *A, int32_t lda, const float *B,
+                          int32_t ldb, float beta, float *C, int32_t ldc)
+{
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
+}
+
 static void sgemm_nt_blas(int32_t M, int32_t N, int32_t K, const float *A, int32_t lda, const float *B,
                           int32_t ldb, float beta, float *C, int32_t ldc)
 {
@@ -27,8 +47,8 @@ static void sgemm_nt_blas(int32_t M, int32_t N, int32_t K, const float *A, int32
 }
 
 static const FvGemmDsp g_dsp[] = {
-    [FV_GEMM_BLAS] = { sgemm_nt_blas },
-    [FV_GEMM_REF]  = { sgemm_nt_ref },
+    [FV_GEMM_BLAS] = { sgemm_nt_blas, sgemm_nn_blas },
+    [FV_GEMM_REF]  = { sgemm_nt_ref, sgemm_nn_ref },
 };
 
 static FvGemmBackend g_backend = FV_GEMM_BLAS;
@@ -41,6 +61,11 @@ void fv_gemm_set_backend(FvGemmBackend b)
 const FvGemmDsp *fv_gemm_dsp(FvGemmBackend b)
 {
     return &g_dsp[b];
+}
+
+const FvGemmDsp *fv_gemm(void)
+{
+    return &g_dsp[g_backend];
 }
 
 void fv_linear(float *out, const float *in, const float *w, const float *b, int32_t rows, int32_t n_in,

@@ -15,11 +15,18 @@ typedef struct FvGemmDsp {
      * beta 0 overwrites C, beta 1 accumulates into it. Leading dimensions in floats. */
     void (*sgemm_nt)(int32_t M, int32_t N, int32_t K, const float *A, int32_t lda, const float *B,
                      int32_t ldb, float beta, float *C, int32_t ldc);
+    /* C (M, N) = A (M, K) * B, with B stored (K, N) row-major. */
+    void (*sgemm_nn)(int32_t M, int32_t N, int32_t K, const float *A, int32_t lda, const float *B,
+                     int32_t ldb, float beta, float *C, int32_t ldc);
 } FvGemmDsp;
 
-/* Select the backend used by fv_linear (process-wide; default FV_GEMM_BLAS). */
+/* Select the backend used by fv_linear and the attention kernels (process-wide; default FV_GEMM_BLAS).
+ * Products called from inside an OpenMP parallel region run on the calling thread (the OpenMP build of
+ * OpenBLAS does not nest), which is how the attention kernels use them: one (sequence, head) per thread. */
 void fv_gemm_set_backend(FvGemmBackend b);
 const FvGemmDsp *fv_gemm_dsp(FvGemmBackend b);
+/* The selected backend's table. */
+const FvGemmDsp *fv_gemm(void);
 
 /* out (rows, n_out) = in (rows, n_in) * w^T (w: (n_out, n_in)) + b (n_out, may be NULL).
  * accumulate = 1 adds the result to what out already holds (fused residual). */

@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "internal.h"
+#include "fastmath.h"
 #include "layers.h"
 
 static void test_layernorm(void **state)
@@ -85,12 +86,33 @@ static void test_softmax(void **state)
     assert_float_equal(s, 1.0, 1e-6);
 }
 
+static void test_fastmath(void **state)
+{
+    (void)state;
+    double mrel = 0, mabs = 0;
+    for (int i = 0; i <= 200000; i++) {
+        float x = -87.0f + i * (175.0f / 200000);
+        double ref = exp((double)x), got = fv_expf(x);
+        mrel = fmax(mrel, fabs(got - ref) / ref);
+    }
+    for (int i = 0; i <= 200000; i++) {
+        float x = -6.0f + i * (12.0f / 200000);
+        mabs = fmax(mabs, fabs(fv_erf(x) - erf((double)x)));
+    }
+    printf("fv_expf max rel error %g, fv_erf max abs error %g\n", mrel, mabs);
+    assert_true(mrel < 5e-7);
+    assert_true(mabs < 1e-6);
+    assert_true(fv_expf(-INFINITY) == 0.0f && fv_expf(-100.0f) == 0.0f && fv_expf(0.0f) == 1.0f);
+    assert_true(fv_erf(0.0f) == 0.0f && fv_erf(10.0f) == 1.0f && fv_erf(-10.0f) == -1.0f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_layernorm),
         cmocka_unit_test(test_gelu),
         cmocka_unit_test(test_softmax),
+        cmocka_unit_test(test_fastmath),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -15,6 +15,9 @@ static void usage(FILE *f)
             "  info       describe a model (architecture, parameters, labels, preprocessing, attention)\n"
             "  bench      time the forward pass (or `bench attention`: the attention kernels alone)\n"
             "  masks      Fibottention offsets, densities and overlap of every head (JSON, SVG, PNG)\n"
+            "  evaluate   accuracy on a dataset split or list (UCF101, HMDB51, MMAction2/PySlowFast lists),\n"
+            "             resumable, shardable; writes summary.json, predictions, per-class and confusion files\n"
+            "  merge      combine the output directories of `evaluate --shard K/N` runs into one\n"
             "\n"
             "`fibvid <command> --help` lists a command's options with their defaults.\n"
             "Exit codes: 0 success, 1 usage error, 2 input error (bad clip or model), 3 runtime failure.\n"
@@ -47,6 +50,8 @@ int main(int argc, char **argv)
         { "info", fv_cli_info },
         { "bench", fv_cli_bench },
         { "masks", fv_cli_masks },
+        { "evaluate", fv_cli_evaluate },
+        { "merge", fv_cli_merge },
     };
     for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
         if (!strcmp(cmd, cmds[i].name))
