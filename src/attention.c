@@ -7,7 +7,6 @@
 
 #include "attention.h"
 #include "fastmath.h"
-#include "gemm.h"
 #include "internal.h"
 
 int fv_attn_plan_init(FvAttnPlan *p, const FvAttnSettings *s, int32_t layer, int32_t N, int32_t has_cls,
@@ -130,36 +129,163 @@ void fv_attn_forward_ref(const FvAttnPlan *p, const float *qkv, float *out, int3
     fv_free(s);
 }
 
-/* Dense softmax attention of one (sequence, head), in blocks of FV_ATTN_QBLOCK queries so the score
- * buffer stays small at any N: S = Q_blk K^T and O_blk = softmax(S) V go through the GEMM table (run on
- * this thread: the caller is already parallel over (sequence, head)). scratch: FV_ATTN_QBLOCK * N. */
-#define FV_ATTN_QBLOCK 256
+/* Dense softmax attention of one (sequence, head) with register-blocked micro-kernels (GCC vector types:
+ * AVX-512 with -march=native, narrower ISAs otherwise). OpenBLAS is slower here: at these sizes (N ~ 200,
+ * head_dim 64) it re-packs K and V on every call. Four queries at a time:
+ *   scores  S (4, Np) = (q * scale) K^T   — K transposed once into kt (hd, Np), Np = N rounded up to 32;
+ *   softmax per row (vectorised exp and reductions);
+ *   output  O (4, hd) = P V                — V copied once into contiguous rows.
+ * scratch: hd*Np + N*hd + 4*Np floats. Head dims that are not a multiple of 16 take plain loops. */
+#pragma GCC diagnostic ignored "-Wpsabi" /* 64-byte vectors change the ABI without AVX-512: internal only */
+typedef float fv_v16 __attribute__((vector_size(64), aligned(4), may_alias));
+
+static size_t dense_scratch(int32_t N, int32_t hd)
+{
+    const size_t Np = ((size_t)N + 31) & ~(size_t)31;
+    return (size_t)hd * Np + (size_t)N * hd + 4 * Np;
+}
+
+static void softmax_rows(float *s, int32_t rows, int32_t N, int64_t lds)
+{
+    for (int32_t r = 0; r < rows; r++) {
+        float *sr = s + r * lds;
+        float m = -INFINITY;
+#pragma omp simd reduction(max : m)
+        for (int32_t j = 0; j < N; j++)
+            m = sr[j] > m ? sr[j] : m;
+        float z = 0.0f;
+#pragma omp simd reduction(+ : z)
+        for (int32_t j = 0; j < N; j++)
+            z += (sr[j] = fv_expf(sr[j] - m));
+        const float inv = 1.0f / z;
+#pragma omp simd
+        for (int32_t j = 0; j < N; j++)
+            sr[j] *= inv;
+    }
+}
+
+/* Short sequences (temporal attention: N = frames): dot products straight from the qkv rows, no
+ * transposition or padding, which would cost more than the attention itself. */
+static void dense_head_short(int32_t N, int32_t hd, const float *q, const float *k, const float *v, int64_t ld,
+                             float *out, int64_t ldo)
+{
+    const float scale = 1.0f / sqrtf((float)hd);
+    float s[32];
+    for (int32_t i = 0; i < N; i++) {
+        const float *qi = q + i * ld;
+        for (int32_t j = 0; j < N; j++) {
+            const float *kj = k + j * ld;
+            float d = 0.0f;
+#pragma omp simd reduction(+ : d)
+            for (int32_t c = 0; c < hd; c++)
+                d += qi[c] * kj[c];
+            s[j] = d * scale;
+        }
+        softmax_rows(s, 1, N, N);
+        float *o = out + i * ldo;
+        for (int32_t c = 0; c < hd; c++)
+            o[c] = 0.0f;
+        for (int32_t j = 0; j < N; j++) {
+            const float p = s[j];
+            const float *vj = v + j * ld;
+#pragma omp simd
+            for (int32_t c = 0; c < hd; c++)
+                o[c] += p * vj[c];
+        }
+    }
+}
+
 static void dense_head(int32_t N, int32_t hd, const float *q, const float *k, const float *v, int64_t ld,
                        float *out, int64_t ldo, float *scratch)
 {
-    const FvGemmDsp *g = fv_gemm();
+    if (N <= 32) {
+        dense_head_short(N, hd, q, k, v, ld, out, ldo);
+        return;
+    }
+    const int32_t Np = (N + 31) & ~31;
     const float scale = 1.0f / sqrtf((float)hd);
-    for (int32_t i0 = 0; i0 < N; i0 += FV_ATTN_QBLOCK) {
-        const int32_t nb = FV_MIN(FV_ATTN_QBLOCK, N - i0);
-        float *s = scratch; /* (nb, N) */
-        g->sgemm_nt(nb, N, hd, q + i0 * ld, (int32_t)ld, k, (int32_t)ld, 0.0f, s, N);
-        for (int32_t r = 0; r < nb; r++) {
-            float *sr = s + (int64_t)r * N;
-            /* omp simd: lets the max and sum reductions vectorise (reassociation is fine here) */
-            float m = -INFINITY;
-#pragma omp simd reduction(max : m)
-            for (int32_t j = 0; j < N; j++)
-                m = sr[j] > m ? sr[j] : m;
-            float z = 0.0f;
-#pragma omp simd reduction(+ : z)
-            for (int32_t j = 0; j < N; j++)
-                z += (sr[j] = fv_expf((sr[j] - m) * scale));
-            const float inv = 1.0f / z;
-#pragma omp simd
-            for (int32_t j = 0; j < N; j++)
-                sr[j] *= inv;
+    float *kt = scratch;                      /* (hd, Np), zero-padded columns */
+    float *vc = kt + (size_t)hd * Np;         /* (N, hd) */
+    float *s = vc + (size_t)N * hd;           /* (4, Np) */
+    for (int32_t c = 0; c < hd; c++) {
+        float *row = kt + (size_t)c * Np;
+        for (int32_t j = 0; j < N; j++)
+            row[j] = k[j * ld + c];
+        for (int32_t j = N; j < Np; j++)
+            row[j] = 0.0f;
+    }
+    for (int32_t j = 0; j < N; j++)
+        memcpy(vc + (size_t)j * hd, v + j * ld, sizeof(float) * hd);
+    const int vec = hd % 16 == 0;
+
+    for (int32_t i0 = 0; i0 < N; i0 += 4) {
+        const int32_t nb = FV_MIN(4, N - i0);
+        float qs[4][256];
+        const int32_t hq = FV_MIN(hd, 256);
+        for (int32_t r = 0; r < 4; r++)
+            for (int32_t c = 0; c < hq; c++)
+                qs[r][c] = r < nb ? q[(i0 + r) * ld + c] * scale : 0.0f;
+        if (vec && hd <= 256) {
+            for (int32_t j0 = 0; j0 < Np; j0 += 32) {
+                fv_v16 a00 = { 0 }, a01 = { 0 }, a10 = { 0 }, a11 = { 0 };
+                fv_v16 a20 = { 0 }, a21 = { 0 }, a30 = { 0 }, a31 = { 0 };
+                for (int32_t c = 0; c < hd; c++) {
+                    const fv_v16 k0 = *(const fv_v16 *)(kt + (size_t)c * Np + j0);
+                    const fv_v16 k1 = *(const fv_v16 *)(kt + (size_t)c * Np + j0 + 16);
+                    a00 += qs[0][c] * k0; a01 += qs[0][c] * k1;
+                    a10 += qs[1][c] * k0; a11 += qs[1][c] * k1;
+                    a20 += qs[2][c] * k0; a21 += qs[2][c] * k1;
+                    a30 += qs[3][c] * k0; a31 += qs[3][c] * k1;
+                }
+                *(fv_v16 *)(s + j0) = a00;           *(fv_v16 *)(s + j0 + 16) = a01;
+                *(fv_v16 *)(s + Np + j0) = a10;      *(fv_v16 *)(s + Np + j0 + 16) = a11;
+                *(fv_v16 *)(s + 2 * Np + j0) = a20;  *(fv_v16 *)(s + 2 * Np + j0 + 16) = a21;
+                *(fv_v16 *)(s + 3 * Np + j0) = a30;  *(fv_v16 *)(s + 3 * Np + j0 + 16) = a31;
+            }
+        } else {
+            for (int32_t r = 0; r < nb; r++) {
+                float *sr = s + (size_t)r * Np;
+                for (int32_t j = 0; j < N; j++)
+                    sr[j] = 0.0f;
+                for (int32_t c = 0; c < hd; c++) {
+                    const float qc = q[(i0 + r) * ld + c] * scale;
+                    const float *kc = kt + (size_t)c * Np;
+                    for (int32_t j = 0; j < N; j++)
+                        sr[j] += qc * kc[j];
+                }
+            }
         }
-        g->sgemm_nn(nb, hd, N, s, N, v, (int32_t)ld, 0.0f, out + i0 * ldo, (int32_t)ldo);
+        softmax_rows(s, nb, N, Np);
+        int32_t c0 = 0;
+        if (vec)
+            for (; c0 + 64 <= hd; c0 += 64) {
+                fv_v16 o[4][4] = { { { 0 } } };
+                for (int32_t j = 0; j < N; j++) {
+                    const float *vj = vc + (size_t)j * hd + c0;
+                    const fv_v16 v0 = *(const fv_v16 *)vj, v1 = *(const fv_v16 *)(vj + 16);
+                    const fv_v16 v2 = *(const fv_v16 *)(vj + 32), v3 = *(const fv_v16 *)(vj + 48);
+                    for (int32_t r = 0; r < 4; r++) {
+                        const float p = s[(size_t)r * Np + j];
+                        o[r][0] += p * v0; o[r][1] += p * v1; o[r][2] += p * v2; o[r][3] += p * v3;
+                    }
+                }
+                for (int32_t r = 0; r < nb; r++)
+                    for (int32_t u = 0; u < 4; u++)
+                        *(fv_v16 *)(out + (i0 + r) * ldo + c0 + 16 * u) = o[r][u];
+            }
+        for (int32_t r = 0; r < nb; r++) { /* remaining head dims */
+            float *o = out + (i0 + r) * ldo;
+            const float *sr = s + (size_t)r * Np;
+            for (int32_t c = c0; c < hd; c++)
+                o[c] = 0.0f;
+            if (c0 < hd)
+                for (int32_t j = 0; j < N; j++) {
+                    const float p = sr[j];
+                    const float *vj = vc + (size_t)j * hd;
+                    for (int32_t c = c0; c < hd; c++)
+                        o[c] += p * vj[c];
+                }
+        }
     }
 }
 
@@ -168,14 +294,16 @@ int fv_attn_forward(const FvAttnPlan *p, const float *qkv, float *out, int32_t B
     const int32_t N = p->N, H = p->H, hd = p->hd;
     const int64_t ld = 3 * (int64_t)H * hd, ldo = (int64_t)H * hd;
     const int fib = p->s.kind == FV_ATTN_FIB;
-    size_t per = fib ? fv_attn_fib_scratch(p) : (size_t)FV_ATTN_QBLOCK * N;
+    size_t per = fib ? fv_attn_fib_scratch(p) : dense_scratch(N, hd);
     per = (per + 15) & ~(size_t)15; /* keep every thread's slice on its own cache lines */
     int nt = omp_get_max_threads();
     float *scratch = fv_malloc(sizeof(float) * per * nt);
     if (!scratch)
         return fv_error(FV_ENOMEM, "fv_attn_forward: out of memory");
     const int64_t tasks = (int64_t)B * H;
-#pragma omp parallel for schedule(dynamic, 1)
+    /* chunks keep the scheduling cost down when there are thousands of tiny tasks (temporal attention) */
+    const int chunk = (int)FV_MAX(1, FV_MIN(64, tasks / (8 * (int64_t)nt)));
+#pragma omp parallel for schedule(dynamic, chunk)
     for (int64_t t = 0; t < tasks; t++) {
         int32_t b = (int32_t)(t / H), h = (int32_t)(t % H);
         const float *q = qkv + (int64_t)b * N * ld + (int64_t)h * hd;
