@@ -306,6 +306,7 @@ int fv_dataset_load_ucf101(FvDataset **out, const char *split_dir, int32_t split
         ret = FV_ENOMEM;
         goto fail;
     }
+    d->pub.named = 1; /* official splits name their classes: matched to the model by name */
 
     if ((ret = read_text(cpath, &text, &len)) < 0)
         goto fail;
@@ -473,6 +474,7 @@ int fv_dataset_load_hmdb51(FvDataset **out, const char *split_dir, int32_t split
         ret = FV_ENOMEM;
         goto fail;
     }
+    d->pub.named = 1; /* official splits name their classes: matched to the model by name */
     for (size_t c = 0; c < nnames; c++)
         if ((ret = ds_add_class(d, names[c], strlen(names[c]))) < 0)
             goto fail;

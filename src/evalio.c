@@ -1,6 +1,6 @@
 /* The output directory of `fibvid evaluate`: run.json (settings), append-only predictions.jsonl and
  * failures.jsonl (fsync per video, read back for --resume), shard selection and merge, and the reports
- * (summary.json, per_class.csv, confusion.csv, confusion.svg). */
+ * (summary.json, per_class.csv, confusion.csv, confusion.svg, confusion.png). */
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -14,7 +14,9 @@
 #include <jansson.h>
 
 #include "fibvid/eval.h"
+#include "image.h"
 #include "internal.h"
+#include "report_png.h"
 
 #define RUN_FILE   "run.json"
 #define PRED_FILE  "predictions.jsonl"
@@ -1136,6 +1138,18 @@ static int write_confusion_svg(const FvEval *e, const FvMetricsSummary *s)
     return ret;
 }
 
+static int write_confusion_png(const FvEval *e)
+{
+    uint8_t *png = NULL;
+    int32_t size = 0;
+    int ret = fv_report_confusion_png(fv_metrics_confusion(e->metrics), e->num_classes,
+                                      e->num_classes + has_other_column(e), &png, &size);
+    if (ret >= 0)
+        ret = write_atomic(e->dir, "confusion.png", (const char *)png, (size_t)size);
+    fv_image_png_free(png);
+    return ret;
+}
+
 int fv_eval_write_reports(FvEval *e)
 {
     FvMetricsSummary s;
@@ -1144,7 +1158,8 @@ int fv_eval_write_reports(FvEval *e)
         return fv_error(FV_EINVAL, "fv_eval_write_reports: NULL argument");
     fv_metrics_summary(e->metrics, &s);
     if ((ret = write_summary(e, &s)) < 0 || (ret = write_per_class(e)) < 0 ||
-        (ret = write_confusion_csv(e)) < 0 || (ret = write_confusion_svg(e, &s)) < 0)
+        (ret = write_confusion_csv(e)) < 0 || (ret = write_confusion_svg(e, &s)) < 0 ||
+        (ret = write_confusion_png(e)) < 0)
         return ret;
     return 0;
 }

@@ -250,7 +250,7 @@ void fv_eval_metrics(const FvEval *e, FvMetricsSummary *s);
  * mean_class_acc in percent; MMAction2 names acc/top1, acc/top5, acc/mean1 as fractions, as MMAction2
  * logs them; num_videos, num_evaluated, num_failed, views, model, attention, wall_s (sum of the per-video
  * times, so resumed and merged runs add up), clips_per_s, complete, note), `per_class.csv`,
- * `confusion.csv` and `confusion.svg`. Can be called more than once. Returns 0 or a negative code.
+ * `confusion.csv`, `confusion.svg` and `confusion.png`. Can be called more than once. Returns 0 or a negative code.
  */
 int fv_eval_write_reports(FvEval *e);
 

@@ -21,6 +21,8 @@ int fv_cli_classify(int argc, char **argv);
 int fv_cli_info(int argc, char **argv);
 int fv_cli_bench(int argc, char **argv);
 int fv_cli_masks(int argc, char **argv);
+int fv_cli_evaluate(int argc, char **argv);
+int fv_cli_merge(int argc, char **argv);
 
 /* Exit code for a library error code. */
 int fv_cli_exit_code(int err);
@@ -70,6 +72,27 @@ void fv_cli_attn_describe(const FvAttnSettings *a, char *buf, size_t n);
 
 /* Monotonic clock in milliseconds. */
 double fv_cli_now_ms(void);
+
+/* Clip options of the subcommands that decode clips (views, sampling, frames, size). */
+typedef struct FvClipOpts {
+    long tviews, sviews; /* views T x S (default 1x1) */
+    int sampling;        /* -1: the model's */
+    long frames, rate;   /* 0: the model's */
+    long short_side;     /* 0: the model's */
+    int dense_start;     /* FvDenseStart (default mmaction) */
+} FvClipOpts;
+
+void fv_cli_clip_opts_init(FvClipOpts *o);
+/* Parse --views TxS (T 1..64, S 1 or 3); 0 on success. */
+int fv_cli_parse_views(const char *s, long *t, long *sv);
+/* Clip settings from the model's configuration and the options (what classify builds). */
+void fv_cli_clip_settings(const FvModelConfig *c, const FvClipOpts *o, FvClipSettings *cs);
+
+/* Evaluation reports shared by `evaluate` and `merge` (evaluate.c): set @key of DIR/summary.json to
+ * @value (reference stolen; the file is rewritten atomically), and print the summary's figures to @f. */
+struct json_t;
+int fv_cli_summary_set(const char *dir, const char *key, struct json_t *value);
+int fv_cli_summary_print(const char *cmd, const char *dir, FILE *f);
 
 /* Names for enums. */
 const char *fv_cli_sampling_name(FvSampling s);

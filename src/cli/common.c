@@ -190,3 +190,43 @@ double fv_cli_now_ms(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
 }
+
+void fv_cli_clip_opts_init(FvClipOpts *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->tviews = o->sviews = 1;
+    o->sampling = -1;
+    o->dense_start = FV_DENSE_START_MMACTION;
+}
+
+int fv_cli_parse_views(const char *s, long *t, long *sv)
+{
+    const char *x = strchr(s, 'x');
+    if (!x)
+        return -1;
+    char buf[32];
+    size_t n = (size_t)(x - s);
+    if (n == 0 || n >= sizeof(buf))
+        return -1;
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    if (fv_cli_parse_int(buf, 1, 64, t) < 0 || fv_cli_parse_int(x + 1, 1, 3, sv) < 0 || *sv == 2)
+        return -1;
+    return 0;
+}
+
+void fv_cli_clip_settings(const FvModelConfig *c, const FvClipOpts *o, FvClipSettings *cs)
+{
+    fv_sample_default_settings(&cs->sample);
+    fv_preprocess_default_settings(&cs->pre);
+    cs->sample.mode = o->sampling >= 0 ? (FvSampling)o->sampling : c->sampling;
+    cs->sample.num_frames = o->frames ? (int32_t)o->frames : c->num_frames;
+    cs->sample.rate = o->rate ? (int32_t)o->rate : c->sampling_rate;
+    cs->sample.num_views = (int32_t)o->tviews;
+    cs->sample.dense_start = (FvDenseStart)o->dense_start;
+    cs->pre.crop_size = c->image_size;
+    cs->pre.short_side = o->short_side ? (int32_t)o->short_side : c->short_side;
+    cs->pre.crop = o->sviews == 3 ? FV_CROP_THREE : FV_CROP_CENTER;
+    memcpy(cs->pre.mean, c->image_mean, sizeof(cs->pre.mean));
+    memcpy(cs->pre.std, c->image_std, sizeof(cs->pre.std));
+}

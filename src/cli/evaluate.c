@@ -1,0 +1,669 @@
+/* `fibvid evaluate`: accuracy of a model on a dataset split or list. Clips are decoded one step ahead by a
+ * decoder thread (src/prefetch.c) while the model runs; every finished video is appended and fsync()ed to the
+ * output directory before the next one, so a killed run continues with --resume. */
+#include <getopt.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "cli.h"
+#include "fibvid/eval.h"
+#include "prefetch.h"
+
+#define CMD "evaluate"
+
+typedef struct EvalOpts {
+    const char *model, *model_id;
+    const char *root, *ucf101, *hmdb51, *list, *classes, *label_map;
+    long split, label_base;
+    FvSubset subset;
+    int by_index;
+    const char *out;
+    int resume;
+    const char *shard;
+    long prefetch;
+    long threads;
+    int quiet;
+    FvClipOpts clip;
+    FvAttnOverrides attn;
+} EvalOpts;
+
+static void help(FILE *f)
+{
+    fprintf(f,
+        "usage: fibvid evaluate [-m MODEL] --root VIDEO_DIR (--ucf101 SPLIT_DIR | --hmdb51 SPLIT_DIR)\n"
+        "                       [--split 1|2|3] [--subset test|train] [options]\n"
+        "       fibvid evaluate [-m MODEL] --root VIDEO_DIR --list FILE [--label-base 0|1] [--classes FILE]\n"
+        "                       [options]\n"
+        "\n"
+        "Video-level accuracy of a model on a dataset: the softmax of every view is averaged per video.\n"
+        "Every finished video is appended to the output directory at once: a run that was stopped continues\n"
+        "with --resume and the same --out, and evaluates each video exactly once.\n"
+        "\n"
+        "dataset:\n"
+        "      --root DIR          directory the list's video paths are relative to (required)\n"
+        "      --ucf101 DIR        official UCF101 split files (classInd.txt, testlist0N.txt, trainlist0N.txt)\n"
+        "      --hmdb51 DIR        official HMDB51 split files (<class>_test_splitN.txt)\n"
+        "      --list FILE         MMAction2 `path label` or PySlowFast `path,label` list\n"
+        "      --split N           official split 1, 2 or 3 (default 1)\n"
+        "      --subset S          test|train part of the official split (default test)\n"
+        "      --label-base B      first label number of --list: 0 or 1 (default 0)\n"
+        "      --classes FILE      class names of --list, one a line in label order (default: none; the\n"
+        "                          list's labels are then the model's label indices)\n"
+        "dataset classes -> model labels (default: by name, CamelCase/underscores/case ignored):\n"
+        "      --label-map FILE    `dataset_class model_label` lines or a JSON object (default: none)\n"
+        "      --labels-by-index   class i is model label i (needs equal counts; default off)\n"
+        "model and clips:\n"
+        "  -m, --model PATH        Hugging Face TimeSformer directory or fibvid .safetensors file\n"
+        "                          (default: $FIBVID_MODEL, else the bundled default model)\n"
+        "      --model-id ID       identity of the model compared by --resume and merge instead of its path\n"
+        "                          (default: none, the path is compared)\n"
+        "      --views TxS         T temporal x S spatial views per video (default 1x1; S is 1 or 3)\n"
+        "      --sampling MODE     uniform|dense (default: the model's config, else uniform)\n"
+        "      --frames N          frames per view (default: the model's num_frames)\n"
+        "      --rate R            dense sampling stride in native frames (default: the model's)\n"
+        "      --dense-start S     mmaction|slowfast: where dense views start (default mmaction)\n"
+        "      --short-side N      resize the shorter side to N before cropping (default: crop size)\n"
+        "output and running:\n"
+        "  -o, --out DIR           output directory (default ./fibvid-eval-<YYYYmmdd-HHMMSS>)\n"
+        "      --resume            continue the run recorded in --out (same settings required; default off)\n"
+        "      --shard K/N         evaluate list positions i with i %% N == K-1 only (default 1/1); combine\n"
+        "                          the shard directories with `fibvid merge`\n"
+        "      --prefetch N        clips decoded ahead by the decoder thread, 0..16 (default 2; 0 = decode\n"
+        "                          in the main thread, no overlap)\n"
+        "  -t, --threads N         threads (default: all cores)\n"
+        "  -q, --quiet             no progress on stderr (shown only when stderr is a terminal)\n"
+        "  -h, --help              this help\n"
+        "%s"
+        "\n"
+        "Output files: run.json (settings), predictions.jsonl, failures.jsonl (path, reason), summary.json\n"
+        "(split, top1_acc, top5_acc, mean_class_acc in percent, num_videos, num_evaluated, num_failed, views,\n"
+        "model, attention, wall_s, clips_per_s, and `timing` of this invocation), per_class.csv,\n"
+        "confusion.csv, confusion.svg, confusion.png.\n"
+        "Videos that cannot be read are recorded in failures.jsonl and the run goes on.\n"
+        "Exit codes: 0 the run is complete (failed videos are counted, not an error), 1 usage error,\n"
+        "2 input error (list, model, class names, or an --out that holds another run), 3 runtime failure.\n"
+        "A run stopped by SIGINT/SIGTERM writes its reports first; continue it with --resume.\n",
+        fv_cli_attn_help);
+}
+
+/* ------------------------------------------------------------------------------------------------ */
+/* summary.json helpers shared with `merge`                                                          */
+/* ------------------------------------------------------------------------------------------------ */
+
+static char *join(const char *dir, const char *name)
+{
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *s = malloc(n);
+    if (s)
+        snprintf(s, n, "%s/%s", dir, name);
+    return s;
+}
+
+int fv_cli_summary_set(const char *dir, const char *key, json_t *value)
+{
+    char *path = join(dir, "summary.json"), *tmp = join(dir, "summary.json.tmp");
+    json_t *o = NULL;
+    json_error_t jerr;
+    int ret = FV_ENOMEM;
+    if (!path || !tmp || !value)
+        goto done;
+    if (!(o = json_load_file(path, 0, &jerr)) || !json_is_object(o)) {
+        fv_cli_error(CMD, "%s: %s", path, o ? "not a JSON object" : jerr.text);
+        ret = FV_EINVAL;
+        goto done;
+    }
+    json_object_set(o, key, value);
+    /* the same write-then-rename as the library's reports: a kill never leaves half a summary */
+    FILE *f = fopen(tmp, "wb");
+    if (!f || json_dumpf(o, f, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10)) < 0 ||
+        fputc('\n', f) == EOF || fflush(f) != 0 || fsync(fileno(f)) != 0) {
+        if (f)
+            fclose(f);
+        fv_cli_error(CMD, "%s: cannot write", tmp);
+        ret = FV_EIO;
+        goto done;
+    }
+    if (fclose(f) != 0 || rename(tmp, path) != 0) {
+        fv_cli_error(CMD, "%s: cannot write", path);
+        ret = FV_EIO;
+        goto done;
+    }
+    ret = 0;
+done:
+    json_decref(o);
+    json_decref(value);
+    free(path);
+    free(tmp);
+    return ret;
+}
+
+int fv_cli_summary_print(const char *cmd, const char *dir, FILE *f)
+{
+    char *path = join(dir, "summary.json");
+    json_error_t jerr;
+    json_t *o = path ? json_load_file(path, 0, &jerr) : NULL;
+    if (!o) {
+        fv_cli_error(cmd, "%s: %s", path ? path : dir, path ? jerr.text : "out of memory");
+        free(path);
+        return FV_EXIT_INPUT;
+    }
+    fprintf(f, "%s: top1_acc %.2f  top5_acc %.2f  mean_class_acc %.2f  (%lld of %lld videos evaluated, %lld failed%s)\n",
+            json_string_value(json_object_get(o, "dataset")) ? json_string_value(json_object_get(o, "dataset")) : "?",
+            json_number_value(json_object_get(o, "top1_acc")), json_number_value(json_object_get(o, "top5_acc")),
+            json_number_value(json_object_get(o, "mean_class_acc")),
+            (long long)json_integer_value(json_object_get(o, "num_evaluated")),
+            (long long)json_integer_value(json_object_get(o, "num_videos")),
+            (long long)json_integer_value(json_object_get(o, "num_failed")),
+            json_is_true(json_object_get(o, "complete")) ? "" : ", INCOMPLETE");
+    fprintf(f, "results in %s/\n", dir);
+    json_decref(o);
+    free(path);
+    return FV_EXIT_OK;
+}
+
+/* ------------------------------------------------------------------------------------------------ */
+/* The run                                                                                           */
+/* ------------------------------------------------------------------------------------------------ */
+
+static volatile sig_atomic_t g_signal;
+
+static void on_signal(int sig)
+{
+    g_signal = sig;
+}
+
+/* Timing of this invocation (a resumed run reports the time since it was started again). */
+typedef struct Timing {
+    double t_start;      /* ms, process clock at option parsing */
+    double loop_ms;      /* evaluation loop, first video requested to last recorded */
+    double wait_ms;      /* main thread blocked on the decoder */
+    double decode_ms;    /* decoder busy time */
+    double forward_ms;   /* model forward passes */
+    int64_t videos, predicted, clips;
+    int32_t depth, threads;
+    int resumed;
+} Timing;
+
+static json_t *timing_json(const Timing *t)
+{
+    double elapsed = (fv_cli_now_ms() - t->t_start) / 1e3, loop = t->loop_ms / 1e3;
+    json_t *o = json_object();
+    json_object_set_new(o, "elapsed_s", json_real(round(elapsed * 1e3) / 1e3));
+    json_object_set_new(o, "loop_s", json_real(round(loop * 1e3) / 1e3));
+    json_object_set_new(o, "decode_wait_s", json_real(round(t->wait_ms) / 1e3));
+    json_object_set_new(o, "decode_wait_share", json_real(loop > 0 ? round(t->wait_ms / t->loop_ms * 1e4) / 1e4 : 0.0));
+    json_object_set_new(o, "decode_s", json_real(round(t->decode_ms) / 1e3));
+    json_object_set_new(o, "forward_s", json_real(round(t->forward_ms) / 1e3));
+    json_object_set_new(o, "videos", json_integer(t->videos));
+    json_object_set_new(o, "clips", json_integer(t->clips));
+    json_object_set_new(o, "clips_per_s", json_real(loop > 0 ? round(t->clips / loop * 1e3) / 1e3 : 0.0));
+    json_object_set_new(o, "prefetch", json_integer(t->depth));
+    json_object_set_new(o, "threads", json_integer(t->threads));
+    json_object_set_new(o, "resumed", json_boolean(t->resumed));
+    json_object_set_new(o, "note", json_string(
+        "this invocation only (a resumed run: since it was started again): elapsed_s from start to end, "
+        "loop_s the evaluation loop, decode_wait_s the time the model waited for decoded clips, "
+        "decode_wait_share = decode_wait_s / loop_s, decode_s the decoder thread's busy time (overlapped), "
+        "clips = videos x views evaluated; wall_s above sums the per-video loop times of every invocation"));
+    return o;
+}
+
+static int write_reports(FvEval *e, const char *dir, const Timing *t)
+{
+    int ret = fv_eval_write_reports(e);
+    if (ret < 0) {
+        fv_cli_error(CMD, "%s", fv_last_error());
+        return ret;
+    }
+    return fv_cli_summary_set(dir, "timing", timing_json(t));
+}
+
+static void fmt_eta(double s, char *buf, size_t n)
+{
+    long v = s > 0 && s < 1e8 ? (long)(s + 0.5) : 0;
+    if (v >= 3600)
+        snprintf(buf, n, "%ld:%02ld:%02ld", v / 3600, v / 60 % 60, v % 60);
+    else
+        snprintf(buf, n, "%ld:%02ld", v / 60, v % 60);
+}
+
+/* Forward every view of @clip; @probs (L) receives the mean of the per-view softmax. */
+static int forward_clip(FvModel *m, const FvClip *clip, float *lg, float *probs, int32_t L)
+{
+    const int32_t V = clip->num_tviews * clip->num_sviews;
+    const int64_t view_floats = (int64_t)clip->T * 3 * clip->H * clip->W;
+    memset(probs, 0, sizeof(float) * (size_t)L);
+    for (int32_t v = 0; v < V; v++) {
+        int ret = fv_model_forward(m, clip->data + v * view_floats, clip->T, clip->H, clip->W, lg);
+        if (ret < 0)
+            return ret;
+        /* softmax per view, then the mean of probabilities, exactly as classify */
+        float mx = -INFINITY, z = 0;
+        for (int32_t i = 0; i < L; i++)
+            mx = lg[i] > mx ? lg[i] : mx;
+        for (int32_t i = 0; i < L; i++)
+            z += expf(lg[i] - mx);
+        for (int32_t i = 0; i < L; i++)
+            probs[i] += expf(lg[i] - mx) / z / V;
+    }
+    return 0;
+}
+
+static int load_dataset(const EvalOpts *o, FvDataset **ds)
+{
+    int ret;
+    if (o->ucf101)
+        ret = fv_dataset_load_ucf101(ds, o->ucf101, (int32_t)o->split, o->subset);
+    else if (o->hmdb51)
+        ret = fv_dataset_load_hmdb51(ds, o->hmdb51, (int32_t)o->split, o->subset);
+    else
+        ret = fv_dataset_load_list(ds, o->list, (int32_t)o->label_base, o->classes);
+    if (ret < 0)
+        fv_cli_error(CMD, "%s", fv_last_error());
+    else if ((*ds)->num_entries == 0) {
+        fv_cli_error(CMD, "%s: the list holds no videos", (*ds)->description);
+        fv_dataset_free(ds);
+        ret = FV_EINVAL;
+    }
+    return ret;
+}
+
+static int run(const EvalOpts *o, double t_start)
+{
+    FvDataset *ds = NULL;
+    FvModel *m = NULL;
+    FvEval *e = NULL;
+    FvPrefetch *pf = NULL;
+    const char **labels = NULL;
+    int32_t *map = NULL;
+    char **paths = NULL;
+    int64_t *ids = NULL, ntodo = 0;
+    float *lg = NULL, *probs = NULL;
+    char out_default[64];
+    int rc, ret;
+    Timing tm = { .t_start = t_start, .depth = (int32_t)o->prefetch, .resumed = o->resume,
+                  .threads = o->threads > 0 ? (int32_t)o->threads : (int32_t)sysconf(_SC_NPROCESSORS_ONLN) };
+
+    if (load_dataset(o, &ds) < 0)
+        return FV_EXIT_INPUT;
+    if ((rc = fv_cli_load_model(CMD, o->model, &m)))
+        goto done;
+    if ((ret = fv_cli_attn_apply(&o->attn, m)) < 0) {
+        fv_cli_error(CMD, "%s", fv_last_error());
+        rc = FV_EXIT_USAGE;
+        goto done;
+    }
+    const FvModelConfig *cfg = fv_model_config(m);
+    const int32_t L = cfg->num_labels;
+    labels = calloc((size_t)L, sizeof(*labels));
+    map = calloc((size_t)ds->num_classes, sizeof(*map));
+    lg = malloc(sizeof(float) * (size_t)L);
+    probs = malloc(sizeof(float) * (size_t)L);
+    if (!labels || !map || !lg || !probs)
+        goto oom;
+    for (int32_t i = 0; i < L; i++)
+        labels[i] = fv_model_label(m, i);
+    FvLabelMatchSettings ms;
+    fv_label_match_default_settings(&ms);
+    ms.label_map_path = o->label_map;
+    ms.by_index = o->by_index;
+    if ((ret = fv_label_match(ds, labels, L, &ms, map)) < 0) {
+        fv_cli_error(CMD, "%s [options: --label-map FILE, --labels-by-index]", fv_last_error());
+        rc = fv_cli_exit_code(ret);
+        goto done;
+    }
+
+    FvClipSettings cs;
+    fv_cli_clip_settings(cfg, &o->clip, &cs);
+    char settings[512], sattn[128], tattn[128], attention[300];
+    snprintf(settings, sizeof(settings),
+             "sampling=%s frames=%d rate=%d dense_start=%s views=%ldx%ld crop=%d short_side=%d "
+             "mean=%.6g,%.6g,%.6g std=%.6g,%.6g,%.6g",
+             fv_cli_sampling_name(cs.sample.mode), cs.sample.num_frames, cs.sample.rate,
+             cs.sample.dense_start == FV_DENSE_START_SLOWFAST ? "slowfast" : "mmaction", o->clip.tviews,
+             o->clip.sviews, cs.pre.crop_size, cs.pre.short_side > 0 ? cs.pre.short_side : cs.pre.crop_size,
+             cs.pre.mean[0], cs.pre.mean[1], cs.pre.mean[2], cs.pre.std[0], cs.pre.std[1], cs.pre.std[2]);
+    fv_cli_attn_describe(&cfg->spatial, sattn, sizeof(sattn));
+    fv_cli_attn_describe(&cfg->temporal, tattn, sizeof(tattn));
+    snprintf(attention, sizeof(attention), "spatial=%s temporal=%s", sattn, tattn);
+
+    const char *out = o->out;
+    if (!out) {
+        time_t now = time(NULL);
+        struct tm lt;
+        localtime_r(&now, &lt);
+        strftime(out_default, sizeof(out_default), "fibvid-eval-%Y%m%d-%H%M%S", &lt);
+        out = out_default;
+    }
+    const int32_t views = (int32_t)(o->clip.tviews * o->clip.sviews);
+    FvEvalRun er = {
+        .model = o->model ? o->model : fv_cli_default_model(),
+        .model_id = o->model_id,
+        .attention = attention,
+        .settings = settings,
+        .split = NULL,
+        .views = views,
+        .model_labels = labels,
+        .num_model_labels = L,
+        .map = map,
+    };
+    if (o->shard && (ret = fv_shard_parse(o->shard, &er.shard_k, &er.shard_n)) < 0) {
+        fv_cli_error(CMD, "%s", fv_last_error());
+        rc = FV_EXIT_USAGE;
+        goto done;
+    }
+    if ((ret = fv_eval_open(&e, out, &er, ds, o->resume)) < 0) {
+        fv_cli_error(CMD, "%s", fv_last_error());
+        rc = fv_cli_exit_code(ret);
+        goto done;
+    }
+
+    /* what is left of this shard, in list order */
+    paths = calloc((size_t)ds->num_entries, sizeof(*paths));
+    ids = calloc((size_t)ds->num_entries, sizeof(*ids));
+    if (!paths || !ids)
+        goto oom;
+    for (int64_t i = 0; i < ds->num_entries; i++) {
+        if (!fv_shard_has(i, er.shard_k, er.shard_n) || fv_eval_done(e, i))
+            continue;
+        const char *p = ds->entries[i].path;
+        paths[ntodo] = p[0] == '/' ? strdup(p) : join(o->root, p);
+        if (!paths[ntodo])
+            goto oom;
+        ids[ntodo++] = i;
+    }
+    const int64_t total = fv_eval_num_todo(e), before = fv_eval_num_done(e);
+    const int progress = !o->quiet && isatty(STDERR_FILENO);
+    if (o->resume && before > 0 && !o->quiet)
+        fprintf(stderr, "fibvid evaluate: resuming %s: %lld of %lld videos already done\n", out,
+                (long long)before, (long long)total);
+
+    if ((ret = fv_prefetch_start(&pf, &cs, (const char *const *)paths, ids, ntodo, (int32_t)o->prefetch)) < 0) {
+        fv_cli_error(CMD, "%s", fv_last_error());
+        rc = FV_EXIT_RUNTIME;
+        goto done;
+    }
+    /* test hook: FIBVID_TEST_STOP_AFTER=N kills the process (SIGKILL) after N recorded videos */
+    const char *stop_env = getenv("FIBVID_TEST_STOP_AFTER");
+    const long stop_after = stop_env ? atol(stop_env) : 0;
+
+    const double loop0 = fv_cli_now_ms();
+    double prev = loop0, last_report = loop0, last_progress = 0;
+    FvPrefetchItem it;
+    rc = FV_EXIT_OK;
+    while (!g_signal && fv_prefetch_next(pf, &it) == 1) {
+        const FvDatasetEntry *en = &ds->entries[it.id];
+        if (it.status >= 0) {
+            double f0 = fv_cli_now_ms();
+            ret = forward_clip(m, &it.clip, lg, probs, L);
+            tm.forward_ms += fv_cli_now_ms() - f0;
+            if (ret < 0 && !fv_error_is_input(ret)) {
+                fv_cli_error(CMD, "%s: %s", en->path, fv_last_error());
+                fv_clip_free(&it.clip);
+                rc = FV_EXIT_RUNTIME;
+                break;
+            }
+            if (ret < 0) {
+                it.status = ret;
+                snprintf(it.error, sizeof(it.error), "%s", fv_last_error());
+            }
+        }
+        double now = fv_cli_now_ms();
+        if (it.status < 0) {
+            ret = fv_eval_add_failure(e, it.id, it.error, now - prev);
+            if (progress)
+                fprintf(stderr, "\r\033[K");
+            if (!o->quiet)
+                fprintf(stderr, "fibvid evaluate: %s\n", it.error);
+        } else {
+            FvPrediction p;
+            ret = fv_prediction_from_probs(&p, probs, L, it.id, en->label, map, ds->num_classes);
+            if (ret >= 0)
+                ret = fv_eval_add_prediction(e, &p, now - prev);
+            tm.predicted++;
+            tm.clips += views;
+        }
+        fv_clip_free(&it.clip);
+        prev = now;
+        if (ret < 0) {
+            fv_cli_error(CMD, "%s", fv_last_error());
+            rc = FV_EXIT_RUNTIME;
+            break;
+        }
+        tm.videos++;
+        if (stop_after > 0 && tm.videos >= stop_after)
+            raise(SIGKILL);
+
+        now = fv_cli_now_ms();
+        if (progress && (now - last_progress > 200 || tm.videos == ntodo)) {
+            FvMetricsSummary s;
+            fv_eval_metrics(e, &s);
+            double el = (now - loop0) / 1e3, eta = (double)(ntodo - tm.videos) * el / (double)tm.videos;
+            char eta_s[32];
+            fmt_eta(eta, eta_s, sizeof(eta_s));
+            fprintf(stderr, "\r[%lld/%lld] %.1f clips/s  ETA %s  top-1 %.1f%%  failed %lld\033[K",
+                    (long long)fv_eval_num_done(e), (long long)total, el > 0 ? tm.clips / el : 0.0, eta_s,
+                    s.top1_acc, (long long)s.num_failed);
+            last_progress = now;
+        }
+        /* reports of the work so far, so a long run can be looked at (and survives a kill) */
+        if (now - last_report > 60e3) {
+            tm.loop_ms = now - loop0;
+            tm.wait_ms = fv_prefetch_wait_ms(pf);
+            tm.decode_ms = fv_prefetch_decode_ms(pf);
+            write_reports(e, out, &tm);
+            last_report = fv_cli_now_ms();
+        }
+    }
+    if (progress)
+        fputc('\n', stderr);
+    tm.loop_ms = prev - loop0;
+    tm.wait_ms = fv_prefetch_wait_ms(pf);
+    tm.decode_ms = fv_prefetch_decode_ms(pf);
+    fv_prefetch_stop(&pf);
+    ret = write_reports(e, out, &tm);
+    if (ret < 0 && rc == FV_EXIT_OK)
+        rc = FV_EXIT_RUNTIME;
+    if (g_signal) {
+        fprintf(stderr, "fibvid evaluate: stopped by signal %d after %lld of %lld videos; continue with --resume "
+                "--out %s\n", (int)g_signal, (long long)fv_eval_num_done(e), (long long)total, out);
+    } else if (rc == FV_EXIT_OK) {
+        fv_cli_summary_print(CMD, out, stdout);
+    }
+    goto done;
+oom:
+    fv_cli_error(CMD, "out of memory");
+    rc = FV_EXIT_RUNTIME;
+done:
+    fv_prefetch_stop(&pf);
+    fv_eval_close(&e);
+    if (paths)
+        for (int64_t i = 0; i < ntodo; i++)
+            free(paths[i]);
+    free(paths);
+    free(ids);
+    free(labels);
+    free(map);
+    free(lg);
+    free(probs);
+    fv_model_close(&m);
+    fv_dataset_free(&ds);
+    return rc;
+}
+
+int fv_cli_evaluate(int argc, char **argv)
+{
+    enum {
+        O_ROOT = 0x100, O_UCF, O_HMDB, O_LIST, O_SPLIT, O_SUBSET, O_BASE, O_CLASSES, O_MAP, O_BYINDEX,
+        O_MODELID, O_VIEWS, O_SAMPLING, O_FRAMES, O_RATE, O_DSTART, O_SHORT, O_RESUME, O_SHARD, O_PREFETCH,
+    };
+    static const struct option longopts[] = {
+        { "model", required_argument, NULL, 'm' },
+        { "model-id", required_argument, NULL, O_MODELID },
+        { "root", required_argument, NULL, O_ROOT },
+        { "ucf101", required_argument, NULL, O_UCF },
+        { "hmdb51", required_argument, NULL, O_HMDB },
+        { "list", required_argument, NULL, O_LIST },
+        { "split", required_argument, NULL, O_SPLIT },
+        { "subset", required_argument, NULL, O_SUBSET },
+        { "label-base", required_argument, NULL, O_BASE },
+        { "classes", required_argument, NULL, O_CLASSES },
+        { "label-map", required_argument, NULL, O_MAP },
+        { "labels-by-index", no_argument, NULL, O_BYINDEX },
+        { "views", required_argument, NULL, O_VIEWS },
+        { "sampling", required_argument, NULL, O_SAMPLING },
+        { "frames", required_argument, NULL, O_FRAMES },
+        { "rate", required_argument, NULL, O_RATE },
+        { "dense-start", required_argument, NULL, O_DSTART },
+        { "short-side", required_argument, NULL, O_SHORT },
+        { "out", required_argument, NULL, 'o' },
+        { "resume", no_argument, NULL, O_RESUME },
+        { "shard", required_argument, NULL, O_SHARD },
+        { "prefetch", required_argument, NULL, O_PREFETCH },
+        { "threads", required_argument, NULL, 't' },
+        { "quiet", no_argument, NULL, 'q' },
+        { "help", no_argument, NULL, 'h' },
+        FV_CLI_ATTN_LONGOPTS,
+        { NULL, 0, NULL, 0 },
+    };
+    const double t_start = fv_cli_now_ms();
+    EvalOpts o = { .split = 1, .subset = FV_SUBSET_TEST, .prefetch = 2 };
+    fv_cli_clip_opts_init(&o.clip);
+    fv_cli_attn_overrides_init(&o.attn);
+    int c, li = -1;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "m:o:t:qh", longopts, &li)) != -1) {
+        switch (c) {
+        case 'm': o.model = optarg; break;
+        case O_MODELID: o.model_id = optarg; break;
+        case O_ROOT: o.root = optarg; break;
+        case O_UCF: o.ucf101 = optarg; break;
+        case O_HMDB: o.hmdb51 = optarg; break;
+        case O_LIST: o.list = optarg; break;
+        case O_SPLIT:
+            if (fv_cli_parse_int(optarg, 1, 3, &o.split) < 0)
+                goto bad;
+            break;
+        case O_SUBSET:
+            if (!strcmp(optarg, "test")) o.subset = FV_SUBSET_TEST;
+            else if (!strcmp(optarg, "train")) o.subset = FV_SUBSET_TRAIN;
+            else goto bad;
+            break;
+        case O_BASE:
+            if (fv_cli_parse_int(optarg, 0, 1, &o.label_base) < 0)
+                goto bad;
+            break;
+        case O_CLASSES: o.classes = optarg; break;
+        case O_MAP: o.label_map = optarg; break;
+        case O_BYINDEX: o.by_index = 1; break;
+        case O_VIEWS:
+            if (fv_cli_parse_views(optarg, &o.clip.tviews, &o.clip.sviews) < 0)
+                goto bad;
+            break;
+        case O_SAMPLING:
+            if (!strcmp(optarg, "uniform")) o.clip.sampling = FV_SAMPLING_UNIFORM;
+            else if (!strcmp(optarg, "dense")) o.clip.sampling = FV_SAMPLING_DENSE;
+            else goto bad;
+            break;
+        case O_FRAMES:
+            if (fv_cli_parse_int(optarg, 1, 1024, &o.clip.frames) < 0)
+                goto bad;
+            break;
+        case O_RATE:
+            if (fv_cli_parse_int(optarg, 1, 100000, &o.clip.rate) < 0)
+                goto bad;
+            break;
+        case O_DSTART:
+            if (!strcmp(optarg, "mmaction")) o.clip.dense_start = FV_DENSE_START_MMACTION;
+            else if (!strcmp(optarg, "slowfast")) o.clip.dense_start = FV_DENSE_START_SLOWFAST;
+            else goto bad;
+            break;
+        case O_SHORT:
+            if (fv_cli_parse_int(optarg, 1, 16384, &o.clip.short_side) < 0)
+                goto bad;
+            break;
+        case 'o': o.out = optarg; break;
+        case O_RESUME: o.resume = 1; break;
+        case O_SHARD: {
+            int32_t k, n;
+            if (fv_shard_parse(optarg, &k, &n) < 0)
+                goto bad;
+            o.shard = optarg;
+            break;
+        }
+        case O_PREFETCH:
+            if (fv_cli_parse_int(optarg, 0, 16, &o.prefetch) < 0)
+                goto bad;
+            break;
+        case 't':
+            if (fv_cli_parse_int(optarg, 1, 1024, &o.threads) < 0)
+                goto bad;
+            break;
+        case 'q': o.quiet = 1; break;
+        case 'h': help(stdout); return FV_EXIT_OK;
+        case FV_OPT_ATTN:
+            if (fv_cli_attn_option(&o.attn, CMD, longopts[li].name, optarg) < 0)
+                return FV_EXIT_USAGE;
+            break;
+        default:
+            help(stderr);
+            return FV_EXIT_USAGE;
+        }
+        li = -1;
+        continue;
+    bad:
+        fv_cli_error(CMD, "bad value '%s' for --%s (see --help)", optarg,
+                     c == 't' ? "threads" : li >= 0 ? longopts[li].name : "?");
+        return FV_EXIT_USAGE;
+    }
+    if (optind < argc) {
+        fv_cli_error(CMD, "unexpected argument '%s' (see --help)", argv[optind]);
+        return FV_EXIT_USAGE;
+    }
+    if (!!o.ucf101 + !!o.hmdb51 + !!o.list != 1) {
+        fv_cli_error(CMD, "give exactly one of --ucf101 DIR, --hmdb51 DIR or --list FILE (see --help)");
+        return FV_EXIT_USAGE;
+    }
+    if (!o.root) {
+        fv_cli_error(CMD, "--root VIDEO_DIR is required (see --help)");
+        return FV_EXIT_USAGE;
+    }
+    if (!o.list && (o.classes || o.label_base)) {
+        fv_cli_error(CMD, "--classes and --label-base go with --list only");
+        return FV_EXIT_USAGE;
+    }
+    if (o.resume && !o.out) {
+        fv_cli_error(CMD, "--resume needs the --out DIR of the run to continue");
+        return FV_EXIT_USAGE;
+    }
+    if (o.by_index && o.label_map) {
+        fv_cli_error(CMD, "--labels-by-index and --label-map exclude each other");
+        return FV_EXIT_USAGE;
+    }
+    fv_set_num_threads((int32_t)o.threads);
+
+    /* SIGINT/SIGTERM finish the video in progress and write the reports; a second one kills at once */
+    struct sigaction sa, old_int, old_term;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    int rc = run(&o, t_start);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    if (g_signal) {
+        /* die of the signal, so callers (shells, Slurm) see how the run ended */
+        signal(g_signal, SIG_DFL);
+        raise(g_signal);
+    }
+    return rc;
+}
