@@ -12,11 +12,7 @@
 typedef struct ClassifyOpts {
     const char *model;
     long topk;
-    long tviews, sviews;
-    int sampling;      /* -1: model's */
-    long frames, rate; /* 0: model's */
-    long short_side;   /* 0: model's */
-    int dense_start;
+    FvClipOpts clip;
     FvOutFormat format;
     int logits;
     long threads;
@@ -53,22 +49,6 @@ static void help(FILE *f)
         fv_cli_attn_help);
 }
 
-static int parse_views(const char *s, long *t, long *sv)
-{
-    char *x = strchr(s, 'x');
-    if (!x)
-        return -1;
-    char buf[32];
-    size_t n = (size_t)(x - s);
-    if (n == 0 || n >= sizeof(buf))
-        return -1;
-    memcpy(buf, s, n);
-    buf[n] = '\0';
-    if (fv_cli_parse_int(buf, 1, 64, t) < 0 || fv_cli_parse_int(x + 1, 1, 3, sv) < 0 || *sv == 2)
-        return -1;
-    return 0;
-}
-
 typedef struct ClipResult {
     float *probs;  /* (L) mean over views */
     float *logits; /* (L) mean over views */
@@ -79,18 +59,7 @@ static int run_clip(FvModel *m, const ClassifyOpts *o, const char *path, FvClip 
 {
     const FvModelConfig *c = fv_model_config(m);
     FvClipSettings cs;
-    fv_sample_default_settings(&cs.sample);
-    fv_preprocess_default_settings(&cs.pre);
-    cs.sample.mode = o->sampling >= 0 ? (FvSampling)o->sampling : c->sampling;
-    cs.sample.num_frames = o->frames ? (int32_t)o->frames : c->num_frames;
-    cs.sample.rate = o->rate ? (int32_t)o->rate : c->sampling_rate;
-    cs.sample.num_views = (int32_t)o->tviews;
-    cs.sample.dense_start = (FvDenseStart)o->dense_start;
-    cs.pre.crop_size = c->image_size;
-    cs.pre.short_side = o->short_side ? (int32_t)o->short_side : c->short_side;
-    cs.pre.crop = o->sviews == 3 ? FV_CROP_THREE : FV_CROP_CENTER;
-    memcpy(cs.pre.mean, c->image_mean, sizeof(cs.pre.mean));
-    memcpy(cs.pre.std, c->image_std, sizeof(cs.pre.std));
+    fv_cli_clip_settings(c, &o->clip, &cs);
 
     int ret = fv_clip_load(path, &cs, clip);
     if (ret < 0)
@@ -214,7 +183,8 @@ int fv_cli_classify(int argc, char **argv)
         FV_CLI_ATTN_LONGOPTS,
         { NULL, 0, NULL, 0 },
     };
-    ClassifyOpts o = { .topk = 5, .tviews = 1, .sviews = 1, .sampling = -1, .format = FV_OUT_TEXT };
+    ClassifyOpts o = { .topk = 5, .format = FV_OUT_TEXT };
+    fv_cli_clip_opts_init(&o.clip);
     fv_cli_attn_overrides_init(&o.attn);
     int c, li;
     optind = 1;
@@ -226,29 +196,29 @@ int fv_cli_classify(int argc, char **argv)
                 goto bad;
             break;
         case 'V':
-            if (parse_views(optarg, &o.tviews, &o.sviews) < 0)
+            if (fv_cli_parse_views(optarg, &o.clip.tviews, &o.clip.sviews) < 0)
                 goto bad;
             break;
         case 'S':
-            if (!strcmp(optarg, "uniform")) o.sampling = FV_SAMPLING_UNIFORM;
-            else if (!strcmp(optarg, "dense")) o.sampling = FV_SAMPLING_DENSE;
+            if (!strcmp(optarg, "uniform")) o.clip.sampling = FV_SAMPLING_UNIFORM;
+            else if (!strcmp(optarg, "dense")) o.clip.sampling = FV_SAMPLING_DENSE;
             else goto bad;
             break;
         case 'F':
-            if (fv_cli_parse_int(optarg, 1, 1024, &o.frames) < 0)
+            if (fv_cli_parse_int(optarg, 1, 1024, &o.clip.frames) < 0)
                 goto bad;
             break;
         case 'R':
-            if (fv_cli_parse_int(optarg, 1, 100000, &o.rate) < 0)
+            if (fv_cli_parse_int(optarg, 1, 100000, &o.clip.rate) < 0)
                 goto bad;
             break;
         case 'D':
-            if (!strcmp(optarg, "mmaction")) o.dense_start = FV_DENSE_START_MMACTION;
-            else if (!strcmp(optarg, "slowfast")) o.dense_start = FV_DENSE_START_SLOWFAST;
+            if (!strcmp(optarg, "mmaction")) o.clip.dense_start = FV_DENSE_START_MMACTION;
+            else if (!strcmp(optarg, "slowfast")) o.clip.dense_start = FV_DENSE_START_SLOWFAST;
             else goto bad;
             break;
         case 'Z':
-            if (fv_cli_parse_int(optarg, 1, 16384, &o.short_side) < 0)
+            if (fv_cli_parse_int(optarg, 1, 16384, &o.clip.short_side) < 0)
                 goto bad;
             break;
         case 'f':
