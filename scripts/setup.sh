@@ -21,6 +21,7 @@ packages=(
     gcc meson ninja-build pkg-config                       # build
     libavformat-dev libavcodec-dev libavutil-dev libswscale-dev  # FFmpeg: decode, encode (tests), scale
     libopenblas-openmp-dev                                 # cblas, OpenMP build (shares fibvid's threads)
+    libdnnl-dev                                            # oneDNN: the default fp32 GEMM backend
     libjansson-dev                                         # JSON
     libcmocka-dev                                          # tests
 )

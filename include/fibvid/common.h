@@ -49,6 +49,13 @@ int fv_error_is_input(int code);
  *  itself in one line (fv_last_error()); 1 shows FFmpeg's warnings and errors; 2 adds its info messages. */
 void fv_set_verbosity(int32_t level);
 
+/** Select the fp32 matrix-product backend by name: "onednn" (default when built with oneDNN), "openblas",
+ *  or "reference" (plain C, slow: for checks). Returns 0, or FV_EINVAL for a name not built in. */
+int fv_set_gemm_backend(const char *name);
+
+/** Name of the matrix-product backend in use. Static storage. */
+const char *fv_gemm_backend_current(void);
+
 /** Number of threads fibvid's own loops and the BLAS library use; 0 or less = all cores. */
 void fv_set_num_threads(int32_t n);
 

@@ -277,9 +277,9 @@ int fv_cli_bench(int argc, char **argv)
     fv_cli_attn_describe(&cf->spatial, sa, sizeof(sa));
     fv_cli_attn_describe(&cf->temporal, ta, sizeof(ta));
     if (fmt == FV_OUT_JSON) {
-        json_t *j = json_pack("{s:s, s:i, s:i, s:i, s:i, s:f, s:f, s:f, s:f, s:f, s:{s:s, s:s}, s:I}",
+        json_t *j = json_pack("{s:s, s:i, s:i, s:i, s:s, s:i, s:f, s:f, s:f, s:f, s:f, s:{s:s, s:s}, s:I}",
             "model", model ? model : (config ? config : "base"), "frames", (int)T, "size", (int)S, "threads",
-            fv_num_threads(), "iters", (int)iters, "min_ms", mn, "median_ms", med, "gflop", flops * 1e-9,
+            fv_num_threads(), "gemm", fv_gemm_backend_current(), "iters", (int)iters, "min_ms", mn, "median_ms", med, "gflop", flops * 1e-9,
             "gflops", flops * 1e-9 / (mn * 1e-3), "peak_rss_mb", peak_rss_mb(), "attention", "spatial", sa,
             "temporal", ta, "params", (json_int_t)fv_model_num_params(m));
         char *s = json_dumps(j, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
@@ -289,7 +289,8 @@ int fv_cli_bench(int argc, char **argv)
     } else {
         printf("model      %s (%.1f M parameters)\n", model ? model : (config ? config : "base"),
                fv_model_num_params(m) * 1e-6);
-        printf("input      %ld frames x %ldx%ld, fp32, %d threads\n", T, S, S, fv_num_threads());
+        printf("input      %ld frames x %ldx%ld, fp32, %d threads, GEMM %s\n", T, S, S, fv_num_threads(),
+               fv_gemm_backend_current());
         printf("attention  spatial %s, temporal %s\n", sa, ta);
         printf("forward    min %.1f ms, median %.1f ms over %ld iterations\n", mn, med, iters);
         printf("compute    %.1f GFLOP, %.1f GFLOP/s (at the minimum)\n", flops * 1e-9, flops * 1e-9 / (mn * 1e-3));

@@ -18,10 +18,12 @@ static void usage(FILE *f)
             "  evaluate   accuracy on a dataset split or list (UCF101, HMDB51, MMAction2/PySlowFast lists),\n"
             "             resumable, shardable; writes summary.json, predictions, per-class and confusion files\n"
             "  merge      combine the output directories of `evaluate --shard K/N` runs into one\n"
+            "  synth      render a procedural action data set (UCF101 layout, MPEG-4 AVI, seeded)\n"
             "\n"
             "`fibvid <command> --help` lists a command's options with their defaults.\n"
             "Exit codes: 0 success, 1 usage error, 2 input error (bad clip or model), 3 runtime failure.\n"
-            "Environment: FIBVID_MODEL (default model), FIBVID_VERBOSE=1|2 (show FFmpeg's own messages).\n");
+            "Environment: FIBVID_MODEL (default model), FIBVID_VERBOSE=1|2 (show FFmpeg's own messages),\n"
+            "FIBVID_GEMM=onednn|openblas|reference (matrix-product backend).\n");
 }
 
 int main(int argc, char **argv)
@@ -29,6 +31,11 @@ int main(int argc, char **argv)
     /* FFmpeg's own log lines would break the one-line error contract; FIBVID_VERBOSE=1|2 shows them */
     const char *verbose = getenv("FIBVID_VERBOSE");
     fv_set_verbosity(verbose ? atoi(verbose) : 0);
+    const char *gemm = getenv("FIBVID_GEMM");
+    if (gemm && *gemm && fv_set_gemm_backend(gemm) < 0) {
+        fprintf(stderr, "fibvid: FIBVID_GEMM: %s\n", fv_last_error());
+        return FV_EXIT_USAGE;
+    }
     if (argc < 2) {
         usage(stderr);
         return FV_EXIT_USAGE;
@@ -52,6 +59,7 @@ int main(int argc, char **argv)
         { "masks", fv_cli_masks },
         { "evaluate", fv_cli_evaluate },
         { "merge", fv_cli_merge },
+        { "synth", fv_cli_synth },
     };
     for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
         if (!strcmp(cmd, cmds[i].name))
