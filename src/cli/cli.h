@@ -21,6 +21,7 @@ int fv_cli_classify(int argc, char **argv);
 int fv_cli_info(int argc, char **argv);
 int fv_cli_bench(int argc, char **argv);
 int fv_cli_masks(int argc, char **argv);
+int fv_cli_synth(int argc, char **argv);
 int fv_cli_evaluate(int argc, char **argv);
 int fv_cli_merge(int argc, char **argv);
 
