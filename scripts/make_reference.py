@@ -5,7 +5,10 @@
 
 Written from SPEC sections 1-3 only (no transformers, no fibvid code). Needs Debian's python3 with
 torch and numpy, and the `ffmpeg` CLI for the clip. Deterministic: running it twice gives identical
-files. Usage: scripts/make_reference.py [--out tests/data]
+files. Usage: scripts/make_reference.py [--out tests/data] [--grads]
+
+--grads writes only the gradient fixtures (`tests/data/grad_*.safetensors`): loss and parameter gradients
+of a 2-clip batch under label-smoothed cross-entropy, by torch autograd in float64 (make_grads).
 
 The reference math runs in float64 on the float32 weights and inputs, so the stored activations are the
 exact answer rounded once; fibvid (float32) is compared against them with an absolute tolerance.
@@ -624,6 +627,105 @@ def check_offsets_against_reference(path):
     print("offsets match %s" % path)
 
 
+# --------------------------------------------------------------------------------------------------
+# Gradient fixtures (tests/test_grad.c): torch autograd in float64 through Ref
+
+GRAD_LABELS = [3, 1]
+GRAD_SMOOTHING = 0.1
+GRAD_SAMPLES = 256   # elements kept per tensor (all of a tensor with at most this many)
+GRAD_STRIDE = 7919   # sampled element i of a larger tensor: (i * GRAD_STRIDE + 13) % count
+
+
+def c_tensor_order(cfg, num_labels):
+    """(name, shape) in fibvid's fv_model_visit_tensors order (src/model.c), which test_grad.c walks."""
+    shapes = dict(hf_tensor_shapes(cfg, num_labels))
+    e = "timesformer.embeddings."
+    names = [e + "cls_token", e + "position_embeddings", e + "time_embeddings",
+             e + "patch_embeddings.projection.weight", e + "patch_embeddings.projection.bias"]
+    per_layer = ["attention.attention.qkv.weight", "attention.attention.qkv.bias", "attention.output.dense.weight",
+                 "attention.output.dense.bias", "intermediate.dense.weight", "intermediate.dense.bias",
+                 "output.dense.weight", "output.dense.bias", "layernorm_before.weight", "layernorm_before.bias",
+                 "layernorm_after.weight", "layernorm_after.bias", "temporal_layernorm.weight",
+                 "temporal_layernorm.bias", "temporal_attention.attention.qkv.weight",
+                 "temporal_attention.attention.qkv.bias", "temporal_attention.output.dense.weight",
+                 "temporal_attention.output.dense.bias", "temporal_dense.weight", "temporal_dense.bias"]
+    for i in range(cfg["num_hidden_layers"]):
+        for n in per_layer:
+            name = "timesformer.encoder.layer.%d.%s" % (i, n)
+            if name in shapes:
+                names.append(name)
+    names += ["timesformer.layernorm.weight", "timesformer.layernorm.bias", "classifier.weight", "classifier.bias"]
+    assert sorted(names) == sorted(shapes)
+    return [(n, shapes[n]) for n in names]
+
+
+def grad_sample_index(count):
+    if count <= GRAD_SAMPLES:
+        return np.arange(count)
+    return (np.arange(GRAD_SAMPLES, dtype=np.int64) * GRAD_STRIDE + 13) % count
+
+
+def make_grad_fixture(path, cfg, weights, T, H, W, seeds, spatial, temporal, desc):
+    """Loss and parameter gradients of a batch of len(seeds) clips (gen_input(seed), (T, 3, H, W) each) with
+    labels GRAD_LABELS, mean label-smoothed cross-entropy (smoothing 0.1), by autograd in float64.
+    Stored per tensor, in C visit order, concatenated: the sampled gradient elements ("grad_samples"), the
+    gradient's L2 norm ("grad_norm") and its dot product with gen_input(1000 + tensor index) ("grad_proj")."""
+    ref = Ref(cfg, weights)
+    for t in ref.w.values():
+        t.requires_grad_(True)
+    labels = GRAD_LABELS[:len(seeds)]
+    logits = torch.stack([ref.forward(torch.from_numpy(gen_input(s, T * 3 * H * W).reshape(T, 3, H, W)),
+                                      spatial, temporal) for s in seeds])
+    loss = F.cross_entropy(logits, torch.tensor(labels), label_smoothing=GRAD_SMOOTHING)
+    loss.backward()
+    order = c_tensor_order(cfg, len(TINY_LABELS))
+    samples, norms, projs = [], [], []
+    for i, (name, shape) in enumerate(order):
+        g = ref.w[name].grad.detach().numpy().reshape(-1)
+        samples.append(g[grad_sample_index(g.size)])
+        norms.append(np.sqrt((g * g).sum()))
+        projs.append((g * gen_input(1000 + i, g.size).astype(np.float64)).sum())
+    heads, layers = cfg["num_attention_heads"], cfg["num_hidden_layers"]
+    P = (H // cfg["patch_size"]) * (W // cfg["patch_size"])
+    tensors = {"loss": np.array([loss.item()], dtype=np.float32),
+               "logits": logits.detach().numpy().astype(np.float32),
+               "grad_samples": np.concatenate(samples).astype(np.float32),
+               "grad_norm": np.array(norms, dtype=np.float32),
+               "grad_proj": np.array(projs, dtype=np.float32)}
+    meta = {"generator": "scripts/make_reference.py --grads", "description": desc, "model": "tiny_hf",
+            "T": str(T), "H": str(H), "W": str(W), "input_seeds": json.dumps(seeds), "labels": json.dumps(labels),
+            "label_smoothing": str(GRAD_SMOOTHING), "samples": str(GRAD_SAMPLES), "stride": str(GRAD_STRIDE),
+            "tensors": json.dumps([n for n, _ in order], separators=(",", ":"))}
+    meta.update(settings_meta("spatial", spatial, "spatial", heads, P, layers))
+    meta.update(settings_meta("temporal", temporal, "temporal", heads, T, layers))
+    write_safetensors(path, tensors, meta)
+    dens = []
+    for which, att, n in (("spatial", spatial, P), ("temporal", temporal, T)):
+        m, _ = build_masks(att, which, heads, n, 0)
+        dens.append("%s %.2f" % (which, 1.0 if m is None else float(m.mean())))
+    print("%-36s T=%d %3dx%-3d loss %.6f  |g| max %.3g  layer-0 density %s" % (
+        os.path.basename(path), T, H, W, loss.item(), max(norms), ", ".join(dens)))
+
+
+def make_grads(out, cfg, weights):
+    cases = [
+        ("grad_dense", 4, 32, 32, DENSE, DENSE, "dense, 32x32x4"),
+        ("grad_fib_zero", 4, 32, 32, fib("zero"), fib("zero"), "spatial and temporal fib zero, 32x32x4"),
+        ("grad_fib_exclude", 4, 32, 32, fib("exclude"), fib("exclude"), "spatial and temporal fib exclude, 32x32x4"),
+        # 4x3 = 12 patches (position embeddings resized 2x2 -> 4x3) and 6 frames (time embeddings 4 -> 6)
+        ("grad_dense_64x48", 6, 64, 48, DENSE, DENSE, "dense, 64x48x6"),
+        ("grad_fib_zero_64x48", 6, 64, 48, fib("zero"), fib("zero"), "spatial and temporal fib zero, 64x48x6"),
+        ("grad_fib_exclude_64x48", 6, 64, 48, fib("exclude"), fib("exclude"),
+         "spatial and temporal fib exclude, 64x48x6"),
+    ]
+    total = 0
+    for name, T, H, W, sp, tp, desc in cases:
+        path = os.path.join(out, name + ".safetensors")
+        make_grad_fixture(path, cfg, weights, T, H, W, [21, 22], sp, tp, desc)
+        total += os.path.getsize(path)
+    print("%d gradient fixtures written to %s: %.1f KB" % (len(cases), out, total / 1024))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data"))
@@ -631,6 +733,8 @@ def main():
                     help="reference offsets JSON to cross-check against when present")
     ap.add_argument("--no-self-check", action="store_true",
                     help="skip the comparison with the slow loop-based implementation")
+    ap.add_argument("--grads", action="store_true",
+                    help="write only the gradient fixtures tests/data/grad_*.safetensors (autograd, float64)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     out = os.path.normpath(args.out)
@@ -639,6 +743,9 @@ def main():
 
     cfg = dict(TINY_CONFIG)
     weights = random_weights(cfg, len(TINY_LABELS), WEIGHT_SEED)
+    if args.grads:
+        make_grads(out, cfg, weights)
+        return
     write_model(out, cfg, weights)
     ref = Ref(cfg, weights)
 

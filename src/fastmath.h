@@ -13,6 +13,7 @@ static inline float fv_expf(float x0)
     /* ternaries, not fminf/fmaxf: those stay libm calls (NaN rules) and stop vectorisation */
     float x = x0 < -87.0f ? -87.0f : x0;
     x = x > 88.0f ? 88.0f : x;
+    x = x == x ? x : 0.0f; /* NaN: keep the integer conversion below defined; NaN is returned */
     /* round to nearest by the 1.5 * 2^23 trick: floorf/rintf stay libm calls without -fno-trapping-math */
     const float fn = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
     /* Cody-Waite: ln 2 split in two so r = x - n ln 2 is exact to float precision */
@@ -29,7 +30,7 @@ static inline float fv_expf(float x0)
     int32_t bits = ((int32_t)fn + 127) << 23;
     float scale;
     memcpy(&scale, &bits, sizeof(scale));
-    return x0 < -87.0f ? 0.0f : p * scale;
+    return x0 < -87.0f ? 0.0f : x0 == x0 ? p * scale : x0;
 }
 
 /* erf(x): Abramowitz & Stegun 7.1.26:

@@ -103,6 +103,7 @@ static void test_fastmath(void **state)
     assert_true(mrel < 5e-7);
     assert_true(mabs < 1e-6);
     assert_true(fv_expf(-INFINITY) == 0.0f && fv_expf(-100.0f) == 0.0f && fv_expf(0.0f) == 1.0f);
+    assert_true(isnan(fv_expf(NAN))); /* and no undefined integer conversion on the way (UBSan) */
     assert_true(fv_erf(0.0f) == 0.0f && fv_erf(10.0f) == 1.0f && fv_erf(-10.0f) == -1.0f);
 }
 
