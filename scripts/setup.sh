@@ -3,6 +3,7 @@
 # into ./build. Options:
 #   --deps-only   install packages, do not build
 #   --dev         also install what the fixture/benchmark scripts use (python3-torch, python3-numpy, ffmpeg)
+#                 and chromium (tests/test_report.c renders report.html headless; it skips without it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,7 +13,7 @@ for a in "$@"; do
     case "$a" in
     --deps-only) deps_only=1 ;;
     --dev) dev=1 ;;
-    -h|--help) sed -n '2,5p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
     *) echo "setup.sh: unknown option $a" >&2; exit 1 ;;
     esac
 done
@@ -26,7 +27,7 @@ packages=(
     libcmocka-dev                                          # tests
 )
 if [ "$dev" = 1 ]; then
-    packages+=(python3-torch python3-numpy ffmpeg)
+    packages+=(python3-torch python3-numpy ffmpeg chromium)
 fi
 
 missing=()

@@ -166,8 +166,47 @@ static void softmax_rows(float *s, int32_t rows, int32_t N, int64_t lds)
 
 /* Short sequences (temporal attention: N = frames): dot products straight from the qkv rows, no
  * transposition or padding, which would cost more than the attention itself. */
-static void dense_head_short(int32_t N, int32_t hd, const float *q, const float *k, const float *v, int64_t ld,
-                             float *out, int64_t ldo)
+/* Statistics of dense query @i (c = 1: token 0 is cls) from its normalised weights @w (N). */
+static void dense_row_stats(const FvAttnStats *st, int64_t task, int32_t N, int32_t c, int32_t i, const float *w)
+{
+    float e = 0.0f;
+#pragma omp simd reduction(+ : e)
+    for (int32_t j = 0; j < N; j++)
+        e += fv_attn_plogp(w[j]);
+    st->ent[task] += e;
+    st->ent_norm[task] += N > 1 ? e / logf((float)N) : 0.0f;
+    const int32_t n = N - c;
+    const float *wp = w + c; /* weights of the patch keys */
+    if (c && i == 0) {
+        if (st->cls)
+            memcpy(st->cls + task * n, wp, sizeof(float) * (size_t)n);
+        return;
+    }
+    const int32_t j = i - c;
+    float ws = 0.0f, ds = 0.0f;
+    if (!st->dtab) {
+        for (int32_t k = 0; k < n; k++) {
+            ws += wp[k];
+            ds += wp[k] * (float)(k > j ? k - j : j - k);
+        }
+    } else {
+        const int32_t Wp = st->Wp, jy = j / Wp, jx = j % Wp, tw = 2 * Wp - 1;
+        for (int32_t ky = 0; ky < st->Hp; ky++) {
+            const float *drow = st->dtab + (int64_t)(ky - jy + st->Hp - 1) * tw + (Wp - 1 - jx);
+            const float *wr = wp + (int64_t)ky * Wp;
+#pragma omp simd reduction(+ : ws, ds)
+            for (int32_t kx = 0; kx < Wp; kx++) {
+                ws += wr[kx];
+                ds += wr[kx] * drow[kx];
+            }
+        }
+    }
+    st->dist[task] += ws > 0.0f ? ds / ws : 0.0f;
+}
+
+static inline __attribute__((always_inline)) void
+dense_head_short(int32_t N, int32_t hd, const float *q, const float *k, const float *v, int64_t ld, float *out,
+                 int64_t ldo, const FvAttnStats *st, int64_t task, int32_t c)
 {
     const float scale = 1.0f / sqrtf((float)hd);
     float s[32];
@@ -182,6 +221,8 @@ static void dense_head_short(int32_t N, int32_t hd, const float *q, const float 
             s[j] = d * scale;
         }
         softmax_rows(s, 1, N, N);
+        if (st)
+            dense_row_stats(st, task, N, c, i, s);
         float *o = out + i * ldo;
         for (int32_t c = 0; c < hd; c++)
             o[c] = 0.0f;
@@ -195,11 +236,14 @@ static void dense_head_short(int32_t N, int32_t hd, const float *q, const float 
     }
 }
 
-static void dense_head(int32_t N, int32_t hd, const float *q, const float *k, const float *v, int64_t ld,
-                       float *out, int64_t ldo, float *scratch)
+/* @st NULL (a constant at every call site: the function is inlined) for the plain kernel; else task
+ * @task's statistics are added, @c = 1 when token 0 is cls. */
+static inline __attribute__((always_inline)) void
+dense_head(int32_t N, int32_t hd, const float *q, const float *k, const float *v, int64_t ld, float *out,
+           int64_t ldo, float *scratch, const FvAttnStats *st, int64_t task, int32_t c)
 {
     if (N <= 32) {
-        dense_head_short(N, hd, q, k, v, ld, out, ldo);
+        dense_head_short(N, hd, q, k, v, ld, out, ldo, st, task, c);
         return;
     }
     const int32_t Np = (N + 31) & ~31;
@@ -256,6 +300,9 @@ static void dense_head(int32_t N, int32_t hd, const float *q, const float *k, co
             }
         }
         softmax_rows(s, nb, N, Np);
+        if (st)
+            for (int32_t r = 0; r < nb; r++)
+                dense_row_stats(st, task, N, c, i0 + r, s + (size_t)r * Np);
         int32_t c0 = 0;
         if (vec)
             for (; c0 + 64 <= hd; c0 += 64) {
@@ -291,6 +338,11 @@ static void dense_head(int32_t N, int32_t hd, const float *q, const float *k, co
 
 int fv_attn_forward(const FvAttnPlan *p, const float *qkv, float *out, int32_t B)
 {
+    return fv_attn_forward_stats(p, qkv, out, B, NULL);
+}
+
+int fv_attn_forward_stats(const FvAttnPlan *p, const float *qkv, float *out, int32_t B, const FvAttnStats *st)
+{
     const int32_t N = p->N, H = p->H, hd = p->hd;
     const int64_t ld = 3 * (int64_t)H * hd, ldo = (int64_t)H * hd;
     const int fib = p->s.kind == FV_ATTN_FIB;
@@ -310,10 +362,17 @@ int fv_attn_forward(const FvAttnPlan *p, const float *qkv, float *out, int32_t B
         const float *k = q + (int64_t)H * hd, *v = q + 2 * (int64_t)H * hd;
         float *o = out + (int64_t)b * N * ldo + (int64_t)h * hd;
         float *scr = scratch + per * omp_get_thread_num();
-        if (fib)
+        /* every call passes a constant st, so the plain kernels are the same code as without statistics */
+        if (st) {
+            if (fib)
+                fv_attn_fib_head_stats(p, h, q, k, v, (int32_t)ld, o, (int32_t)ldo, scr, st, t);
+            else
+                dense_head(N, hd, q, k, v, ld, o, ldo, scr, st, t, p->has_cls);
+        } else if (fib) {
             fv_attn_fib_head(p, h, q, k, v, (int32_t)ld, o, (int32_t)ldo, scr);
-        else
-            dense_head(N, hd, q, k, v, ld, o, ldo, scr);
+        } else {
+            dense_head(N, hd, q, k, v, ld, o, ldo, scr, NULL, 0, 0);
+        }
     }
     fv_free(scratch);
     return 0;

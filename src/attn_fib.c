@@ -124,10 +124,68 @@ dot_q(const int32_t nv, int32_t hd, const v16f *qv, const float *qs, const float
     return s;
 }
 
-/* The whole head; @nv (head_dim / 16, or 0 for the plain loops) is a constant after inlining. */
+/* Statistics of the patch queries from the kernel's softmax state: S[r][j] + e0[j] is the unnormalised
+ * weight of diagonal r's key, scls[j] + e0[j] the cls key's, e0[j] each masked key's (zero semantics; 0 for
+ * exclude), z[j] the denominator. Entropy counts the masked keys' shared weight; its normaliser is log of
+ * the keys with non-zero weight: N under zero semantics, the attended keys under exclude. */
+static void fib_patch_stats(const FvAttnPlan *p, const int32_t *so, int32_t D, const float *S, size_t np,
+                            const float *scls, const float *e0, const float *z, const FvAttnStats *st, int64_t task)
+{
+    const int32_t c = p->has_cls ? 1 : 0, N = p->N, n = N - c;
+    const int32_t zero = p->s.semantics == FV_FIB_ZERO;
+    const int32_t Wp = st->Wp, Hp = st->Hp, tw = 2 * Wp - 1;
+    double ent = 0.0, entn = 0.0, dist = 0.0;
+    int32_t rlo = D, rhi = D;
+    for (int32_t j = 0; j < n; j++) {
+        while (rlo > 0 && so[rlo - 1] >= -j)
+            rlo--;
+        while (rhi > 0 && so[rhi - 1] >= n - j)
+            rhi--;
+        const float inv = 1.0f / z[j], w0 = e0[j] * inv;
+        const int32_t att = rhi - rlo, unatt = n - att; /* masked patch keys (the cls key never is) */
+        float e = c ? fv_attn_plogp((scls[j] + e0[j]) * inv) : 0.0f;
+        e += (float)unatt * fv_attn_plogp(w0);
+        float ws = (float)unatt * w0, ds = 0.0f, dsa = 0.0f;
+        const int32_t jy = Wp ? j / Wp : 0, jx = Wp ? j % Wp : 0;
+        for (int32_t r = rlo; r < rhi; r++) {
+            const float w = (S[(size_t)r * np + j] + e0[j]) * inv;
+            e += fv_attn_plogp(w);
+            const int32_t kk = j + so[r];
+            const float d = st->dtab ? st->dtab[(int64_t)(kk / Wp - jy + Hp - 1) * tw + (kk % Wp - jx + Wp - 1)]
+                                     : (float)(so[r] < 0 ? -so[r] : so[r]);
+            ws += w;
+            ds += w * d;
+            dsa += d;
+        }
+        ds += w0 * (st->dall[j] - dsa); /* the masked keys at their shared weight */
+        const int32_t K = zero ? N : c + att;
+        ent += e;
+        entn += K > 1 ? e / logf((float)K) : 0.0f;
+        dist += ws > 0.0f ? ds / ws : 0.0f;
+    }
+    st->ent[task] += ent;
+    st->ent_norm[task] += entn;
+    st->dist[task] += dist;
+}
+
+/* The cls query: unnormalised weights @crow (N) over every key, times @inv. */
+static void fib_cls_stats(const float *crow, int32_t N, float inv, const FvAttnStats *st, int64_t task)
+{
+    float e = 0.0f;
+    for (int32_t t = 0; t < N; t++)
+        e += fv_attn_plogp(crow[t] * inv);
+    st->ent[task] += e;
+    st->ent_norm[task] += N > 1 ? e / logf((float)N) : 0.0f;
+    if (st->cls)
+        for (int32_t t = 1; t < N; t++)
+            st->cls[task * (N - 1) + t - 1] = crow[t] * inv;
+}
+
+/* The whole head; @nv (head_dim / 16, or 0 for the plain loops) is a constant after inlining, and so is @st
+ * (NULL: no statistics, the plain kernel). */
 static inline __attribute__((always_inline)) void
 fib_head(const int32_t nv, const FvAttnPlan *p, int32_t h, const float *q, const float *k, const float *v,
-         int32_t ld, float *out, int32_t ldo, float *scratch)
+         int32_t ld, float *out, int32_t ldo, float *scratch, const FvAttnStats *st, int64_t task)
 {
     const int32_t c = p->has_cls ? 1 : 0, N = p->N, n = N - c, hd = p->hd;
     const int32_t zero = p->s.semantics == FV_FIB_ZERO;
@@ -293,6 +351,8 @@ fib_head(const int32_t nv, const FvAttnPlan *p, int32_t h, const float *q, const
         }
     }
 
+    if (st)
+        fib_patch_stats(p, so, D, S, np, scls, e0, z, st, task);
     if (!c)
         return;
     /* the cls query attends every key (its mask row is all ones), under both semantics */
@@ -312,6 +372,8 @@ fib_head(const int32_t nv, const FvAttnPlan *p, int32_t h, const float *q, const
             zc += crow[t];
         }
         const float inv = 1.0f / zc;
+        if (st)
+            fib_cls_stats(crow, N, inv, st, task);
         if (nv > 0) {
             v16f acc[NV_MAX];
             for (int32_t u = 0; u < nv; u++)
@@ -339,12 +401,28 @@ void fv_attn_fib_head(const FvAttnPlan *p, int32_t h, const float *q, const floa
                       int32_t ld, float *out, int32_t ldo, float *scratch)
 {
     switch (p->hd) {
-    case 64: fib_head(4, p, h, q, k, v, ld, out, ldo, scratch); break;
-    case 32: fib_head(2, p, h, q, k, v, ld, out, ldo, scratch); break;
-    case 128: fib_head(8, p, h, q, k, v, ld, out, ldo, scratch); break;
-    case 16: fib_head(1, p, h, q, k, v, ld, out, ldo, scratch); break;
-    case 48: fib_head(3, p, h, q, k, v, ld, out, ldo, scratch); break;
-    case 96: fib_head(6, p, h, q, k, v, ld, out, ldo, scratch); break;
-    default: fib_head(0, p, h, q, k, v, ld, out, ldo, scratch); break;
+    case 64: fib_head(4, p, h, q, k, v, ld, out, ldo, scratch, NULL, 0); break;
+    case 32: fib_head(2, p, h, q, k, v, ld, out, ldo, scratch, NULL, 0); break;
+    case 128: fib_head(8, p, h, q, k, v, ld, out, ldo, scratch, NULL, 0); break;
+    case 16: fib_head(1, p, h, q, k, v, ld, out, ldo, scratch, NULL, 0); break;
+    case 48: fib_head(3, p, h, q, k, v, ld, out, ldo, scratch, NULL, 0); break;
+    case 96: fib_head(6, p, h, q, k, v, ld, out, ldo, scratch, NULL, 0); break;
+    default: fib_head(0, p, h, q, k, v, ld, out, ldo, scratch, NULL, 0); break;
+    }
+}
+
+void fv_attn_fib_head_stats(const FvAttnPlan *p, int32_t h, const float *q, const float *k, const float *v,
+                            int32_t ld, float *out, int32_t ldo, float *scratch, const FvAttnStats *st,
+                            int64_t task)
+{
+    /* the same head-size cases as the plain kernel, so the outputs are the same to the bit */
+    switch (p->hd) {
+    case 64: fib_head(4, p, h, q, k, v, ld, out, ldo, scratch, st, task); break;
+    case 32: fib_head(2, p, h, q, k, v, ld, out, ldo, scratch, st, task); break;
+    case 128: fib_head(8, p, h, q, k, v, ld, out, ldo, scratch, st, task); break;
+    case 16: fib_head(1, p, h, q, k, v, ld, out, ldo, scratch, st, task); break;
+    case 48: fib_head(3, p, h, q, k, v, ld, out, ldo, scratch, st, task); break;
+    case 96: fib_head(6, p, h, q, k, v, ld, out, ldo, scratch, st, task); break;
+    default: fib_head(0, p, h, q, k, v, ld, out, ldo, scratch, st, task); break;
     }
 }

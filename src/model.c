@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "attention.h"
+#include "diag_internal.h"
 #include "gemm.h"
 #include "internal.h"
 #include "layers.h"
@@ -375,6 +376,23 @@ static void hook(FvModel *m, const char *name, const float *data, int64_t rows, 
         m->hook(m->hook_user, name, data, rows, cols);
 }
 
+int fv_model_set_diag(FvModel *m, FvDiag *d)
+{
+    if (!m)
+        return fv_error(FV_EINVAL, "fv_model_set_diag: NULL model");
+    m->diag = d;
+    return 0;
+}
+
+/* One attention: the plain kernels, or through the attached diagnostics collector (same outputs). */
+static int attention(FvModel *m, int32_t l, FvDiagAttnKind kind, const FvAttnPlan *p, const float *qkv,
+                     float *out, int32_t B)
+{
+    if (m->diag)
+        return fv_diag_attention(m->diag, l, kind, p, qkv, out, B);
+    return fv_attn_forward(p, qkv, out, B);
+}
+
 /* One divided space-time block on the residual stream x (1 + P*T, D), token order [cls, n0t0, n0t1, ...]. */
 static int block_forward(FvModel *m, int32_t l)
 {
@@ -390,7 +408,7 @@ static int block_forward(FvModel *m, int32_t l)
     /* temporal: the T tokens of patch n are already contiguous rows 1 + n*T .. 1 + n*T + T-1 */
     fv_layernorm(a->ln, x + D, D, L->t_ln_w, L->t_ln_b, PT, D, eps);          /* ln   (P*T, D)  */
     fv_linear(a->qkv, a->ln, L->t_qkv_w, L->t_qkv_b, (int32_t)PT, D, 3 * D, 0); /* qkv  (P*T, 3D) */
-    if ((ret = fv_attn_forward(&m->tplan[l], a->qkv, a->att, P)) < 0)         /* att  (P*T, D)  */
+    if ((ret = attention(m, l, FV_DIAG_TEMPORAL, &m->tplan[l], a->qkv, a->att, P)) < 0) /* att (P*T, D) */
         return ret;
     fv_linear(a->proj, a->att, L->t_proj_w, L->t_proj_b, (int32_t)PT, D, D, 0);
     fv_linear(x + D, a->proj, L->t_fc_w, L->t_fc_b, (int32_t)PT, D, D, 1);      /* x[1:] += temporal_dense */
@@ -407,7 +425,7 @@ static int block_forward(FvModel *m, int32_t l)
     const int32_t rows = (int32_t)(T * S);
     fv_layernorm(a->ln, a->seq, D, L->ln1_w, L->ln1_b, rows, D, eps);
     fv_linear(a->qkv, a->ln, L->qkv_w, L->qkv_b, rows, D, 3 * D, 0);   /* qkv (T, 1+P, 3D) */
-    if ((ret = fv_attn_forward(&m->splan[l], a->qkv, a->att, T)) < 0)  /* att (T, 1+P, D)  */
+    if ((ret = attention(m, l, FV_DIAG_SPATIAL, &m->splan[l], a->qkv, a->att, T)) < 0) /* att (T, 1+P, D) */
         return ret;
     fv_linear(a->proj, a->att, L->proj_w, L->proj_b, rows, D, D, 0);   /* S   (T, 1+P, D)  */
     /* c' = c + mean_t S_cls(t); X' = Xt + S_patch */
@@ -446,6 +464,8 @@ int fv_model_forward(FvModel *m, const float *frames, int32_t T, int32_t H, int3
                         T, H, W, p);
     const int32_t Hp = H / p, Wp = W / p, P = Hp * Wp, Cpp = C * p * p;
     if ((ret = prepare(m, T, Hp, Wp)) < 0)
+        return ret;
+    if (m->diag && (ret = fv_diag_forward_begin(m->diag, c, T, Hp, Wp, m->splan, m->tplan)) < 0)
         return ret;
     FvActs *a = &m->acts;
     float *x = a->x;
@@ -489,6 +509,8 @@ int fv_model_forward(FvModel *m, const float *frames, int32_t T, int32_t H, int3
     fv_layernorm(a->clsacc, x, D, m->w.norm_w, m->w.norm_b, 1, D, c->layer_norm_eps);
     hook(m, "final_norm", a->clsacc, 1, D);
     fv_linear(logits, a->clsacc, m->w.head_w, m->w.head_b, 1, D, c->num_labels, 0);
+    if (m->diag)
+        fv_diag_forward_end(m->diag);
     return 0;
 }
 

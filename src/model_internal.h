@@ -64,6 +64,8 @@ struct FvModel {
 
     FvActivationHook hook;
     void *hook_user;
+
+    struct FvDiag *diag;      /* attached diagnostics collector (diag.c), or NULL: plain kernels */
 };
 
 /* model_load.c: read @path (HF dir or fibvid file) into the zeroed @m: cfg, labels, w, st, owned. */

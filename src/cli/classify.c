@@ -8,6 +8,7 @@
 #include <jansson.h>
 
 #include "cli.h"
+#include "fibvid/diag.h"
 
 typedef struct ClassifyOpts {
     const char *model;
@@ -18,6 +19,7 @@ typedef struct ClassifyOpts {
     long threads;
     int quiet;
     FvAttnOverrides attn;
+    const char *diag;  /* --diag FILE.json, or NULL */
 } ClassifyOpts;
 
 static void help(FILE *f)
@@ -39,6 +41,9 @@ static void help(FILE *f)
         "      --short-side N      resize the shorter side to N before cropping (default: crop size)\n"
         "  -f, --format FMT        text|json|jsonl (default text)\n"
         "      --logits            include the raw logits (mean over views)\n"
+        "      --diag FILE.json    also write per-head attention diagnostics of every layer for every clip\n"
+        "                          (entropy, distance, density, cls attention, head-pair CKA/cosine/\n"
+        "                          Frobenius/Jaccard; means over the views) to FILE.json (default: off)\n"
         "  -t, --threads N         threads (default: all cores)\n"
         "  -q, --quiet             no progress on stderr\n"
         "  -h, --help              this help\n"
@@ -177,6 +182,7 @@ int fv_cli_classify(int argc, char **argv)
         { "short-side", required_argument, NULL, 'Z' },
         { "format", required_argument, NULL, 'f' },
         { "logits", no_argument, NULL, 'L' },
+        { "diag", required_argument, NULL, 'G' },
         { "threads", required_argument, NULL, 't' },
         { "quiet", no_argument, NULL, 'q' },
         { "help", no_argument, NULL, 'h' },
@@ -226,6 +232,7 @@ int fv_cli_classify(int argc, char **argv)
                 goto bad;
             break;
         case 'L': o.logits = 1; break;
+        case 'G': o.diag = optarg; break;
         case 't':
             if (fv_cli_parse_int(optarg, 1, 1024, &o.threads) < 0)
                 goto bad;
@@ -262,6 +269,19 @@ int fv_cli_classify(int argc, char **argv)
         return FV_EXIT_USAGE;
     }
 
+    /* --diag: a collector on the model; each clip's result (means over its views) goes into one file */
+    FvDiag *diag = NULL;
+    json_t *diag_clips = NULL;
+    if (o.diag) {
+        diag_clips = json_array();
+        if (!diag_clips || fv_diag_create(&diag) < 0 || fv_model_set_diag(m, diag) < 0) {
+            fv_cli_error("classify", "out of memory");
+            json_decref(diag_clips);
+            fv_model_close(&m);
+            return FV_EXIT_RUNTIME;
+        }
+    }
+
     json_t *all = o.format == FV_OUT_JSON ? json_array() : NULL;
     int nclips = argc - optind;
     for (int i = optind; i < argc; i++) {
@@ -270,7 +290,13 @@ int fv_cli_classify(int argc, char **argv)
         ClipResult res = { 0 };
         if (!o.quiet && isatty(STDERR_FILENO) && nclips > 1)
             fprintf(stderr, "\r[%d/%d] %s\033[K", i - optind + 1, nclips, path);
+        fv_diag_reset(diag);
         ret = run_clip(m, &o, path, &clip, &res);
+        if (ret >= 0 && diag) {
+            json_t *dj = fv_diag_result_json(fv_diag_result(diag), 0);
+            json_array_append_new(diag_clips, json_pack("{s:s, s:f, s:o*}", "path", path, "forward_ms", res.forward_ms,
+                                                        "diag", dj));
+        }
         if (ret < 0) {
             if (!o.quiet && isatty(STDERR_FILENO) && nclips > 1)
                 fputc('\n', stderr);
@@ -313,6 +339,16 @@ int fv_cli_classify(int argc, char **argv)
         puts(s);
         free(s);
         json_decref(all);
+    }
+    if (diag) {
+        json_t *dj = json_pack("{s:s, s:o}", "model", o.model ? o.model : fv_cli_default_model(), "clips", diag_clips);
+        if (!dj || json_dump_file(dj, o.diag, JSON_INDENT(1) | JSON_REAL_PRECISION(6)) != 0) {
+            fv_cli_error("classify", "%s: cannot write the diagnostics", o.diag);
+            rc = FV_EXIT_RUNTIME;
+        }
+        json_decref(dj);
+        fv_model_set_diag(m, NULL);
+        fv_diag_close(&diag);
     }
     fv_model_close(&m);
     return rc;

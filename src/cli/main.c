@@ -18,6 +18,8 @@ static void usage(FILE *f)
             "  evaluate   accuracy on a dataset split or list (UCF101, HMDB51, MMAction2/PySlowFast lists),\n"
             "             resumable, shardable; writes summary.json, predictions, per-class and confusion files\n"
             "  merge      combine the output directories of `evaluate --shard K/N` runs into one\n"
+            "  diversity  per-head attention diagnostics and head similarity over clips, dense vs Fibottention\n"
+            "             side by side: diversity.json and a self-contained report.html\n"
             "  synth      render a procedural action data set (UCF101 layout, MPEG-4 AVI, seeded)\n"
             "\n"
             "`fibvid <command> --help` lists a command's options with their defaults.\n"
@@ -59,6 +61,7 @@ int main(int argc, char **argv)
         { "masks", fv_cli_masks },
         { "evaluate", fv_cli_evaluate },
         { "merge", fv_cli_merge },
+        { "diversity", fv_cli_diversity },
         { "synth", fv_cli_synth },
     };
     for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)

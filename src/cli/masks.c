@@ -10,6 +10,7 @@
 #include "../attention.h"
 #include "../fibottention.h"
 #include "../image.h"
+#include "../report.h"
 #include "cli.h"
 
 static void help(FILE *f)
@@ -188,19 +189,12 @@ static int write_png(const MaskSet *ms, const char *path)
     static const uint8_t bg[3] = { 235, 235, 235 };
     for (int32_t l = 0; l < ms->L; l++)
         for (int32_t h = 0; h < ms->H; h++) {
-            int32_t x0 = gap + h * (side + gap), y0 = gap + l * (side + gap);
-            fv_image_fill_rect(&im, x0, y0, side, side, bg);
             int32_t c;
             const int32_t *o = uniq(ms, l, h, &c);
             uint8_t col[3];
             fv_colormap(0.15f + 0.7f * h / (ms->H > 1 ? ms->H - 1 : 1), col); /* a hue per head */
-            for (int32_t i = 0; i < c; i++)
-                for (int32_t q = 0; q < n; q++) {
-                    if (q + o[i] < n) {
-                        fv_image_fill_rect(&im, x0 + (q + o[i]) * px, y0 + q * px, px, px, col);
-                        fv_image_fill_rect(&im, x0 + q * px, y0 + (q + o[i]) * px, px, px, col);
-                    }
-                }
+            /* the drawing report.html uses too */
+            fv_report_draw_mask(&im, gap + h * (side + gap), gap + l * (side + gap), px, n, o, c, col, bg);
         }
     ret = fv_image_write_png(&im, path);
     fv_image_free(&im);
