@@ -25,8 +25,13 @@
 #include "testutil.h"
 #include "train.h"
 
+/* Per element: within REL_TOL relative, or ABS_TOL absolute, or SCALE_TOL of the tensor's RMS gradient.
+ * The last one covers elements hundreds of times smaller than the rest of their tensor (a LayerNorm weight
+ * whose gradient sums many terms that cancel): there fp32 summation noise, ~1e-7 of the terms' magnitude,
+ * is the whole difference. Every tensor's norm and projection must still match within REL_TOL. */
 #define REL_TOL 1e-4
 #define ABS_TOL 1e-6
+#define SCALE_TOL 1e-5
 
 /* Same generator as make_reference.py gen_input(): exact multiples of 1/1024 in [-2, 2). */
 static void gen_input(uint32_t seed, float *out, size_t n)
@@ -201,17 +206,19 @@ static void check_fixture(const char *file)
         const FvTrainTensor *t = fv_trainer_tensor(tr, i);
         const float *g = grads + t->offset;
         const size_t ns = t->count <= (size_t)nsamp ? t->count : (size_t)nsamp;
+        const double floor_abs = fmax(ABS_TOL, SCALE_TOL * norms[i] / sqrt((double)t->count));
         for (size_t j = 0; j < ns; j++, k++) {
             const size_t idx = t->count <= (size_t)nsamp ? j : (size_t)(((int64_t)j * stride + 13) % (int64_t)t->count);
             const double want = samples[k], got = g[idx], err = fabs(got - want);
-            /* |err| <= REL_TOL |want| or <= ABS_TOL: normalised so that 1 is the bound */
-            const double e = err / fmax(REL_TOL * fabs(want), ABS_TOL) * REL_TOL;
+            /* the bound, normalised so that REL_TOL is the limit */
+            const double bound = fmax(REL_TOL * fabs(want), floor_abs);
+            const double e = err / bound * REL_TOL;
             if (e > worst) {
                 worst = e;
                 worst_name = t->name;
             }
-            if (err > REL_TOL * fabs(want) && err > ABS_TOL)
-                fail_msg("%s: %s[%zu] = %.8g, autograd %.8g", file, t->name, idx, got, want);
+            if (err > bound)
+                fail_msg("%s: %s[%zu] = %.8g, autograd %.8g (bound %.3g)", file, t->name, idx, got, want, bound);
         }
         double ss = 0.0, pr = 0.0, rr = 0.0;
         float *r = malloc(sizeof(float) * t->count);
