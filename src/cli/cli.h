@@ -25,6 +25,7 @@ int fv_cli_evaluate(int argc, char **argv);
 int fv_cli_merge(int argc, char **argv);
 int fv_cli_diversity(int argc, char **argv);
 int fv_cli_synth(int argc, char **argv);
+int fv_cli_train(int argc, char **argv);
 
 /* Exit code for a library error code. */
 int fv_cli_exit_code(int err);

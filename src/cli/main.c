@@ -21,6 +21,7 @@ static void usage(FILE *f)
             "  diversity  per-head attention diagnostics and head similarity over clips, dense vs Fibottention\n"
             "             side by side: diversity.json and a self-contained report.html\n"
             "  synth      render a procedural action data set (UCF101 layout, MPEG-4 AVI, seeded)\n"
+            "  train      train or fine-tune a model (AdamW, augmentation, checkpoints, --resume, JSONL log)\n"
             "\n"
             "`fibvid <command> --help` lists a command's options with their defaults.\n"
             "Exit codes: 0 success, 1 usage error, 2 input error (bad clip or model), 3 runtime failure.\n"
@@ -63,6 +64,7 @@ int main(int argc, char **argv)
         { "merge", fv_cli_merge },
         { "diversity", fv_cli_diversity },
         { "synth", fv_cli_synth },
+        { "train", fv_cli_train },
     };
     for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
         if (!strcmp(cmd, cmds[i].name))
