@@ -873,6 +873,7 @@ int fv_trainer_backward(FvTrainer *tr, const float *clips, const int32_t *labels
     int ret;
     if ((ret = check_batch(tr, clips, B, "fv_trainer_backward")) < 0)
         return ret;
+    fv_flush_denormals();
     if (!labels)
         return fv_error(FV_EINVAL, "fv_trainer_backward: NULL labels");
     for (int32_t b = 0; b < B; b++)

@@ -24,6 +24,8 @@ void fv_free(void *p);
 
 /* Threads fibvid uses (set by fv_set_num_threads, default: all cores). */
 int fv_num_threads(void);
+/* Flush denormals to zero in this thread and every OpenMP pool thread (x86 FTZ + DAZ). */
+void fv_flush_denormals(void);
 
 /* Deterministic pseudo-random numbers (splitmix64 / xoshiro-free): for random weights and tests. */
 uint64_t fv_rand_u64(uint64_t *state);

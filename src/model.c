@@ -465,6 +465,7 @@ int fv_model_forward(FvModel *m, const float *frames, int32_t T, int32_t H, int3
     const int32_t Hp = H / p, Wp = W / p, P = Hp * Wp, Cpp = C * p * p;
     if ((ret = prepare(m, T, Hp, Wp)) < 0)
         return ret;
+    fv_flush_denormals();
     if (m->diag && (ret = fv_diag_forward_begin(m->diag, c, T, Hp, Wp, m->splan, m->tplan)) < 0)
         return ret;
     FvActs *a = &m->acts;
