@@ -65,6 +65,8 @@ int fv_cli_attn_apply(const FvAttnOverrides *o, FvModel *m);
     { "fib-shuffle", required_argument, NULL, FV_OPT_ATTN }
 extern const char fv_cli_attn_help[];
 
+/* "DIR/NAME", malloc'd (NULL when out of memory). */
+char *fv_cli_path_join(const char *dir, const char *name);
 /* Model path used when -m is not given: $FIBVID_MODEL, else the bundled default model. NULL when none. */
 const char *fv_cli_default_model(void);
 /* Load -m PATH (or the default) and report errors; returns an exit code (0 on success). */

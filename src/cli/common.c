@@ -152,6 +152,15 @@ static int is_readable(const char *p)
     return stat(p, &st) == 0;
 }
 
+char *fv_cli_path_join(const char *dir, const char *name)
+{
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *s = malloc(n);
+    if (s)
+        snprintf(s, n, "%s/%s", dir, name);
+    return s;
+}
+
 const char *fv_cli_default_model(void)
 {
     const char *env = getenv("FIBVID_MODEL");

@@ -121,15 +121,6 @@ static int parse_compare(const char *s, const FvModelConfig *c, Setting *sets, i
     return *n > 0 ? 0 : -1;
 }
 
-static char *path_join(const char *dir, const char *name)
-{
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *s = malloc(n);
-    if (s)
-        snprintf(s, n, "%s/%s", dir, name);
-    return s;
-}
-
 /* The middle frame of view 0 back in 8-bit RGB, (H, W, 3). */
 static uint8_t *clip_frame(const FvClip *clip, const FvClipSettings *cs)
 {
@@ -244,7 +235,7 @@ int fv_cli_diversity(int argc, char **argv)
         npaths = want < total ? want : total;
         paths = calloc((size_t)(npaths ? npaths : 1), sizeof(char *));
         for (int64_t i = 0; paths && i < npaths; i++) /* spread over the list: every class gets a say */
-            if (!(paths[i] = path_join(o.root, ds->entries[i * total / npaths].path)))
+            if (!(paths[i] = fv_cli_path_join(o.root, ds->entries[i * total / npaths].path)))
                 break;
     } else {
         npaths = argc - optind;
@@ -420,7 +411,7 @@ int fv_cli_diversity(int argc, char **argv)
     json_object_set_new(top, "aggregate", agg);
     json_object_set(top, "clips", clips_json);
     json_object_set(top, "failures", failures);
-    char *jpath = path_join(o.out, "diversity.json"), *hpath = path_join(o.out, "report.html");
+    char *jpath = fv_cli_path_join(o.out, "diversity.json"), *hpath = fv_cli_path_join(o.out, "report.html");
     if (!jpath || !hpath || json_dump_file(top, jpath, JSON_INDENT(1) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6)) != 0) {
         fv_cli_error(CMD, "%s: cannot write", jpath ? jpath : o.out);
         rc = FV_EXIT_RUNTIME;

@@ -189,15 +189,6 @@ static void clipset_free(ClipSet *cs)
     memset(cs, 0, sizeof(*cs));
 }
 
-static char *join(const char *dir, const char *name)
-{
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *s = malloc(n);
-    if (s)
-        snprintf(s, n, "%s/%s", dir, name);
-    return s;
-}
-
 /* Decode @F frames (the middles of F equal segments) of every entry, short side @short_side. Clips that
  * cannot be read are reported (unless @quiet) and left out. Parallel over clips; the result does not
  * depend on the thread count. */
@@ -216,7 +207,7 @@ static int clipset_load(ClipSet *cs, const FvDataset *ds, const char *root, int3
     for (int64_t i = 0; i < cs->n; i++) {
         CachedClip *c = &cs->clips[i];
         const char *p = ds->entries[i].path;
-        char *path = p[0] == '/' ? strdup(p) : join(root, p);
+        char *path = p[0] == '/' ? strdup(p) : fv_cli_path_join(root, p);
         FvVideo *v = NULL;
         int64_t *idx = malloc(sizeof(int64_t) * (size_t)F);
         int ret = FV_ENOMEM;
@@ -803,7 +794,7 @@ static int run(TrainOpts *o)
             flip_to[c] = -1;
         const char *sj = o->synth_json;
         if (!sj && o->ucf101 && o->hflip == -1) {
-            if (!(synth_json = join(o->ucf101, "synth.json")))
+            if (!(synth_json = fv_cli_path_join(o->ucf101, "synth.json")))
                 goto oom;
             sj = file_exists(synth_json) ? synth_json : NULL;
         }
@@ -819,8 +810,8 @@ static int run(TrainOpts *o)
         fv_cli_error(CMD, "%s: cannot create the output directory: %s", o->out, strerror(errno));
         goto done;
     }
-    log_path = join(o->out, "train.jsonl");
-    ck_path = join(o->out, "checkpoint.json");
+    log_path = fv_cli_path_join(o->out, "train.jsonl");
+    ck_path = fv_cli_path_join(o->out, "checkpoint.json");
     if (!log_path || !ck_path)
         goto oom;
     settings = settings_json(o, tds, vds, T, S, lo, hi, F, hflip_desc);
@@ -844,7 +835,7 @@ static int run(TrainOpts *o)
         best_top1 = json_real_value(json_object_get(ck, "best_top1"));
         prev_elapsed = json_number_value(json_object_get(ck, "elapsed_s"));
         const char *wf = json_string_value(json_object_get(ck, "weights"));
-        char *wp = wf ? join(o->out, wf) : NULL;
+        char *wp = wf ? fv_cli_path_join(o->out, wf) : NULL;
         fv_model_close(&m);
         ret = wp ? fv_model_load(&m, wp) : fv_error(FV_EINVAL, "%s: no \"weights\"", ck_path);
         free(wp);
@@ -885,7 +876,7 @@ static int run(TrainOpts *o)
         goto lib_fail;
     if (o->resume) {
         const char *of = json_string_value(json_object_get(ck, "optim"));
-        char *op = of ? join(o->out, of) : NULL;
+        char *op = of ? fv_cli_path_join(o->out, of) : NULL;
         ret = op ? fv_trainer_load_state(tr, op) : fv_error(FV_EINVAL, "%s: no \"optim\"", ck_path);
         free(op);
         if (ret < 0)
@@ -1036,7 +1027,7 @@ static int run(TrainOpts *o)
         char wname[64], oname[64];
         snprintf(wname, sizeof(wname), "ckpt-epoch%04lld.safetensors", (long long)done_epochs);
         snprintf(oname, sizeof(oname), "ckpt-epoch%04lld.optim.safetensors", (long long)done_epochs);
-        char *wp = join(o->out, wname), *op = join(o->out, oname), *bp = join(o->out, "best.safetensors");
+        char *wp = fv_cli_path_join(o->out, wname), *op = fv_cli_path_join(o->out, oname), *bp = fv_cli_path_join(o->out, "best.safetensors");
         if (!wp || !op || !bp) {
             free(wp);
             free(op);
@@ -1055,8 +1046,8 @@ static int run(TrainOpts *o)
             goto lib_fail;
         const char *old_w = ck ? json_string_value(json_object_get(ck, "weights")) : NULL;
         const char *old_o = ck ? json_string_value(json_object_get(ck, "optim")) : NULL;
-        char *old_wp = old_w && strcmp(old_w, wname) ? join(o->out, old_w) : NULL;
-        char *old_op = old_o && strcmp(old_o, oname) ? join(o->out, old_o) : NULL;
+        char *old_wp = old_w && strcmp(old_w, wname) ? fv_cli_path_join(o->out, old_w) : NULL;
+        char *old_op = old_o && strcmp(old_o, oname) ? fv_cli_path_join(o->out, old_o) : NULL;
         json_t *nck = json_pack("{s:I, s:I, s:s, s:s, s:f, s:I, s:f, s:O}", "epoch", (json_int_t)done_epochs,
                                 "step", (json_int_t)(done_epochs * steps_per_epoch), "weights", wname, "optim",
                                 oname, "best_top1", best_top1, "best_epoch", (json_int_t)best_epoch, "elapsed_s",
@@ -1109,7 +1100,7 @@ static int run(TrainOpts *o)
         }
     }
     if (last_epoch == o->epochs) {
-        char *fp = join(o->out, "model.safetensors");
+        char *fp = fv_cli_path_join(o->out, "model.safetensors");
         ret = fp ? fv_model_save(m, fp) : FV_ENOMEM;
         free(fp);
         if (ret < 0)
