@@ -22,6 +22,7 @@
 
 #include "fibvid/model.h"
 #include "fibvid/synth.h"
+#include "model_internal.h"
 #include "testutil.h"
 #include "train.h"
 
@@ -324,6 +325,14 @@ static void test_config_and_finetune(void **state)
     assert_true(c->hidden_size == 24 && c->num_layers == 1 && c->num_heads == 2 && c->num_frames == 2 &&
                 c->num_labels == 12 && c->spatial.kind == FV_ATTN_DENSE);
     fv_model_close(&m);
+    /* from scratch: sin-cos position/time embeddings unless --embed-init random (the log says which) */
+    json_t *log = read_log(o1);
+    const json_t *st = json_object_get(json_array_get(log, 0), "settings");
+    assert_string_equal(json_string_value(json_object_get(st, "embed_init")), "sincos");
+    /* synth.json's reverse pairs: time reversal on by default, flips as asked */
+    assert_string_equal(json_string_value(json_object_get(st, "reverse")), "reverse_pairs");
+    assert_string_equal(json_string_value(json_object_get(st, "hflip")), "off");
+    json_decref(log);
 
     /* fine-tuning on a list of 3 of the classes: a new classifier with their names */
     char *list = fvt_join(g_tmp, "three.txt"), *classes = fvt_join(g_tmp, "three_classes.txt");
@@ -357,6 +366,80 @@ static void test_config_and_finetune(void **state)
     free(o1);
 }
 
+typedef struct Embeds {
+    const float *pos, *time;
+    int64_t npos, ntime;
+} Embeds;
+
+static int find_embeds(void *user, const char *name, int32_t ndim, const int64_t *shape, const float **slot)
+{
+    Embeds *e = user;
+    int64_t n = 1;
+    for (int32_t i = 0; i < ndim; i++)
+        n *= shape[i];
+    if (!strcmp(name, "timesformer.embeddings.position_embeddings")) {
+        e->pos = *slot;
+        e->npos = n;
+    } else if (!strcmp(name, "timesformer.embeddings.time_embeddings")) {
+        e->time = *slot;
+        e->ntime = n;
+    }
+    return 0;
+}
+
+/* fv_model_init_sincos_embeddings writes MAE's tables (checked element by element against sin/cos of
+ * the formula in include/fibvid/model.h) and refuses a model loaded from a file. */
+static void test_sincos_embeddings(void **state)
+{
+    (void)state;
+    FvModelConfig c;
+    fv_model_config_preset(&c, "test");
+    c.hidden_size = 24;
+    c.num_heads = 2;
+    c.image_size = 48;
+    c.patch_size = 16;
+    c.num_frames = 4;
+    c.num_labels = 3;
+    FvModel *m = NULL;
+    assert_int_equal(fv_model_create_random(&m, &c, 5), 0);
+    assert_int_equal(fv_model_init_sincos_embeddings(m), 0);
+    Embeds e = { 0 };
+    fv_model_visit_tensors(m, find_embeds, &e);
+    const int D = 24, g = 3, q = D / 4;
+    assert_int_equal(e.npos, (1 + g * g) * D);
+    assert_int_equal(e.ntime, 4 * D);
+    double maxd = 0.0;
+    for (int i = 0; i < D; i++)
+        maxd = fmax(maxd, fabs(e.pos[i])); /* CLS: 0 */
+    for (int y = 0; y < g; y++)
+        for (int x = 0; x < g; x++)
+            for (int i = 0; i < q; i++) {
+                const float *row = e.pos + (1 + y * g + x) * D;
+                const double w = pow(10000.0, -(double)i / q);
+                maxd = fmax(maxd, fabs(row[i] - sin(y * w)));
+                maxd = fmax(maxd, fabs(row[q + i] - cos(y * w)));
+                maxd = fmax(maxd, fabs(row[2 * q + i] - sin(x * w)));
+                maxd = fmax(maxd, fabs(row[3 * q + i] - cos(x * w)));
+            }
+    for (int t = 0; t < 4; t++)
+        for (int i = 0; i < D / 2; i++) {
+            const double w = pow(10000.0, -(double)i / (D / 2));
+            maxd = fmax(maxd, fabs(e.time[t * D + i] - sin(t * w)));
+            maxd = fmax(maxd, fabs(e.time[t * D + D / 2 + i] - cos(t * w)));
+        }
+    printf("sin-cos embeddings: max abs diff %.3g\n", maxd);
+    assert_true(maxd < 1e-6);
+    /* a saved and reloaded model uses its file's weights: refused */
+    char *p = fvt_join(g_tmp, "sincos.safetensors");
+    assert_int_equal(fv_model_save(m, p), 0);
+    fv_model_close(&m);
+    assert_int_equal(fv_model_load(&m, p), 0);
+    assert_true(fv_model_init_sincos_embeddings(m) < 0);
+    assert_non_null(strstr(fv_last_error(), "loaded model"));
+    fv_model_close(&m);
+    free(p);
+}
+
 static void test_bad_input(void **state)
 {
     (void)state;
@@ -365,7 +448,7 @@ static void test_bad_input(void **state)
         int rc;
         char args[4096];
         const char *expect;
-    } cases[8];
+    } cases[9];
     int n = 0;
     cases[n].rc = 1;
     snprintf(cases[n].args, 4096, "train --ucf101 '%s' --epochs 0 -o '%s'", g_data, o);
@@ -391,6 +474,9 @@ static void test_bad_input(void **state)
     cases[n].rc = 2;
     snprintf(cases[n].args, 4096, "train --ucf101 '%s' -o '%s' --resume", g_data, missing);
     cases[n++].expect = "resume";
+    cases[n].rc = 1;
+    snprintf(cases[n].args, 4096, "train --ucf101 '%s' -o '%s' --reverse sideways", g_data, o);
+    cases[n++].expect = "reverse";
     for (int i = 0; i < n; i++) {
         int rc = fibvid(NULL, &err, "%s", cases[i].args);
         printf("rc %d: %s", rc, err);
@@ -415,6 +501,7 @@ int main(void)
         cmocka_unit_test(test_steps_reduce_loss),
         cmocka_unit_test(test_train_resume),
         cmocka_unit_test(test_config_and_finetune),
+        cmocka_unit_test(test_sincos_embeddings),
         cmocka_unit_test(test_bad_input),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

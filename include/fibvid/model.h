@@ -91,6 +91,15 @@ int fv_model_load(FvModel **out, const char *path);
  *  labels "class_0", ... Used by benchmarks and tests. */
 int fv_model_create_random(FvModel **out, const FvModelConfig *c, uint64_t seed);
 
+/** Overwrite the position and time embeddings of a model made by fv_model_create_random() with fixed
+ *  sin-cos tables, as MAE / VideoMAE initialise theirs: each patch's row holds sines and cosines of
+ *  its grid row (first half of the channels) and column (second half) at geometric frequencies
+ *  10000^(-i/(D/4)), the CLS position is 0, and frame t's time embedding is the 1-D table of t over
+ *  all D channels. The weights stay trainable. `fibvid train` starts from these by default
+ *  (`--embed-init`). Call before the first forward pass. Returns 0 or a negative code (FV_EINVAL for
+ *  a loaded model, whose weights may be read-only, or a hidden size that is not a multiple of 4). */
+int fv_model_init_sincos_embeddings(FvModel *m);
+
 /** Save @p m as a fibvid single-file model (F32). Returns 0 or a negative code. */
 int fv_model_save(const FvModel *m, const char *path);
 

@@ -46,6 +46,8 @@ typedef struct TrainOpts {
     double lr, min_lr, warmup, wd, smoothing, clip_norm;
     long cache_frames, scale_lo, scale_hi;
     int hflip; /* -1 auto, 0 off, 1 on (every class keeps its label) */
+    int reverse; /* -1 auto (synth.json's reverse_pairs), 0 off */
+    int embed_random; /* --embed-init random: keep the N(0, 0.02^2) position/time embeddings */
     unsigned long long seed;
     long log_every, threads;
     int quiet;
@@ -92,7 +94,9 @@ static void help(FILE *f)
         "                          is replaced when its labels are not the data's classes\n"
         "      --frames N          override the config's num_frames (with --config; default: the config's)\n"
         "      --image-size N      override the config's image_size (with --config; default: the config's)\n"
-        "optimisation:\n"
+        "      --embed-init KIND   sincos|random: position and time embeddings of a model trained from\n"
+        "                          scratch start as fixed 2-D/1-D sin-cos tables (MAE) or as N(0, 0.02^2)\n"
+        "                          noise (default sincos)\n"        "optimisation:\n"
         "      --epochs N          epochs (default 30)\n"
         "  -b, --batch N           clips per step, 1..256 (default 16)\n"
         "      --lr X              peak learning rate (default 1e-3)\n"
@@ -111,7 +115,12 @@ static void help(FILE *f)
         "                          --ucf101 DIR's synth.json (flip_pairs swap labels, classes a flip changes\n"
         "                          otherwise are not flipped), else off; on: every clip, labels kept\n"
         "                          (default auto)\n"
-        "      --synth-json FILE   class flip information for --hflip auto (default: DIR/synth.json of --ucf101)\n"
+        "      --reverse MODE      auto|off: play training clips backwards with probability 1/2 where the\n"
+        "                          class set allows it. auto: with a synth.json (reverse_pairs swap labels,\n"
+        "                          e.g. Grow <-> Shrink; other classes are never reversed), else off\n"
+        "                          (default auto)\n"
+        "      --synth-json FILE   class flip / reversal information for --hflip auto and --reverse auto\n"
+        "                          (default: DIR/synth.json of --ucf101)\n"
         "output and running:\n"
         "  -o, --out DIR           output directory, created when missing (required): train.jsonl (the log),\n"
         "                          checkpoint.json + ckpt-epochNNNN{,.optim}.safetensors (the latest\n"
@@ -274,8 +283,8 @@ static int clipset_load(ClipSet *cs, const FvDataset *ds, const char *root, int3
 }
 
 /* One augmented training sample into @out (T, 3, S, S): random temporal offsets, random short side in
- * [lo, hi] and crop, optional flip. The frame was cached at short side hi. */
-static void augment(const CachedClip *c, int32_t T, int32_t S, int32_t lo, int32_t hi, int flip,
+ * [lo, hi] and crop, optional flip, optional time reversal. The frame was cached at short side hi. */
+static void augment(const CachedClip *c, int32_t T, int32_t S, int32_t lo, int32_t hi, int flip, int reverse,
                     const FvModelConfig *cfg, uint64_t *rs, float *out, int32_t *xs, float *wx)
 {
     const int32_t shortc = FV_MIN(c->w, c->h);
@@ -305,7 +314,7 @@ static void augment(const CachedClip *c, int32_t T, int32_t S, int32_t lo, int32
         int32_t fi = (int32_t)(seg * t + rng_unit(rs) * seg);
         fi = fi >= c->F ? c->F - 1 : fi;
         const uint8_t *fr = c->rgb + (size_t)fi * c->w * c->h * 3;
-        float *o = out + (size_t)t * 3 * plane;
+        float *o = out + (size_t)(reverse ? T - 1 - t : t) * 3 * plane;
         for (int32_t oy = 0; oy < S; oy++) {
             double sy = y0 + (oy + 0.5) * step - 0.5;
             sy = sy < 0 ? 0 : sy > c->h - 1 ? c->h - 1 : sy;
@@ -331,8 +340,11 @@ static void augment(const CachedClip *c, int32_t T, int32_t S, int32_t lo, int32
 /* Horizontal flips allowed by the class set                                                         */
 /* ------------------------------------------------------------------------------------------------ */
 
-/* flip_to[c]: the class a flipped clip of class c is, or -1 when c must not be flipped. */
-static int load_flip_map(const char *path, const FvDataset *ds, int32_t *flip_to)
+/* to[c]: the class a flipped (time-reversed) clip of class c is, or -1 when c must not be flipped
+ * (reversed): from synth.json's @pairs_key list of class-name pairs and its optional @inv_key list of
+ * classes the transform leaves as they are. */
+static int load_pair_map(const char *path, const FvDataset *ds, const char *pairs_key, const char *inv_key,
+                         int32_t *flip_to)
 {
     json_error_t jerr;
     json_t *root = json_load_file(path, 0, &jerr);
@@ -343,9 +355,9 @@ static int load_flip_map(const char *path, const FvDataset *ds, int32_t *flip_to
         fv_cli_error(CMD, "%s: %s (line %d)", path, jerr.text, jerr.line);
         return FV_EINVAL;
     }
-    const json_t *pairs = json_object_get(root, "flip_pairs"), *inv = json_object_get(root, "hflip_invariant");
+    const json_t *pairs = json_object_get(root, pairs_key), *inv = inv_key ? json_object_get(root, inv_key) : NULL;
     if (!json_is_array(pairs) || (inv && !json_is_array(inv))) {
-        fv_cli_error(CMD, "%s: no \"flip_pairs\" array", path);
+        fv_cli_error(CMD, "%s: no \"%s\" array", path, pairs_key);
         ret = FV_EINVAL;
         goto done;
     }
@@ -359,7 +371,7 @@ static int load_flip_map(const char *path, const FvDataset *ds, int32_t *flip_to
     json_array_foreach(pairs, i, v) {
         const char *a = json_string_value(json_array_get(v, 0)), *b = json_string_value(json_array_get(v, 1));
         if (json_array_size(v) != 2 || !a || !b) {
-            fv_cli_error(CMD, "%s: flip_pairs[%zu] is not a pair of class names", path, i);
+            fv_cli_error(CMD, "%s: %s[%zu] is not a pair of class names", path, pairs_key, i);
             ret = FV_EINVAL;
             goto done;
         }
@@ -529,7 +541,8 @@ static int load_json_config(const char *path, int32_t num_labels, FvModelConfig 
 
 /* Everything that changes the result, compared by --resume. */
 static json_t *settings_json(const TrainOpts *o, const FvDataset *tr, const FvDataset *va, int32_t T, int32_t S,
-                             int32_t lo, int32_t hi, int32_t F, const char *hflip)
+                             int32_t lo, int32_t hi, int32_t F, const char *hflip,
+                             const char *reverse)
 {
     char hash[32], vhash[32];
     snprintf(hash, sizeof(hash), "%016llx", (unsigned long long)fv_dataset_hash(tr));
@@ -541,6 +554,7 @@ static json_t *settings_json(const TrainOpts *o, const FvDataset *tr, const FvDa
     json_object_set_new(j, "val_hash", json_string(vhash));
     json_object_set_new(j, "config", o->model ? json_null() : json_string(o->config ? o->config : "synth"));
     json_object_set_new(j, "init_model", o->model ? json_string(o->model) : json_null());
+    json_object_set_new(j, "embed_init", o->model ? json_null() : json_string(o->embed_random ? "random" : "sincos"));
     json_object_set_new(j, "frames", json_integer(T));
     json_object_set_new(j, "image_size", json_integer(S));
     json_object_set_new(j, "epochs", json_integer(o->epochs));
@@ -555,6 +569,7 @@ static json_t *settings_json(const TrainOpts *o, const FvDataset *tr, const FvDa
     json_object_set_new(j, "cache_frames", json_integer(F));
     json_object_set_new(j, "scale", json_pack("[i, i]", lo, hi));
     json_object_set_new(j, "hflip", json_string(hflip));
+    json_object_set_new(j, "reverse", json_string(reverse));
     return j;
 }
 
@@ -663,7 +678,7 @@ static int run(TrainOpts *o)
     json_t *settings = NULL, *ck = NULL;
     FILE *log = NULL;
     char *log_path = NULL, *ck_path = NULL, *synth_json = NULL;
-    int32_t *map = NULL, *flip_to = NULL, *labels = NULL, *xs = NULL;
+    int32_t *map = NULL, *flip_to = NULL, *rev_to = NULL, *labels = NULL, *xs = NULL;
     int64_t *order = NULL;
     float *batch = NULL, *logits = NULL, *wx = NULL;
     char **names = NULL;
@@ -723,7 +738,8 @@ static int run(TrainOpts *o)
             cfg.image_size = (int32_t)o->image_size;
         cfg.short_side = 0;
         if ((ret = fv_model_config_validate(&cfg)) < 0 ||
-            (ret = fv_model_create_random(&m, &cfg, rng_seed(o->seed, 1, 0, 0))) < 0) {
+            (ret = fv_model_create_random(&m, &cfg, rng_seed(o->seed, 1, 0, 0))) < 0 ||
+            (!o->embed_random && (ret = fv_model_init_sincos_embeddings(m)) < 0)) {
             fv_cli_error(CMD, "%s", fv_last_error());
             rc = fv_cli_exit_code(ret);
             goto done;
@@ -733,7 +749,8 @@ static int run(TrainOpts *o)
         goto lib_fail;
 
     /* dataset class -> model label: kept when the model already has exactly these classes */
-    if (!(map = calloc((size_t)NC, sizeof(int32_t))) || !(flip_to = calloc((size_t)NC, sizeof(int32_t))))
+    if (!(map = calloc((size_t)NC, sizeof(int32_t))) || !(flip_to = calloc((size_t)NC, sizeof(int32_t))) ||
+        !(rev_to = calloc((size_t)NC, sizeof(int32_t))))
         goto oom;
     {
         const int32_t L = fv_model_config(m)->num_labels;
@@ -783,26 +800,29 @@ static int run(TrainOpts *o)
         goto done;
     }
 
-    /* flips */
-    const char *hflip_desc = "off";
-    if (o->hflip == 1) {
-        for (int32_t c = 0; c < NC; c++)
-            flip_to[c] = c;
+    /* flips and time reversal: what the class set allows, from synth.json */
+    const char *hflip_desc = "off", *reverse_desc = "off";
+    const char *sj = o->synth_json;
+    if (!sj && o->ucf101 && (o->hflip == -1 || o->reverse == -1)) {
+        if (!(synth_json = fv_cli_path_join(o->ucf101, "synth.json")))
+            goto oom;
+        sj = file_exists(synth_json) ? synth_json : NULL;
+    }
+    for (int32_t c = 0; c < NC; c++) {
+        flip_to[c] = o->hflip == 1 ? c : -1;
+        rev_to[c] = -1;
+    }
+    if (o->hflip == 1)
         hflip_desc = "on";
-    } else {
-        for (int32_t c = 0; c < NC; c++)
-            flip_to[c] = -1;
-        const char *sj = o->synth_json;
-        if (!sj && o->ucf101 && o->hflip == -1) {
-            if (!(synth_json = fv_cli_path_join(o->ucf101, "synth.json")))
-                goto oom;
-            sj = file_exists(synth_json) ? synth_json : NULL;
-        }
-        if (sj && o->hflip == -1) {
-            if (load_flip_map(sj, tds, flip_to) < 0)
-                goto done;
-            hflip_desc = "flip_pairs";
-        }
+    if (sj && o->hflip == -1) {
+        if (load_pair_map(sj, tds, "flip_pairs", "hflip_invariant", flip_to) < 0)
+            goto done;
+        hflip_desc = "flip_pairs";
+    }
+    if (sj && o->reverse == -1) {
+        if (load_pair_map(sj, tds, "reverse_pairs", NULL, rev_to) < 0)
+            goto done;
+        reverse_desc = "reverse_pairs";
     }
 
     /* output directory and resume */
@@ -814,7 +834,7 @@ static int run(TrainOpts *o)
     ck_path = fv_cli_path_join(o->out, "checkpoint.json");
     if (!log_path || !ck_path)
         goto oom;
-    settings = settings_json(o, tds, vds, T, S, lo, hi, F, hflip_desc);
+    settings = settings_json(o, tds, vds, T, S, lo, hi, F, hflip_desc, reverse_desc);
     if (!settings)
         goto oom;
     int64_t start_epoch = 0, best_epoch = 0;
@@ -965,8 +985,12 @@ static int run(TrainOpts *o)
                     continue;
                 uint64_t cs = rng_seed(o->seed, 4, (uint64_t)epoch, (uint64_t)order[pos]);
                 const int flip = flip_to[c->label] >= 0 && (rng_next(&cs) >> 63);
-                augment(c, T, S, lo, hi, flip, &cfg, &cs, batch + (size_t)nb * clip_floats, xs, wx);
-                labels[nb++] = map[flip ? flip_to[c->label] : c->label];
+                int32_t label = flip ? flip_to[c->label] : c->label;
+                /* a time-reversed clip is its reverse partner (flips and reversal commute on the labels) */
+                const int rev = rev_to[label] >= 0 && (rng_next(&cs) >> 63);
+                label = rev ? rev_to[label] : label;
+                augment(c, T, S, lo, hi, flip, rev, &cfg, &cs, batch + (size_t)nb * clip_floats, xs, wx);
+                labels[nb++] = map[label];
             }
             if (!nb)
                 continue;
@@ -1144,6 +1168,7 @@ done:
     free(synth_json);
     free(map);
     free(flip_to);
+    free(rev_to);
     free(labels);
     free(order);
     free(xs);
@@ -1159,7 +1184,7 @@ int fv_cli_train(int argc, char **argv)
     enum {
         O_ROOT = 0x100, O_UCF, O_SPLIT, O_LIST, O_VAL, O_CLASSES, O_BASE, O_NOVAL, O_CONFIG, O_FRAMES, O_ISIZE,
         O_RESUME, O_EPOCHS, O_STOP, O_LR, O_MINLR, O_WARMUP, O_WD, O_LS, O_CLIP, O_SEED, O_CACHE, O_SCALE,
-        O_HFLIP, O_SJSON, O_LOGEVERY,
+        O_HFLIP, O_SJSON, O_LOGEVERY, O_EMBED, O_REVERSE,
     };
     static const struct option longopts[] = {
         { "root", required_argument, NULL, O_ROOT },
@@ -1174,6 +1199,7 @@ int fv_cli_train(int argc, char **argv)
         { "model", required_argument, NULL, 'm' },
         { "frames", required_argument, NULL, O_FRAMES },
         { "image-size", required_argument, NULL, O_ISIZE },
+        { "embed-init", required_argument, NULL, O_EMBED },
         { "out", required_argument, NULL, 'o' },
         { "resume", no_argument, NULL, O_RESUME },
         { "epochs", required_argument, NULL, O_EPOCHS },
@@ -1189,6 +1215,7 @@ int fv_cli_train(int argc, char **argv)
         { "cache-frames", required_argument, NULL, O_CACHE },
         { "scale", required_argument, NULL, O_SCALE },
         { "hflip", required_argument, NULL, O_HFLIP },
+        { "reverse", required_argument, NULL, O_REVERSE },
         { "synth-json", required_argument, NULL, O_SJSON },
         { "log-every", required_argument, NULL, O_LOGEVERY },
         { "threads", required_argument, NULL, 't' },
@@ -1198,7 +1225,7 @@ int fv_cli_train(int argc, char **argv)
         { NULL, 0, NULL, 0 },
     };
     TrainOpts o = { .split = 1, .epochs = 30, .batch = 16, .lr = 1e-3, .min_lr = 1e-5, .warmup = 2.0, .wd = 0.05,
-                    .smoothing = 0.1, .clip_norm = 1.0, .hflip = -1, .seed = 1, .log_every = 10 };
+                    .smoothing = 0.1, .clip_norm = 1.0, .hflip = -1, .reverse = -1, .seed = 1, .log_every = 10 };
     fv_cli_attn_overrides_init(&o.attn);
     int c, li = -1;
     long v;
@@ -1290,6 +1317,16 @@ int fv_cli_train(int argc, char **argv)
             else goto bad;
             break;
         case O_SJSON: o.synth_json = optarg; break;
+        case O_REVERSE:
+            if (!strcmp(optarg, "auto")) o.reverse = -1;
+            else if (!strcmp(optarg, "off")) o.reverse = 0;
+            else goto bad;
+            break;
+        case O_EMBED:
+            if (!strcmp(optarg, "sincos")) o.embed_random = 0;
+            else if (!strcmp(optarg, "random")) o.embed_random = 1;
+            else goto bad;
+            break;
         case O_LOGEVERY:
             if (fv_cli_parse_int(optarg, 0, 1000000, &o.log_every) < 0)
                 goto bad;
@@ -1344,8 +1381,8 @@ int fv_cli_train(int argc, char **argv)
         fv_cli_error(CMD, "--min-lr %g is above --lr %g", o.min_lr, o.lr);
         return FV_EXIT_USAGE;
     }
-    if (o.synth_json && o.hflip != -1) {
-        fv_cli_error(CMD, "--synth-json goes with --hflip auto");
+    if (o.synth_json && o.hflip != -1 && o.reverse != -1) {
+        fv_cli_error(CMD, "--synth-json goes with --hflip auto or --reverse auto");
         return FV_EXIT_USAGE;
     }
     if (o.threads)
