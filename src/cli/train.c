@@ -96,7 +96,8 @@ static void help(FILE *f)
         "      --image-size N      override the config's image_size (with --config; default: the config's)\n"
         "      --embed-init KIND   sincos|random: position and time embeddings of a model trained from\n"
         "                          scratch start as fixed 2-D/1-D sin-cos tables (MAE) or as N(0, 0.02^2)\n"
-        "                          noise (default sincos)\n"        "optimisation:\n"
+        "                          noise (default sincos)\n"
+        "optimisation:\n"
         "      --epochs N          epochs (default 30)\n"
         "  -b, --batch N           clips per step, 1..256 (default 16)\n"
         "      --lr X              peak learning rate (default 1e-3)\n"
@@ -337,7 +338,7 @@ static void augment(const CachedClip *c, int32_t T, int32_t S, int32_t lo, int32
 }
 
 /* ------------------------------------------------------------------------------------------------ */
-/* Horizontal flips allowed by the class set                                                         */
+/* Horizontal flips and time reversal allowed by the class set                                       */
 /* ------------------------------------------------------------------------------------------------ */
 
 /* to[c]: the class a flipped (time-reversed) clip of class c is, or -1 when c must not be flipped
