@@ -179,43 +179,6 @@ fail:
     return ret;
 }
 
-static void free_acts(FvActs *a);
-
-/* MAE's fixed sin-cos table, one axis: dims [0, n/2) sin(pos * w_i), [n/2, n) cos(pos * w_i), with
- * w_i = 10000^(-i / (n/2)). */
-static void sincos_1d(float *dst, int32_t n, double pos)
-{
-    const int32_t h = n / 2;
-    for (int32_t i = 0; i < h; i++) {
-        const double w = pow(10000.0, -(double)i / h);
-        dst[i] = (float)sin(pos * w);
-        dst[h + i] = (float)cos(pos * w);
-    }
-}
-
-int fv_model_init_sincos_embeddings(FvModel *m)
-{
-    if (!m || !m->owned || m->w.pos_embed < m->owned || m->w.pos_embed >= m->owned + m->owned_floats ||
-        m->w.time_embed < m->owned || m->w.time_embed >= m->owned + m->owned_floats)
-        return fv_error(FV_EINVAL, "fv_model_init_sincos_embeddings: the embeddings are not the model's own "
-                        "writable weights (a loaded model)");
-    const int32_t D = m->cfg.hidden_size, g = m->cfg.image_size / m->cfg.patch_size, T = m->cfg.num_frames;
-    if (D % 4)
-        return fv_error(FV_EINVAL, "fv_model_init_sincos_embeddings: hidden size %d is not a multiple of 4", D);
-    float *pos = (float *)m->w.pos_embed, *tim = (float *)m->w.time_embed;
-    memset(pos, 0, sizeof(float) * D); /* the CLS token's */
-    for (int32_t y = 0; y < g; y++)
-        for (int32_t x = 0; x < g; x++) {
-            float *row = pos + (int64_t)(1 + y * g + x) * D;
-            sincos_1d(row, D / 2, y);
-            sincos_1d(row + D / 2, D / 2, x);
-        }
-    for (int32_t t = 0; t < T; t++)
-        sincos_1d(tim + (int64_t)t * D, D, t);
-    free_acts(&m->acts); /* cached resized embeddings */
-    return 0;
-}
-
 int fv_model_load(FvModel **out, const char *path)
 {
     int ret;
@@ -260,6 +223,41 @@ static void free_acts(FvActs *a)
     fv_free(a->hid);
     fv_free(a->clsacc);
     memset(a, 0, sizeof(*a));
+}
+
+/* MAE's fixed sin-cos table, one axis: dims [0, n/2) sin(pos * w_i), [n/2, n) cos(pos * w_i), with
+ * w_i = 10000^(-i / (n/2)). */
+static void sincos_1d(float *dst, int32_t n, double pos)
+{
+    const int32_t h = n / 2;
+    for (int32_t i = 0; i < h; i++) {
+        const double w = pow(10000.0, -(double)i / h);
+        dst[i] = (float)sin(pos * w);
+        dst[h + i] = (float)cos(pos * w);
+    }
+}
+
+int fv_model_init_sincos_embeddings(FvModel *m)
+{
+    if (!m || !m->owned || m->w.pos_embed < m->owned || m->w.pos_embed >= m->owned + m->owned_floats ||
+        m->w.time_embed < m->owned || m->w.time_embed >= m->owned + m->owned_floats)
+        return fv_error(FV_EINVAL, "fv_model_init_sincos_embeddings: the embeddings are not the model's own "
+                        "writable weights (a loaded model)");
+    const int32_t D = m->cfg.hidden_size, g = m->cfg.image_size / m->cfg.patch_size, T = m->cfg.num_frames;
+    if (D % 4)
+        return fv_error(FV_EINVAL, "fv_model_init_sincos_embeddings: hidden size %d is not a multiple of 4", D);
+    float *pos = (float *)m->w.pos_embed, *tim = (float *)m->w.time_embed;
+    memset(pos, 0, sizeof(float) * D); /* the CLS token's */
+    for (int32_t y = 0; y < g; y++)
+        for (int32_t x = 0; x < g; x++) {
+            float *row = pos + (int64_t)(1 + y * g + x) * D;
+            sincos_1d(row, D / 2, y);
+            sincos_1d(row + D / 2, D / 2, x);
+        }
+    for (int32_t t = 0; t < T; t++)
+        sincos_1d(tim + (int64_t)t * D, D, t);
+    free_acts(&m->acts); /* cached resized embeddings */
+    return 0;
 }
 
 void fv_model_close(FvModel **pm)

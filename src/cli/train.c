@@ -345,13 +345,13 @@ static void augment(const CachedClip *c, int32_t T, int32_t S, int32_t lo, int32
  * (reversed): from synth.json's @pairs_key list of class-name pairs and its optional @inv_key list of
  * classes the transform leaves as they are. */
 static int load_pair_map(const char *path, const FvDataset *ds, const char *pairs_key, const char *inv_key,
-                         int32_t *flip_to)
+                         int32_t *to)
 {
     json_error_t jerr;
     json_t *root = json_load_file(path, 0, &jerr);
     int ret = 0;
     for (int32_t c = 0; c < ds->num_classes; c++)
-        flip_to[c] = -1;
+        to[c] = -1;
     if (!root) {
         fv_cli_error(CMD, "%s: %s (line %d)", path, jerr.text, jerr.line);
         return FV_EINVAL;
@@ -367,7 +367,7 @@ static int load_pair_map(const char *path, const FvDataset *ds, const char *pair
     json_array_foreach(inv, i, v) {
         for (int32_t c = 0; json_is_string(v) && c < ds->num_classes; c++)
             if (!strcmp(ds->classes[c], json_string_value(v)))
-                flip_to[c] = c;
+                to[c] = c;
     }
     json_array_foreach(pairs, i, v) {
         const char *a = json_string_value(json_array_get(v, 0)), *b = json_string_value(json_array_get(v, 1));
@@ -385,12 +385,12 @@ static int load_pair_map(const char *path, const FvDataset *ds, const char *pair
         }
         /* a pair with a class that is not in the data: its partner has no class to become */
         if (ia >= 0 && ib >= 0) {
-            flip_to[ia] = ib;
-            flip_to[ib] = ia;
+            to[ia] = ib;
+            to[ib] = ia;
         } else if (ia >= 0) {
-            flip_to[ia] = -1;
+            to[ia] = -1;
         } else if (ib >= 0) {
-            flip_to[ib] = -1;
+            to[ib] = -1;
         }
     }
 done:
