@@ -340,7 +340,13 @@ static void test_default_model(void **state)
     snprintf(cmd, sizeof(cmd), "env -u FIBVID_MODEL '%s' classify '%s/models/samples/v_MoveLeft_g01_c01.avi'",
              fvt_bin(), root);
     assert_int_equal(fvt_run(cmd, &out, &err), 0);
-    assert_non_null(strstr(out, "MoveLeft"));
+    /* the rank-1 line names MoveLeft (not just any of the five) */
+    const char *rank1 = strstr(out, "\n  1 ");
+    assert_non_null(rank1);
+    char line[256];
+    snprintf(line, sizeof(line), "%.*s", (int)strcspn(rank1 + 1, "\n"), rank1 + 1);
+    printf("sample clip, rank 1: %s\n", line);
+    assert_non_null(strstr(line, "MoveLeft"));
     free(out);
     free(err);
     snprintf(cmd, sizeof(cmd), "env -u FIBVID_MODEL '%s' info -f json", fvt_bin());
