@@ -46,11 +46,17 @@ W=$(cd "$W" && pwd)
 
 [ -d "$W/clean" ] || $FIBVID synth -o "$W/clean" -n 300 -s 8 --clean -q
 [ -d "$W/data" ] || $FIBVID synth -o "$W/data" -n 300 -s 7 -q
+# labelled PREFIX SPLIT_DIR LIST...: `PREFIX<Class/v_....avi> <1-based label from classInd.txt>` lines
+labelled() {
+    local prefix=$1 dir=$2
+    shift 2
+    awk -v p="$prefix" 'NR==FNR { gsub("\r", ""); id[$2] = $1; next }
+        { gsub("\r", ""); split($1, a, "/"); print p $1 " " id[a[1]] }' "$dir/classInd.txt" "$@"
+}
 # `path label` lists relative to $W, labels 1-based as in classInd.txt
 cut -d' ' -f2 "$W/data/classInd.txt" | tr -d '\r' > "$W/classes.txt"
 for d in data clean; do tr -d '\r' < "$W/$d/trainlist01.txt" | sed "s|^|$d/|"; done > "$W/mix_train.txt"
-awk 'NR==FNR { gsub("\r", ""); id[$2] = $1; next } { gsub("\r", ""); split($1, a, "/"); print "data/" $1 " " id[a[1]] }' \
-    "$W/data/classInd.txt" "$W/data/testlist01.txt" > "$W/val.txt"
+labelled data/ "$W/data" "$W/data/testlist01.txt" > "$W/val.txt"
 
 train() { # name, attention options...
     local n=$1
@@ -75,15 +81,17 @@ train fib
 train dense --spatial-attn dense --temporal-attn dense
 
 [ -d "$W/heldout" ] || $FIBVID synth -o "$W/heldout" -n 60 -s 1001 -q
-# every held-out clip (both lists of the synth split): `Class/v_....avi <1-based label>`
-awk 'NR==FNR { gsub("\r", ""); id[$2] = $1; next } { gsub("\r", ""); split($1, a, "/"); print $1 " " id[a[1]] }' \
-    "$W/heldout/classInd.txt" "$W/heldout/trainlist01.txt" "$W/heldout/testlist01.txt" > "$W/heldout/all.txt"
+# every held-out clip (both lists of the synth split)
+labelled "" "$W/heldout" "$W/heldout/trainlist01.txt" "$W/heldout/testlist01.txt" > "$W/heldout/all.txt"
 for n in fib dense; do
     for v in 1x1 3x3; do
         rm -rf "$W/eval-$n-$v"
         $FIBVID evaluate -m "$W/$n/model.safetensors" --root "$W/heldout" --list "$W/heldout/all.txt" \
             --label-base 1 --classes "$W/classes.txt" --views $v -t "$T" -o "$W/eval-$n-$v" > /dev/null
+        printf '%-6s %s  ' "$n" "$v"
+        /usr/bin/python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print("top-1 %.2f%%  top-5 %.2f%%  mean class %.2f%%  (%d clips)" % (s["top1_acc"], s["top5_acc"], s["mean_class_acc"], s["num_evaluated"]))' "$W/eval-$n-$v/summary.json"
     done
+    tail -n 1 "$W/$n.log"
 done
 
 if [ "$install" = 1 ]; then
@@ -94,11 +102,3 @@ if [ "$install" = 1 ]; then
         cp "$W/samples/$c/v_${c}_g01_c01.avi" models/samples/
     done
 fi
-
-for n in fib dense; do
-    for v in 1x1 3x3; do
-        printf '%-6s %s  ' "$n" "$v"
-        /usr/bin/python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print("top-1 %.2f%%  top-5 %.2f%%  mean class %.2f%%  (%d clips)" % (s["top1_acc"], s["top5_acc"], s["mean_class_acc"], s["num_evaluated"]))' "$W/eval-$n-$v/summary.json"
-    done
-    tail -n 1 "$W/$n.log"
-done
