@@ -14,9 +14,10 @@
 #      (synth.json's flip_pairs / reverse_pairs swap the labels)
 #   3. stage 2, fine-tuning on both train lists (5184 clips) for 15 epochs (batch 64, lr 5e-4, warm-up 1),
 #      validated on the full set's test list (1008 clips); stage 3, a second cosine cycle on the same
-#      data: 10 epochs, lr 2.5e-4, warm-up 1
+#      data: 10 epochs, lr 2.5e-4, warm-up 1; stage 4, a third: 10 epochs, lr 5e-4, warm-up 1
 #   every stage for the Fibottention model (spatial + temporal, the synth preset) and for the dense
-#   baseline, one after the other (FIBVID_THREADS threads, default: all; only -t 1 is bit-reproducible).
+#   baseline, one after the other (FIBVID_THREADS threads, default: all; only -t 1 is bit-reproducible),
+#   or side by side with FIBVID_SIDE_BY_SIDE=1 (then FIBVID_THREADS=1 on a 2-core machine).
 #   A stage whose model.safetensors exists in WORK_DIR is not run again (a rerun keeps finished stages).
 #   4. held-out test data: fibvid synth seed 1001 (never used in training, full procedural set), 60 clips
 #      per class; both models evaluated on all 720 clips with `fibvid evaluate`, single view (1x1) and
@@ -71,14 +72,26 @@ train() { # name, attention options...
     [ -f "$W/$n-stage2/model.safetensors" ] ||
         $FIBVID train "${mix[@]}" -m "$W/$n-clean/model.safetensors" -o "$W/$n-stage2" \
             --epochs 15 --lr 5e-4 --seed 2 "$@" > "$W/$n-stage2.log" 2>&1
+    [ -f "$W/$n-stage3/model.safetensors" ] ||
+        $FIBVID train "${mix[@]}" -m "$W/$n-stage2/model.safetensors" -o "$W/$n-stage3" \
+            --epochs 10 --lr 2.5e-4 --seed 3 "$@" > "$W/$n-stage3.log" 2>&1
     if [ ! -f "$W/$n/model.safetensors" ]; then
-        $FIBVID train "${mix[@]}" -m "$W/$n-stage2/model.safetensors" -o "$W/$n" \
-            --epochs 10 --lr 2.5e-4 --seed 3 "$@" > "$W/$n.log" 2>&1
+        $FIBVID train "${mix[@]}" -m "$W/$n-stage3/model.safetensors" -o "$W/$n" \
+            --epochs 10 --lr 5e-4 --seed 4 "$@" > "$W/$n.log" 2>&1
         echo "wall_s $(($(date +%s) - t0))" >> "$W/$n.log" # of the stages this invocation ran
     fi
 }
-train fib
-train dense --spatial-attn dense --temporal-attn dense
+if [ "${FIBVID_SIDE_BY_SIDE:-0}" = 1 ]; then # both models at once (with FIBVID_THREADS=1 on 2 cores)
+    train fib &
+    fib_pid=$!
+    train dense --spatial-attn dense --temporal-attn dense &
+    dense_pid=$!
+    wait "$fib_pid"
+    wait "$dense_pid"
+else
+    train fib
+    train dense --spatial-attn dense --temporal-attn dense
+fi
 
 [ -d "$W/heldout" ] || $FIBVID synth -o "$W/heldout" -n 60 -s 1001 -q
 # every held-out clip (both lists of the synth split)
