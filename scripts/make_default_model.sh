@@ -14,7 +14,8 @@
 #      (synth.json's flip_pairs / reverse_pairs swap the labels)
 #   3. stage 2, fine-tuning on both train lists (5184 clips) for 15 epochs (batch 64, lr 5e-4, warm-up 1),
 #      validated on the full set's test list (1008 clips); stage 3, a second cosine cycle on the same
-#      data: 10 epochs, lr 2.5e-4, warm-up 1; stage 4, a third: 10 epochs, lr 5e-4, warm-up 1
+#      data: 10 epochs, lr 2.5e-4, warm-up 1; stages 4 and 5, a third and a fourth: 10 epochs each, lr
+#      5e-4, warm-up 1
 #   every stage for the Fibottention model (spatial + temporal, the synth preset) and for the dense
 #   baseline, one after the other (FIBVID_THREADS threads, default: all; only -t 1 is bit-reproducible),
 #   or side by side with FIBVID_SIDE_BY_SIDE=1 (then FIBVID_THREADS=1 on a 2-core machine).
@@ -69,17 +70,19 @@ train() { # name, attention options...
             -t "$T" -q "$@" > "$W/$n-clean.log" 2>&1
     local mix=(--list "$W/mix_train.txt" --val-list "$W/val.txt" --label-base 1 --classes "$W/classes.txt"
         --root "$W" --synth-json "$W/data/synth.json" --batch 64 --warmup 1 -t "$T" -q)
-    [ -f "$W/$n-stage2/model.safetensors" ] ||
-        $FIBVID train "${mix[@]}" -m "$W/$n-clean/model.safetensors" -o "$W/$n-stage2" \
-            --epochs 15 --lr 5e-4 --seed 2 "$@" > "$W/$n-stage2.log" 2>&1
-    [ -f "$W/$n-stage3/model.safetensors" ] ||
-        $FIBVID train "${mix[@]}" -m "$W/$n-stage2/model.safetensors" -o "$W/$n-stage3" \
-            --epochs 10 --lr 2.5e-4 --seed 3 "$@" > "$W/$n-stage3.log" 2>&1
-    if [ ! -f "$W/$n/model.safetensors" ]; then
-        $FIBVID train "${mix[@]}" -m "$W/$n-stage3/model.safetensors" -o "$W/$n" \
-            --epochs 10 --lr 5e-4 --seed 4 "$@" > "$W/$n.log" 2>&1
-        echo "wall_s $(($(date +%s) - t0))" >> "$W/$n.log" # of the stages this invocation ran
-    fi
+    # the fine-tuning stages on the mix: output directory, epochs, peak lr, seed; each starts from the one
+    # before, the last one's directory is the model's name
+    local prev=$W/$n-clean spec out epochs lr seed
+    for spec in "stage2 15 5e-4 2" "stage3 10 2.5e-4 3" "stage4 10 5e-4 4" "- 10 5e-4 5"; do
+        read -r out epochs lr seed <<< "$spec"
+        [ "$out" = - ] && out=$n || out=$n-$out
+        if [ ! -f "$W/$out/model.safetensors" ]; then
+            $FIBVID train "${mix[@]}" -m "$prev/model.safetensors" -o "$W/$out" \
+                --epochs "$epochs" --lr "$lr" --seed "$seed" "$@" > "$W/$out.log" 2>&1
+            [ "$out" = "$n" ] && echo "wall_s $(($(date +%s) - t0))" >> "$W/$n.log" # of the stages run now
+        fi
+        prev=$W/$out
+    done
 }
 if [ "${FIBVID_SIDE_BY_SIDE:-0}" = 1 ]; then # both models at once (with FIBVID_THREADS=1 on 2 cores)
     train fib &

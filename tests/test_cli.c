@@ -287,7 +287,7 @@ static void test_info_and_bench(void **state)
  * is used when no -m is given and recognises the procedural classes on clips it was not trained on: a
  * set generated here by `fibvid synth -n 2 -s 2024` (24 clips; training used seeds 7 and 8). Bounds:
  * top-1 >= 18/24 and top-5 >= 22/24 (chance 8.3 % and 41.7 %; the bundled model gets 22 and 24, and
- * 88.9 % top-1 on 720 held-out clips, models/README.md). The bundled sample clips classify without -m. */
+ * 89.6 % top-1 on 720 held-out clips, models/README.md). The bundled sample clips classify without -m. */
 static void test_default_model(void **state)
 {
     (void)state;
