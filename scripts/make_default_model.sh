@@ -84,17 +84,19 @@ train() { # name, attention options...
         prev=$W/$out
     done
 }
-if [ "${FIBVID_SIDE_BY_SIDE:-0}" = 1 ]; then # both models at once (with FIBVID_THREADS=1 on 2 cores)
-    train fib &
-    fib_pid=$!
-    train dense --spatial-attn dense --temporal-attn dense &
-    dense_pid=$!
-    wait "$fib_pid"
-    wait "$dense_pid"
-else
-    train fib
-    train dense --spatial-attn dense --temporal-attn dense
-fi
+# one model after the other, or both at once with FIBVID_SIDE_BY_SIDE=1 (then FIBVID_THREADS=1 on 2 cores)
+pids=()
+start() {
+    if [ "${FIBVID_SIDE_BY_SIDE:-0}" = 1 ]; then
+        "$@" &
+        pids+=($!)
+    else
+        "$@"
+    fi
+}
+start train fib
+start train dense --spatial-attn dense --temporal-attn dense
+for p in "${pids[@]}"; do wait "$p"; done
 
 [ -d "$W/heldout" ] || $FIBVID synth -o "$W/heldout" -n 60 -s 1001 -q
 # every held-out clip (both lists of the synth split)
