@@ -8,21 +8,28 @@
 # Steps (all seeded):
 #   1. data: fibvid synth seed 8 with --clean (plain background, no distractors, jitter or noise) and
 #      seed 7 (the full procedural set: textured panning backgrounds, distractors, camera jitter, noise),
-#      300 clips per class each (3600 clips, 2592 in each train list)
+#      300 clips per class each (3600 clips, 2592 in each train list), twice: with the generator of
+#      commit a1f3aea (built from `git archive` into WORK_DIR, so this needs a git clone) for stages 1-6,
+#      and with this one (clean2/, data2/) for stage 7. The two differ only in the 600 rotation clips of
+#      each set: a1f3aea's turning objects have no marker and turn 200-420 degrees from any angle, which
+#      neither model learnt to tell apart (models/README.md); stage 7 is where both models first see this
+#      generator's rotation clips
 #   2. stage 1, from scratch on the clean train list: 30 epochs (batch 64, lr 1e-3, warm-up 5 epochs,
 #      cosine), sin-cos position/time embeddings, flips and time reversal where the class set allows them
 #      (synth.json's flip_pairs / reverse_pairs swap the labels)
 #   3. stage 2, fine-tuning on both train lists (5184 clips) for 15 epochs (batch 64, lr 5e-4, warm-up 1),
 #      validated on the full set's test list (1008 clips); stage 3, a second cosine cycle on the same
 #      data: 10 epochs, lr 2.5e-4, warm-up 1; stages 4 and 5, a third and a fourth: 10 epochs each, lr
-#      5e-4, warm-up 1
+#      5e-4, warm-up 1; stage 6, a fifth: 10 epochs, lr 2.5e-4, warm-up 1; stage 7 on this generator's
+#      data (both sets' train lists again, validated on data2's test list): 10 epochs, lr 5e-4, warm-up 1
 #   every stage for the Fibottention model (spatial + temporal, the synth preset) and for the dense
 #   baseline, one after the other (FIBVID_THREADS threads, default: all; only -t 1 is bit-reproducible),
 #   or side by side with FIBVID_SIDE_BY_SIDE=1 (then FIBVID_THREADS=1 on a 2-core machine).
 #   A stage whose model.safetensors exists in WORK_DIR is not run again (a rerun keeps finished stages).
-#   4. held-out test data: fibvid synth seed 1001 (never used in training, full procedural set), 60 clips
-#      per class; both models evaluated on all 720 clips with `fibvid evaluate`, single view (1x1) and
-#      TimeSformer's multi-view test protocol (3 temporal x 3 spatial views, scores averaged: --views 3x3)
+#   4. held-out test data: fibvid synth seeds 1001 and 1002 (never used in training, full procedural set,
+#      this generator), 60 clips per class each; both models evaluated on all 720 clips of each with
+#      `fibvid evaluate`, single view (1x1) and TimeSformer's multi-view test protocol (3 temporal x 3
+#      spatial views, scores averaged: --views 3x3)
 #   5. with --install: the fib model becomes models/fibvid-default.safetensors, and sample clips for the
 #      README's quick start (fibvid synth, seed 2024) go to models/samples/
 #
@@ -46,8 +53,24 @@ T=${FIBVID_THREADS:-$(nproc)}
 mkdir -p "$W"
 W=$(cd "$W" && pwd)
 
-[ -d "$W/clean" ] || $FIBVID synth -o "$W/clean" -n 300 -s 8 --clean -q
-[ -d "$W/data" ] || $FIBVID synth -o "$W/data" -n 300 -s 7 -q
+# stages 1-6: the generator of commit GEN1, built once into $W/gen1
+GEN1=a1f3aea21e4b1d2e0cef3e074edcd3cc7c9c7f91
+if [ ! -d "$W/clean" ] || [ ! -d "$W/data" ]; then
+    if [ ! -x "$W/gen1/fibvid" ]; then
+        git rev-parse --verify -q "$GEN1^{commit}" > /dev/null ||
+            { echo "make_default_model.sh: commit $GEN1 not found: run this in a git clone of fibvid" >&2; exit 1; }
+        rm -rf "$W/gen1-src" "$W/gen1"
+        mkdir -p "$W/gen1-src"
+        git archive "$GEN1" | tar -x -C "$W/gen1-src"
+        meson setup "$W/gen1" "$W/gen1-src" --buildtype=release > /dev/null
+        ninja -C "$W/gen1" fibvid > /dev/null
+    fi
+    [ -d "$W/clean" ] || "$W/gen1/fibvid" synth -o "$W/clean" -n 300 -s 8 --clean -q
+    [ -d "$W/data" ] || "$W/gen1/fibvid" synth -o "$W/data" -n 300 -s 7 -q
+fi
+# stage 7: this generator
+[ -d "$W/clean2" ] || $FIBVID synth -o "$W/clean2" -n 300 -s 8 --clean -q
+[ -d "$W/data2" ] || $FIBVID synth -o "$W/data2" -n 300 -s 7 -q
 # labelled PREFIX SPLIT_DIR LIST...: `PREFIX<Class/v_....avi> <1-based label from classInd.txt>` lines
 labelled() {
     local prefix=$1 dir=$2
@@ -55,10 +78,14 @@ labelled() {
     awk -v p="$prefix" 'NR==FNR { gsub("\r", ""); id[$2] = $1; next }
         { gsub("\r", ""); split($1, a, "/"); print p $1 " " id[a[1]] }' "$dir/classInd.txt" "$@"
 }
-# `path label` lists relative to $W, labels 1-based as in classInd.txt
+# `path label` lists relative to $W, labels 1-based as in classInd.txt: mixV_train.txt (both train lists)
+# and valV.txt (the full set's test list) for the data of generator V
 cut -d' ' -f2 "$W/data/classInd.txt" | tr -d '\r' > "$W/classes.txt"
-for d in data clean; do tr -d '\r' < "$W/$d/trainlist01.txt" | sed "s|^|$d/|"; done > "$W/mix_train.txt"
-labelled data/ "$W/data" "$W/data/testlist01.txt" > "$W/val.txt"
+for v in 1 2; do
+    s=${v#1}
+    for d in data$s clean$s; do tr -d '\r' < "$W/$d/trainlist01.txt" | sed "s|^|$d/|"; done > "$W/mix${v}_train.txt"
+    labelled "data$s/" "$W/data$s" "$W/data$s/testlist01.txt" > "$W/val$v.txt"
+done
 
 train() { # name, attention options...
     local n=$1
@@ -68,16 +95,18 @@ train() { # name, attention options...
     [ -f "$W/$n-clean/model.safetensors" ] ||
         $FIBVID train --ucf101 "$W/clean" -o "$W/$n-clean" --epochs 30 --batch 64 --lr 1e-3 --warmup 5 --seed 1 \
             -t "$T" -q "$@" > "$W/$n-clean.log" 2>&1
-    local mix=(--list "$W/mix_train.txt" --val-list "$W/val.txt" --label-base 1 --classes "$W/classes.txt"
-        --root "$W" --synth-json "$W/data/synth.json" --batch 64 --warmup 1 -t "$T" -q)
-    # the fine-tuning stages on the mix: output directory, epochs, peak lr, seed; each starts from the one
-    # before, the last one's directory is the model's name
-    local prev=$W/$n-clean spec out epochs lr seed
-    for spec in "stage2 15 5e-4 2" "stage3 10 2.5e-4 3" "stage4 10 5e-4 4" "- 10 5e-4 5"; do
-        read -r out epochs lr seed <<< "$spec"
+    local common=(--label-base 1 --classes "$W/classes.txt" --root "$W" --synth-json "$W/data/synth.json"
+        --batch 64 --warmup 1 -t "$T" -q)
+    # the fine-tuning stages on a mix: output directory, epochs, peak lr, seed, generator of the data; each
+    # starts from the one before, the last one's directory is the model's name
+    local prev=$W/$n-clean spec out epochs lr seed v
+    for spec in "stage2 15 5e-4 2 1" "stage3 10 2.5e-4 3 1" "stage4 10 5e-4 4 1" "stage5 10 5e-4 5 1" \
+        "stage6 10 2.5e-4 6 1" "- 10 5e-4 7 2"; do
+        read -r out epochs lr seed v <<< "$spec"
         [ "$out" = - ] && out=$n || out=$n-$out
         if [ ! -f "$W/$out/model.safetensors" ]; then
-            $FIBVID train "${mix[@]}" -m "$prev/model.safetensors" -o "$W/$out" \
+            $FIBVID train --list "$W/mix${v}_train.txt" --val-list "$W/val$v.txt" "${common[@]}" \
+                -m "$prev/model.safetensors" -o "$W/$out" \
                 --epochs "$epochs" --lr "$lr" --seed "$seed" "$@" > "$W/$out.log" 2>&1
             [ "$out" = "$n" ] && echo "wall_s $(($(date +%s) - t0))" >> "$W/$n.log" # of the stages run now
         fi
@@ -98,16 +127,21 @@ start train fib
 start train dense --spatial-attn dense --temporal-attn dense
 for p in "${pids[@]}"; do wait "$p"; done
 
-[ -d "$W/heldout" ] || $FIBVID synth -o "$W/heldout" -n 60 -s 1001 -q
-# every held-out clip (both lists of the synth split)
-labelled "" "$W/heldout" "$W/heldout/trainlist01.txt" "$W/heldout/testlist01.txt" > "$W/heldout/all.txt"
+for h in heldout:1001 heldout2:1002; do
+    [ -d "$W/${h%:*}" ] || $FIBVID synth -o "$W/${h%:*}" -n 60 -s "${h#*:}" -q
+    # every held-out clip (both lists of the synth split)
+    labelled "" "$W/${h%:*}" "$W/${h%:*}/trainlist01.txt" "$W/${h%:*}/testlist01.txt" > "$W/${h%:*}/all.txt"
+done
 for n in fib dense; do
-    for v in 1x1 3x3; do
-        rm -rf "$W/eval-$n-$v"
-        $FIBVID evaluate -m "$W/$n/model.safetensors" --root "$W/heldout" --list "$W/heldout/all.txt" \
-            --label-base 1 --classes "$W/classes.txt" --views $v -t "$T" -o "$W/eval-$n-$v" > /dev/null
-        printf '%-6s %s  ' "$n" "$v"
-        /usr/bin/python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print("top-1 %.2f%%  top-5 %.2f%%  mean class %.2f%%  (%d clips)" % (s["top1_acc"], s["top5_acc"], s["mean_class_acc"], s["num_evaluated"]))' "$W/eval-$n-$v/summary.json"
+    for h in heldout heldout2; do
+        for v in 1x1 3x3; do
+            e=$W/eval-$n-$h-$v
+            rm -rf "$e"
+            $FIBVID evaluate -m "$W/$n/model.safetensors" --root "$W/$h" --list "$W/$h/all.txt" \
+                --label-base 1 --classes "$W/classes.txt" --views $v -t "$T" -o "$e" > /dev/null
+            printf '%-6s %-8s %s  ' "$n" "$h" "$v"
+            /usr/bin/python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print("top-1 %.2f%%  top-5 %.2f%%  mean class %.2f%%  (%d clips)" % (s["top1_acc"], s["top5_acc"], s["mean_class_acc"], s["num_evaluated"]))' "$e/summary.json"
+        done
     done
     tail -n 1 "$W/$n.log"
 done

@@ -213,13 +213,20 @@ typedef struct Look {
     double  vx[MAX_VERTS], vy[MAX_VERTS];
     double  aspect;          /* ellipse minor/major */
     uint8_t col[2][3];       /* local x >= 0, local x < 0 */
+    int     marker;          /* a disc painted on the local x axis (the turning objects) */
+    uint8_t mcol[3];         /* its colour: black or white, whichever stands out from col[0] */
 } Look;
+
+/* The marker: centre on the local x axis at MARK_AT radii, radius MARK_R radii. */
+#define MARK_AT 0.6
+#define MARK_R  0.28
 
 static void make_shape(uint64_t *st, Look *lk)
 {
     /* 0 disc, 1 ring, 2 ellipse, 3 triangle, 4 square, 5 pentagon, 6 hexagon, 7 star, 8 diamond, 9 cross */
     int k = irange(st, 0, 9);
     lk->nv = 0;
+    lk->marker = 0;
     lk->aspect = 1;
     if (k <= 2) {
         lk->kind = k == 0 ? SHAPE_DISC : k == 1 ? SHAPE_RING : SHAPE_ELLIPSE;
@@ -301,9 +308,13 @@ static void draw(uint8_t *img, int W, int H, const Look *lk, double cx, double c
                 double dx = x + 0.25 + 0.5 * (k & 1) - cx, dy = y + 0.25 + 0.5 * (k >> 1) - cy;
                 /* into the object's frame: rotate by -theta */
                 double u = (dx * c + dy * s) * inv, v = (-dx * s + dy * c) * inv;
-                if (!inside(lk, u, v))
+                const uint8_t *col;
+                if (lk->marker && (u - MARK_AT) * (u - MARK_AT) + v * v <= MARK_R * MARK_R)
+                    col = lk->mcol;
+                else if (inside(lk, u, v))
+                    col = lk->col[u >= 0 ? 0 : 1];
+                else
                     continue;
-                const uint8_t *col = lk->col[u >= 0 ? 0 : 1];
                 sum[0] += col[0];
                 sum[1] += col[1];
                 sum[2] += col[2];
@@ -536,7 +547,19 @@ static int plan_init(Plan *p, const FvSynthSettings *s, int cls, int clip)
         break;
     }
     case MOTION_ROTATE: {
-        p->theta1 = p->theta0 + uni(&smot, 200, 420) * PI / 180;
+        /* A large object with a marker that turns 90-150 degrees inside a 160-degree window of angles
+         * centred on "up": the marker travels across patches, and, as with the bounded moves, where it is
+         * early and late in the clip hints at the direction (clockwise: from the upper left to the upper
+         * right). The window is symmetric about the vertical, so a horizontal flip still turns one class
+         * into the other. Measured (models/README.md): with a uniform start angle, or with smaller objects
+         * and no marker, a TimeSformer on 64x64 input with 16-pixel patches stays at chance on this pair. */
+        r *= 1.7;
+        const double turn = uni(&smot, 90, 150) * PI / 180, half = 80 * PI / 180;
+        p->theta0 = uni(&smot, -PI / 2 - half, -PI / 2 + half - turn);
+        p->theta1 = p->theta0 + turn;
+        p->look.marker = 1;
+        const uint8_t *c0 = p->look.col[0];
+        memset(p->look.mcol, 299 * c0[0] + 587 * c0[1] + 114 * c0[2] < 128000 ? 255 : 0, 3);
         p->x0 = uni(&smot, r, 1 - r);
         p->y0 = uni(&smot, r, 1 - r);
         p->x1 = clampd(p->x0 + uni(&smot, -0.05, 0.05), r, 1 - r);
