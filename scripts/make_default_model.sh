@@ -82,9 +82,9 @@ labelled() {
 # and valV.txt (the full set's test list) for the data of generator V
 cut -d' ' -f2 "$W/data/classInd.txt" | tr -d '\r' > "$W/classes.txt"
 for v in 1 2; do
-    s=${v#1}
-    for d in data$s clean$s; do tr -d '\r' < "$W/$d/trainlist01.txt" | sed "s|^|$d/|"; done > "$W/mix${v}_train.txt"
-    labelled "data$s/" "$W/data$s" "$W/data$s/testlist01.txt" > "$W/val$v.txt"
+    sfx=${v#1} # the directories of generator 1 have no suffix, those of generator 2 end in 2
+    for d in data$sfx clean$sfx; do tr -d '\r' < "$W/$d/trainlist01.txt" | sed "s|^|$d/|"; done > "$W/mix${v}_train.txt"
+    labelled "data$sfx/" "$W/data$sfx" "$W/data$sfx/testlist01.txt" > "$W/val$v.txt"
 done
 
 train() { # name, attention options...
@@ -127,13 +127,15 @@ start train fib
 start train dense --spatial-attn dense --temporal-attn dense
 for p in "${pids[@]}"; do wait "$p"; done
 
-for h in heldout:1001 heldout2:1002; do
-    [ -d "$W/${h%:*}" ] || $FIBVID synth -o "$W/${h%:*}" -n 60 -s "${h#*:}" -q
+heldout=(heldout:1001 heldout2:1002) # directory:seed
+for h in "${heldout[@]}"; do
+    d=$W/${h%:*}
+    [ -d "$d" ] || $FIBVID synth -o "$d" -n 60 -s "${h#*:}" -q
     # every held-out clip (both lists of the synth split)
-    labelled "" "$W/${h%:*}" "$W/${h%:*}/trainlist01.txt" "$W/${h%:*}/testlist01.txt" > "$W/${h%:*}/all.txt"
+    labelled "" "$d" "$d/trainlist01.txt" "$d/testlist01.txt" > "$d/all.txt"
 done
 for n in fib dense; do
-    for h in heldout heldout2; do
+    for h in "${heldout[@]%:*}"; do
         for v in 1x1 3x3; do
             e=$W/eval-$n-$h-$v
             rm -rf "$e"
