@@ -13,9 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "attention.h"
-#include "fibottention.h"
-#include "internal.h"
+#include "kernels/attention.h"
+#include "kernels/fibottention.h"
+#include "util/util.h"
 #include "testutil.h"
 
 #define TOL 1e-5

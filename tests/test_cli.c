@@ -16,7 +16,7 @@
 #include <jansson.h>
 
 #include "clipgen.h"
-#include "safetensors.h"
+#include "model/safetensors.h"
 #include "testutil.h"
 
 static char *g_tmp;

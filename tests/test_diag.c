@@ -13,11 +13,11 @@
 #include <cmocka.h>
 #include <jansson.h>
 
-#include "attention.h"
-#include "diag_internal.h"
-#include "fibottention.h"
+#include "kernels/attention.h"
+#include "model/diag_internal.h"
+#include "kernels/fibottention.h"
 #include "fibvid/diag.h"
-#include "internal.h"
+#include "util/util.h"
 #include "testutil.h"
 
 typedef struct Stats {

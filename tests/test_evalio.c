@@ -16,7 +16,7 @@
 #include <jansson.h>
 
 #include "fibvid/eval.h"
-#include "internal.h"
+#include "util/util.h"
 #include "testutil.h"
 
 #define NV 23 /* videos in the list */

@@ -16,9 +16,9 @@
 
 #include <jansson.h>
 
-#include "attention.h"
-#include "fibottention.h"
-#include "internal.h"
+#include "kernels/attention.h"
+#include "kernels/fibottention.h"
+#include "util/util.h"
 #include "testutil.h"
 
 static json_t *load_json(const char *name)

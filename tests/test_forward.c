@@ -17,7 +17,7 @@
 #include <string.h>
 
 #include "fibvid/model.h"
-#include "safetensors.h"
+#include "model/safetensors.h"
 #include "testutil.h"
 
 #define TOL 1e-4

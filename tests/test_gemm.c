@@ -9,8 +9,8 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "gemm.h"
-#include "internal.h"
+#include "kernels/gemm.h"
+#include "util/util.h"
 #include "testutil.h"
 
 static void fill(float *x, int64_t n, uint64_t *st)

@@ -19,11 +19,12 @@
 #include <string.h>
 
 #include "fibvid/model.h"
-#include "gemm.h"
-#include "internal.h"
-#include "safetensors.h"
+#include "kernels/gemm.h"
+#include "util/util.h"
+#include "model/safetensors.h"
 #include "testutil.h"
-#include "train.h"
+#include "train/optim.h"
+#include "train/trainer.h"
 
 /* Per element: within REL_TOL relative, or ABS_TOL absolute, or SCALE_TOL of the tensor's RMS gradient.
  * The last one covers elements hundreds of times smaller than the rest of their tensor (a LayerNorm weight

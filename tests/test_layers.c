@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <cmocka.h>
 
-#include "internal.h"
-#include "fastmath.h"
-#include "layers.h"
+#include "util/util.h"
+#include "kernels/fastmath.h"
+#include "kernels/layers.h"
 
 static void test_layernorm(void **state)
 {

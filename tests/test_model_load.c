@@ -12,9 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
-#include "model_internal.h"
-#include "safetensors.h"
+#include "util/util.h"
+#include "model/model_internal.h"
+#include "model/safetensors.h"
 #include "testutil.h"
 
 static char *g_dir;

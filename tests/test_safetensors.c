@@ -14,8 +14,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "internal.h"
-#include "safetensors.h"
+#include "util/util.h"
+#include "model/safetensors.h"
 #include "testutil.h"
 
 static char *g_dir;

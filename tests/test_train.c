@@ -22,9 +22,10 @@
 
 #include "fibvid/model.h"
 #include "fibvid/synth.h"
-#include "model_internal.h"
+#include "model/model_internal.h"
 #include "testutil.h"
-#include "train.h"
+#include "train/optim.h"
+#include "train/trainer.h"
 
 static char *g_tmp;  /* everything lives here */
 static char *g_data; /* `fibvid synth` output */

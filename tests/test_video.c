@@ -18,7 +18,7 @@
 #include <libavutil/log.h>
 
 #include "fibvid/video.h"
-#include "internal.h"
+#include "util/util.h"
 
 #include "clipgen.h"
 #include "testutil.h"

@@ -139,9 +139,6 @@ void fv_diag_agg_close(FvDiagAgg **a);
  */
 struct json_t *fv_diag_result_json(const FvDiagResult *r, unsigned flags);
 
-/** Short description of an attention setting ("dense", "fib(modified,zero,w=5..65,shuffle)"), into @p buf. */
-void fv_diag_attn_describe(const FvAttnSettings *a, char *buf, size_t n);
-
 #ifdef __cplusplus
 }
 #endif

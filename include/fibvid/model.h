@@ -41,6 +41,20 @@ typedef struct FvAttnSettings {
 /** Fill @p a with dense attention and the Fibottention defaults (modified, zero, shuffle on). */
 void fv_attn_default_settings(FvAttnSettings *a);
 
+/** fv_attn_describe() flags. */
+#define FV_ATTN_DESCRIBE_SHORT 1u /**< "fib(modified,zero,w=5..65,shuffle)": windows as given (resolved ones) */
+
+/**
+ * One-line description of an attention setting into @p buf (@p n bytes, truncated, NUL-terminated):
+ * "dense", or by default "fib(modified,zero,wmin=default,wmax=default,shuffle=on)" as run.json and the
+ * command line tools show it; with FV_ATTN_DESCRIBE_SHORT the compact form diagnostics use.
+ */
+void fv_attn_describe(const FvAttnSettings *a, unsigned flags, char *buf, size_t n);
+
+/** Check @p a: kind, variant and semantics known, wmin <= wmax when both are set, shuffle 0 or 1.
+ *  Returns 0 or FV_EINVAL with fv_last_error() reading "<fn>: <what> attention: <reason>". */
+int fv_attn_settings_validate(const FvAttnSettings *a, const char *fn, const char *what);
+
 /** Model configuration: the HF `config.json` fields plus preprocessing and attention kinds. */
 typedef struct FvModelConfig {
     int32_t image_size;        /**< training input size (square) */

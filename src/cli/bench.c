@@ -8,8 +8,8 @@
 
 #include <jansson.h>
 
-#include "../attention.h"
-#include "../internal.h"
+#include "kernels/attention.h"
+#include "util/util.h"
 #include "cli.h"
 
 static int cmp_double(const void *a, const void *b)
@@ -274,8 +274,8 @@ int fv_cli_bench(int argc, char **argv)
     double flops = fv_model_flops(m, (int32_t)T, (int32_t)S, (int32_t)S);
     double med = median(times, (int)iters), mn = times[0];
     char sa[128], ta[128];
-    fv_cli_attn_describe(&cf->spatial, sa, sizeof(sa));
-    fv_cli_attn_describe(&cf->temporal, ta, sizeof(ta));
+    fv_attn_describe(&cf->spatial, 0, sa, sizeof(sa));
+    fv_attn_describe(&cf->temporal, 0, ta, sizeof(ta));
     if (fmt == FV_OUT_JSON) {
         json_t *j = json_pack("{s:s, s:i, s:i, s:i, s:s, s:i, s:f, s:f, s:f, s:f, s:f, s:{s:s, s:s}, s:I}",
             "model", model ? model : (config ? config : "base"), "frames", (int)T, "size", (int)S, "threads",

@@ -72,9 +72,6 @@ const char *fv_cli_default_model(void);
 /* Load -m PATH (or the default) and report errors; returns an exit code (0 on success). */
 int fv_cli_load_model(const char *cmd, const char *path, FvModel **out);
 
-/* Short description of an attention setting, e.g. "fib(modified,zero,w=5..65,shuffle)" or "dense". */
-void fv_cli_attn_describe(const FvAttnSettings *a, char *buf, size_t n);
-
 /* Monotonic clock in milliseconds. */
 double fv_cli_now_ms(void);
 

@@ -126,21 +126,6 @@ int fv_cli_attn_apply(const FvAttnOverrides *o, FvModel *m)
     return fv_model_set_attention(m, &s, &t);
 }
 
-void fv_cli_attn_describe(const FvAttnSettings *a, char *buf, size_t n)
-{
-    if (a->kind == FV_ATTN_DENSE) {
-        snprintf(buf, n, "dense");
-        return;
-    }
-    char wmin[16] = "default", wmax[16] = "default";
-    if (a->wmin > 0)
-        snprintf(wmin, sizeof(wmin), "%d", a->wmin);
-    if (a->wmax > 0)
-        snprintf(wmax, sizeof(wmax), "%d", a->wmax);
-    snprintf(buf, n, "fib(%s,%s,wmin=%s,wmax=%s,shuffle=%s)", a->variant == FV_FIB_MODIFIED ? "modified" : "original",
-             a->semantics == FV_FIB_ZERO ? "zero" : "exclude", wmin, wmax, a->shuffle ? "on" : "off");
-}
-
 const char *fv_cli_sampling_name(FvSampling s)
 {
     return s == FV_SAMPLING_DENSE ? "dense" : "uniform";

@@ -13,7 +13,7 @@
 #include "cli.h"
 #include "fibvid/diag.h"
 #include "fibvid/eval.h"
-#include "../report.h"
+#include "eval/report.h"
 
 #define CMD "diversity"
 #define MAX_SETS 8

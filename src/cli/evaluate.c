@@ -14,7 +14,7 @@
 
 #include "cli.h"
 #include "fibvid/eval.h"
-#include "prefetch.h"
+#include "video/prefetch.h"
 
 #define CMD "evaluate"
 
@@ -97,18 +97,9 @@ static void help(FILE *f)
 /* summary.json helpers shared with `merge`                                                          */
 /* ------------------------------------------------------------------------------------------------ */
 
-static char *join(const char *dir, const char *name)
-{
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *s = malloc(n);
-    if (s)
-        snprintf(s, n, "%s/%s", dir, name);
-    return s;
-}
-
 int fv_cli_summary_set(const char *dir, const char *key, json_t *value)
 {
-    char *path = join(dir, "summary.json"), *tmp = join(dir, "summary.json.tmp");
+    char *path = fv_cli_path_join(dir, "summary.json"), *tmp = fv_cli_path_join(dir, "summary.json.tmp");
     json_t *o = NULL;
     json_error_t jerr;
     int ret = FV_ENOMEM;
@@ -146,7 +137,7 @@ done:
 
 int fv_cli_summary_print(const char *cmd, const char *dir, FILE *f)
 {
-    char *path = join(dir, "summary.json");
+    char *path = fv_cli_path_join(dir, "summary.json");
     json_error_t jerr;
     json_t *o = path ? json_load_file(path, 0, &jerr) : NULL;
     if (!o) {
@@ -330,8 +321,8 @@ static int run(const EvalOpts *o, double t_start)
              cs.sample.dense_start == FV_DENSE_START_SLOWFAST ? "slowfast" : "mmaction", o->clip.tviews,
              o->clip.sviews, cs.pre.crop_size, cs.pre.short_side > 0 ? cs.pre.short_side : cs.pre.crop_size,
              cs.pre.mean[0], cs.pre.mean[1], cs.pre.mean[2], cs.pre.std[0], cs.pre.std[1], cs.pre.std[2]);
-    fv_cli_attn_describe(&cfg->spatial, sattn, sizeof(sattn));
-    fv_cli_attn_describe(&cfg->temporal, tattn, sizeof(tattn));
+    fv_attn_describe(&cfg->spatial, 0, sattn, sizeof(sattn));
+    fv_attn_describe(&cfg->temporal, 0, tattn, sizeof(tattn));
     snprintf(attention, sizeof(attention), "spatial=%s temporal=%s", sattn, tattn);
 
     const char *out = o->out;
@@ -374,7 +365,7 @@ static int run(const EvalOpts *o, double t_start)
         if (!fv_shard_has(i, er.shard_k, er.shard_n) || fv_eval_done(e, i))
             continue;
         const char *p = ds->entries[i].path;
-        paths[ntodo] = p[0] == '/' ? strdup(p) : join(o->root, p);
+        paths[ntodo] = p[0] == '/' ? strdup(p) : fv_cli_path_join(o->root, p);
         if (!paths[ntodo])
             goto oom;
         ids[ntodo++] = i;

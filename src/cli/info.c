@@ -98,8 +98,8 @@ int fv_cli_info(int argc, char **argv)
         json_decref(j);
     } else {
         char sa[128], ta[128];
-        fv_cli_attn_describe(&cf->spatial, sa, sizeof(sa));
-        fv_cli_attn_describe(&cf->temporal, ta, sizeof(ta));
+        fv_attn_describe(&cf->spatial, 0, sa, sizeof(sa));
+        fv_attn_describe(&cf->temporal, 0, ta, sizeof(ta));
         printf("model          %s\n", model ? model : fv_cli_default_model());
         printf("architecture   TimeSformer, divided space-time attention\n");
         printf("parameters     %lld (%.1f M)\n", (long long)fv_model_num_params(m), fv_model_num_params(m) * 1e-6);

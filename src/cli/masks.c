@@ -7,10 +7,10 @@
 
 #include <jansson.h>
 
-#include "../attention.h"
-#include "../fibottention.h"
-#include "../image.h"
-#include "../report.h"
+#include "kernels/attention.h"
+#include "kernels/fibottention.h"
+#include "eval/image.h"
+#include "eval/report.h"
 #include "cli.h"
 
 static void help(FILE *f)

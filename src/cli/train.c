@@ -26,9 +26,10 @@
 
 #include <jansson.h>
 
-#include "../internal.h"
-#include "../model_internal.h"
-#include "../train.h"
+#include "util/util.h"
+#include "model/model_internal.h"
+#include "train/optim.h"
+#include "train/trainer.h"
 #include "cli.h"
 #include "fibvid/eval.h"
 
@@ -145,35 +146,6 @@ static void help(FILE *f)
 /* Randomness: a pure function of (seed, purpose, epoch, index), so resumed runs replay exactly         */
 /* ------------------------------------------------------------------------------------------------ */
 
-static uint64_t mix64(uint64_t x)
-{
-    x += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-
-static uint64_t rng_seed(uint64_t seed, uint64_t purpose, uint64_t epoch, uint64_t index)
-{
-    return mix64(mix64(mix64(mix64(seed) ^ purpose) ^ epoch) ^ index);
-}
-
-static uint64_t rng_next(uint64_t *s)
-{
-    *s = mix64(*s);
-    return *s;
-}
-
-static double rng_unit(uint64_t *s) /* [0, 1) */
-{
-    return (double)(rng_next(s) >> 11) * (1.0 / 9007199254740992.0);
-}
-
-static int64_t rng_below(uint64_t *s, int64_t n) /* [0, n) */
-{
-    return n <= 1 ? 0 : (int64_t)(rng_unit(s) * (double)n);
-}
-
 /* ------------------------------------------------------------------------------------------------ */
 /* Clips in memory                                                                                   */
 /* ------------------------------------------------------------------------------------------------ */
@@ -289,11 +261,11 @@ static void augment(const CachedClip *c, int32_t T, int32_t S, int32_t lo, int32
                     const FvModelConfig *cfg, uint64_t *rs, float *out, int32_t *xs, float *wx)
 {
     const int32_t shortc = FV_MIN(c->w, c->h);
-    const double target = lo + rng_unit(rs) * (hi - lo + 1); /* short side the frame is scaled to */
+    const double target = lo + fv_rng_unit(rs) * (hi - lo + 1); /* short side the frame is scaled to */
     double r = (double)S * shortc / FV_MIN(target, (double)hi); /* crop side in cached pixels */
     if (r > shortc)
         r = shortc;
-    const double x0 = rng_unit(rs) * (c->w - r), y0 = rng_unit(rs) * (c->h - r), step = r / S;
+    const double x0 = fv_rng_unit(rs) * (c->w - r), y0 = fv_rng_unit(rs) * (c->h - r), step = r / S;
     /* horizontal taps once for all rows and frames: xs = left sample, wx = its weight's complement */
     for (int32_t ox = 0; ox < S; ox++) {
         double sx = x0 + (ox + 0.5) * step - 0.5;
@@ -312,7 +284,7 @@ static void augment(const CachedClip *c, int32_t T, int32_t S, int32_t lo, int32
     const double seg = (double)c->F / T;
     const size_t plane = (size_t)S * S;
     for (int32_t t = 0; t < T; t++) {
-        int32_t fi = (int32_t)(seg * t + rng_unit(rs) * seg);
+        int32_t fi = (int32_t)(seg * t + fv_rng_unit(rs) * seg);
         fi = fi >= c->F ? c->F - 1 : fi;
         const uint8_t *fr = c->rgb + (size_t)fi * c->w * c->h * 3;
         float *o = out + (size_t)(reverse ? T - 1 - t : t) * 3 * plane;
@@ -402,42 +374,22 @@ done:
 /* Settings, checkpoints and the log                                                                 */
 /* ------------------------------------------------------------------------------------------------ */
 
-static int file_exists(const char *p)
-{
-    struct stat st;
-    return stat(p, &st) == 0;
-}
-
-static int mkdir_p(const char *dir)
-{
-    char buf[4096];
-    if (snprintf(buf, sizeof(buf), "%s", dir) >= (int)sizeof(buf))
-        return -1;
-    for (char *p = buf + 1; *p; p++)
-        if (*p == '/') {
-            *p = '\0';
-            if (mkdir(buf, 0777) < 0 && errno != EEXIST)
-                return -1;
-            *p = '/';
-        }
-    return mkdir(buf, 0777) < 0 && errno != EEXIST ? -1 : 0;
-}
-
 /* Write @o to @path atomically (temporary file, fsync, rename). */
 static int write_json_atomic(const char *path, const json_t *o)
 {
-    char tmp[4200];
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f || json_dumpf(o, f, JSON_INDENT(2) | JSON_PRESERVE_ORDER) < 0 ||
-        fputc('\n', f) == EOF || fflush(f) != 0 || fsync(fileno(f)) != 0) {
-        if (f)
-            fclose(f);
-        return fv_error(FV_EIO, "%s: cannot write", tmp);
+    char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    if (!text)
+        return fv_error(FV_ENOMEM, "%s: out of memory", path);
+    const size_t n = strlen(text);
+    char *t2 = realloc(text, n + 2);
+    if (!t2) {
+        free(text);
+        return fv_error(FV_ENOMEM, "%s: out of memory", path);
     }
-    if (fclose(f) != 0 || rename(tmp, path) != 0)
-        return fv_error(FV_EIO, "%s: cannot write", path);
-    return 0;
+    memcpy(t2 + n, "\n", 2);
+    int ret = fv_write_file_atomic(path, t2, n + 1);
+    free(t2);
+    return ret;
 }
 
 /* Keep only the log lines of epochs <= @epoch (a resumed run redoes what came after its checkpoint). */
@@ -720,7 +672,7 @@ static int run(TrainOpts *o)
         if (!strcmp(cname, "synth")) {
             synth_preset(&cfg);
         } else if (fv_model_config_preset(&cfg, cname) == 0) {
-        } else if (file_exists(cname)) {
+        } else if (fv_file_exists(cname)) {
             if ((ret = load_json_config(cname, NC, &cfg)) < 0) {
                 rc = fv_cli_exit_code(ret);
                 goto done;
@@ -730,7 +682,7 @@ static int run(TrainOpts *o)
                          cname);
             goto done;
         }
-        if (!file_exists(cname) || !strcmp(cname, "synth")) /* presets train Fibottention by default */
+        if (!fv_file_exists(cname) || !strcmp(cname, "synth")) /* presets train Fibottention by default */
             cfg.spatial.kind = cfg.temporal.kind = FV_ATTN_FIB;
         cfg.num_labels = NC;
         if (o->frames)
@@ -739,7 +691,7 @@ static int run(TrainOpts *o)
             cfg.image_size = (int32_t)o->image_size;
         cfg.short_side = 0;
         if ((ret = fv_model_config_validate(&cfg)) < 0 ||
-            (ret = fv_model_create_random(&m, &cfg, rng_seed(o->seed, 1, 0, 0))) < 0 ||
+            (ret = fv_model_create_random(&m, &cfg, fv_rng_stream(o->seed, 1, 0, 0))) < 0 ||
             (!o->embed_random && (ret = fv_model_init_sincos_embeddings(m)) < 0)) {
             fv_cli_error(CMD, "%s", fv_last_error());
             rc = fv_cli_exit_code(ret);
@@ -776,7 +728,7 @@ static int run(TrainOpts *o)
                 goto oom;
             for (int32_t i = 0; i < NC; i++)
                 names[i] = (char *)tds->classes[i];
-            if ((ret = fv_model_reset_classifier(m, NC, names, rng_seed(o->seed, 2, 0, 0))) < 0)
+            if ((ret = fv_model_reset_classifier(m, NC, names, fv_rng_stream(o->seed, 2, 0, 0))) < 0)
                 goto lib_fail;
             for (int32_t i = 0; i < NC; i++)
                 map[i] = i;
@@ -807,7 +759,7 @@ static int run(TrainOpts *o)
     if (!sj && o->ucf101 && (o->hflip == -1 || o->reverse == -1)) {
         if (!(synth_json = fv_cli_path_join(o->ucf101, "synth.json")))
             goto oom;
-        sj = file_exists(synth_json) ? synth_json : NULL;
+        sj = fv_file_exists(synth_json) ? synth_json : NULL;
     }
     for (int32_t c = 0; c < NC; c++) {
         flip_to[c] = o->hflip == 1 ? c : -1;
@@ -827,10 +779,8 @@ static int run(TrainOpts *o)
     }
 
     /* output directory and resume */
-    if (mkdir_p(o->out) < 0) {
-        fv_cli_error(CMD, "%s: cannot create the output directory: %s", o->out, strerror(errno));
-        goto done;
-    }
+    if ((ret = fv_mkdir_p(o->out)) < 0)
+        goto lib_fail;
     log_path = fv_cli_path_join(o->out, "train.jsonl");
     ck_path = fv_cli_path_join(o->out, "checkpoint.json");
     if (!log_path || !ck_path)
@@ -869,7 +819,7 @@ static int run(TrainOpts *o)
         }
         if ((ret = log_truncate(log_path, start_epoch)) < 0)
             goto lib_fail;
-    } else if (file_exists(ck_path)) {
+    } else if (fv_file_exists(ck_path)) {
         fv_cli_error(CMD, "%s holds a training run already: continue it with --resume or choose another --out",
                      o->out);
         goto done;
@@ -945,8 +895,8 @@ static int run(TrainOpts *o)
     }
     if (!o->quiet) {
         char sa[128], ta[128];
-        fv_cli_attn_describe(&cfg.spatial, sa, sizeof(sa));
-        fv_cli_attn_describe(&cfg.temporal, ta, sizeof(ta));
+        fv_attn_describe(&cfg.spatial, 0, sa, sizeof(sa));
+        fv_attn_describe(&cfg.temporal, 0, ta, sizeof(ta));
         fprintf(stderr, "fibvid train: %lld params, D=%d L=%d heads=%d %dx%dx%d patch %d, spatial %s, temporal %s\n",
                 (long long)fv_model_num_params(m), cfg.hidden_size, cfg.num_layers, cfg.num_heads, T, S, S,
                 cfg.patch_size, sa, ta);
@@ -966,11 +916,11 @@ static int run(TrainOpts *o)
     for (int64_t epoch = start_epoch; epoch < last_epoch; epoch++) {
         const double e0 = fv_cli_now_ms();
         /* this epoch's order: Fisher-Yates from the epoch's own random state */
-        uint64_t rs = rng_seed(o->seed, 3, (uint64_t)epoch, 0);
+        uint64_t rs = fv_rng_stream(o->seed, 3, (uint64_t)epoch, 0);
         for (int64_t i = 0; i < N; i++)
             order[i] = i;
         for (int64_t i = N - 1; i > 0; i--) {
-            const int64_t j = rng_below(&rs, i + 1), t = order[i];
+            const int64_t j = fv_rng_below(&rs, i + 1), t = order[i];
             order[i] = order[j];
             order[j] = t;
         }
@@ -984,11 +934,11 @@ static int run(TrainOpts *o)
                 const CachedClip *c = &tcs.clips[order[pos]];
                 if (!c->rgb)
                     continue;
-                uint64_t cs = rng_seed(o->seed, 4, (uint64_t)epoch, (uint64_t)order[pos]);
-                const int flip = flip_to[c->label] >= 0 && (rng_next(&cs) >> 63);
+                uint64_t cs = fv_rng_stream(o->seed, 4, (uint64_t)epoch, (uint64_t)order[pos]);
+                const int flip = flip_to[c->label] >= 0 && (fv_rng_next(&cs) >> 63);
                 int32_t label = flip ? flip_to[c->label] : c->label;
                 /* a time-reversed clip is its reverse partner (flips and reversal commute on the labels) */
-                const int rev = rev_to[label] >= 0 && (rng_next(&cs) >> 63);
+                const int rev = rev_to[label] >= 0 && (fv_rng_next(&cs) >> 63);
                 label = rev ? rev_to[label] : label;
                 augment(c, T, S, lo, hi, flip, rev, &cfg, &cs, batch + (size_t)nb * clip_floats, xs, wx);
                 labels[nb++] = map[label];
