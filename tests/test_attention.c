@@ -1,7 +1,7 @@
-/* Attention kernels: the fast paths (dense, Fibottention zero and exclude) against the dense masked
- * reference fv_attn_forward_ref, over spatial (cls) and temporal (no cls) shapes, both offset variants,
- * shuffle on/off and custom windows; plus the per-head kernel with arbitrary row strides against a
- * reference written here from the plan's offsets. */
+/* Attention kernels: the fast paths (dense, Fibottention zero and exclude) against the kinds' dense masked
+ * references (fv_attn_forward_ref), over spatial (cls) and temporal (no cls) shapes, both offset variants,
+ * shuffle on/off and custom windows; plus the Fibottention kernel entry with arbitrary row strides against a
+ * reference written here from the plan's raw offsets. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -62,8 +62,8 @@ static double run_case(const Case *c, FvFibVariant variant, FvFibSemantics sem, 
     assert_non_null(ref);
     for (int64_t i = 0; i < nout; i++)
         fast[i] = ref[i] = NAN; /* every output must be written */
-    assert_int_equal(fv_attn_forward(&p, qkv, fast, c->B), 0);
-    fv_attn_forward_ref(&p, qkv, ref, c->B);
+    assert_int_equal(fv_attn_forward(&p, qkv, fast, NULL, c->B, NULL, NULL), 0);
+    fv_attn_forward_ref(&p, qkv, ref, NULL, c->B);
     double d = 0;
     for (int64_t i = 0; i < nout; i++) {
         double e = fabs((double)fast[i] - ref[i]);
@@ -174,7 +174,7 @@ static void test_semantics(void **state)
     for (int i = 0; i < 2; i++) {
         s.semantics = (FvFibSemantics)i;
         assert_int_equal(fv_attn_plan_init(&p, &s, 0, N, 1, H, hd), 0);
-        assert_int_equal(fv_attn_forward(&p, qkv, o[i], 1), 0);
+        assert_int_equal(fv_attn_forward(&p, qkv, o[i], NULL, 1, NULL, NULL), 0);
         fv_attn_plan_free(&p);
     }
     double d = fvt_max_abs_diff(o[0], o[1], (size_t)N * H * hd);
@@ -188,11 +188,11 @@ static void test_semantics(void **state)
     s.variant = FV_FIB_MODIFIED;
     assert_int_equal(fv_attn_plan_init(&p, &s, 0, T, 0, 1, hd), 0);
     assert_int_equal(p.noff[0], 3);
-    assert_int_equal(fv_attn_forward(&p, qkv, o[0], 1), 0);
+    assert_int_equal(fv_attn_forward(&p, qkv, o[0], NULL, 1, NULL, NULL), 0);
     fv_attn_plan_free(&p);
     s.kind = FV_ATTN_DENSE;
     assert_int_equal(fv_attn_plan_init(&p, &s, 0, T, 0, 1, hd), 0);
-    assert_int_equal(fv_attn_forward(&p, qkv, o[1], 1), 0);
+    assert_int_equal(fv_attn_forward(&p, qkv, o[1], NULL, 1, NULL, NULL), 0);
     fv_attn_plan_free(&p);
     d = fvt_max_abs_diff(o[0], o[1], (size_t)T * hd);
     printf("full-window exclude vs dense: max abs diff %g\n", d);
@@ -260,12 +260,13 @@ static void test_head_strides(void **state)
             float *q = random_qkv((int64_t)N * ld, 40 + t, 1.5f), *k = random_qkv((int64_t)N * ld, 50 + t, 1.5f);
             float *v = random_qkv((int64_t)N * ld, 60 + t, 1.0f);
             float *o1 = calloc((size_t)N * ldo, sizeof(float)), *o2 = calloc((size_t)N * ldo, sizeof(float));
-            float *scr = fv_malloc(sizeof(float) * fv_attn_fib_scratch(&p));
+            float *scr = fv_malloc(sizeof(float) * fv_attn_scratch_floats(&p));
             assert_non_null(o1);
             assert_non_null(o2);
             assert_non_null(scr);
             for (int32_t h = 0; h < p.H; h++) {
-                fv_attn_fib_head(&p, h, q, k, v, ld, o1, ldo, scr);
+                const FvAttnHead io = { .h = h, .q = q, .k = k, .v = v, .ld = ld, .out = o1, .ldo = ldo };
+                p.dsp->forward(&p, &io, scr); /* the kind's own kernel entry */
                 head_ref(&p, h, q, k, v, ld, o2, ldo);
                 double d = fvt_max_abs_diff(o1, o2, (size_t)N * ldo);
                 worst = d > worst ? d : worst;

@@ -270,13 +270,15 @@ static double run_fixture(FvModel *m, const Fixture *fx, const char *name, int v
 
     Capture cap;
     memset(&cap, 0, sizeof(cap));
-    fv_model_set_hook(m, capture_hook, &cap);
+    FvState *st = NULL;
+    assert_int_equal(fv_state_create(&st, m), 0);
+    fv_state_set_hook(st, capture_hook, &cap);
     float logits[64];
     assert_true(cfg->num_labels <= 64);
-    r = fv_model_forward(m, fx->input, fx->T, fx->H, fx->W, logits);
-    fv_model_set_hook(m, NULL, NULL);
+    r = fv_state_forward(st, fx->input, 1, fx->T, fx->H, fx->W, logits);
+    fv_state_close(&st);
     if (r < 0)
-        fail_msg("%s: fv_model_forward: %s", name, fv_last_error());
+        fail_msg("%s: fv_state_forward: %s", name, fv_last_error());
 
     if (verbose) {
         char a[96], b[96];

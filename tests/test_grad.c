@@ -19,12 +19,13 @@
 #include <string.h>
 
 #include "fibvid/model.h"
+#include "kernels/attn_kind.h"
 #include "kernels/gemm.h"
 #include "util/util.h"
 #include "model/safetensors.h"
 #include "testutil.h"
 #include "train/optim.h"
-#include "train/trainer.h"
+
 
 /* Per element: within REL_TOL relative, or ABS_TOL absolute, or SCALE_TOL of the tensor's RMS gradient.
  * The last one covers elements hundreds of times smaller than the rest of their tensor (a LayerNorm weight
@@ -251,14 +252,14 @@ static void test_grad_dense(void **state)
 {
     (void)state;
     /* short sequences take the per-pair loops by default; check the GEMM path against autograd too */
-    const int32_t keep = fv_train_dense_gemm_min;
+    const int32_t keep = fv_attn_dense_gemm_min;
     for (int pass = 0; pass < 2; pass++) {
-        fv_train_dense_gemm_min = pass ? 1 : 1 << 30;
+        fv_attn_dense_gemm_min = pass ? 1 : 1 << 30;
         printf("dense heads through %s\n", pass ? "GEMM calls" : "per-pair loops");
         check_fixture("grad_dense.safetensors");
         check_fixture("grad_dense_64x48.safetensors");
     }
-    fv_train_dense_gemm_min = keep;
+    fv_attn_dense_gemm_min = keep;
 }
 
 static void test_grad_fib_zero(void **state)
@@ -619,20 +620,22 @@ static void test_reset_classifier(void **state)
     float *x = malloc(sizeof(float) * clip), before[48], after[48], logits[8];
     assert_non_null(x);
     gen_input(4, x, clip);
-    fv_model_set_hook(m, hook_final, before);
-    assert_int_equal(fv_model_forward(m, x, T, S, S, logits), 0);
+    FvState *rs = NULL;
+    assert_int_equal(fv_state_create(&rs, m), 0);
+    fv_state_set_hook(rs, hook_final, before);
+    assert_int_equal(fv_state_forward(rs, x, 1, T, S, S, logits), 0);
     const int64_t np = fv_model_num_params(m);
     char *names[7] = { "a", "b", "c", "d", "e", "f", "g" };
     assert_int_equal(fv_model_reset_classifier(m, 7, names, 1), 0);
     assert_int_equal(c->num_labels, 7);
     assert_string_equal(fv_model_label(m, 6), "g");
     assert_int_equal(fv_model_num_params(m), np + 2 * 49);
-    fv_model_set_hook(m, hook_final, after);
-    assert_int_equal(fv_model_forward(m, x, T, S, S, logits), 0);
+    fv_state_set_hook(rs, hook_final, after); /* the state follows the model's new label count */
+    assert_int_equal(fv_state_forward(rs, x, 1, T, S, S, logits), 0);
     const double d = fvt_max_abs_diff(before, after, 48);
     printf("final_norm before/after the classifier reset: max abs diff %g\n", d);
     assert_true(d == 0.0);
-    fv_model_set_hook(m, NULL, NULL);
+    fv_state_close(&rs);
     FvTrainSettings s;
     fv_train_default_settings(&s);
     s.max_batch = 1;

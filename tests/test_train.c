@@ -25,7 +25,7 @@
 #include "model/model_internal.h"
 #include "testutil.h"
 #include "train/optim.h"
-#include "train/trainer.h"
+
 
 static char *g_tmp;  /* everything lives here */
 static char *g_data; /* `fibvid synth` output */

@@ -286,8 +286,7 @@ static void expect_open_error(const char *path, int code, const char *reason)
 
     /* fv_clip_load reports the same */
     FvClipSettings cs;
-    fv_sample_default_settings(&cs.sample);
-    fv_preprocess_default_settings(&cs.pre);
+    fv_clip_default_settings(&cs);
     cs.pre.crop_size = 32;
     FvClip clip;
     assert_int_equal(fv_clip_load(path, &cs, &clip), code);
@@ -493,8 +492,7 @@ static void test_clip_load(void **state)
 
     for (int mode = 0; mode < 2; mode++) {
         FvClipSettings cs;
-        fv_sample_default_settings(&cs.sample);
-        fv_preprocess_default_settings(&cs.pre);
+        fv_clip_default_settings(&cs);
         cs.sample.num_frames = 4;
         cs.sample.num_views = 3;
         cs.pre.crop_size = 32;
@@ -555,8 +553,7 @@ static void test_clip_load(void **state)
 
     /* short side smaller than the crop is rejected with the file named */
     FvClipSettings cs;
-    fv_sample_default_settings(&cs.sample);
-    fv_preprocess_default_settings(&cs.pre);
+    fv_clip_default_settings(&cs);
     cs.pre.crop_size = 32;
     cs.pre.short_side = 16;
     FvClip clip;
@@ -579,8 +576,7 @@ static void test_clip_values(void **state)
     s.nframes = 16;
     char *path = make_clip("values.mkv", &s);
     FvClipSettings cs;
-    fv_sample_default_settings(&cs.sample);
-    fv_preprocess_default_settings(&cs.pre);
+    fv_clip_default_settings(&cs);
     cs.sample.num_frames = 4;
     cs.pre.crop_size = 40; /* short side 40 = native: no resize, centre crop x0 = 4 */
     FvClip clip;

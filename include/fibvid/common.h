@@ -59,6 +59,9 @@ const char *fv_gemm_backend_current(void);
 /** Number of threads fibvid's own loops and the BLAS library use; 0 or less = all cores. */
 void fv_set_num_threads(int32_t n);
 
+/** Threads fibvid uses: what fv_set_num_threads() set, else OpenMP's default (all cores). */
+int32_t fv_num_threads(void);
+
 #ifdef __cplusplus
 }
 #endif

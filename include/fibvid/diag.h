@@ -73,19 +73,19 @@ typedef struct FvDiagResult {
     size_t num_values;
 } FvDiagResult;
 
-/** A diagnostics collector: attach it to a model, run forward passes, read the result. */
+/** A diagnostics collector: attach it to a run state, run forward passes, read the result. */
 typedef struct FvDiag FvDiag;
 
 /** Create an empty collector. Returns 0 and *@p out (free with fv_diag_close()) or FV_ENOMEM. */
 int fv_diag_create(FvDiag **out);
 
 /**
- * Attach @p d to @p m (NULL detaches): every later fv_model_forward() adds its statistics to @p d. The
- * attention kernels then gather them from their own softmax weights (no N x N matrix is built) and the
- * forward pass costs more (see README); detached, the forward pass is unchanged. The collector must
- * outlive the attachment. Returns 0 or FV_EINVAL.
+ * Attach @p d to the run state @p st (NULL detaches): every later fv_state_forward() on @p st adds its
+ * statistics to @p d, one forward pass per view. The attention kernels then gather them from their own softmax
+ * weights (no N x N matrix is built) and the forward pass costs more (see README); detached, the forward pass
+ * is unchanged. The collector must outlive the attachment. Returns 0 or FV_EINVAL.
  */
-int fv_model_set_diag(FvModel *m, FvDiag *d);
+int fv_state_set_diag(FvState *st, FvDiag *d);
 
 /** Forget every forward pass gathered so far (the next forward may have another shape). Accepts NULL. */
 void fv_diag_reset(FvDiag *d);
@@ -130,14 +130,42 @@ void fv_diag_agg_close(FvDiagAgg **a);
 #define FV_DIAG_JSON_NO_CLS 1u
 
 /**
- * The result as a jansson object (json_t; the caller owns the reference):
+ * The result as JSON text (malloc'd, NUL-terminated, free with free(); numbers with 17 significant digits):
  * {"layers", "heads", "frames", "grid": [Hp, Wp], "patch_size", "count", "spatial_attention",
  *  "temporal_attention", "layer": [{"layer", "spatial": {"heads": [{"head", "density", "entropy",
  *  "entropy_norm", "mean_distance", "mean_distance_px"}], "jaccard", "cka", "cosine", "frobenius" (H x H),
  *  "mean_jaccard", "mean_cka", "mean_cosine", "mean_frobenius" (off-diagonal means)}, "temporal": {... the
  *  same, without mean_distance_px}, "cls_attention": [H][Hp][Wp]}]}. NULL on out of memory.
  */
-struct json_t *fv_diag_result_json(const FvDiagResult *r, unsigned flags);
+char *fv_diag_result_json(const FvDiagResult *r, unsigned flags);
+
+/* ------------------------------------------------------------------------------------------------ */
+/* The head-diversity report: report.html, one self-contained file (inline SVG and base64 PNG, no network) */
+/* ------------------------------------------------------------------------------------------------ */
+
+/** A clip shown under the cls-attention heatmaps: one frame as the model saw it. */
+typedef struct FvReportClip {
+    const char *name;
+    int32_t w, h;
+    const uint8_t *rgb; /* (h, w, 3) */
+} FvReportClip;
+
+/** One attention setting (e.g. "dense", "fib"): its mean and spread over the clips, and the per-clip results
+ * of the clips shown (for their cls-attention maps). */
+typedef struct FvReportSetting {
+    const char *name;
+    const FvDiagResult *mean, *std;   /* std may be NULL */
+    const FvDiagResult *const *clip;  /* (num_clips) or NULL */
+} FvReportSetting;
+
+/**
+ * Write the report to @p path: a summary of mean head similarity per layer for every setting side by side,
+ * then per layer the head-pair heatmaps (CKA, cosine, Jaccard, Frobenius), per-head bars (entropy, distance,
+ * density), the masks and the cls-attention heatmaps over the clips' frames. Every setting must have the
+ * same number of layers and heads. @title and @subtitle are plain text (escaped here).
+ * Returns 0 or a negative code with fv_last_error() set. */
+int fv_report_diversity_html(const char *path, const char *title, const char *subtitle, const FvReportClip *clips,
+                             int32_t num_clips, const FvReportSetting *sets, int32_t num_sets);
 
 #ifdef __cplusplus
 }

@@ -1,59 +1,15 @@
 /* fibvid public API: the TimeSformer model — configuration, loading (Hugging Face directories and
- * fibvid single files), attention kinds, and the forward pass. */
+ * fibvid single files), saving, and the forward pass on run states. */
 #ifndef FIBVID_MODEL_H
 #define FIBVID_MODEL_H
 
+#include "fibvid/attention.h"
 #include "fibvid/common.h"
 #include "fibvid/video.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-/** Attention kind of one of the two attentions (spatial, temporal) of every block. */
-typedef enum FvAttnKind {
-    FV_ATTN_DENSE = 0, /**< plain softmax attention over all keys */
-    FV_ATTN_FIB   = 1, /**< Fibottention: each head attends a dilated Fibonacci set of offsets */
-} FvAttnKind;
-
-/** Fibottention offset sequence variant (SPEC section 3). */
-typedef enum FvFibVariant {
-    FV_FIB_MODIFIED = 0, /**< start at (a - (b - a), b - a): the reference's video default */
-    FV_FIB_ORIGINAL = 1, /**< start at the Wythoff pair (a, b) */
-} FvFibVariant;
-
-/** How masked keys are treated. */
-typedef enum FvFibSemantics {
-    FV_FIB_ZERO    = 0, /**< reference code: masked scores become 0 and stay in the softmax */
-    FV_FIB_EXCLUDE = 1, /**< true sparse attention: masked keys leave the softmax */
-} FvFibSemantics;
-
-/** Settings of one attention (spatial or temporal). */
-typedef struct FvAttnSettings {
-    FvAttnKind     kind;
-    FvFibVariant   variant;
-    FvFibSemantics semantics;
-    int32_t        wmin;    /**< smallest head window; <= 0: default (spatial 5, temporal 1) */
-    int32_t        wmax;    /**< largest head window; <= 0: default (spatial N/3, temporal T-1) */
-    int32_t        shuffle; /**< 1: per-layer head shuffle as random.seed(layer); random.shuffle() */
-} FvAttnSettings;
-
-/** Fill @p a with dense attention and the Fibottention defaults (modified, zero, shuffle on). */
-void fv_attn_default_settings(FvAttnSettings *a);
-
-/** fv_attn_describe() flags. */
-#define FV_ATTN_DESCRIBE_SHORT 1u /**< "fib(modified,zero,w=5..65,shuffle)": windows as given (resolved ones) */
-
-/**
- * One-line description of an attention setting into @p buf (@p n bytes, truncated, NUL-terminated):
- * "dense", or by default "fib(modified,zero,wmin=default,wmax=default,shuffle=on)" as run.json and the
- * command line tools show it; with FV_ATTN_DESCRIBE_SHORT the compact form diagnostics use.
- */
-void fv_attn_describe(const FvAttnSettings *a, unsigned flags, char *buf, size_t n);
-
-/** Check @p a: kind, variant and semantics known, wmin <= wmax when both are set, shuffle 0 or 1.
- *  Returns 0 or FV_EINVAL with fv_last_error() reading "<fn>: <what> attention: <reason>". */
-int fv_attn_settings_validate(const FvAttnSettings *a, const char *fn, const char *what);
 
 /** Model configuration: the HF `config.json` fields plus preprocessing and attention kinds. */
 typedef struct FvModelConfig {
@@ -81,7 +37,8 @@ typedef struct FvModelConfig {
 
 /**
  * Fill @p c with a named preset: "base" (HF timesformer-base: 768 wide, 12 layers, 12 heads,
- * 8x224x224, 400 labels), "small" (384, 12, 6), "tiny" (192, 12, 3) or "test" (48 wide, 2 layers,
+ * 8x224x224, 400 labels), "small" (384, 12, 6), "tiny" (192, 12, 3), "synth" (tiny with 4 layers, 8x64x64: what `fibvid train` trains on
+ * `fibvid synth` data) or "test" (48 wide, 2 layers,
  * 3 heads, 4x32x32, patch 16, 5 labels). Returns 0 or FV_EINVAL for an unknown name.
  */
 int fv_model_config_preset(FvModelConfig *c, const char *name);
@@ -126,29 +83,54 @@ const char *fv_model_label(const FvModel *m, int32_t i);
 /** Number of parameters (all tensors). */
 int64_t fv_model_num_params(const FvModel *m);
 
-/** Replace the attention settings (NULL keeps the current one). Returns 0 or FV_EINVAL. */
+/** Replace the attention settings (NULL keeps the current one); states running on @p m use them from their
+ *  next forward pass. Not while a forward pass runs on @p m. Returns 0 or FV_EINVAL. */
 int fv_model_set_attention(FvModel *m, const FvAttnSettings *spatial, const FvAttnSettings *temporal);
 
 /**
- * Forward pass of one view: @p frames (T, 3, H, W) preprocessed floats -> @p logits (num_labels).
+ * A run state: the activation buffers, attention plans, activation hook and diagnostics collector of forward
+ * passes over one model (whisper.cpp's whisper_state). The model's weights are read-only and shared: any
+ * number of states may run on one model at once, one thread per state. A state grows its buffers to the
+ * largest batch and input it has seen.
+ */
+typedef struct FvState FvState;
+
+/** Create a state for @p m (which must outlive it). Returns 0 and *@p out (free with fv_state_close()), or
+ *  FV_EINVAL / FV_ENOMEM. */
+int fv_state_create(FvState **out, const FvModel *m);
+
+/** Free @p st and set *@p st to NULL. Accepts NULL. */
+void fv_state_close(FvState **st);
+
+/** The model @p st runs. */
+const FvModel *fv_state_model(const FvState *st);
+
+/**
+ * Forward pass of @p B views: @p frames (B, T, 3, H, W) preprocessed floats -> @p logits (B, num_labels).
  * T, H and W may differ from the training configuration (embeddings are resized by nearest-neighbour
  * interpolation, as the original TimeSformer code does); H and W must be multiples of patch_size.
- * Not thread-safe for one model (it owns the activation buffers); runs multi-threaded inside.
- * On x86 it sets flush-to-zero and denormals-are-zero (MXCSR) in the calling thread and fibvid's OpenMP
- * threads, and leaves them set: denormal arithmetic is ~100x slower and changes nothing fibvid computes.
- * Returns 0 or a negative code.
+ * Not thread-safe for one state; runs multi-threaded inside. On x86 it sets flush-to-zero and
+ * denormals-are-zero (MXCSR) in the calling thread and fibvid's OpenMP threads, and leaves them set:
+ * denormal arithmetic is ~100x slower and changes nothing fibvid computes. Returns 0 or a negative code.
+ */
+int fv_state_forward(FvState *st, const float *frames, int32_t B, int32_t T, int32_t H, int32_t W, float *logits);
+
+/**
+ * Forward pass of one view (T, 3, H, W) -> logits (num_labels) on the model's own state, made on the first
+ * call: the simple way for one thread. Use fv_state_create() + fv_state_forward() to run one model from
+ * several threads. Returns 0 or a negative code.
  */
 int fv_model_forward(FvModel *m, const float *frames, int32_t T, int32_t H, int32_t W, float *logits);
 
 /**
- * Optional observer of intermediate activations (tests, diagnostics): called with names
+ * Optional observer of intermediate activations (tests, diagnostics), per view: called with names
  * "embeddings" (tokens after the embedding, (1+P*T, D)), "layer.<i>" (block i output, (1+P*T, D)),
  * "final_norm" (cls after the final LayerNorm, (D)). Tokens are in model order [cls, n0t0, n0t1, ...].
  * Pass NULL to remove.
  */
 typedef void (*FvActivationHook)(void *user, const char *name, const float *data, int64_t rows,
                                  int64_t cols);
-void fv_model_set_hook(FvModel *m, FvActivationHook hook, void *user);
+void fv_state_set_hook(FvState *st, FvActivationHook hook, void *user);
 
 /** Analytic FLOP count (multiply-add = 2) of one forward pass of T x H x W with the model's current
  *  attention kinds (sparse attention counts only the attended pairs); negative on failure. */

@@ -1,5 +1,14 @@
-/* fibvid public API: training — the trainer (forward and backward of a batch of clips, label-smoothed
- * cross-entropy, global-norm clipping, AdamW, warm-up + cosine schedule) and its checkpoint state.
+/* fibvid public API: training, in three layers —
+ *  - the trainer: one optimisation step on a batch of preprocessed clips (the model's one forward and its
+ *    backward, label-smoothed cross-entropy, global-norm clipping, AdamW, warm-up + cosine schedule) and its
+ *    checkpoint state;
+ *  - the data loader: a dataset list decoded once into memory and served as augmented batches (random
+ *    temporal offsets, scale, crop, class-aware flips and time reversal), every draw a pure function of the
+ *    seed, the epoch and the clip, so a resumed run replays an uninterrupted one;
+ *  - the fit loop: what `fibvid train` runs — model set-up, epochs, validation, checkpoints, --resume and
+ *    the JSONL log.
+ *
+ * The trainer on its own:
  *
  *     FvTrainSettings s;
  *     fv_train_default_settings(&s);
@@ -23,7 +32,9 @@
 #include <stdint.h>
 
 #include "fibvid/common.h"
+#include "fibvid/eval.h"
 #include "fibvid/model.h"
+#include "fibvid/video.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -129,6 +140,199 @@ int fv_trainer_load_state(FvTrainer *tr, const char *path);
  * Call before fv_trainer_new. Like fv_trainer_new, moves every weight into a writable block owned by the
  * model. Returns 0, FV_EINVAL or FV_ENOMEM (the model is unchanged on failure). */
 int fv_model_reset_classifier(FvModel *m, int32_t num_labels, char *const *labels, uint64_t seed);
+
+/* ------------------------------------------------------------------------------------------------ */
+/* The data loader                                                                                   */
+/* ------------------------------------------------------------------------------------------------ */
+
+/** How a loader decodes and augments. Fill with fv_loader_default_settings(), then change fields. */
+typedef struct FvLoaderSettings {
+    int32_t     train;          /**< 1: training samples (augmented); 0: validation views as `fibvid evaluate`
+                                     takes one view (uniform middle frames, short side, centre crop) (default 1) */
+    int32_t     frames;         /**< T frames per sample (default 8) */
+    int32_t     crop;           /**< S: the square crop fed to the model (default 224) */
+    int32_t     short_side;     /**< validation: short side before the centre crop; 0: the crop (default 0) */
+    int32_t     cache_frames;   /**< training: frames decoded per clip, T..512, the middles of equal segments;
+                                     0: 2T (default 0) */
+    int32_t     scale_lo;       /**< training: random short side in [scale_lo, scale_hi] before the random crop; */
+    int32_t     scale_hi;       /**< 0: S and round(1.25 S); frames are cached at short side scale_hi (default 0) */
+    float       mean[3];        /**< normalisation (x/255 - mean) / std, RGB (default 0.45) */
+    float       std[3];         /**< (default 0.225) */
+    const int32_t *flip_to;     /**< training: (dataset classes) the class a horizontally flipped clip of class c
+                                     is, -1: never flip c; NULL: no flips (default NULL) */
+    const int32_t *reverse_to;  /**< training: the same for time reversal (applied after the flip) (default NULL) */
+    uint64_t    seed;           /**< every draw follows from it, the epoch and the clip (default 1) */
+    int32_t     workers;        /**< decoder threads; 0: fibvid's thread count (default 0) */
+} FvLoaderSettings;
+
+/** Fill @p s with the defaults listed on each field. */
+void fv_loader_default_settings(FvLoaderSettings *s);
+
+typedef struct FvLoader FvLoader;
+
+/** Told about each clip that cannot be decoded (it is left out), and about decoding progress. Either may be
+ *  NULL; both are called from the caller's thread. */
+typedef struct FvLoaderCallbacks {
+    void (*skipped)(void *user, const char *path, const char *reason);
+    void (*progress)(void *user, int64_t done, int64_t total);
+    void *user;
+} FvLoaderCallbacks;
+
+/**
+ * Decode every clip of @p ds (paths relative to @p root unless absolute) once into memory as packed RGB24
+ * (training: cache_frames frames at short side scale_hi; validation: T frames at the validation short side),
+ * through the clip prefetcher with @p s->workers decoder threads; the result does not depend on their number.
+ * @p ds and the settings' arrays must outlive the loader. Returns 0 and *@p out (free with fv_loader_close())
+ * — also when clips could not be read (see fv_loader_num_ok()) — or FV_EINVAL / FV_ENOMEM.
+ */
+int fv_loader_open(FvLoader **out, const FvDataset *ds, const char *root, const FvLoaderSettings *s,
+                   const FvLoaderCallbacks *cb);
+void fv_loader_close(FvLoader **l);
+
+/** Clips in the list, clips decoded, their bytes in memory and the wall time the decoding took. */
+int64_t fv_loader_num_clips(const FvLoader *l);
+int64_t fv_loader_num_ok(const FvLoader *l);
+size_t fv_loader_bytes(const FvLoader *l);
+double fv_loader_decode_s(const FvLoader *l);
+
+/** Steps of an epoch at @p batch clips a step: ceil(clips / batch) (unreadable clips included). */
+int64_t fv_loader_steps_per_epoch(const FvLoader *l, int32_t batch);
+
+/**
+ * Training batch @p step of epoch @p epoch: the clips at positions [step*batch, (step+1)*batch) of the epoch's
+ * shuffled order (a Fisher-Yates shuffle from the epoch's own random state), unreadable ones left out, each
+ * augmented from its own random state: @p clips (n, T, 3, S, S) floats, @p labels (n) dataset classes (after
+ * flips and reversal), *@p n the clips written (0 when every clip of the step was unreadable).
+ * Returns 0 or FV_EINVAL.
+ */
+int fv_loader_batch(FvLoader *l, int64_t epoch, int64_t step, int32_t batch, float *clips, int32_t *labels,
+                    int32_t *n);
+
+/** Validation view of clip @p i: (T, 3, S, S) floats into @p out and its dataset class into *@p label.
+ *  Returns 1, 0 when the clip could not be decoded (nothing written), or FV_EINVAL. */
+int fv_loader_view(const FvLoader *l, int64_t i, float *out, int32_t *label);
+
+/**
+ * Class maps of a `fibvid synth` data set from its synth.json @p path: @p to (dataset classes) receives for
+ * each class the class a transform turns it into, from the list of class-name pairs @p pairs_key (e.g.
+ * "flip_pairs", "reverse_pairs") and the optional list of classes the transform keeps, @p keep_key (e.g.
+ * "hflip_invariant"); -1 for classes with neither (never transformed). Returns 0 or FV_EINVAL naming the file.
+ */
+int fv_loader_class_map(const char *path, const FvDataset *ds, const char *pairs_key, const char *keep_key,
+                        int32_t *to);
+
+/* ------------------------------------------------------------------------------------------------ */
+/* The fit loop                                                                                      */
+/* ------------------------------------------------------------------------------------------------ */
+
+/** One optimisation step, as the fit loop reports it. */
+typedef struct FvFitStep {
+    int64_t epoch;          /**< 1-based */
+    int64_t step;           /**< optimizer steps taken, this one included */
+    int64_t steps_per_epoch, step_in_epoch;
+    int64_t last_epoch;     /**< the epoch this invocation stops after */
+    float   loss, lr, grad_norm, batch_acc;
+    double  epoch_loss, epoch_acc; /**< running means over the epoch so far */
+    double  clips_per_s;    /**< training throughput of the epoch so far */
+    double  data_share;     /**< share of the epoch's time spent assembling batches */
+    double  eta_s;          /**< estimated time to the end of the last epoch of this invocation */
+} FvFitStep;
+
+/** One finished epoch. */
+typedef struct FvFitEpoch {
+    int64_t epoch, epochs, last_epoch, start_epoch;
+    double  lr, train_loss, train_acc, clips_per_s, train_s, epoch_s, elapsed_s;
+    int32_t validated;      /**< 1: the val_* fields hold a validation */
+    double  val_top1, val_mean_class, val_loss;
+    int32_t best;           /**< 1: the best validation top-1 so far (every epoch without validation) */
+    double  eta_s;          /**< estimated time to the last epoch of this invocation */
+} FvFitEpoch;
+
+/** What a run told its caller besides its files. */
+typedef struct FvFitInfo {
+    int64_t num_params;
+    FvModelConfig config;   /**< the model trained */
+    int64_t train_clips, train_failed, val_clips, steps_per_epoch, epochs, start_epoch;
+    int32_t batch;
+    double  cache_mb, decode_s;
+    int32_t resumed, new_classifier;
+} FvFitInfo;
+
+/** Callbacks of a run (each may be NULL; called from the caller's thread). */
+typedef struct FvFitCallbacks {
+    /** The model about to be trained: made, or loaded to fine-tune (not when resuming: the checkpoint is the
+     *  model). Change its attention or check settings against it here; a negative return stops the run
+     *  with that code before anything is written. */
+    int  (*configure)(void *user, FvModel *m);
+    void (*started)(void *user, const FvFitInfo *info);       /**< data decoded, training about to start */
+    void (*skipped)(void *user, const char *path, const char *reason); /**< a clip left out */
+    void (*decoding)(void *user, const char *what, int64_t done, int64_t total);
+    void (*step)(void *user, const FvFitStep *st);
+    void (*epoch)(void *user, const FvFitEpoch *ep);          /**< after its checkpoint is written */
+    void *user;
+} FvFitCallbacks;
+
+/** Everything a training run needs. Fill with fv_fit_default_settings(), then change fields. */
+typedef struct FvFitSettings {
+    /* data */
+    const FvDataset *train;      /**< the training list (required) */
+    const FvDataset *val;        /**< the validation list of the same classes, or NULL (default NULL) */
+    const char *root;            /**< directory the lists' paths are relative to (required) */
+    const char *synth_json;      /**< a `fibvid synth` data set's synth.json: the class pairs of hflip and reverse
+                                      auto; NULL: auto means off (default NULL) */
+    int32_t     hflip;           /**< -1 auto (synth_json's flip_pairs), 0 off, 1 every clip, labels kept (default -1) */
+    int32_t     reverse;         /**< -1 auto (synth_json's reverse_pairs), 0 off (default -1) */
+    /* model */
+    const char *init_model;      /**< fine-tune this model (HF directory or fibvid file); NULL: a new one */
+    const char *config;          /**< a new model: preset name (synth, test, tiny, small, base) or a JSON file of
+                                      TimesformerConfig fields (default "synth"); presets train Fibottention */
+    int32_t     frames;          /**< a new model: num_frames override; 0: the config's (default 0) */
+    int32_t     image_size;      /**< a new model: image_size override; 0: the config's (default 0) */
+    int32_t     embed_random;    /**< a new model: 1 N(0, 0.02^2) position/time embeddings, 0 sin-cos (default 0) */
+    /* optimisation */
+    int64_t     epochs;          /**< default 30 */
+    int32_t     batch;           /**< clips per step (default 16; at most the training clips) */
+    double      lr, min_lr;      /**< peak and final learning rate (default 1e-3, 1e-5) */
+    double      warmup;          /**< linear warm-up in epochs, may be fractional (default 2) */
+    double      weight_decay;    /**< default 0.05 */
+    double      label_smoothing; /**< default 0.1 */
+    double      clip_norm;       /**< default 1; 0: off */
+    uint64_t    seed;            /**< weights, shuffling and augmentation (default 1) */
+    /* augmentation and cache */
+    int32_t     cache_frames;    /**< 0: 2T (default) */
+    int32_t     scale_lo, scale_hi; /**< 0: S and round(1.25 S) (default) */
+    /* output and running */
+    const char *out_dir;         /**< required: train.jsonl, checkpoint.json, ckpt-epochNNNN{,.optim}.safetensors,
+                                      best.safetensors, model.safetensors */
+    int32_t     resume;          /**< 1: continue the run in out_dir from its last checkpoint (same settings) */
+    int64_t     stop_after;      /**< stop after this epoch; 0: run to the end (default 0) */
+    int64_t     log_every;       /**< a step line in train.jsonl every N steps; 0: none (default 10) */
+    FvFitCallbacks cb;
+} FvFitSettings;
+
+/** Fill @p s with the defaults listed on each field. */
+void fv_fit_default_settings(FvFitSettings *s);
+
+/** How a run ended, besides its files. */
+typedef struct FvFitResult {
+    int64_t last_epoch;   /**< epochs done when it stopped */
+    int32_t finished;     /**< 1: every epoch is done and model.safetensors written */
+    double  best_top1;    /**< best validation top-1 (-1 without validation) */
+    int64_t best_epoch;
+    double  elapsed_s;    /**< of the whole run, earlier invocations included */
+} FvFitResult;
+
+/**
+ * Train as the settings say: load or make the model, decode the lists, then per epoch shuffle, step, validate
+ * (one view per clip through the prediction path, batched), write the epoch's checkpoint atomically (weights,
+ * optimizer state, checkpoint.json), best.safetensors, and a line in train.jsonl; model.safetensors at the end.
+ * Everything random follows from the seed, the epoch and the clip, never from what ran before: a run stopped
+ * after an epoch and continued with resume takes exactly the steps of an uninterrupted one (bit-identical with
+ * one thread). Returns 0 (@p r filled, may be NULL), an input error (lists, videos, config, model, an out_dir
+ * holding another run or a run with other settings), FV_ERANGE (training diverged: the last checkpoint stays)
+ * or a runtime error; fv_last_error() says why.
+ */
+int fv_fit_run(const FvFitSettings *s, FvFitResult *r);
 
 #ifdef __cplusplus
 }

@@ -121,13 +121,22 @@ int fv_preprocess_crop(const FvPreprocessSettings *p, const uint8_t *rgb, int32_
 typedef struct FvClipSettings {
     FvSampleSettings     sample;
     FvPreprocessSettings pre;
+    int32_t              keep_rgb; /**< 1: no float views: keep the sampled frames resized to the short side as
+                                        packed RGB24 in FvClip.rgb (a training data cache crops them later);
+                                        0: the float views in FvClip.data (default 0) */
 } FvClipSettings;
+
+/** Fill @p s with the defaults of its parts (fv_sample_default_settings, fv_preprocess_default_settings) and
+ *  float views. */
+void fv_clip_default_settings(FvClipSettings *s);
 
 /** Model input for one clip: K temporal x S spatial views. */
 typedef struct FvClip {
     int32_t  num_tviews, num_sviews; /**< K, S */
     int32_t  T, H, W;                /**< frames per view and crop size; 3 channels */
-    float   *data;       /**< (K*S, T, 3, H, W); view v = k*S + s */
+    float   *data;       /**< (K*S, T, 3, H, W); view v = k*S + s (NULL with keep_rgb) */
+    uint8_t *rgb;        /**< keep_rgb only: (K, T, rgb_h, rgb_w, 3) the sampled frames, short side resized */
+    int32_t  rgb_w, rgb_h;
     int64_t *frames;     /**< (K, T) frame indices used */
     FvVideoInfo info;    /**< what the decoder found */
     double   decode_ms;  /**< wall time of opening, decoding and preprocessing */
@@ -142,6 +151,49 @@ int fv_clip_load(const char *path, const FvClipSettings *s, FvClip *clip);
 
 /** Free what fv_clip_load() allocated; safe on a zeroed or already freed clip. */
 void fv_clip_free(FvClip *clip);
+
+/* ------------------------------------------------------------------------------------------------ */
+/* Prefetching: one decoder thread loads the next clips (fv_clip_load) into a bounded queue while the   */
+/* caller runs the model on the current one, so decoding hides behind compute.                        */
+/* ------------------------------------------------------------------------------------------------ */
+
+/** One loaded clip, or why it could not be loaded. */
+typedef struct FvPrefetchItem {
+    int64_t id;         /* the caller's id of the job (e.g. the list position) */
+    int     status;     /* 0, or the negative code of fv_clip_load() */
+    char    error[512]; /* fv_last_error() of the decoder thread when status < 0 */
+    FvClip  clip;       /* valid when status == 0; owned by the caller after fv_prefetch_next() */
+} FvPrefetchItem;
+
+typedef struct FvPrefetch FvPrefetch;
+
+/**
+ * Start loading clips @p paths[0..n-1] (ids @p ids, or NULL: the positions) with settings @p s on @p workers
+ * decoder threads (1..256), keeping at most @p depth (@p workers..4096) loaded or loading clips ahead of the
+ * caller. Clips come back in list order whatever the number of workers. @p depth 0 (and @p workers 0) starts
+ * no thread: fv_prefetch_next() then loads each clip itself (for comparisons). @p paths, @p ids and @p s must
+ * outlive the queue. Returns 0 and *@p out, or FV_ENOMEM / FV_EINVAL / FV_EIO (thread creation failed).
+ */
+int fv_prefetch_start(FvPrefetch **out, const FvClipSettings *s, const char *const *paths, const int64_t *ids,
+                      int64_t n, int32_t depth, int32_t workers);
+
+/*
+ * Take the next clip, in job order, waiting for the decoder when it is not ready yet (the time spent
+ * waiting is added to fv_prefetch_wait_ms()). A clip that failed to load comes back with status < 0 and
+ * its message: that is not an error of this call. Returns 1 with *@p item filled (free its clip with
+ * fv_clip_free()), or 0 when every job has been taken.
+ */
+int fv_prefetch_next(FvPrefetch *p, FvPrefetchItem *item);
+
+/* Milliseconds the caller has spent blocked in fv_prefetch_next() (with depth 0: loading). */
+double fv_prefetch_wait_ms(const FvPrefetch *p);
+
+/* Milliseconds the decoder spent in fv_clip_load() so far (its busy time). */
+double fv_prefetch_decode_ms(FvPrefetch *p);
+
+/* Stop the decoder after the clip it is loading, free clips not taken, join the thread and free @p p;
+ * sets *@p p to NULL. Accepts NULL. */
+void fv_prefetch_stop(FvPrefetch **p);
 
 #ifdef __cplusplus
 }

@@ -12,8 +12,7 @@
 
 typedef struct ClassifyOpts {
     const char *model;
-    long topk;
-    FvClipOpts clip;
+    FvPredictSettings pred; /* views, sampling, frames, top-k */
     FvOutFormat format;
     int logits;
     long threads;
@@ -54,72 +53,11 @@ static void help(FILE *f)
         fv_cli_attn_help);
 }
 
-typedef struct ClipResult {
-    float *probs;  /* (L) mean over views */
-    float *logits; /* (L) mean over views */
-    double forward_ms;
-} ClipResult;
-
-static int run_clip(FvModel *m, const ClassifyOpts *o, const char *path, FvClip *clip, ClipResult *res)
-{
-    const FvModelConfig *c = fv_model_config(m);
-    FvClipSettings cs;
-    fv_cli_clip_settings(c, &o->clip, &cs);
-
-    int ret = fv_clip_load(path, &cs, clip);
-    if (ret < 0)
-        return ret;
-    const int32_t L = c->num_labels, V = clip->num_tviews * clip->num_sviews;
-    const int64_t view_floats = (int64_t)clip->T * 3 * clip->H * clip->W;
-    float *lg = malloc(sizeof(float) * L);
-    res->probs = calloc((size_t)L, sizeof(float));
-    res->logits = calloc((size_t)L, sizeof(float));
-    if (!lg || !res->probs || !res->logits) {
-        free(lg);
-        return FV_ENOMEM;
-    }
-    double t0 = fv_cli_now_ms();
-    for (int32_t v = 0; v < V; v++) {
-        if ((ret = fv_model_forward(m, clip->data + v * view_floats, clip->T, clip->H, clip->W, lg)) < 0)
-            break;
-        /* softmax per view, then the mean of probabilities (MMAction2 average_clips='prob') */
-        float mx = -INFINITY, z = 0;
-        for (int32_t i = 0; i < L; i++)
-            mx = lg[i] > mx ? lg[i] : mx;
-        for (int32_t i = 0; i < L; i++)
-            z += expf(lg[i] - mx);
-        for (int32_t i = 0; i < L; i++) {
-            res->probs[i] += expf(lg[i] - mx) / z / V;
-            res->logits[i] += lg[i] / V;
-        }
-    }
-    res->forward_ms = fv_cli_now_ms() - t0;
-    free(lg);
-    return ret;
-}
-
-static void topk(const float *p, int32_t L, int32_t k, int32_t *idx)
-{
-    /* partial selection sort: k is small */
-    char *used = calloc((size_t)L, 1);
-    for (int32_t r = 0; r < k; r++) {
-        int32_t best = -1;
-        for (int32_t i = 0; i < L; i++)
-            if (!used[i] && (best < 0 || p[i] > p[best]))
-                best = i;
-        idx[r] = best;
-        used[best] = 1;
-    }
-    free(used);
-}
-
 static json_t *clip_json(FvModel *m, const ClassifyOpts *o, const char *path, const FvClip *clip,
-                         const ClipResult *res)
+                         const FvPredictResult *res)
 {
-    const int32_t L = fv_model_config(m)->num_labels;
-    int32_t k = (int32_t)(o->topk < L ? o->topk : L);
-    int32_t idx[64];
-    topk(res->probs, L, k, idx);
+    const int32_t L = res->num_labels, k = res->k;
+    const int32_t *idx = res->top;
     json_t *j = json_object();
     json_object_set_new(j, "path", json_string(path));
     json_t *top = json_array();
@@ -150,12 +88,10 @@ static json_t *clip_json(FvModel *m, const ClassifyOpts *o, const char *path, co
 }
 
 static void print_text(FvModel *m, const ClassifyOpts *o, const char *path, const FvClip *clip,
-                       const ClipResult *res)
+                       const FvPredictResult *res)
 {
-    const int32_t L = fv_model_config(m)->num_labels;
-    int32_t k = (int32_t)(o->topk < L ? o->topk : L);
-    int32_t idx[64];
-    topk(res->probs, L, k, idx);
+    const int32_t L = res->num_labels, k = res->k;
+    const int32_t *idx = res->top;
     printf("%s  (%d frames, %dx%d views, decode %.1f ms, forward %.1f ms)\n", path, clip->T, clip->num_tviews,
            clip->num_sviews, clip->decode_ms, res->forward_ms);
     printf("  %-4s  %-8s  %-5s  %s\n", "rank", "prob", "index", "label");
@@ -174,12 +110,6 @@ int fv_cli_classify(int argc, char **argv)
     static const struct option longopts[] = {
         { "model", required_argument, NULL, 'm' },
         { "top-k", required_argument, NULL, 'k' },
-        { "views", required_argument, NULL, 'V' },
-        { "sampling", required_argument, NULL, 'S' },
-        { "frames", required_argument, NULL, 'F' },
-        { "rate", required_argument, NULL, 'R' },
-        { "dense-start", required_argument, NULL, 'D' },
-        { "short-side", required_argument, NULL, 'Z' },
         { "format", required_argument, NULL, 'f' },
         { "logits", no_argument, NULL, 'L' },
         { "diag", required_argument, NULL, 'G' },
@@ -187,45 +117,27 @@ int fv_cli_classify(int argc, char **argv)
         { "quiet", no_argument, NULL, 'q' },
         { "help", no_argument, NULL, 'h' },
         FV_CLI_ATTN_LONGOPTS,
+        FV_CLI_CLIP_LONGOPTS,
         { NULL, 0, NULL, 0 },
     };
-    ClassifyOpts o = { .topk = 5, .format = FV_OUT_TEXT };
-    fv_cli_clip_opts_init(&o.clip);
+    ClassifyOpts o = { .format = FV_OUT_TEXT };
+    fv_predict_default_settings(&o.pred);
     fv_cli_attn_overrides_init(&o.attn);
     int c, li;
     optind = 1;
     while ((c = getopt_long(argc, argv, "m:k:f:t:qh", longopts, &li)) != -1) {
         switch (c) {
         case 'm': o.model = optarg; break;
-        case 'k':
-            if (fv_cli_parse_int(optarg, 1, 64, &o.topk) < 0)
+        case 'k': {
+            long k;
+            if (fv_cli_parse_int(optarg, 1, 64, &k) < 0)
                 goto bad;
+            o.pred.top_k = (int32_t)k;
             break;
-        case 'V':
-            if (fv_cli_parse_views(optarg, &o.clip.tviews, &o.clip.sviews) < 0)
-                goto bad;
-            break;
-        case 'S':
-            if (!strcmp(optarg, "uniform")) o.clip.sampling = FV_SAMPLING_UNIFORM;
-            else if (!strcmp(optarg, "dense")) o.clip.sampling = FV_SAMPLING_DENSE;
-            else goto bad;
-            break;
-        case 'F':
-            if (fv_cli_parse_int(optarg, 1, 1024, &o.clip.frames) < 0)
-                goto bad;
-            break;
-        case 'R':
-            if (fv_cli_parse_int(optarg, 1, 100000, &o.clip.rate) < 0)
-                goto bad;
-            break;
-        case 'D':
-            if (!strcmp(optarg, "mmaction")) o.clip.dense_start = FV_DENSE_START_MMACTION;
-            else if (!strcmp(optarg, "slowfast")) o.clip.dense_start = FV_DENSE_START_SLOWFAST;
-            else goto bad;
-            break;
-        case 'Z':
-            if (fv_cli_parse_int(optarg, 1, 16384, &o.clip.short_side) < 0)
-                goto bad;
+        }
+        case FV_OPT_CLIP:
+            if (fv_cli_clip_option(&o.pred, "classify", longopts[li].name, optarg) < 0)
+                return FV_EXIT_USAGE;
             break;
         case 'f':
             if (fv_cli_parse_format(optarg, 1u << FV_OUT_TEXT | 1u << FV_OUT_JSON | 1u << FV_OUT_JSONL, &o.format) < 0)
@@ -269,14 +181,21 @@ int fv_cli_classify(int argc, char **argv)
         return FV_EXIT_USAGE;
     }
 
-    /* --diag: a collector on the model; each clip's result (means over its views) goes into one file */
+    FvState *st = NULL;
+    if ((ret = fv_state_create(&st, m)) < 0) {
+        fv_cli_error("classify", "%s", fv_last_error());
+        fv_model_close(&m);
+        return FV_EXIT_RUNTIME;
+    }
+    /* --diag: a collector on the state; each clip's result (means over its views) goes into one file */
     FvDiag *diag = NULL;
     json_t *diag_clips = NULL;
     if (o.diag) {
         diag_clips = json_array();
-        if (!diag_clips || fv_diag_create(&diag) < 0 || fv_model_set_diag(m, diag) < 0) {
+        if (!diag_clips || fv_diag_create(&diag) < 0 || fv_state_set_diag(st, diag) < 0) {
             fv_cli_error("classify", "out of memory");
             json_decref(diag_clips);
+            fv_state_close(&st);
             fv_model_close(&m);
             return FV_EXIT_RUNTIME;
         }
@@ -287,13 +206,15 @@ int fv_cli_classify(int argc, char **argv)
     for (int i = optind; i < argc; i++) {
         const char *path = argv[i];
         FvClip clip = { 0 };
-        ClipResult res = { 0 };
+        FvPredictResult res = { 0 };
         if (!o.quiet && isatty(STDERR_FILENO) && nclips > 1)
             fprintf(stderr, "\r[%d/%d] %s\033[K", i - optind + 1, nclips, path);
         fv_diag_reset(diag);
-        ret = run_clip(m, &o, path, &clip, &res);
+        ret = fv_predict_file(st, path, &o.pred, &res, &clip);
         if (ret >= 0 && diag) {
-            json_t *dj = fv_diag_result_json(fv_diag_result(diag), 0);
+            char *text = fv_diag_result_json(fv_diag_result(diag), 0);
+            json_t *dj = text ? json_loads(text, 0, NULL) : NULL;
+            free(text);
             json_array_append_new(diag_clips, json_pack("{s:s, s:f, s:o*}", "path", path, "forward_ms", res.forward_ms,
                                                         "diag", dj));
         }
@@ -328,8 +249,7 @@ int fv_cli_classify(int argc, char **argv)
             }
         }
         fflush(stdout);
-        free(res.probs);
-        free(res.logits);
+        fv_predict_result_free(&res);
         fv_clip_free(&clip);
     }
     if (!o.quiet && isatty(STDERR_FILENO) && nclips > 1)
@@ -347,9 +267,9 @@ int fv_cli_classify(int argc, char **argv)
             rc = FV_EXIT_RUNTIME;
         }
         json_decref(dj);
-        fv_model_set_diag(m, NULL);
         fv_diag_close(&diag);
     }
+    fv_state_close(&st);
     fv_model_close(&m);
     return rc;
 }

@@ -7,6 +7,8 @@
 
 #include "fibvid/fibvid.h"
 
+#include <getopt.h>
+
 /* Exit codes (documented in README.md and every --help). */
 enum {
     FV_EXIT_OK = 0,
@@ -75,20 +77,20 @@ int fv_cli_load_model(const char *cmd, const char *path, FvModel **out);
 /* Monotonic clock in milliseconds. */
 double fv_cli_now_ms(void);
 
-/* Clip options of the subcommands that decode clips (views, sampling, frames, size). */
-typedef struct FvClipOpts {
-    long tviews, sviews; /* views T x S (default 1x1) */
-    int sampling;        /* -1: the model's */
-    long frames, rate;   /* 0: the model's */
-    long short_side;     /* 0: the model's */
-    int dense_start;     /* FvDenseStart (default mmaction) */
-} FvClipOpts;
-
-void fv_cli_clip_opts_init(FvClipOpts *o);
+/* Clip options of the subcommands that decode clips (views, sampling, frames, size): fill @p s (already
+ * defaulted with fv_predict_default_settings) from option @p name (long name without dashes); returns 1 if it
+ * was one, 0 if not, -1 on a bad value (message printed). */
+int fv_cli_clip_option(FvPredictSettings *s, const char *cmd, const char *name, const char *value);
+#define FV_OPT_CLIP 0x1100
+#define FV_CLI_CLIP_LONGOPTS                                                         \
+    { "views", required_argument, NULL, FV_OPT_CLIP },                               \
+    { "sampling", required_argument, NULL, FV_OPT_CLIP },                            \
+    { "frames", required_argument, NULL, FV_OPT_CLIP },                              \
+    { "rate", required_argument, NULL, FV_OPT_CLIP },                                \
+    { "dense-start", required_argument, NULL, FV_OPT_CLIP },                         \
+    { "short-side", required_argument, NULL, FV_OPT_CLIP }
 /* Parse --views TxS (T 1..64, S 1 or 3); 0 on success. */
-int fv_cli_parse_views(const char *s, long *t, long *sv);
-/* Clip settings from the model's configuration and the options (what classify builds). */
-void fv_cli_clip_settings(const FvModelConfig *c, const FvClipOpts *o, FvClipSettings *cs);
+int fv_cli_parse_views(const char *s, int32_t *t, int32_t *sv);
 
 /* Evaluation reports shared by `evaluate` and `merge` (evaluate.c): set @key of DIR/summary.json to
  * @value (reference stolen; the file is rewritten atomically), and print the summary's figures to @f. */

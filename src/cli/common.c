@@ -73,10 +73,11 @@ int fv_cli_attn_option(FvAttnOverrides *o, const char *cmd, const char *name, co
 {
     int r = -2;
     long n;
+    FvAttnKind kind;
     if (!strcmp(name, "spatial-attn"))
-        r = o->spatial_kind = pick(value, "dense", "fib");
+        r = o->spatial_kind = fv_attn_kind_from_name(value, &kind) < 0 ? -1 : (int)kind;
     else if (!strcmp(name, "temporal-attn"))
-        r = o->temporal_kind = pick(value, "dense", "fib");
+        r = o->temporal_kind = fv_attn_kind_from_name(value, &kind) < 0 ? -1 : (int)kind;
     else if (!strcmp(name, "fib-variant"))
         r = o->variant = pick(value, "modified", "original");
     else if (!strcmp(name, "fib-semantics"))
@@ -185,15 +186,7 @@ double fv_cli_now_ms(void)
     return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
 }
 
-void fv_cli_clip_opts_init(FvClipOpts *o)
-{
-    memset(o, 0, sizeof(*o));
-    o->tviews = o->sviews = 1;
-    o->sampling = -1;
-    o->dense_start = FV_DENSE_START_MMACTION;
-}
-
-int fv_cli_parse_views(const char *s, long *t, long *sv)
+int fv_cli_parse_views(const char *s, int32_t *t, int32_t *sv)
 {
     const char *x = strchr(s, 'x');
     if (!x)
@@ -204,23 +197,48 @@ int fv_cli_parse_views(const char *s, long *t, long *sv)
         return -1;
     memcpy(buf, s, n);
     buf[n] = '\0';
-    if (fv_cli_parse_int(buf, 1, 64, t) < 0 || fv_cli_parse_int(x + 1, 1, 3, sv) < 0 || *sv == 2)
+    long tv, svv;
+    if (fv_cli_parse_int(buf, 1, 64, &tv) < 0 || fv_cli_parse_int(x + 1, 1, 3, &svv) < 0 || svv == 2)
         return -1;
+    *t = (int32_t)tv;
+    *sv = (int32_t)svv;
     return 0;
 }
 
-void fv_cli_clip_settings(const FvModelConfig *c, const FvClipOpts *o, FvClipSettings *cs)
+int fv_cli_clip_option(FvPredictSettings *s, const char *cmd, const char *name, const char *value)
 {
-    fv_sample_default_settings(&cs->sample);
-    fv_preprocess_default_settings(&cs->pre);
-    cs->sample.mode = o->sampling >= 0 ? (FvSampling)o->sampling : c->sampling;
-    cs->sample.num_frames = o->frames ? (int32_t)o->frames : c->num_frames;
-    cs->sample.rate = o->rate ? (int32_t)o->rate : c->sampling_rate;
-    cs->sample.num_views = (int32_t)o->tviews;
-    cs->sample.dense_start = (FvDenseStart)o->dense_start;
-    cs->pre.crop_size = c->image_size;
-    cs->pre.short_side = o->short_side ? (int32_t)o->short_side : c->short_side;
-    cs->pre.crop = o->sviews == 3 ? FV_CROP_THREE : FV_CROP_CENTER;
-    memcpy(cs->pre.mean, c->image_mean, sizeof(cs->pre.mean));
-    memcpy(cs->pre.std, c->image_std, sizeof(cs->pre.std));
+    long v = 0;
+    int bad = 0;
+    if (!strcmp(name, "views"))
+        bad = fv_cli_parse_views(value, &s->temporal_views, &s->spatial_views) < 0;
+    else if (!strcmp(name, "sampling")) {
+        if (!strcmp(value, "uniform"))
+            s->sampling = FV_SAMPLING_UNIFORM;
+        else if (!strcmp(value, "dense"))
+            s->sampling = FV_SAMPLING_DENSE;
+        else
+            bad = 1;
+    } else if (!strcmp(name, "frames")) {
+        bad = fv_cli_parse_int(value, 1, 1024, &v) < 0;
+        s->frames = (int32_t)v;
+    } else if (!strcmp(name, "rate")) {
+        bad = fv_cli_parse_int(value, 1, 100000, &v) < 0;
+        s->rate = (int32_t)v;
+    } else if (!strcmp(name, "dense-start")) {
+        if (!strcmp(value, "mmaction"))
+            s->dense_start = FV_DENSE_START_MMACTION;
+        else if (!strcmp(value, "slowfast"))
+            s->dense_start = FV_DENSE_START_SLOWFAST;
+        else
+            bad = 1;
+    } else if (!strcmp(name, "short-side")) {
+        bad = fv_cli_parse_int(value, 1, 16384, &v) < 0;
+        s->short_side = (int32_t)v;
+    } else
+        return 0;
+    if (bad) {
+        fv_cli_error(cmd, "bad value '%s' for --%s (see --help)", value, name);
+        return -1;
+    }
+    return 1;
 }

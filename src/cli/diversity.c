@@ -24,7 +24,7 @@ typedef struct DivOpts {
     long split, label_base, max_clips, report_clips, threads;
     FvSubset subset;
     int quiet;
-    FvClipOpts clip;
+    FvPredictSettings pred;
     FvAttnOverrides attn;
 } DivOpts;
 
@@ -121,6 +121,15 @@ static int parse_compare(const char *s, const FvModelConfig *c, Setting *sets, i
     return *n > 0 ? 0 : -1;
 }
 
+/* The diagnostics of @r as a JSON value (a null on out of memory). */
+static json_t *diag_json(const FvDiagResult *r, unsigned flags)
+{
+    char *text = fv_diag_result_json(r, flags);
+    json_t *j = text ? json_loads(text, 0, NULL) : NULL;
+    free(text);
+    return j ? j : json_null();
+}
+
 /* The middle frame of view 0 back in 8-bit RGB, (H, W, 3). */
 static uint8_t *clip_frame(const FvClip *clip, const FvClipSettings *cs)
 {
@@ -146,16 +155,14 @@ int fv_cli_diversity(int argc, char **argv)
         { "ucf101", required_argument, NULL, 'U' },    { "hmdb51", required_argument, NULL, 'B' },
         { "list", required_argument, NULL, 'l' },      { "split", required_argument, NULL, 's' },
         { "subset", required_argument, NULL, 'u' },    { "label-base", required_argument, NULL, 'b' },
-        { "classes", required_argument, NULL, 'c' },   { "views", required_argument, NULL, 'V' },
-        { "sampling", required_argument, NULL, 'S' },  { "frames", required_argument, NULL, 'F' },
-        { "rate", required_argument, NULL, 'R' },      { "dense-start", required_argument, NULL, 'D' },
-        { "short-side", required_argument, NULL, 'Z' }, { "threads", required_argument, NULL, 't' },
+        { "classes", required_argument, NULL, 'c' },   { "threads", required_argument, NULL, 't' },
         { "quiet", no_argument, NULL, 'q' },           { "help", no_argument, NULL, 'h' },
         FV_CLI_ATTN_LONGOPTS,
+        FV_CLI_CLIP_LONGOPTS,
         { NULL, 0, NULL, 0 },
     };
     DivOpts o = { .compare = "model", .split = 1, .report_clips = 3, .max_clips = -1, .subset = FV_SUBSET_TEST };
-    fv_cli_clip_opts_init(&o.clip);
+    fv_predict_default_settings(&o.pred);
     fv_cli_attn_overrides_init(&o.attn);
     int c, li = 0;
     optind = 1;
@@ -179,20 +186,10 @@ int fv_cli_diversity(int argc, char **argv)
             break;
         case 'b': bad = fv_cli_parse_int(optarg, 0, 1, &o.label_base); break;
         case 'c': o.classes = optarg; break;
-        case 'V': bad = fv_cli_parse_views(optarg, &o.clip.tviews, &o.clip.sviews); break;
-        case 'S':
-            if (!strcmp(optarg, "uniform")) o.clip.sampling = FV_SAMPLING_UNIFORM;
-            else if (!strcmp(optarg, "dense")) o.clip.sampling = FV_SAMPLING_DENSE;
-            else bad = 1;
+        case FV_OPT_CLIP:
+            if (fv_cli_clip_option(&o.pred, CMD, longopts[li].name, optarg) < 0)
+                return FV_EXIT_USAGE;
             break;
-        case 'F': bad = fv_cli_parse_int(optarg, 1, 1024, &o.clip.frames); break;
-        case 'R': bad = fv_cli_parse_int(optarg, 1, 100000, &o.clip.rate); break;
-        case 'D':
-            if (!strcmp(optarg, "mmaction")) o.clip.dense_start = FV_DENSE_START_MMACTION;
-            else if (!strcmp(optarg, "slowfast")) o.clip.dense_start = FV_DENSE_START_SLOWFAST;
-            else bad = 1;
-            break;
-        case 'Z': bad = fv_cli_parse_int(optarg, 1, 16384, &o.clip.short_side); break;
         case 't': bad = fv_cli_parse_int(optarg, 1, 1024, &o.threads); break;
         case 'q': o.quiet = 1; break;
         case 'h': help(stdout); return FV_EXIT_OK;
@@ -247,6 +244,7 @@ int fv_cli_diversity(int argc, char **argv)
                 break;
     }
     FvModel *m = NULL;
+    FvState *st = NULL;
     FvDiag *diag = NULL;
     Setting sets[MAX_SETS];
     int nsets = 0;
@@ -287,7 +285,7 @@ int fv_cli_diversity(int argc, char **argv)
     }
     nshown = o.report_clips < npaths ? o.report_clips : npaths;
     shown = calloc((size_t)(nshown ? nshown : 1), sizeof(FvReportClip));
-    if (!shown || fv_diag_create(&diag) < 0 || fv_model_set_diag(m, diag) < 0) {
+    if (!shown || fv_state_create(&st, m) < 0 || fv_diag_create(&diag) < 0 || fv_state_set_diag(st, diag) < 0) {
         fv_cli_error(CMD, "out of memory");
         rc = FV_EXIT_RUNTIME;
         goto done;
@@ -300,18 +298,17 @@ int fv_cli_diversity(int argc, char **argv)
         }
 
     FvClipSettings cs;
-    fv_cli_clip_settings(cfg, &o.clip, &cs);
-    float *logits = malloc(sizeof(float) * (size_t)cfg->num_labels);
+    if ((ret = fv_predict_clip_settings(m, &o.pred, &cs)) < 0) {
+        fv_cli_error(CMD, "%s", fv_last_error());
+        rc = FV_EXIT_USAGE;
+        goto done;
+    }
     int64_t shown_i = 0;
     for (int64_t i = 0; i < npaths && rc == FV_EXIT_OK; i++) {
         if (!o.quiet && isatty(STDERR_FILENO))
             fprintf(stderr, "\r[%lld/%lld] %s\033[K", (long long)i + 1, (long long)npaths, paths[i]);
         FvClip clip = { 0 };
-        if (!logits || (ret = fv_clip_load(paths[i], &cs, &clip)) < 0) {
-            if (!logits) {
-                rc = FV_EXIT_RUNTIME;
-                break;
-            }
+        if ((ret = fv_clip_load(paths[i], &cs, &clip)) < 0) {
             /* a warning, not progress: printed under --quiet too */
             fprintf(stderr, "%sfibvid %s: %s (skipped)\n", !o.quiet && isatty(STDERR_FILENO) ? "\n" : "", CMD,
                     fv_last_error());
@@ -321,29 +318,28 @@ int fv_cli_diversity(int argc, char **argv)
         json_t *cj = json_pack("{s:s, s:{}}", "path", paths[i], "settings");
         const int keep = shown_i < nshown;
         const int32_t V = clip.num_tviews * clip.num_sviews;
-        const int64_t view = (int64_t)clip.T * 3 * clip.H * clip.W;
         for (int s = 0; s < nsets && rc == FV_EXIT_OK; s++) {
-            Setting *st = &sets[s];
+            Setting *set = &sets[s];
             fv_diag_reset(diag);
-            if ((ret = fv_model_set_attention(m, &st->sp, &st->tp)) < 0) {
+            if ((ret = fv_model_set_attention(m, &set->sp, &set->tp)) < 0) {
                 fv_cli_error(CMD, "%s", fv_last_error());
                 rc = FV_EXIT_USAGE;
                 break;
             }
             double t0 = fv_cli_now_ms();
-            for (int32_t v = 0; v < V && ret >= 0; v++)
-                ret = fv_model_forward(m, clip.data + v * view, clip.T, clip.H, clip.W, logits);
-            st->forward_ms += fv_cli_now_ms() - t0;
-            st->forwards += V;
+            FvPredictResult pr;
+            if ((ret = fv_predict_clip(st, &clip, &o.pred, &pr)) >= 0)
+                fv_predict_result_free(&pr);
+            set->forward_ms += fv_cli_now_ms() - t0;
+            set->forwards += V;
             const FvDiagResult *r = ret >= 0 ? fv_diag_result(diag) : NULL;
-            if (!r || (ret = fv_diag_agg_add(st->agg, r)) < 0 ||
-                (keep && (ret = fv_diag_result_copy(&st->shown[shown_i], r)) < 0)) {
+            if (!r || (ret = fv_diag_agg_add(set->agg, r)) < 0 ||
+                (keep && (ret = fv_diag_result_copy(&set->shown[shown_i], r)) < 0)) {
                 fv_cli_error(CMD, "%s: %s", paths[i], fv_last_error());
                 rc = fv_cli_exit_code(ret < 0 ? ret : FV_ENOMEM);
                 break;
             }
-            json_object_set_new(json_object_get(cj, "settings"), st->name,
-                                fv_diag_result_json(r, keep ? 0 : FV_DIAG_JSON_NO_CLS));
+            json_object_set_new(json_object_get(cj, "settings"), set->name, diag_json(r, keep ? 0 : FV_DIAG_JSON_NO_CLS));
         }
         if (rc == FV_EXIT_OK && keep) {
             shown[shown_i].name = paths[i];
@@ -356,10 +352,8 @@ int fv_cli_diversity(int argc, char **argv)
         nok++;
         fv_clip_free(&clip);
     }
-    free(logits);
     if (!o.quiet && isatty(STDERR_FILENO))
         fputc('\n', stderr);
-    fv_model_set_diag(m, NULL);
     fv_model_set_attention(m, &model_sp, &model_tp);
     if (rc != FV_EXIT_OK)
         goto done;
@@ -384,8 +378,8 @@ int fv_cli_diversity(int argc, char **argv)
             json_decref(timing);
             goto done;
         }
-        json_object_set_new(agg, sets[s].name, json_pack("{s:o, s:o}", "mean", fv_diag_result_json(&sets[s].mean, 0),
-                                                         "std", fv_diag_result_json(&sets[s].std, 0)));
+        json_object_set_new(agg, sets[s].name, json_pack("{s:o, s:o}", "mean", diag_json(&sets[s].mean, 0),
+                                                         "std", diag_json(&sets[s].std, 0)));
         json_object_set_new(timing, sets[s].name,
                             json_pack("{s:f, s:I}", "forward_ms_mean", sets[s].forward_ms / (double)sets[s].forwards,
                                       "forwards", (json_int_t)sets[s].forwards));
@@ -435,7 +429,7 @@ int fv_cli_diversity(int argc, char **argv)
     snprintf(sub, sizeof(sub), "model %s: %d layers, %d heads, %d frames, %dx%d patches of %d px; %lld clips (%lld "
              "could not be read); %d view(s) per clip.", o.model ? o.model : fv_cli_default_model(), L, H,
              sets[0].mean.frames, sets[0].mean.grid_h, sets[0].mean.grid_w, sets[0].mean.patch_size, (long long)nok,
-             (long long)json_array_size(failures), (int)(o.clip.tviews * o.clip.sviews));
+             (long long)json_array_size(failures), (int)(o.pred.temporal_views * o.pred.spatial_views));
     if ((ret = fv_report_diversity_html(hpath, "fibvid head diversity", sub, shown, (int32_t)shown_i, rs, nsets)) < 0) {
         fv_cli_error(CMD, "%s", fv_last_error());
         rc = fv_cli_exit_code(ret);
@@ -472,8 +466,7 @@ done:
     for (int64_t k = 0; shown && k < nshown; k++)
         free((void *)shown[k].rgb);
     free(shown);
-    if (m)
-        fv_model_set_diag(m, NULL);
+    fv_state_close(&st);
     fv_diag_close(&diag);
     fv_model_close(&m);
     json_decref(top);

@@ -14,7 +14,6 @@
 
 #include "cli.h"
 #include "fibvid/eval.h"
-#include "video/prefetch.h"
 
 #define CMD "evaluate"
 
@@ -30,7 +29,7 @@ typedef struct EvalOpts {
     long prefetch;
     long threads;
     int quiet;
-    FvClipOpts clip;
+    FvPredictSettings pred;
     FvAttnOverrides attn;
 } EvalOpts;
 
@@ -225,28 +224,6 @@ static void fmt_eta(double s, char *buf, size_t n)
         snprintf(buf, n, "%ld:%02ld", v / 60, v % 60);
 }
 
-/* Forward every view of @clip; @probs (L) receives the mean of the per-view softmax. */
-static int forward_clip(FvModel *m, const FvClip *clip, float *lg, float *probs, int32_t L)
-{
-    const int32_t V = clip->num_tviews * clip->num_sviews;
-    const int64_t view_floats = (int64_t)clip->T * 3 * clip->H * clip->W;
-    memset(probs, 0, sizeof(float) * (size_t)L);
-    for (int32_t v = 0; v < V; v++) {
-        int ret = fv_model_forward(m, clip->data + v * view_floats, clip->T, clip->H, clip->W, lg);
-        if (ret < 0)
-            return ret;
-        /* softmax per view, then the mean of probabilities, exactly as classify */
-        float mx = -INFINITY, z = 0;
-        for (int32_t i = 0; i < L; i++)
-            mx = lg[i] > mx ? lg[i] : mx;
-        for (int32_t i = 0; i < L; i++)
-            z += expf(lg[i] - mx);
-        for (int32_t i = 0; i < L; i++)
-            probs[i] += expf(lg[i] - mx) / z / V;
-    }
-    return 0;
-}
-
 static int load_dataset(const EvalOpts *o, FvDataset **ds)
 {
     int ret;
@@ -276,7 +253,7 @@ static int run(const EvalOpts *o, double t_start)
     int32_t *map = NULL;
     char **paths = NULL;
     int64_t *ids = NULL, ntodo = 0;
-    float *lg = NULL, *probs = NULL;
+    FvState *st = NULL;
     char out_default[64];
     int rc, ret;
     Timing tm = { .t_start = t_start, .depth = (int32_t)o->prefetch, .resumed = o->resume,
@@ -295,10 +272,13 @@ static int run(const EvalOpts *o, double t_start)
     const int32_t L = cfg->num_labels;
     labels = calloc((size_t)L, sizeof(*labels));
     map = calloc((size_t)ds->num_classes, sizeof(*map));
-    lg = malloc(sizeof(float) * (size_t)L);
-    probs = malloc(sizeof(float) * (size_t)L);
-    if (!labels || !map || !lg || !probs)
+    if (!labels || !map)
         goto oom;
+    if ((ret = fv_state_create(&st, m)) < 0) {
+        fv_cli_error(CMD, "%s", fv_last_error());
+        rc = FV_EXIT_RUNTIME;
+        goto done;
+    }
     for (int32_t i = 0; i < L; i++)
         labels[i] = fv_model_label(m, i);
     FvLabelMatchSettings ms;
@@ -312,14 +292,18 @@ static int run(const EvalOpts *o, double t_start)
     }
 
     FvClipSettings cs;
-    fv_cli_clip_settings(cfg, &o->clip, &cs);
+    if ((ret = fv_predict_clip_settings(m, &o->pred, &cs)) < 0) {
+        fv_cli_error(CMD, "%s", fv_last_error());
+        rc = FV_EXIT_USAGE;
+        goto done;
+    }
     char settings[512], sattn[128], tattn[128], attention[300];
     snprintf(settings, sizeof(settings),
              "sampling=%s frames=%d rate=%d dense_start=%s views=%ldx%ld crop=%d short_side=%d "
              "mean=%.6g,%.6g,%.6g std=%.6g,%.6g,%.6g",
              fv_cli_sampling_name(cs.sample.mode), cs.sample.num_frames, cs.sample.rate,
-             cs.sample.dense_start == FV_DENSE_START_SLOWFAST ? "slowfast" : "mmaction", o->clip.tviews,
-             o->clip.sviews, cs.pre.crop_size, cs.pre.short_side > 0 ? cs.pre.short_side : cs.pre.crop_size,
+             cs.sample.dense_start == FV_DENSE_START_SLOWFAST ? "slowfast" : "mmaction", (long)o->pred.temporal_views,
+             (long)o->pred.spatial_views, cs.pre.crop_size, cs.pre.short_side > 0 ? cs.pre.short_side : cs.pre.crop_size,
              cs.pre.mean[0], cs.pre.mean[1], cs.pre.mean[2], cs.pre.std[0], cs.pre.std[1], cs.pre.std[2]);
     fv_attn_describe(&cfg->spatial, 0, sattn, sizeof(sattn));
     fv_attn_describe(&cfg->temporal, 0, tattn, sizeof(tattn));
@@ -333,7 +317,7 @@ static int run(const EvalOpts *o, double t_start)
         strftime(out_default, sizeof(out_default), "fibvid-eval-%Y%m%d-%H%M%S", &lt);
         out = out_default;
     }
-    const int32_t views = (int32_t)(o->clip.tviews * o->clip.sviews);
+    const int32_t views = o->pred.temporal_views * o->pred.spatial_views;
     FvEvalRun er = {
         .model = o->model ? o->model : fv_cli_default_model(),
         .model_id = o->model_id,
@@ -376,7 +360,8 @@ static int run(const EvalOpts *o, double t_start)
         fprintf(stderr, "fibvid evaluate: resuming %s: %lld of %lld videos already done\n", out,
                 (long long)before, (long long)total);
 
-    if ((ret = fv_prefetch_start(&pf, &cs, (const char *const *)paths, ids, ntodo, (int32_t)o->prefetch)) < 0) {
+    if ((ret = fv_prefetch_start(&pf, &cs, (const char *const *)paths, ids, ntodo, (int32_t)o->prefetch,
+                                 o->prefetch > 0 ? 1 : 0)) < 0) {
         fv_cli_error(CMD, "%s", fv_last_error());
         rc = FV_EXIT_RUNTIME;
         goto done;
@@ -391,9 +376,10 @@ static int run(const EvalOpts *o, double t_start)
     rc = FV_EXIT_OK;
     while (!g_signal && fv_prefetch_next(pf, &it) == 1) {
         const FvDatasetEntry *en = &ds->entries[it.id];
+        FvPredictResult pr = { 0 };
         if (it.status >= 0) {
             double f0 = fv_cli_now_ms();
-            ret = forward_clip(m, &it.clip, lg, probs, L);
+            ret = fv_predict_clip(st, &it.clip, &o->pred, &pr);
             tm.forward_ms += fv_cli_now_ms() - f0;
             if (ret < 0 && !fv_error_is_input(ret)) {
                 fv_cli_error(CMD, "%s: %s", en->path, fv_last_error());
@@ -415,12 +401,13 @@ static int run(const EvalOpts *o, double t_start)
                 fprintf(stderr, "fibvid evaluate: %s\n", it.error);
         } else {
             FvPrediction p;
-            ret = fv_prediction_from_probs(&p, probs, L, it.id, en->label, map, ds->num_classes);
+            ret = fv_prediction_from_probs(&p, pr.probs, L, it.id, en->label, map, ds->num_classes);
             if (ret >= 0)
                 ret = fv_eval_add_prediction(e, &p, now - prev);
             tm.predicted++;
             tm.clips += views;
         }
+        fv_predict_result_free(&pr);
         fv_clip_free(&it.clip);
         prev = now;
         if (ret < 0) {
@@ -482,8 +469,7 @@ done:
     free(ids);
     free(labels);
     free(map);
-    free(lg);
-    free(probs);
+    fv_state_close(&st);
     fv_model_close(&m);
     fv_dataset_free(&ds);
     return rc;
@@ -493,7 +479,7 @@ int fv_cli_evaluate(int argc, char **argv)
 {
     enum {
         O_ROOT = 0x100, O_UCF, O_HMDB, O_LIST, O_SPLIT, O_SUBSET, O_BASE, O_CLASSES, O_MAP, O_BYINDEX,
-        O_MODELID, O_VIEWS, O_SAMPLING, O_FRAMES, O_RATE, O_DSTART, O_SHORT, O_RESUME, O_SHARD, O_PREFETCH,
+        O_MODELID, O_RESUME, O_SHARD, O_PREFETCH,
     };
     static const struct option longopts[] = {
         { "model", required_argument, NULL, 'm' },
@@ -508,12 +494,6 @@ int fv_cli_evaluate(int argc, char **argv)
         { "classes", required_argument, NULL, O_CLASSES },
         { "label-map", required_argument, NULL, O_MAP },
         { "labels-by-index", no_argument, NULL, O_BYINDEX },
-        { "views", required_argument, NULL, O_VIEWS },
-        { "sampling", required_argument, NULL, O_SAMPLING },
-        { "frames", required_argument, NULL, O_FRAMES },
-        { "rate", required_argument, NULL, O_RATE },
-        { "dense-start", required_argument, NULL, O_DSTART },
-        { "short-side", required_argument, NULL, O_SHORT },
         { "out", required_argument, NULL, 'o' },
         { "resume", no_argument, NULL, O_RESUME },
         { "shard", required_argument, NULL, O_SHARD },
@@ -522,11 +502,12 @@ int fv_cli_evaluate(int argc, char **argv)
         { "quiet", no_argument, NULL, 'q' },
         { "help", no_argument, NULL, 'h' },
         FV_CLI_ATTN_LONGOPTS,
+        FV_CLI_CLIP_LONGOPTS,
         { NULL, 0, NULL, 0 },
     };
     const double t_start = fv_cli_now_ms();
     EvalOpts o = { .split = 1, .subset = FV_SUBSET_TEST, .prefetch = 2 };
-    fv_cli_clip_opts_init(&o.clip);
+    fv_predict_default_settings(&o.pred);
     fv_cli_attn_overrides_init(&o.attn);
     int c, li = -1;
     optind = 1;
@@ -554,31 +535,9 @@ int fv_cli_evaluate(int argc, char **argv)
         case O_CLASSES: o.classes = optarg; break;
         case O_MAP: o.label_map = optarg; break;
         case O_BYINDEX: o.by_index = 1; break;
-        case O_VIEWS:
-            if (fv_cli_parse_views(optarg, &o.clip.tviews, &o.clip.sviews) < 0)
-                goto bad;
-            break;
-        case O_SAMPLING:
-            if (!strcmp(optarg, "uniform")) o.clip.sampling = FV_SAMPLING_UNIFORM;
-            else if (!strcmp(optarg, "dense")) o.clip.sampling = FV_SAMPLING_DENSE;
-            else goto bad;
-            break;
-        case O_FRAMES:
-            if (fv_cli_parse_int(optarg, 1, 1024, &o.clip.frames) < 0)
-                goto bad;
-            break;
-        case O_RATE:
-            if (fv_cli_parse_int(optarg, 1, 100000, &o.clip.rate) < 0)
-                goto bad;
-            break;
-        case O_DSTART:
-            if (!strcmp(optarg, "mmaction")) o.clip.dense_start = FV_DENSE_START_MMACTION;
-            else if (!strcmp(optarg, "slowfast")) o.clip.dense_start = FV_DENSE_START_SLOWFAST;
-            else goto bad;
-            break;
-        case O_SHORT:
-            if (fv_cli_parse_int(optarg, 1, 16384, &o.clip.short_side) < 0)
-                goto bad;
+        case FV_OPT_CLIP:
+            if (fv_cli_clip_option(&o.pred, CMD, longopts[li].name, optarg) < 0)
+                return FV_EXIT_USAGE;
             break;
         case 'o': o.out = optarg; break;
         case O_RESUME: o.resume = 1; break;

@@ -7,10 +7,6 @@
 
 #include <jansson.h>
 
-#include "kernels/attention.h"
-#include "kernels/fibottention.h"
-#include "eval/image.h"
-#include "eval/report.h"
 #include "cli.h"
 
 static void help(FILE *f)
@@ -40,37 +36,33 @@ static void help(FILE *f)
 
 typedef struct MaskSet {
     int32_t n, H, L, temporal;
-    FvAttnSettings s;
-    FvAttnPlan *plans; /* (L) */
+    FvAttnSettings s;   /* as asked (windows resolved in the masks' own settings) */
+    FvAttnMasks *masks;
 } MaskSet;
 
 static const int32_t *raw(const MaskSet *ms, int32_t l, int32_t h, int32_t *cnt)
 {
-    const FvAttnPlan *p = &ms->plans[l];
-    *cnt = p->raw_noff[h];
-    return p->raw_off + (int64_t)h * p->raw_max;
+    const int32_t *o;
+    *cnt = fv_attn_masks_offsets(ms->masks, l, h, 1, &o);
+    return o;
 }
 
-/* the set a head attends (unique; temporal with offset 0): the plan's */
+/* the set a head attends (unique; temporal with offset 0) */
 static const int32_t *uniq(const MaskSet *ms, int32_t l, int32_t h, int32_t *cnt)
 {
-    const FvAttnPlan *p = &ms->plans[l];
-    *cnt = p->noff[h];
-    return p->off + (int64_t)h * p->max_off;
+    const int32_t *o;
+    *cnt = fv_attn_masks_offsets(ms->masks, l, h, 0, &o);
+    return o;
 }
 
 static double density(const MaskSet *ms, int32_t l, int32_t h)
 {
-    int32_t c;
-    const int32_t *o = uniq(ms, l, h, &c);
-    return fv_fib_density(o, c, ms->n, 0);
+    return fv_attn_masks_density(ms->masks, l, h);
 }
 
 static double jaccard(const MaskSet *ms, int32_t l, int32_t a, int32_t b)
 {
-    int32_t ca, cb;
-    const int32_t *oa = uniq(ms, l, a, &ca), *ob = uniq(ms, l, b, &cb);
-    return fv_fib_jaccard(oa, ca, ob, cb, ms->n, 0);
+    return fv_attn_masks_jaccard(ms->masks, l, a, b);
 }
 
 static double mean_jaccard(const MaskSet *ms, int32_t l)
@@ -90,8 +82,8 @@ static json_t *to_json(const MaskSet *ms)
     json_object_set_new(j, "heads", json_integer(ms->H));
     json_object_set_new(j, "attention", json_string(ms->temporal ? "temporal" : "spatial"));
     json_object_set_new(j, "variant", json_string(ms->s.variant == FV_FIB_MODIFIED ? "modified" : "original"));
-    json_object_set_new(j, "wmin", json_integer(ms->plans[0].s.wmin));
-    json_object_set_new(j, "wmax", json_integer(ms->plans[0].s.wmax));
+    json_object_set_new(j, "wmin", json_integer(fv_attn_masks_settings(ms->masks)->wmin));
+    json_object_set_new(j, "wmax", json_integer(fv_attn_masks_settings(ms->masks)->wmax));
     json_object_set_new(j, "shuffle", json_boolean(ms->s.shuffle));
     json_t *layers = json_array();
     for (int32_t l = 0; l < ms->L; l++) {
@@ -126,7 +118,7 @@ static void write_text(const MaskSet *ms, FILE *f)
 {
     fprintf(f, "%s Fibottention, %s variant, %d tokens, %d heads, windows %d..%d, shuffle %s\n",
             ms->temporal ? "temporal" : "spatial", ms->s.variant == FV_FIB_MODIFIED ? "modified" : "original", ms->n,
-            ms->H, ms->plans[0].s.wmin, ms->plans[0].s.wmax, ms->s.shuffle ? "on" : "off");
+            ms->H, fv_attn_masks_settings(ms->masks)->wmin, fv_attn_masks_settings(ms->masks)->wmax, ms->s.shuffle ? "on" : "off");
     for (int32_t l = 0; l < ms->L; l++) {
         double dsum = 0;
         for (int32_t h = 0; h < ms->H; h++)
@@ -177,28 +169,6 @@ static void write_svg(const MaskSet *ms, FILE *f)
         }
     }
     fprintf(f, "</svg>\n");
-}
-
-static int write_png(const MaskSet *ms, const char *path)
-{
-    const int32_t n = ms->n, px = n <= 40 ? 160 / n : n <= 160 ? 2 : 1, side = n * px, gap = 6;
-    FvImage im;
-    int ret = fv_image_alloc(&im, gap + ms->H * (side + gap), gap + ms->L * (side + gap), 255, 255, 255);
-    if (ret < 0)
-        return ret;
-    static const uint8_t bg[3] = { 235, 235, 235 };
-    for (int32_t l = 0; l < ms->L; l++)
-        for (int32_t h = 0; h < ms->H; h++) {
-            int32_t c;
-            const int32_t *o = uniq(ms, l, h, &c);
-            uint8_t col[3];
-            fv_colormap(0.15f + 0.7f * h / (ms->H > 1 ? ms->H - 1 : 1), col); /* a hue per head */
-            /* the drawing report.html uses too */
-            fv_report_draw_mask(&im, gap + h * (side + gap), gap + l * (side + gap), px, n, o, c, col, bg);
-        }
-    ret = fv_image_write_png(&im, path);
-    fv_image_free(&im);
-    return ret;
 }
 
 int fv_cli_masks(int argc, char **argv)
@@ -277,22 +247,13 @@ int fv_cli_masks(int argc, char **argv)
     ms.H = (int32_t)H;
     ms.L = (int32_t)L;
     ms.temporal = temporal;
-    ms.plans = calloc((size_t)L, sizeof(FvAttnPlan));
     int rc = FV_EXIT_OK;
-    if (!ms.plans) {
-        fv_cli_error("masks", "out of memory");
-        return FV_EXIT_RUNTIME;
-    }
-    for (int32_t l = 0; l < ms.L; l++) {
-        /* spatial plans span N patches plus cls; temporal ones N frames */
-        if (fv_attn_plan_init(&ms.plans[l], &ms.s, l, temporal ? ms.n : ms.n + 1, !temporal, ms.H, 1) < 0) {
-            fv_cli_error("masks", "%s", fv_last_error());
-            rc = FV_EXIT_USAGE;
-            goto done;
-        }
+    if (fv_attn_masks_create(&ms.masks, &ms.s, ms.n, ms.H, ms.L, temporal) < 0) {
+        fv_cli_error("masks", "%s", fv_last_error());
+        return FV_EXIT_USAGE;
     }
     if (fmt == FV_OUT_PNG) {
-        int ret = write_png(&ms, out);
+        int ret = fv_attn_masks_write_png(ms.masks, out);
         if (ret < 0) {
             fv_cli_error("masks", "%s", fv_last_error());
             rc = fv_cli_exit_code(ret);
@@ -320,8 +281,6 @@ int fv_cli_masks(int argc, char **argv)
         rc = FV_EXIT_RUNTIME;
     }
 done:
-    for (int32_t l = 0; l < ms.L; l++)
-        fv_attn_plan_free(&ms.plans[l]);
-    free(ms.plans);
+    fv_attn_masks_close(&ms.masks);
     return rc;
 }

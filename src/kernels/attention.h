@@ -1,14 +1,18 @@
-/* Multi-head attention kernels for the divided space-time block: dense and Fibottention (zero and
- * exclude semantics), each with a plain C reference (dense score matrix, tests only) and a fast path,
- * selected through one plan per (layer, attention). */
+/* Attention for the divided space-time block: plans (one per layer and attention), the registry of kinds,
+ * and the batched forward and backward that run a kind's kernels over (sequence, head) tasks in parallel.
+ * The references and the harness that holds every kind against them live in attn_check.c. */
 #ifndef FV_ATTENTION_H
 #define FV_ATTENTION_H
 
 #include <stdint.h>
-#include <string.h>
 
 #include "fibvid/model.h"
 #include "kernels/attn_kind.h"
+
+/* The table of kind @k, or NULL for a kind fibvid does not know. */
+const FvAttnKindDsp *fv_attn_kind_dsp(FvAttnKind k);
+/* Every kind, in FvAttnKind order: *@n receives the count. */
+const FvAttnKindDsp *const *fv_attn_kinds(int32_t *n);
 
 /* Build the plan for one attention of layer @layer over sequences of @N tokens (@has_cls: token 0 is cls,
  * so the Fibottention window runs over N-1 patch tokens). Temporal plans (has_cls = 0) always include
@@ -22,18 +26,32 @@ double fv_attn_plan_density(const FvAttnPlan *p, int32_t h);
 /* Number of attended (query, key) pairs of head @h. */
 int64_t fv_attn_plan_pairs(const FvAttnPlan *p, int32_t h);
 
-/* qkv (B, N, 3, H, hd) — the qkv linear's output rows for B independent sequences
- * out (B, N, H, hd)     — heads concatenated, ready for the output projection.
- * Fast path: multi-threaded over (sequence, head), work proportional to the attended pairs.
- * Returns 0 or FV_ENOMEM (per-thread scratch). */
-int fv_attn_forward(const FvAttnPlan *p, const float *qkv, float *out, int32_t B);
+/* Per-thread scratch for the kernels of a plan: @stride floats for each of @nthreads threads. */
+typedef struct FvAttnScratch {
+    float *buf;
+    size_t stride;
+    int32_t nthreads;
+} FvAttnScratch;
 
-/* fv_attn_forward that also fills @st (same outputs, same kernels: the statistics are read from the
- * weights the kernels compute). @st NULL is exactly fv_attn_forward. Returns 0 or FV_ENOMEM. */
-int fv_attn_forward_stats(const FvAttnPlan *p, const float *qkv, float *out, int32_t B, const FvAttnStats *st);
+/* Floats of scratch one thread needs for plan @p (forward and backward). */
+size_t fv_attn_scratch_floats(const FvAttnPlan *p);
 
-/* Plain C reference: builds the dense (N x N) score matrix per head and applies the mask (multiply by
- * 0/1 for zero, -inf for exclude) before the softmax. Tests only. */
-void fv_attn_forward_ref(const FvAttnPlan *p, const float *qkv, float *out, int32_t B);
+/* qkv (B, N, 3, H, hd)  — the qkv linear's output rows for B independent sequences
+ * out (B, N, H, hd)      — heads concatenated, ready for the output projection
+ * aux (B, N, H) or NULL  — what the backward needs (softmax kinds: log-sum-exp per query row and head)
+ * @st NULL, or statistics to gather (diagnostics; same outputs). @scr NULL: scratch is allocated here.
+ * Multi-threaded over (sequence, head). Returns 0 or FV_ENOMEM. */
+int fv_attn_forward(const FvAttnPlan *p, const float *qkv, float *out, float *aux, int64_t B,
+                    const FvAttnStats *st, const FvAttnScratch *scr);
+
+/* Backward of fv_attn_forward from its saved qkv, out and aux: dout (B, N, H, hd) -> dqkv (B, N, 3, H, hd)
+ * (overwritten). Returns 0 or FV_ENOMEM. */
+int fv_attn_backward(const FvAttnPlan *p, const float *qkv, const float *out, const float *aux, const float *dout,
+                     float *dqkv, int64_t B, const FvAttnScratch *scr);
+
+/* The kinds' plain C references over the same batch layout (tests and the harness). */
+void fv_attn_forward_ref(const FvAttnPlan *p, const float *qkv, float *out, float *aux, int64_t B);
+void fv_attn_backward_ref(const FvAttnPlan *p, const float *qkv, const float *out, const float *aux,
+                          const float *dout, float *dqkv, int64_t B);
 
 #endif /* FV_ATTENTION_H */

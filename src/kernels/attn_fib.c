@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "kernels/attn_kind.h"
+#include "kernels/fibottention.h"
 #include "util/util.h"
 
 /* -std=c11 turns off FMA contraction; ask for it where the hardware has it (fmaf vectorises then). */
@@ -101,13 +102,6 @@ static int32_t signed_offsets(const FvAttnPlan *p, int32_t h, int32_t n, int32_t
     return D;
 }
 
-size_t fv_attn_fib_scratch(const FvAttnPlan *p)
-{
-    const size_t c = p->has_cls ? 1 : 0, N = (size_t)p->N, n = N - c, np = ALIGN16(n), hd = (size_t)p->hd;
-    const size_t D = 2 * (size_t)p->max_off + 2; /* diagonals + the cls column */
-    return 3 * ALIGN16(N * hd) + D * np + 3 * np + ALIGN16(hd) + ALIGN16(N) + D + 16;
-}
-
 /* q . k over head_dim (@nv chunks of 16 when > 0, else @hd plain) with q given as registers @qv. */
 static inline __attribute__((always_inline)) float
 dot_q(const int32_t nv, int32_t hd, const v16f *qv, const float *qs, const float *k)
@@ -185,7 +179,8 @@ static void fib_cls_stats(const float *crow, int32_t N, float inv, const FvAttnS
  * (NULL: no statistics, the plain kernel). */
 static inline __attribute__((always_inline)) void
 fib_head(const int32_t nv, const FvAttnPlan *p, int32_t h, const float *q, const float *k, const float *v,
-         int32_t ld, float *out, int32_t ldo, float *scratch, const FvAttnStats *st, int64_t task)
+         int64_t ld, float *out, int64_t ldo, float *lse, int64_t ldl, float *scratch, const FvAttnStats *st,
+         int64_t task)
 {
     const int32_t c = p->has_cls ? 1 : 0, N = p->N, n = N - c, hd = p->hd;
     const int32_t zero = p->s.semantics == FV_FIB_ZERO;
@@ -277,6 +272,9 @@ fib_head(const int32_t nv, const FvAttnPlan *p, int32_t h, const float *q, const
             z[j] += w;
             scls[j] = w - e0[j];
         }
+    if (lse) /* the backward recomputes the weights from it */
+        for (int32_t j = 0; j < n; j++)
+            lse[(j + c) * ldl] = m[j] + logf(z[j]);
 
     if (zero) {
         /* Vsum over all N rows; partial sums per 64 rows keep the float sum accurate on long sequences */
@@ -372,6 +370,8 @@ fib_head(const int32_t nv, const FvAttnPlan *p, int32_t h, const float *q, const
             zc += crow[t];
         }
         const float inv = 1.0f / zc;
+        if (lse)
+            lse[0] = mx + logf(zc);
         if (st)
             fib_cls_stats(crow, N, inv, st, task);
         if (nv > 0) {
@@ -397,32 +397,155 @@ fib_head(const int32_t nv, const FvAttnPlan *p, int32_t h, const float *q, const
     }
 }
 
-void fv_attn_fib_head(const FvAttnPlan *p, int32_t h, const float *q, const float *k, const float *v,
-                      int32_t ld, float *out, int32_t ldo, float *scratch)
+/* Fast forward of one task, dispatched on the head size so that the query and accumulators stay in
+ * registers; @st NULL (constant in the plain entry) is the kernel without statistics. */
+static void fib_task(const FvAttnPlan *p, const FvAttnHead *t, float *scratch, const FvAttnStats *st, int64_t task)
 {
     switch (p->hd) {
-    case 64: fib_head(4, p, h, q, k, v, ld, out, ldo, scratch, NULL, 0); break;
-    case 32: fib_head(2, p, h, q, k, v, ld, out, ldo, scratch, NULL, 0); break;
-    case 128: fib_head(8, p, h, q, k, v, ld, out, ldo, scratch, NULL, 0); break;
-    case 16: fib_head(1, p, h, q, k, v, ld, out, ldo, scratch, NULL, 0); break;
-    case 48: fib_head(3, p, h, q, k, v, ld, out, ldo, scratch, NULL, 0); break;
-    case 96: fib_head(6, p, h, q, k, v, ld, out, ldo, scratch, NULL, 0); break;
-    default: fib_head(0, p, h, q, k, v, ld, out, ldo, scratch, NULL, 0); break;
+    case 64: fib_head(4, p, t->h, t->q, t->k, t->v, t->ld, t->out, t->ldo, t->aux, t->ldaux, scratch, st, task); break;
+    case 32: fib_head(2, p, t->h, t->q, t->k, t->v, t->ld, t->out, t->ldo, t->aux, t->ldaux, scratch, st, task); break;
+    case 128: fib_head(8, p, t->h, t->q, t->k, t->v, t->ld, t->out, t->ldo, t->aux, t->ldaux, scratch, st, task); break;
+    case 16: fib_head(1, p, t->h, t->q, t->k, t->v, t->ld, t->out, t->ldo, t->aux, t->ldaux, scratch, st, task); break;
+    case 48: fib_head(3, p, t->h, t->q, t->k, t->v, t->ld, t->out, t->ldo, t->aux, t->ldaux, scratch, st, task); break;
+    case 96: fib_head(6, p, t->h, t->q, t->k, t->v, t->ld, t->out, t->ldo, t->aux, t->ldaux, scratch, st, task); break;
+    default: fib_head(0, p, t->h, t->q, t->k, t->v, t->ld, t->out, t->ldo, t->aux, t->ldaux, scratch, st, task); break;
     }
 }
 
-void fv_attn_fib_head_stats(const FvAttnPlan *p, int32_t h, const float *q, const float *k, const float *v,
-                            int32_t ld, float *out, int32_t ldo, float *scratch, const FvAttnStats *st,
-                            int64_t task)
+static void fib_forward(const FvAttnPlan *p, const FvAttnHead *t, float *scratch)
 {
-    /* the same head-size cases as the plain kernel, so the outputs are the same to the bit */
-    switch (p->hd) {
-    case 64: fib_head(4, p, h, q, k, v, ld, out, ldo, scratch, st, task); break;
-    case 32: fib_head(2, p, h, q, k, v, ld, out, ldo, scratch, st, task); break;
-    case 128: fib_head(8, p, h, q, k, v, ld, out, ldo, scratch, st, task); break;
-    case 16: fib_head(1, p, h, q, k, v, ld, out, ldo, scratch, st, task); break;
-    case 48: fib_head(3, p, h, q, k, v, ld, out, ldo, scratch, st, task); break;
-    case 96: fib_head(6, p, h, q, k, v, ld, out, ldo, scratch, st, task); break;
-    default: fib_head(0, p, h, q, k, v, ld, out, ldo, scratch, st, task); break;
-    }
+    fib_task(p, t, scratch, NULL, 0);
 }
+
+static void fib_forward_stats(const FvAttnPlan *p, const FvAttnHead *t, float *scratch, const FvAttnStats *st,
+                              int64_t task)
+{
+    fib_task(p, t, scratch, st, task);
+}
+
+/* ---------------------------------------------------------------------------------------------------- */
+/* backward                                                                                              */
+
+/* Keys query @j attends (each once). Tokens in sequence coordinates (cls = 0 when has_cls). */
+static int32_t fib_keys(const FvAttnPlan *p, int32_t h, int32_t j, int32_t *keys)
+{
+    const int32_t c = p->has_cls ? 1 : 0, N = p->N, n = N - c;
+    int32_t cnt = 0;
+    if (c && j == 0) {
+        for (int32_t k = 0; k < N; k++)
+            keys[cnt++] = k;
+        return cnt;
+    }
+    if (c)
+        keys[cnt++] = 0;
+    const int32_t jj = j - c;
+    const int32_t *off = p->off + (size_t)h * p->max_off;
+    for (int32_t i = 0; i < p->noff[h]; i++) {
+        const int32_t o = off[i];
+        if (o >= n)
+            break; /* sorted ascending */
+        if (o == 0) {
+            keys[cnt++] = c + jj;
+            continue;
+        }
+        if (jj - o >= 0)
+            keys[cnt++] = c + jj - o;
+        if (jj + o < n)
+            keys[cnt++] = c + jj + o;
+    }
+    return cnt;
+}
+
+/* O(|mask| * hd + N * hd): only the attended pairs are visited; under `zero` the masked keys' shared
+ * weight reaches V through one sum. */
+static void fib_backward(const FvAttnPlan *p, const FvAttnHead *t, float *scratch)
+{
+    fv_attn_softmax_backward_pairs(p, t, scratch, fib_keys, p->s.semantics == FV_FIB_ZERO);
+}
+
+/* ---------------------------------------------------------------------------------------------------- */
+/* the kind                                                                                              */
+
+static int fib_plan_build(FvAttnPlan *p)
+{
+    const int32_t n = p->N - (p->has_cls ? 1 : 0);
+    /* reference defaults: spatial w_min 5, w_max N // 3; temporal w_min 1, w_max T - 1 */
+    if (p->s.wmin <= 0)
+        p->s.wmin = p->has_cls ? 5 : 1;
+    if (p->s.wmax <= 0)
+        p->s.wmax = p->has_cls ? n / 3 : n - 1;
+    if (p->s.wmax < 1)
+        p->s.wmax = 1;
+    return fv_fib_plan_build(p);
+}
+
+static void fib_plan_free(FvAttnPlan *p)
+{
+    fv_free(p->noff);
+    fv_free(p->off);
+    fv_free(p->raw_noff);
+    fv_free(p->raw_off);
+    p->noff = p->off = p->raw_noff = p->raw_off = NULL;
+    p->max_off = p->raw_max = 0;
+}
+
+static int64_t fib_pairs(const FvAttnPlan *p, int32_t h)
+{
+    const int64_t n = p->N - (p->has_cls ? 1 : 0);
+    int64_t pairs = p->has_cls ? 2 * n + 1 : 0; /* cls row (n + 1 keys) and cls column (n queries) */
+    const int32_t *off = p->off + (int64_t)h * p->max_off;
+    for (int32_t i = 0; i < p->noff[h]; i++) {
+        const int64_t o = off[i];
+        if (o < n)
+            pairs += o == 0 ? n : 2 * (n - o);
+    }
+    return pairs;
+}
+
+/* The reference semantics of the mask: |i - j| is one of the head's offsets; the cls row and column always. */
+static int fib_allows(const FvAttnPlan *p, int32_t h, int32_t i, int32_t j)
+{
+    if (p->has_cls) {
+        if (i == 0 || j == 0)
+            return 1;
+        i--, j--;
+    }
+    const int32_t d = i > j ? i - j : j - i;
+    const int32_t *off = p->off + (int64_t)h * p->max_off;
+    for (int32_t k = 0; k < p->noff[h]; k++)
+        if (off[k] == d)
+            return 1;
+    return 0;
+}
+
+static double fib_jaccard(const FvAttnPlan *p, int32_t a, int32_t b)
+{
+    const int32_t n = p->N - (p->has_cls ? 1 : 0);
+    return fv_fib_jaccard(p->off + (int64_t)a * p->max_off, p->noff[a], p->off + (int64_t)b * p->max_off,
+                          p->noff[b], n, p->has_cls);
+}
+
+static size_t fib_scratch_floats(const FvAttnPlan *p)
+{
+    const size_t c = p->has_cls ? 1 : 0, N = (size_t)p->N, n = N - c, np = ALIGN16(n), hd = (size_t)p->hd;
+    const size_t D = 2 * (size_t)p->max_off + 2; /* diagonals + the cls column */
+    const size_t fwd = 3 * ALIGN16(N * hd) + D * np + 3 * np + ALIGN16(hd) + ALIGN16(N) + D + 16;
+    return FV_MAX(fwd, fv_attn_softmax_pairs_scratch(p));
+}
+
+const FvAttnKindDsp fv_attn_fib_dsp = {
+    .kind = FV_ATTN_FIB,
+    .name = "fib",
+    .masked = 1,
+    .plan_build = fib_plan_build,
+    .plan_free = fib_plan_free,
+    .pairs = fib_pairs,
+    .allows = fib_allows,
+    .jaccard = fib_jaccard,
+    .scratch = fib_scratch_floats,
+    .forward = fib_forward,
+    .forward_stats = fib_forward_stats,
+    .backward = fib_backward,
+    .forward_ref = fv_attn_softmax_forward_ref,
+    .backward_ref = fv_attn_softmax_backward_ref,
+};

@@ -1,6 +1,20 @@
-/* What every attention kind works with: the plan of one attention of one layer (kind, shape, the kind's own
- * data), the statistics block diagnostics fill, and the entry points of the kinds' kernels. Included by the
- * kernels themselves; callers use attention.h. */
+/* The attention-kind interface: what every kind of attention (dense softmax, Fibottention, ...) provides to
+ * the one forward and backward of the model, as one table of entry points per kind (dav1d's *_dsp habit),
+ * each with a plain C reference the harness (attn_check.c) holds it against.
+ *
+ * A kind replaces `softmax(q k^T / sqrt(hd)) v` of one head of one sequence (SPEC sections 1, 3, 4); the
+ * qkv projection, the concatenation of heads and the output projection stay outside. Every entry works on
+ * one (sequence, head) task (FvAttnHead): the dispatcher (attention.c) runs the tasks of a batch of
+ * sequences in parallel, each thread with its own scratch. Kinds fit this as follows:
+ *  - softmax kinds (dense, fib) save the log-sum-exp of every query row in `aux` and recompute the weights
+ *    in the backward (flash-attention style);
+ *  - linear kinds with no score matrix (SimA, Castling-ViT, SPEC 4.1/4.2) compute k^T v per task in their
+ *    scratch, keep what their normalisations need in `aux`, and own tensors (Castling's depthwise taps) that
+ *    the model lists through `tensors`;
+ *  - attention sharing (PSViT, SPEC 4.3) applies another layer's post-softmax weights to its own v: a
+ *    softmax kind can write the weights it computes (dense: (N, N) rows; fib: the attended keys only, never
+ *    densified) where FvAttnHead points, and a sharing kind reads them there instead of q and k.
+ * Adding a kind: one file with its kernels and table, plus its entry in attention.c's registry. */
 #ifndef FV_ATTN_KIND_H
 #define FV_ATTN_KIND_H
 
@@ -10,8 +24,12 @@
 
 #include "fibvid/model.h"
 
+typedef struct FvAttnKindDsp FvAttnKindDsp;
+
+/* One attention (spatial or temporal) of one layer over sequences of one length. */
 typedef struct FvAttnPlan {
     FvAttnSettings s;    /* kind, variant, semantics, wmin/wmax (resolved: never <= 0 for FIB) */
+    const FvAttnKindDsp *dsp; /* the kind's table */
     int32_t layer;       /* depth id (drives the head shuffle) */
     int32_t N;           /* tokens per sequence, including cls when has_cls */
     int32_t has_cls;     /* 1: token 0 is cls, whose row and column are always attended (spatial) */
@@ -27,6 +45,22 @@ typedef struct FvAttnPlan {
     int32_t raw_max;
 } FvAttnPlan;
 
+/* One (sequence, head) task. Rows of q, k, v are @ld floats apart (the qkv linear's output rows), rows of
+ * out / dout @ldo apart (heads concatenated), the saved values @ldaux apart. */
+typedef struct FvAttnHead {
+    int32_t h;                 /* head index in the plan */
+    const float *q, *k, *v;    /* (N, hd) each */
+    int64_t ld;
+    float *out;                /* (N, hd) forward output */
+    int64_t ldo;
+    float *aux;                /* (N) per query, what the backward needs (softmax: log-sum-exp); NULL when
+                                * the forward is not followed by a backward */
+    int64_t ldaux;
+    /* backward only */
+    const float *dout;         /* (N, hd), stride ldo */
+    float *dq, *dk, *dv;       /* (N, hd), stride ld: zero on entry, the backward adds the gradients */
+} FvAttnHead;
+
 /* Diagnostics (SPEC section 6), gathered by the kernels from their own softmax weights when asked for.
  * Task t = b * H + h is sequence b, head h; every kernel writes only its own task's slots, so no locks. */
 typedef struct FvAttnStats {
@@ -40,6 +74,55 @@ typedef struct FvAttnStats {
                            renormalised over the patch keys (cls key left out) */
     float *cls;         /* (B*H, n) the cls query's weights over the patch keys; NULL: not gathered */
 } FvAttnStats;
+
+/* The table of one kind. Every pointer is set (kinds without data of their own use the shared helpers). */
+struct FvAttnKindDsp {
+    FvAttnKind kind;
+    const char *name;                                    /* as in configs and on the command line */
+    int32_t masked;                                      /* 1: a mask with zero / exclude semantics (harness) */
+    /* plan: resolve the kind's settings and build its data for p->N, p->has_cls, p->H (plan_init has
+     * filled the shape); free what plan_build allocated */
+    int (*plan_build)(FvAttnPlan *p);
+    void (*plan_free)(FvAttnPlan *p);
+    /* attended (query, key) pairs of head h: FLOP counts and density */
+    int64_t (*pairs)(const FvAttnPlan *p, int32_t h);
+    /* 1 when query i may attend key j in head h (sequence coordinates): the references and diagnostics */
+    int (*allows)(const FvAttnPlan *p, int32_t h, int32_t i, int32_t j);
+    /* Jaccard index of the sets of (query, key) pairs of heads a and b */
+    double (*jaccard)(const FvAttnPlan *p, int32_t a, int32_t b);
+    /* floats of per-thread scratch the forward and backward of one task need */
+    size_t (*scratch)(const FvAttnPlan *p);
+    /* fast kernels of one task; forward_stats adds task @task's statistics to @st (same outputs) */
+    void (*forward)(const FvAttnPlan *p, const FvAttnHead *t, float *scratch);
+    void (*forward_stats)(const FvAttnPlan *p, const FvAttnHead *t, float *scratch, const FvAttnStats *st,
+                          int64_t task);
+    void (*backward)(const FvAttnPlan *p, const FvAttnHead *t, float *scratch);
+    /* plain C references of one task (double accumulation; the dense N x N formulation) */
+    void (*forward_ref)(const FvAttnPlan *p, const FvAttnHead *t);
+    void (*backward_ref)(const FvAttnPlan *p, const FvAttnHead *t);
+};
+
+extern const FvAttnKindDsp fv_attn_dense_dsp; /* attn_dense.c */
+/* Dense heads of sequences this long or longer take the GEMM backward, shorter ones the per-pair loops
+ * (default 64). Process-wide; tests set it to compare both paths. */
+extern int32_t fv_attn_dense_gemm_min;
+extern const FvAttnKindDsp fv_attn_fib_dsp;   /* attn_fib.c */
+
+/* ---- shared by the softmax kinds (attn_softmax.c) ------------------------------------------------- */
+
+/* Masked softmax attention of one task in double, from the plan's `allows`: the reference forward (aux:
+ * log-sum-exp) and backward of dense attention and of Fibottention under both semantics (zero: a masked
+ * score is 0 and stays in the softmax; exclude: it leaves it). */
+void fv_attn_softmax_forward_ref(const FvAttnPlan *p, const FvAttnHead *t);
+void fv_attn_softmax_backward_ref(const FvAttnPlan *p, const FvAttnHead *t);
+
+/* The backward of one softmax task by (query, key) pairs from the saved log-sum-exp: every query visits the
+ * keys @keys_of lists (each once) at O(keys * hd); masked keys under `zero` semantics (@zero = 1) share one
+ * weight e^(0 - lse) and are handled through sums over all rows. Scratch: N ints + N floats + hd floats. */
+typedef int32_t (*FvAttnKeysFn)(const FvAttnPlan *p, int32_t h, int32_t j, int32_t *keys);
+void fv_attn_softmax_backward_pairs(const FvAttnPlan *p, const FvAttnHead *t, float *scratch, FvAttnKeysFn keys_of,
+                                    int zero);
+size_t fv_attn_softmax_pairs_scratch(const FvAttnPlan *p);
 
 /* ln(x) for x > 0 normal, branch-free so the statistics loops vectorise: reduction to m in [sqrt(1/2),
  * sqrt(2)) and the atanh series 2(t + t^3/3 + ... + t^9/9), t = (m-1)/(m+1), |t| < 0.172: error < 1e-9
@@ -70,16 +153,6 @@ static inline float fv_attn_plogp(float p)
     return p > 1e-37f ? -p * fv_attn_logf(p) : 0.0f;
 }
 
-/* fibottention.c hooks used by the plan: fill p->noff/off/raw_* for a FIB plan. */
-int fv_fib_plan_build(FvAttnPlan *p);
-/* attn_fib.c: sparse kernels for one (sequence, head). q/k/v rows have stride @ld floats. */
-void fv_attn_fib_head(const FvAttnPlan *p, int32_t h, const float *q, const float *k, const float *v,
-                      int32_t ld, float *out, int32_t ldo, float *scratch);
-/* fv_attn_fib_head that also adds task @task's statistics to @st (see FvAttnStats). */
-void fv_attn_fib_head_stats(const FvAttnPlan *p, int32_t h, const float *q, const float *k, const float *v,
-                            int32_t ld, float *out, int32_t ldo, float *scratch, const FvAttnStats *st,
-                            int64_t task);
-/* Scratch floats fv_attn_fib_head needs per thread. */
-size_t fv_attn_fib_scratch(const FvAttnPlan *p);
+#define FV_ALIGN16(x) (((size_t)(x) + 15) & ~(size_t)15)
 
 #endif /* FV_ATTN_KIND_H */

@@ -6,6 +6,8 @@
 
 #include <stdint.h>
 
+#include "kernels/attn_kind.h"
+
 /* CPython `random.Random` state (MT19937). */
 typedef struct FvPyRandom {
     uint32_t mt[624];
@@ -46,5 +48,9 @@ double fv_fib_density(const int32_t *off, int32_t noff, int32_t n, int32_t has_c
  * Two empty masks count as identical (1). */
 double fv_fib_jaccard(const int32_t *off_a, int32_t na, const int32_t *off_b, int32_t nb, int32_t n,
                       int32_t has_cls);
+
+/* Fill p->noff / off / raw_* of a Fibottention plan whose settings (windows resolved) and shape are set:
+ * every head's offsets in this layer's shuffled order. Returns 0, FV_EINVAL or FV_ENOMEM. */
+int fv_fib_plan_build(FvAttnPlan *p);
 
 #endif /* FV_FIBOTTENTION_H */

@@ -166,3 +166,32 @@ void fv_linear(float *out, const float *in, const float *w, const float *b, int3
     float beta = (b || accumulate) ? 1.0f : 0.0f;
     g_dsp[g_backend].sgemm_nt(rows, n_out, n_in, in, n_in, w, n_in, beta, out, n_out);
 }
+
+/* db (n) += column sums of dy (rows, n), in double per 64-column chunk. */
+static void bias_backward(float *db, const float *dy, int64_t rows, int32_t n)
+{
+    const int32_t chunk = 64, nchunks = (n + chunk - 1) / chunk;
+#pragma omp parallel for schedule(static)
+    for (int32_t c = 0; c < nchunks; c++) {
+        const int32_t c0 = c * chunk, c1 = FV_MIN(n, c0 + chunk);
+        double acc[64] = { 0 };
+        for (int64_t r = 0; r < rows; r++) {
+            const float *row = dy + r * n;
+            for (int32_t j = c0; j < c1; j++)
+                acc[j - c0] += row[j];
+        }
+        for (int32_t j = c0; j < c1; j++)
+            db[j] += (float)acc[j - c0];
+    }
+}
+
+void fv_linear_backward(float *dx, int acc, const float *dy, const float *x, const float *w, float *dw, float *db,
+                        int64_t rows, int32_t n_in, int32_t n_out)
+{
+    const FvGemmDsp *g = &g_dsp[g_backend];
+    if (dx)
+        g->sgemm_nn((int32_t)rows, n_in, n_out, dy, n_out, w, n_in, acc ? 1.0f : 0.0f, dx, n_in);
+    g->sgemm_tn(n_out, n_in, (int32_t)rows, dy, n_out, x, n_in, 1.0f, dw, n_in);
+    if (db)
+        bias_backward(db, dy, rows, n_out);
+}

@@ -51,4 +51,9 @@ const FvGemmDsp *fv_gemm(void);
 void fv_linear(float *out, const float *in, const float *w, const float *b, int32_t rows, int32_t n_in,
                int32_t n_out, int accumulate);
 
+/* Backward of out = in w^T + b: dx (rows, n_in) = dy w (added when @acc), dw (n_out, n_in) += dy^T x,
+ * db (n_out) += column sums of dy. @dx and @db may be NULL (not needed). */
+void fv_linear_backward(float *dx, int acc, const float *dy, const float *x, const float *w, float *dw, float *db,
+                        int64_t rows, int32_t n_in, int32_t n_out);
+
 #endif /* FV_GEMM_H */

@@ -11,19 +11,6 @@
 #include "util/util.h"
 #include "model/model_internal.h"
 
-void fv_attn_default_settings(FvAttnSettings *a)
-{
-    if (!a)
-        return;
-    memset(a, 0, sizeof(*a));
-    a->kind = FV_ATTN_DENSE;
-    a->variant = FV_FIB_MODIFIED;
-    a->semantics = FV_FIB_ZERO;
-    a->wmin = 0;
-    a->wmax = 0;
-    a->shuffle = 1;
-}
-
 int fv_model_config_preset(FvModelConfig *c, const char *name)
 {
     if (!c || !name)
@@ -61,6 +48,13 @@ int fv_model_config_preset(FvModelConfig *c, const char *name)
         b.hidden_size = 192;
         b.num_heads = 3;
         b.intermediate_size = 768;
+    } else if (!strcmp(name, "synth")) {
+        /* `fibvid train`'s default for `fibvid synth` data: small and fast on a CPU */
+        b.hidden_size = 192;
+        b.num_heads = 3;
+        b.intermediate_size = 768;
+        b.num_layers = 4;
+        b.image_size = 64;
     } else if (!strcmp(name, "test")) {
         b.hidden_size = 48;
         b.num_layers = 2;
@@ -70,7 +64,7 @@ int fv_model_config_preset(FvModelConfig *c, const char *name)
         b.image_size = 32;
         b.num_labels = 5;
     } else {
-        return fv_error(FV_EINVAL, "fv_model_config_preset: unknown preset \"%s\" (base, small, tiny, test)",
+        return fv_error(FV_EINVAL, "fv_model_config_preset: unknown preset \"%s\" (base, small, tiny, synth, test)",
                         name);
     }
     *c = b;

@@ -10,7 +10,6 @@
 #include <jansson.h>
 
 #include "model/diag_internal.h"
-#include "kernels/fibottention.h"
 #include "util/util.h"
 #include "model/model_internal.h"
 
@@ -323,11 +322,7 @@ void fv_diag_head_sims(const float *X, int64_t rows, int64_t ldx, int32_t H, int
 
 double fv_diag_plan_jaccard(const FvAttnPlan *p, int32_t a, int32_t b)
 {
-    if (p->s.kind != FV_ATTN_FIB)
-        return 1.0;
-    const int32_t n = p->N - (p->has_cls ? 1 : 0);
-    return fv_fib_jaccard(p->off + (int64_t)a * p->max_off, p->noff[a], p->off + (int64_t)b * p->max_off,
-                          p->noff[b], n, p->has_cls);
+    return p->dsp->jaccard(p, a, b);
 }
 
 /* ---------------------------------------------------------------------------------------------------- */
@@ -422,7 +417,7 @@ int fv_diag_forward_begin(FvDiag *d, const FvModelConfig *cfg, int32_t T, int32_
 }
 
 int fv_diag_attention(FvDiag *d, int32_t layer, FvDiagAttnKind kind, const FvAttnPlan *p, const float *qkv,
-                      float *out, int32_t B)
+                      float *out, int32_t B, const FvAttnScratch *scr)
 {
     const int32_t H = p->H, N = p->N, c = p->has_cls ? 1 : 0, n = N - c;
     const int spatial = kind == FV_DIAG_SPATIAL;
@@ -437,7 +432,7 @@ int fv_diag_attention(FvDiag *d, int32_t layer, FvDiagAttnKind kind, const FvAtt
         .dall = spatial ? d->dall : d->dall_t, .ent = d->ent, .ent_norm = d->entn, .dist = d->dist,
         .cls = spatial && c ? d->cls : NULL,
     };
-    int ret = fv_attn_forward_stats(p, qkv, out, B, &st);
+    int ret = fv_attn_forward(p, qkv, out, NULL, B, &st, scr);
     if (ret < 0)
         return ret;
     FvDiagLayer *L = &d->cur.layer[layer];
@@ -536,7 +531,7 @@ static json_t *attn_json(const FvDiagAttn *A, int32_t H, int spatial)
     return j;
 }
 
-json_t *fv_diag_result_json(const FvDiagResult *r, unsigned flags)
+static json_t *result_json(const FvDiagResult *r, unsigned flags)
 {
     if (!r || !r->values)
         return NULL;
@@ -566,4 +561,14 @@ json_t *fv_diag_result_json(const FvDiagResult *r, unsigned flags)
     }
     json_object_set_new(j, "layer", layers);
     return j;
+}
+
+char *fv_diag_result_json(const FvDiagResult *r, unsigned flags)
+{
+    json_t *j = result_json(r, flags);
+    char *text = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(j);
+    if (!text)
+        fv_error(FV_ENOMEM, "fv_diag_result_json: out of memory");
+    return text;
 }

@@ -1,10 +1,10 @@
-/* The model's in-memory layout, shared by the loader (model_load.c), the forward pass (model.c)
- * and, later, training. Weight pointers point into the mapped file or into `owned`. */
+/* The model's in-memory layout, shared by the loader (model_load.c), the tensor list and lifetime
+ * (model.c), the forward and backward (forward.c) and training. Weight pointers point into the mapped file or
+ * into `owned`; a model never changes while states run on it (fv_model_set_attention aside). */
 #ifndef FV_MODEL_INTERNAL_H
 #define FV_MODEL_INTERNAL_H
 
 #include "fibvid/model.h"
-#include "kernels/attention.h"
 #include "model/safetensors.h"
 
 /* Linear weights are [out, in] (y = x W^T + b), as in PyTorch / Hugging Face. */
@@ -32,22 +32,6 @@ typedef struct FvWeights {
     const float *head_w, *head_b; /* classifier (L, D), (L) */
 } FvWeights;
 
-/* Activations for one (T, P) shape; rebuilt when the input shape changes. */
-typedef struct FvActs {
-    int32_t T, P;        /* frames, patches per frame */
-    float *x;            /* (1 + P*T, D) residual stream, model token order */
-    float *patches;      /* (T*P, C*p*p) im2col of the input */
-    float *pos;          /* (1 + P, D) position embedding resized to this grid */
-    float *time;         /* (T, D) time embedding resized to T */
-    float *seq;          /* (max(T*(1+P), P*T), D) gathered sequence (temporal / spatial order) */
-    float *ln;           /* same size as seq: LayerNorm output */
-    float *qkv;          /* (max rows, 3D) */
-    float *att;          /* (max rows, D) attention output before the projection */
-    float *proj;         /* (max rows, D) projection output */
-    float *hid;          /* (1 + P*T, I) MLP hidden */
-    float *clsacc;       /* (D) */
-} FvActs;
-
 struct FvModel {
     FvModelConfig cfg;
     char **labels;            /* (num_labels) owned strings */
@@ -56,17 +40,21 @@ struct FvModel {
     float *owned;             /* weights that are not in the mapping (converted or random), one block */
     size_t owned_floats;
     int64_t num_params;
-
-    FvActs acts;
-    /* Attention plans per layer for the current (T, P): spatial and temporal. */
-    FvAttnPlan *splan, *tplan;
-    int32_t plan_T, plan_P;
-
-    FvActivationHook hook;
-    void *hook_user;
-
-    struct FvDiag *diag;      /* attached diagnostics collector (diag.c), or NULL: plain kernels */
+    uint64_t attn_gen;        /* bumped by every fv_model_set_attention(): states rebuild their plans */
+    struct FvState *state;    /* the state fv_model_forward() runs on, made on its first call */
 };
+
+/* model.c: move every weight into one writable block owned by the model (visit order, each tensor 16-float
+ * aligned), releasing the file mapping; fills the tensor table (*@tab, *@ntab; may be NULL) and the block's
+ * size in floats (*@nfloats; may be NULL). On failure the model is as it was. Training's first step. */
+typedef struct FvTensorSlot {
+    char   *name;     /* HF name (owned) */
+    int32_t ndim;
+    int64_t shape[4];
+    size_t  offset;   /* in floats into the block */
+    size_t  count;
+} FvTensorSlot;
+int fv_model_adopt_weights(FvModel *m, FvTensorSlot **tab, int32_t *ntab, size_t *nfloats);
 
 /* config.c: JSON <-> FvModelConfig (+ labels). @json_text is a whole config.json; @pre_text an optional
  * preprocessor_config.json (NULL when absent). @what names the source in error messages. */

@@ -70,7 +70,7 @@ void fv_set_num_threads(int32_t n)
     openblas_set_num_threads(n);
 }
 
-int fv_num_threads(void)
+int32_t fv_num_threads(void)
 {
     return g_threads > 0 ? g_threads : omp_get_max_threads();
 }

@@ -28,8 +28,6 @@ void *fv_malloc(size_t size);
 void *fv_calloc(size_t n, size_t size);
 void fv_free(void *p);
 
-/* Threads fibvid uses (set by fv_set_num_threads, default: all cores). */
-int fv_num_threads(void);
 /* Flush denormals to zero in this thread and every OpenMP pool thread (x86 FTZ + DAZ). */
 void fv_flush_denormals(void);
 

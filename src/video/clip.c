@@ -37,11 +37,19 @@ static int prefix_error(int code, const char *path)
     return fv_error(code, "%s: %s", path, msg);
 }
 
+void fv_clip_default_settings(FvClipSettings *s)
+{
+    memset(s, 0, sizeof(*s));
+    fv_sample_default_settings(&s->sample);
+    fv_preprocess_default_settings(&s->pre);
+}
+
 void fv_clip_free(FvClip *clip)
 {
     if (!clip)
         return;
     fv_free(clip->data);
+    fv_free(clip->rgb);
     fv_free(clip->frames);
     memset(clip, 0, sizeof(*clip));
 }
@@ -101,15 +109,29 @@ int fv_clip_load(const char *path, const FvClipSettings *s, FvClip *clip)
     }
     const size_t fb = (size_t)rw * rh * 3;
     rgb = fv_malloc(fb * U);
-    view = fv_malloc(fb * T);
-    clip->data = fv_malloc((size_t)K * S * T * 3 * C * C * sizeof(float));
-    if (!rgb || !view || !clip->data) {
+    view = fv_malloc(fb * T * (s->keep_rgb ? (size_t)K : 1));
+    clip->data = s->keep_rgb ? NULL : fv_malloc((size_t)K * S * T * 3 * C * C * sizeof(float));
+    if (!rgb || !view || (!s->keep_rgb && !clip->data)) {
         ret = fv_error(FV_ENOMEM, "%s: out of memory for %d frames of %dx%d", path, U, rw, rh);
         goto fail;
     }
     if ((ret = fv_video_read_rgb(v, uniq, U, rw, rh, rgb)) < 0)
         goto fail;
 
+    if (s->keep_rgb) {
+        /* the frames of every view in order, as decoded and resized */
+        for (int32_t i = 0; i < K * T; i++)
+            memcpy(view + fb * i, rgb + fb * find_i64(uniq, U, clip->frames[i]), fb);
+        clip->rgb = view;
+        view = NULL;
+        clip->rgb_w = rw;
+        clip->rgb_h = rh;
+        clip->num_tviews = K;
+        clip->num_sviews = 1;
+        clip->T = T;
+        clip->H = clip->W = C;
+        goto done;
+    }
     for (int32_t k = 0; k < K; k++) {
         for (int32_t t = 0; t < T; t++) {
             int32_t u = find_i64(uniq, U, clip->frames[(size_t)k * T + t]);
@@ -127,6 +149,7 @@ int fv_clip_load(const char *path, const FvClipSettings *s, FvClip *clip)
     clip->num_sviews = S;
     clip->T = T;
     clip->H = clip->W = C;
+done:
     fv_video_close(&v);
     fv_free(uniq);
     fv_free(rgb);

@@ -1,15 +1,17 @@
-/* Clip prefetching: a bounded producer/consumer queue between one decoder thread (fv_clip_load) and the
- * thread running the model. Errors of a clip travel with its item; the consumer's waiting time is measured
- * so an evaluation can report how much of its wall time decoding did not hide. */
+/* Clip prefetching: a bounded producer/consumer queue between decoder threads (fv_clip_load) and the thread
+ * running the model. Workers claim jobs in list order and the consumer takes them in that order, so what it
+ * sees does not depend on the number of workers. Errors of a clip travel with its item; the consumer's
+ * waiting time is measured so an evaluation can report how much of its wall time decoding did not hide. */
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "fibvid/video.h"
 #include "util/util.h"
-#include "video/prefetch.h"
 
-#define FV_PREFETCH_MAX_DEPTH 16
+#define FV_PREFETCH_MAX_DEPTH   4096
+#define FV_PREFETCH_MAX_WORKERS 256
 
 struct FvPrefetch {
     const FvClipSettings *s;
@@ -18,10 +20,11 @@ struct FvPrefetch {
     int64_t               n;
     int32_t               depth;
     FvPrefetchItem       *ring;  // (depth) slots; job i sits in slot i % depth
-    int64_t               produced, taken;
+    uint8_t              *ready; // (depth) 1: the slot holds its job
+    int64_t               claimed, taken;
     int                   stop;
-    int                   has_thread;
-    pthread_t             thread;
+    int32_t               workers;
+    pthread_t            *threads;
     pthread_mutex_t       mu;
     pthread_cond_t        not_empty, not_full;
     double                wait_ms;   // consumer only
@@ -41,45 +44,55 @@ static void load_one(const FvPrefetch *p, int64_t i, FvPrefetchItem *it)
     }
 }
 
-static void *producer(void *arg)
+static void *worker(void *arg)
 {
     FvPrefetch *p = arg;
-    for (int64_t i = 0; i < p->n; i++) {
-        pthread_mutex_lock(&p->mu);
-        while (!p->stop && p->produced - p->taken >= p->depth)
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        /* a job may be claimed only while its slot is free: at most depth jobs are ahead of the consumer */
+        while (!p->stop && p->claimed < p->n && p->claimed - p->taken >= p->depth)
             pthread_cond_wait(&p->not_full, &p->mu);
-        int stop = p->stop;
-        pthread_mutex_unlock(&p->mu);
-        if (stop)
+        if (p->stop || p->claimed >= p->n)
             break;
+        const int64_t i = p->claimed++;
+        pthread_mutex_unlock(&p->mu);
 
         FvPrefetchItem it;
-        double t0 = fv_time_ms();
+        const double t0 = fv_time_ms();
         load_one(p, i, &it);
-        double ms = fv_time_ms() - t0;
+        const double ms = fv_time_ms() - t0;
 
         pthread_mutex_lock(&p->mu);
         p->decode_ms += ms;
         if (p->stop) {
-            pthread_mutex_unlock(&p->mu);
             fv_clip_free(&it.clip);
             break;
         }
         p->ring[i % p->depth] = it;
-        p->produced++;
-        pthread_cond_signal(&p->not_empty);
-        pthread_mutex_unlock(&p->mu);
+        p->ready[i % p->depth] = 1;
+        pthread_cond_broadcast(&p->not_empty);
     }
+    pthread_mutex_unlock(&p->mu);
     return NULL;
 }
 
+static void free_prefetch(FvPrefetch *p)
+{
+    fv_free(p->ring);
+    fv_free(p->ready);
+    fv_free(p->threads);
+    fv_free(p);
+}
+
 int fv_prefetch_start(FvPrefetch **out, const FvClipSettings *s, const char *const *paths, const int64_t *ids,
-                      int64_t n, int32_t depth)
+                      int64_t n, int32_t depth, int32_t workers)
 {
     if (!out || !s || (!paths && n > 0) || n < 0)
         return fv_error(FV_EINVAL, "fv_prefetch_start: NULL argument");
-    if (depth < 0 || depth > FV_PREFETCH_MAX_DEPTH)
-        return fv_error(FV_EINVAL, "fv_prefetch_start: depth %d not in 0..%d", depth, FV_PREFETCH_MAX_DEPTH);
+    if (depth < 0 || depth > FV_PREFETCH_MAX_DEPTH || workers < 0 || workers > FV_PREFETCH_MAX_WORKERS ||
+        (depth > 0 && workers < 1) || workers > FV_MAX(depth, 1))
+        return fv_error(FV_EINVAL, "fv_prefetch_start: depth %d and %d workers (1..%d workers, at most depth)", depth,
+                        workers, FV_PREFETCH_MAX_WORKERS);
     *out = NULL;
     FvPrefetch *p = fv_calloc(1, sizeof(*p));
     if (!p)
@@ -93,28 +106,29 @@ int fv_prefetch_start(FvPrefetch **out, const FvClipSettings *s, const char *con
         *out = p;
         return 0;
     }
-    if (!(p->ring = fv_calloc((size_t)depth, sizeof(*p->ring)))) {
-        fv_free(p);
+    p->ring = fv_calloc((size_t)depth, sizeof(*p->ring));
+    p->ready = fv_calloc((size_t)depth, 1);
+    p->threads = fv_calloc((size_t)workers, sizeof(*p->threads));
+    if (!p->ring || !p->ready || !p->threads) {
+        free_prefetch(p);
         return fv_error(FV_ENOMEM, "fv_prefetch_start: out of memory");
     }
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->not_empty, NULL);
     pthread_cond_init(&p->not_full, NULL);
-    /* the decoder thread takes no signals: SIGINT/SIGTERM handlers of the caller run on its own thread */
+    /* the decoder threads take no signals: SIGINT/SIGTERM handlers of the caller run on its own thread */
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    int err = pthread_create(&p->thread, NULL, producer, p);
+    int err = 0;
+    for (int32_t w = 0; w < workers && !err; w++)
+        if (!(err = pthread_create(&p->threads[w], NULL, worker, p)))
+            p->workers++;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (err) {
-        pthread_cond_destroy(&p->not_full);
-        pthread_cond_destroy(&p->not_empty);
-        pthread_mutex_destroy(&p->mu);
-        fv_free(p->ring);
-        fv_free(p);
-        return fv_error(FV_EIO, "fv_prefetch_start: cannot start the decoder thread: %s", strerror(err));
+        fv_prefetch_stop(&p);
+        return fv_error(FV_EIO, "fv_prefetch_start: cannot start a decoder thread: %s", strerror(err));
     }
-    p->has_thread = 1;
     *out = p;
     return 0;
 }
@@ -124,7 +138,7 @@ int fv_prefetch_next(FvPrefetch *p, FvPrefetchItem *item)
     if (!p || !item || p->taken >= p->n)
         return 0;
     double t0 = fv_time_ms();
-    if (!p->has_thread) {
+    if (!p->workers) {
         load_one(p, p->taken, item);
         p->taken++;
         double ms = fv_time_ms() - t0;
@@ -133,13 +147,14 @@ int fv_prefetch_next(FvPrefetch *p, FvPrefetchItem *item)
         return 1;
     }
     pthread_mutex_lock(&p->mu);
-    while (p->produced == p->taken)
+    const int64_t slot = p->taken % p->depth;
+    while (!p->ready[slot])
         pthread_cond_wait(&p->not_empty, &p->mu);
-    FvPrefetchItem *slot = &p->ring[p->taken % p->depth];
-    *item = *slot;
-    memset(slot, 0, sizeof(*slot));
+    *item = p->ring[slot];
+    memset(&p->ring[slot], 0, sizeof(p->ring[slot]));
+    p->ready[slot] = 0;
     p->taken++;
-    pthread_cond_signal(&p->not_full);
+    pthread_cond_broadcast(&p->not_full);
     pthread_mutex_unlock(&p->mu);
     p->wait_ms += fv_time_ms() - t0;
     return 1;
@@ -154,7 +169,7 @@ double fv_prefetch_decode_ms(FvPrefetch *p)
 {
     if (!p)
         return 0.0;
-    if (!p->has_thread)
+    if (!p->workers)
         return p->decode_ms;
     pthread_mutex_lock(&p->mu);
     double ms = p->decode_ms;
@@ -167,19 +182,20 @@ void fv_prefetch_stop(FvPrefetch **pp)
     if (!pp || !*pp)
         return;
     FvPrefetch *p = *pp;
-    if (p->has_thread) {
+    if (p->ring) {
         pthread_mutex_lock(&p->mu);
         p->stop = 1;
         pthread_cond_broadcast(&p->not_full);
         pthread_mutex_unlock(&p->mu);
-        pthread_join(p->thread, NULL);
-        for (int64_t i = p->taken; i < p->produced; i++)
-            fv_clip_free(&p->ring[i % p->depth].clip);
+        for (int32_t w = 0; w < p->workers; w++)
+            pthread_join(p->threads[w], NULL);
+        for (int32_t i = 0; i < p->depth; i++)
+            if (p->ready[i])
+                fv_clip_free(&p->ring[i].clip);
         pthread_cond_destroy(&p->not_full);
         pthread_cond_destroy(&p->not_empty);
         pthread_mutex_destroy(&p->mu);
     }
-    fv_free(p->ring);
-    fv_free(p);
+    free_prefetch(p);
     *pp = NULL;
 }

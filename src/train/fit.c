@@ -1,0 +1,746 @@
+/* The fit loop `fibvid train` runs: the model (a preset, a JSON config, or a model to fine-tune with a new
+ * classifier when its labels are not the data's), the data loaders, then per epoch the steps, validation
+ * through the prediction path, an atomic checkpoint (weights, optimizer state, checkpoint.json naming both)
+ * and a line in train.jsonl. A resumed run checks that its settings are the checkpoint's, reloads the
+ * weights and optimizer state, and cuts the log back to the checkpoint's epoch. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "fibvid/predict.h"
+#include "fibvid/train.h"
+#include "model/model_internal.h"
+#include "train/optim.h"
+#include "util/util.h"
+
+enum { RNG_WEIGHTS = 1, RNG_CLASSIFIER = 2 };
+
+void fv_fit_default_settings(FvFitSettings *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->hflip = -1;
+    s->reverse = -1;
+    s->config = "synth";
+    s->epochs = 30;
+    s->batch = 16;
+    s->lr = 1e-3;
+    s->min_lr = 1e-5;
+    s->warmup = 2.0;
+    s->weight_decay = 0.05;
+    s->label_smoothing = 0.1;
+    s->clip_norm = 1.0;
+    s->seed = 1;
+    s->log_every = 10;
+}
+
+/* ---------------------------------------------------------------------------------------------------- */
+/* the model                                                                                             */
+
+/* A JSON training config: HF TimesformerConfig names; num_labels is the data's. */
+static int load_json_config(const char *path, int32_t num_labels, FvModelConfig *c)
+{
+    json_error_t jerr;
+    json_t *o = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+    char **labels = NULL;
+    int ret;
+    if (!o)
+        return fv_error(FV_EINVAL, "%s: %s (line %d)", path, jerr.text, jerr.line);
+    if (!json_is_object(o)) {
+        json_decref(o);
+        return fv_error(FV_EINVAL, "%s: not a JSON object", path);
+    }
+    json_object_del(o, "id2label");
+    json_object_del(o, "label2id");
+    json_object_set_new(o, "num_labels", json_integer(num_labels));
+    char *text = json_dumps(o, 0);
+    json_decref(o);
+    if (!text)
+        return fv_error(FV_ENOMEM, "%s: out of memory", path);
+    ret = fv_config_parse(text, NULL, path, c, &labels);
+    free(text);
+    if (ret < 0)
+        return ret;
+    for (int32_t i = 0; i < c->num_labels; i++)
+        free(labels[i]);
+    free(labels);
+    return 0;
+}
+
+/* A new model of the settings' preset or JSON config, with the data's @nc classes. */
+static int new_model(const FvFitSettings *s, int32_t nc, FvModel **m)
+{
+    FvModelConfig cfg;
+    int ret;
+    const char *name = s->config ? s->config : "synth";
+    const int preset = fv_model_config_preset(&cfg, name) == 0;
+    if (!preset) {
+        if (!fv_file_exists(name))
+            return fv_error(FV_EINVAL, "config %s: neither a preset (synth, test, tiny, small, base) nor a readable "
+                            "file", name);
+        if ((ret = load_json_config(name, nc, &cfg)) < 0)
+            return ret;
+    } else {
+        cfg.spatial.kind = cfg.temporal.kind = FV_ATTN_FIB; /* presets train Fibottention */
+    }
+    cfg.num_labels = nc;
+    if (s->frames)
+        cfg.num_frames = s->frames;
+    if (s->image_size)
+        cfg.image_size = s->image_size;
+    cfg.short_side = 0;
+    if ((ret = fv_model_config_validate(&cfg)) < 0 ||
+        (ret = fv_model_create_random(m, &cfg, fv_rng_stream(s->seed, RNG_WEIGHTS, 0, 0))) < 0 ||
+        (!s->embed_random && (ret = fv_model_init_sincos_embeddings(*m)) < 0))
+        return ret;
+    return 0;
+}
+
+/* Dataset class -> model label into @map: kept when a model to fine-tune already has exactly these classes,
+ * else a new classifier for them (*@reset = 1). */
+static int map_labels(const FvFitSettings *s, FvModel *m, const FvDataset *ds, int32_t *map, int *reset)
+{
+    const int32_t NC = ds->num_classes, L = fv_model_config(m)->num_labels;
+    int keep = 0, ret;
+    *reset = 0;
+    if (s->init_model && L == NC) {
+        const char **ml = calloc((size_t)L, sizeof(char *));
+        if (!ml)
+            return fv_error(FV_ENOMEM, "fv_fit_run: out of memory");
+        for (int32_t i = 0; i < L; i++)
+            ml[i] = fv_model_label(m, i);
+        FvLabelMatchSettings lm;
+        fv_label_match_default_settings(&lm);
+        keep = fv_label_match(ds, ml, L, &lm, map) == 0;
+        free(ml);
+        for (int32_t i = 0; keep && i < NC; i++) /* a one-to-one map only */
+            for (int32_t j = 0; j < i; j++)
+                if (map[i] == map[j])
+                    keep = 0;
+    }
+    if (keep)
+        return 0;
+    if ((ret = fv_model_reset_classifier(m, NC, (char *const *)ds->classes, fv_rng_stream(s->seed, RNG_CLASSIFIER, 0, 0))) < 0)
+        return ret;
+    for (int32_t i = 0; i < NC; i++)
+        map[i] = i;
+    *reset = s->init_model != NULL;
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------------------- */
+/* settings, checkpoints and the log                                                                     */
+
+/* Write @o to @path atomically (temporary file, fsync, rename). */
+static int write_json_atomic(const char *path, const json_t *o)
+{
+    char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    if (!text)
+        return fv_error(FV_ENOMEM, "%s: out of memory", path);
+    const size_t n = strlen(text);
+    char *t2 = realloc(text, n + 2);
+    if (!t2) {
+        free(text);
+        return fv_error(FV_ENOMEM, "%s: out of memory", path);
+    }
+    memcpy(t2 + n, "\n", 2);
+    int ret = fv_write_file_atomic(path, t2, n + 1);
+    free(t2);
+    return ret;
+}
+
+/* Keep only the log lines of epochs <= @epoch (a resumed run redoes what came after its checkpoint). */
+static int log_truncate(const char *path, int64_t epoch)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return 0;
+    char *line = NULL, *keep = NULL;
+    size_t cap = 0, klen = 0, kcap = 0;
+    ssize_t len;
+    int ret = 0;
+    while ((len = getline(&line, &cap, f)) > 0) {
+        json_t *o = json_loads(line, 0, NULL);
+        const int64_t e = o ? (int64_t)json_integer_value(json_object_get(o, "epoch")) : INT64_MAX;
+        json_decref(o);
+        if (!o || e > epoch || line[len - 1] != '\n')
+            continue;
+        if (klen + (size_t)len + 1 > kcap) {
+            kcap = (klen + (size_t)len + 1) * 2;
+            char *k = realloc(keep, kcap);
+            if (!k) {
+                ret = fv_error(FV_ENOMEM, "%s: out of memory", path);
+                goto done;
+            }
+            keep = k;
+        }
+        memcpy(keep + klen, line, (size_t)len);
+        klen += (size_t)len;
+    }
+    fclose(f);
+    f = NULL;
+    ret = fv_write_file_atomic(path, keep ? keep : "", klen);
+done:
+    if (f)
+        fclose(f);
+    free(line);
+    free(keep);
+    return ret;
+}
+
+static int log_line(FILE *log, const char *path, json_t *o)
+{
+    if (!o)
+        return fv_error(FV_ENOMEM, "%s: out of memory", path);
+    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(8));
+    json_decref(o);
+    if (!s)
+        return fv_error(FV_ENOMEM, "%s: out of memory", path);
+    int bad = fprintf(log, "%s\n", s) < 0 || fflush(log) != 0;
+    free(s);
+    return bad ? fv_error(FV_EIO, "%s: cannot write: %s", path, strerror(errno)) : 0;
+}
+
+/* Everything that changes the result, compared by resume. */
+static json_t *settings_json(const FvFitSettings *s, const FvDataset *tr, const FvDataset *va, int32_t T, int32_t S,
+                             int32_t lo, int32_t hi, int32_t F, const char *hflip, const char *reverse)
+{
+    char hash[32], vhash[32];
+    snprintf(hash, sizeof(hash), "%016llx", (unsigned long long)fv_dataset_hash(tr));
+    snprintf(vhash, sizeof(vhash), "%016llx", va ? (unsigned long long)fv_dataset_hash(va) : 0ull);
+    json_t *j = json_object();
+    json_object_set_new(j, "train", json_string(tr->description));
+    json_object_set_new(j, "train_hash", json_string(hash));
+    json_object_set_new(j, "val", va ? json_string(va->description) : json_null());
+    json_object_set_new(j, "val_hash", json_string(vhash));
+    json_object_set_new(j, "config", s->init_model ? json_null() : json_string(s->config ? s->config : "synth"));
+    json_object_set_new(j, "init_model", s->init_model ? json_string(s->init_model) : json_null());
+    json_object_set_new(j, "embed_init", s->init_model ? json_null() : json_string(s->embed_random ? "random" : "sincos"));
+    json_object_set_new(j, "frames", json_integer(T));
+    json_object_set_new(j, "image_size", json_integer(S));
+    json_object_set_new(j, "epochs", json_integer(s->epochs));
+    json_object_set_new(j, "batch", json_integer(s->batch));
+    json_object_set_new(j, "lr", json_real(s->lr));
+    json_object_set_new(j, "min_lr", json_real(s->min_lr));
+    json_object_set_new(j, "warmup_epochs", json_real(s->warmup));
+    json_object_set_new(j, "weight_decay", json_real(s->weight_decay));
+    json_object_set_new(j, "label_smoothing", json_real(s->label_smoothing));
+    json_object_set_new(j, "clip_norm", json_real(s->clip_norm));
+    json_object_set_new(j, "seed", json_integer((json_int_t)s->seed));
+    json_object_set_new(j, "cache_frames", json_integer(F));
+    json_object_set_new(j, "scale", json_pack("[i, i]", lo, hi));
+    json_object_set_new(j, "hflip", json_string(hflip));
+    json_object_set_new(j, "reverse", json_string(reverse));
+    return j;
+}
+
+/* ---------------------------------------------------------------------------------------------------- */
+/* validation                                                                                            */
+
+typedef struct ValResult {
+    double top1, mean_class, loss;
+    int64_t n;
+} ValResult;
+
+/* One view of every decoded validation clip through the prediction path, @B clips per forward: top-1, mean
+ * class accuracy and the plain cross-entropy. */
+static int validate(FvState *st, const FvLoader *vl, const FvDataset *ds, const int32_t *map, int32_t B, int32_t T,
+                    int32_t S, float *batch, ValResult *res)
+{
+    const int32_t L = fv_model_config(fv_state_model(st))->num_labels;
+    const size_t clip = (size_t)T * 3 * S * S;
+    FvMetrics *mt = NULL;
+    FvPredictResult *pr = calloc((size_t)B, sizeof(*pr));
+    int64_t *ids = malloc(sizeof(int64_t) * (size_t)B);
+    int32_t *classes = malloc(sizeof(int32_t) * (size_t)B), *targets = malloc(sizeof(int32_t) * (size_t)B);
+    float *logits = malloc(sizeof(float) * (size_t)B * (size_t)L);
+    double loss = 0.0;
+    int ret;
+    memset(res, 0, sizeof(*res));
+    FvPredictSettings ps;
+    fv_predict_default_settings(&ps);
+    ps.batch = B;
+    if (!pr || !ids || !classes || !targets || !logits) {
+        ret = fv_error(FV_ENOMEM, "validation: out of memory");
+        goto done;
+    }
+    if ((ret = fv_metrics_create(&mt, ds->num_classes)) < 0)
+        goto done;
+    for (int64_t i = 0; i < fv_loader_num_clips(vl);) {
+        int32_t nb = 0;
+        for (; i < fv_loader_num_clips(vl) && nb < B; i++) {
+            if ((ret = fv_loader_view(vl, i, batch + nb * clip, &classes[nb])) < 0)
+                goto done;
+            if (ret == 0)
+                continue;
+            ids[nb] = i;
+            targets[nb] = map[classes[nb]];
+            nb++;
+        }
+        if (!nb)
+            break;
+        if ((ret = fv_predict_views(st, batch, nb, 1, T, S, S, &ps, pr)) < 0)
+            goto done;
+        for (int32_t b = 0; b < nb; b++)
+            memcpy(logits + (size_t)b * L, pr[b].logits, sizeof(float) * (size_t)L);
+        loss += fv_loss_ce_smooth(logits, targets, nb, L, 0.0f, NULL, NULL) * nb;
+        for (int32_t b = 0; b < nb; b++) {
+            FvPrediction p;
+            ret = fv_prediction_from_probs(&p, pr[b].probs, L, ids[b], classes[b], map, ds->num_classes);
+            if (ret >= 0)
+                ret = fv_metrics_add(mt, &p);
+            fv_predict_result_free(&pr[b]);
+            if (ret < 0)
+                goto done;
+        }
+    }
+    FvMetricsSummary sm;
+    fv_metrics_summary(mt, &sm);
+    res->top1 = sm.top1_acc;
+    res->mean_class = sm.mean_class_acc;
+    res->n = sm.num_evaluated;
+    res->loss = sm.num_evaluated ? loss / (double)sm.num_evaluated : 0.0;
+    ret = 0;
+done:
+    fv_metrics_free(&mt);
+    for (int32_t b = 0; pr && b < B; b++)
+        fv_predict_result_free(&pr[b]);
+    free(pr);
+    free(ids);
+    free(classes);
+    free(targets);
+    free(logits);
+    return ret;
+}
+
+/* ---------------------------------------------------------------------------------------------------- */
+/* the run                                                                                               */
+
+typedef struct Ctx {
+    const FvFitSettings *s;
+    const char *what;
+} Ctx;
+
+static void on_skipped(void *user, const char *path, const char *reason)
+{
+    const Ctx *c = user;
+    if (c->s->cb.skipped)
+        c->s->cb.skipped(c->s->cb.user, path, reason);
+}
+
+static void on_progress(void *user, int64_t done, int64_t total)
+{
+    const Ctx *c = user;
+    if (c->s->cb.decoding)
+        c->s->cb.decoding(c->s->cb.user, c->what, done, total);
+}
+
+static int check_settings(const FvFitSettings *s)
+{
+    if (!s->train || !s->root || !s->out_dir)
+        return fv_error(FV_EINVAL, "fv_fit_run: the training list, its root and the output directory are required");
+    if (s->epochs < 1 || s->batch < 1 || s->batch > 65536 || s->stop_after < 0 || s->log_every < 0)
+        return fv_error(FV_EINVAL, "fv_fit_run: %lld epochs of batch %d", (long long)s->epochs, s->batch);
+    if (!(s->lr > 0.0) || !(s->min_lr >= 0.0) || s->min_lr > s->lr || !(s->warmup >= 0.0) ||
+        !(s->weight_decay >= 0.0) || !(s->label_smoothing >= 0.0) || !(s->label_smoothing < 1.0) ||
+        !(s->clip_norm >= 0.0))
+        return fv_error(FV_EINVAL, "fv_fit_run: bad optimisation settings");
+    if (s->hflip < -1 || s->hflip > 1 || s->reverse < -1 || s->reverse > 0)
+        return fv_error(FV_EINVAL, "fv_fit_run: hflip %d, reverse %d", s->hflip, s->reverse);
+    if (s->val && s->val->num_classes > s->train->num_classes)
+        return fv_error(FV_EINVAL, "%s: labels up to %d, the training list has %d classes", s->val->description,
+                        s->val->num_classes - 1, s->train->num_classes);
+    if (s->train->num_entries < 1)
+        return fv_error(FV_EINVAL, "%s: no training clips", s->train->description);
+    return 0;
+}
+
+int fv_fit_run(const FvFitSettings *s, FvFitResult *res)
+{
+    FvModel *m = NULL;
+    FvTrainer *tr = NULL;
+    FvState *vst = NULL;
+    FvLoader *tl = NULL, *vl = NULL;
+    json_t *settings = NULL, *ck = NULL;
+    FILE *log = NULL;
+    char *log_path = NULL, *ck_path = NULL;
+    int32_t *map = NULL, *flip_to = NULL, *rev_to = NULL, *labels = NULL;
+    float *batch = NULL;
+    int ret;
+    const double t_start = fv_time_ms();
+    FvFitResult r = { .best_top1 = -1.0 };
+
+    if (!s)
+        return fv_error(FV_EINVAL, "fv_fit_run: NULL settings");
+    if ((ret = check_settings(s)) < 0)
+        return ret;
+    const FvDataset *tds = s->train, *vds = s->val;
+    const int32_t NC = tds->num_classes;
+
+    /* the model: a fresh one of a named size or JSON config, or an existing one to fine-tune */
+    if (s->init_model)
+        ret = fv_model_load(&m, s->init_model);
+    else
+        ret = new_model(s, NC, &m);
+    if (ret < 0)
+        goto done;
+    if (s->cb.configure && (ret = s->cb.configure(s->cb.user, m)) < 0)
+        goto done;
+    map = calloc((size_t)NC, sizeof(int32_t));
+    flip_to = calloc((size_t)NC, sizeof(int32_t));
+    rev_to = calloc((size_t)NC, sizeof(int32_t));
+    if (!map || !flip_to || !rev_to) {
+        ret = fv_error(FV_ENOMEM, "fv_fit_run: out of memory");
+        goto done;
+    }
+    int new_classifier;
+    if ((ret = map_labels(s, m, tds, map, &new_classifier)) < 0)
+        goto done;
+    FvModelConfig cfg = *fv_model_config(m);
+    const int32_t T = cfg.num_frames, S = cfg.image_size;
+    const int32_t lo = s->scale_lo ? s->scale_lo : S;
+    const int32_t hi = s->scale_hi ? s->scale_hi : (int32_t)lround(S * 1.25);
+    const int32_t F = s->cache_frames ? s->cache_frames : 2 * T;
+    if (lo < S || hi < lo) {
+        ret = fv_error(FV_EINVAL, "scale %d:%d: the short side must be at least the crop size %d", lo, hi, S);
+        goto done;
+    }
+    if (F < T) {
+        ret = fv_error(FV_EINVAL, "cache frames %d: fewer than the model's %d frames", F, T);
+        goto done;
+    }
+
+    /* flips and time reversal: what the class set allows, from synth.json */
+    const char *hflip_desc = "off", *reverse_desc = "off";
+    const char *sj = s->synth_json;
+    for (int32_t c = 0; c < NC; c++) {
+        flip_to[c] = s->hflip == 1 ? c : -1;
+        rev_to[c] = -1;
+    }
+    if (s->hflip == 1)
+        hflip_desc = "on";
+    if (sj && s->hflip == -1) {
+        if ((ret = fv_loader_class_map(sj, tds, "flip_pairs", "hflip_invariant", flip_to)) < 0)
+            goto done;
+        hflip_desc = "flip_pairs";
+    }
+    if (sj && s->reverse == -1) {
+        if ((ret = fv_loader_class_map(sj, tds, "reverse_pairs", NULL, rev_to)) < 0)
+            goto done;
+        reverse_desc = "reverse_pairs";
+    }
+
+    /* output directory and resume */
+    if ((ret = fv_mkdir_p(s->out_dir)) < 0)
+        goto done;
+    log_path = fv_path_join(s->out_dir, "train.jsonl");
+    ck_path = fv_path_join(s->out_dir, "checkpoint.json");
+    settings = settings_json(s, tds, vds, T, S, lo, hi, F, hflip_desc, reverse_desc);
+    if (!log_path || !ck_path || !settings) {
+        ret = fv_error(FV_ENOMEM, "fv_fit_run: out of memory");
+        goto done;
+    }
+    int64_t start_epoch = 0;
+    double prev_elapsed = 0.0;
+    if (s->resume) {
+        json_error_t jerr;
+        if (!(ck = json_load_file(ck_path, 0, &jerr))) {
+            ret = fv_error(FV_EINVAL, "%s: cannot resume: %s", ck_path, jerr.text);
+            goto done;
+        }
+        if (!json_equal(json_object_get(ck, "settings"), settings)) {
+            ret = fv_error(FV_EINVAL, "%s: cannot resume: the run was made with other settings (data, model, "
+                           "optimisation, seed or augmentation); see its \"settings\"", ck_path);
+            goto done;
+        }
+        start_epoch = (int64_t)json_integer_value(json_object_get(ck, "epoch"));
+        r.best_epoch = (int64_t)json_integer_value(json_object_get(ck, "best_epoch"));
+        r.best_top1 = json_real_value(json_object_get(ck, "best_top1"));
+        prev_elapsed = json_number_value(json_object_get(ck, "elapsed_s"));
+        const char *wf = json_string_value(json_object_get(ck, "weights"));
+        char *wp = wf ? fv_path_join(s->out_dir, wf) : NULL;
+        fv_model_close(&m);
+        ret = wp ? fv_model_load(&m, wp) : fv_error(FV_EINVAL, "%s: no \"weights\"", ck_path);
+        free(wp);
+        if (ret < 0)
+            goto done;
+        if (fv_model_config(m)->num_labels != cfg.num_labels) {
+            ret = fv_error(FV_EINVAL, "%s: the checkpoint has %d labels, the data %d classes", ck_path,
+                           fv_model_config(m)->num_labels, cfg.num_labels);
+            goto done;
+        }
+        if ((ret = log_truncate(log_path, start_epoch)) < 0)
+            goto done;
+    } else if (fv_file_exists(ck_path)) {
+        ret = fv_error(FV_EINVAL, "%s holds a training run already: continue it with --resume or choose another "
+                       "--out", s->out_dir);
+        goto done;
+    }
+    if (!(log = fopen(log_path, s->resume ? "ab" : "wb"))) {
+        ret = fv_error(FV_EIO, "%s: cannot write: %s", log_path, strerror(errno));
+        goto done;
+    }
+
+    /* the trainer */
+    const int64_t N = tds->num_entries;
+    const int32_t B = (int32_t)FV_MIN((int64_t)s->batch, N);
+    const int64_t steps_per_epoch = (N + B - 1) / B, total_steps = s->epochs * steps_per_epoch;
+    FvTrainSettings ts;
+    fv_train_default_settings(&ts);
+    ts.max_batch = B;
+    ts.lr = (float)s->lr;
+    ts.min_lr = (float)s->min_lr;
+    ts.warmup_steps = (int64_t)llround(s->warmup * steps_per_epoch);
+    ts.total_steps = total_steps;
+    ts.weight_decay = (float)s->weight_decay;
+    ts.label_smoothing = (float)s->label_smoothing;
+    ts.clip_norm = (float)s->clip_norm;
+    if ((ret = fv_trainer_new(&tr, m, &ts)) < 0)
+        goto done;
+    if (s->resume) {
+        const char *of = json_string_value(json_object_get(ck, "optim"));
+        char *op = of ? fv_path_join(s->out_dir, of) : NULL;
+        ret = op ? fv_trainer_load_state(tr, op) : fv_error(FV_EINVAL, "%s: no \"optim\"", ck_path);
+        free(op);
+        if (ret < 0)
+            goto done;
+        FvOptimState os;
+        fv_trainer_optim_state(tr, &os);
+        if (os.step != start_epoch * steps_per_epoch) {
+            ret = fv_error(FV_EINVAL, "%s: the optimizer state is at step %lld, epoch %lld ends at step %lld", ck_path,
+                           (long long)os.step, (long long)start_epoch, (long long)(start_epoch * steps_per_epoch));
+            goto done;
+        }
+    }
+
+    /* decode everything once */
+    FvLoaderSettings ls;
+    fv_loader_default_settings(&ls);
+    ls.frames = T;
+    ls.crop = S;
+    ls.cache_frames = F;
+    ls.scale_lo = lo;
+    ls.scale_hi = hi;
+    memcpy(ls.mean, cfg.image_mean, sizeof(ls.mean));
+    memcpy(ls.std, cfg.image_std, sizeof(ls.std));
+    ls.flip_to = flip_to;
+    ls.reverse_to = rev_to;
+    ls.seed = s->seed;
+    Ctx tctx = { .s = s, .what = "training" }, vctx = { .s = s, .what = "validation" };
+    const FvLoaderCallbacks tcb = { .skipped = on_skipped, .progress = on_progress, .user = &tctx };
+    const FvLoaderCallbacks vcb = { .skipped = on_skipped, .progress = on_progress, .user = &vctx };
+    if ((ret = fv_loader_open(&tl, tds, s->root, &ls, &tcb)) < 0)
+        goto done;
+    if (vds) {
+        FvLoaderSettings vs = ls;
+        vs.train = 0;
+        vs.short_side = cfg.short_side > 0 ? cfg.short_side : S;
+        vs.flip_to = vs.reverse_to = NULL;
+        if ((ret = fv_loader_open(&vl, vds, s->root, &vs, &vcb)) < 0)
+            goto done;
+    }
+    const int64_t train_ok = fv_loader_num_ok(tl), val_ok = vl ? fv_loader_num_ok(vl) : 0;
+    if (train_ok == 0) {
+        ret = fv_error(FV_ENODATA, "%s: none of the %lld training clips could be read", tds->description, (long long)N);
+        goto done;
+    }
+    const double decode_s = fv_loader_decode_s(tl) + (vl ? fv_loader_decode_s(vl) : 0.0);
+    const size_t clip_floats = (size_t)T * 3 * S * S;
+    if (!(labels = malloc(sizeof(int32_t) * (size_t)B)) || !(batch = fv_malloc(sizeof(float) * clip_floats * (size_t)B))) {
+        ret = fv_error(FV_ENOMEM, "fv_fit_run: out of memory");
+        goto done;
+    }
+    if (val_ok > 0 && (ret = fv_state_create(&vst, m)) < 0)
+        goto done;
+
+    if (!s->resume) {
+        json_t *l = json_pack("{s:s, s:i, s:O, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:I}", "type", "start", "epoch", 0,
+                              "settings", settings, "num_params", (json_int_t)fv_model_num_params(m),
+                              "train_clips", (json_int_t)train_ok, "train_failed", (json_int_t)(N - train_ok),
+                              "val_clips", (json_int_t)val_ok, "steps_per_epoch", (json_int_t)steps_per_epoch,
+                              "cache_mb", (double)fv_loader_bytes(tl) / 1048576.0, "decode_s", decode_s,
+                              "threads", (json_int_t)fv_num_threads());
+        if ((ret = log_line(log, log_path, l)) < 0)
+            goto done;
+    } else if ((ret = log_line(log, log_path, json_pack("{s:s, s:I}", "type", "resume", "epoch",
+                                                        (json_int_t)start_epoch))) < 0) {
+        goto done;
+    }
+    const int64_t last_epoch = s->stop_after ? FV_MIN(s->stop_after, s->epochs) : s->epochs;
+    if (s->cb.started) {
+        const FvFitInfo info = { .num_params = fv_model_num_params(m), .config = cfg, .train_clips = train_ok,
+                                 .train_failed = N - train_ok, .val_clips = val_ok, .steps_per_epoch = steps_per_epoch,
+                                 .epochs = s->epochs, .start_epoch = start_epoch, .batch = B,
+                                 .cache_mb = (double)fv_loader_bytes(tl) / 1048576.0, .decode_s = decode_s,
+                                 .resumed = s->resume, .new_classifier = new_classifier };
+        s->cb.started(s->cb.user, &info);
+    }
+
+    const double loop0 = fv_time_ms();
+    int64_t steps_run = 0;
+    double train_ms = 0.0;
+    for (int64_t epoch = start_epoch; epoch < last_epoch; epoch++) {
+        const double e0 = fv_time_ms();
+        double loss_sum = 0.0, last_lr = 0.0, data_ms = 0.0;
+        int64_t seen = 0, correct = 0;
+        for (int64_t st = 0; st < steps_per_epoch; st++) {
+            const double s0 = fv_time_ms();
+            int32_t nb = 0;
+            if ((ret = fv_loader_batch(tl, epoch, st, B, batch, labels, &nb)) < 0)
+                goto done;
+            if (!nb)
+                continue;
+            for (int32_t b = 0; b < nb; b++)
+                labels[b] = map[labels[b]];
+            FvStepStats stats;
+            const double a1 = fv_time_ms();
+            if ((ret = fv_trainer_step(tr, batch, labels, nb, &stats)) < 0)
+                goto done; /* FV_ERANGE: diverged; the last checkpoint stays */
+            const double now = fv_time_ms();
+            train_ms += now - s0;
+            data_ms += a1 - s0;
+            steps_run++;
+            loss_sum += (double)stats.loss * nb;
+            correct += stats.correct;
+            seen += nb;
+            last_lr = stats.lr;
+            if (s->log_every > 0 && stats.step % s->log_every == 0) {
+                json_t *l = json_pack("{s:s, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:f}", "type", "step", "epoch",
+                                      (json_int_t)epoch + 1, "step", (json_int_t)stats.step, "loss", (double)stats.loss,
+                                      "lr", (double)stats.lr, "grad_norm", (double)stats.grad_norm, "batch_acc",
+                                      100.0 * stats.correct / nb, "step_ms", now - a1, "data_ms", a1 - s0);
+                if ((ret = log_line(log, log_path, l)) < 0)
+                    goto done;
+            }
+            if (s->cb.step) {
+                const double per_step = (now - loop0) / (double)steps_run;
+                const FvFitStep fs = {
+                    .eta_s = per_step * (double)((last_epoch - epoch) * steps_per_epoch - st - 1) / 1e3,
+                    .epoch = epoch + 1, .step = stats.step, .steps_per_epoch = steps_per_epoch,
+                    .step_in_epoch = st + 1, .last_epoch = last_epoch, .loss = stats.loss, .lr = stats.lr,
+                    .grad_norm = stats.grad_norm, .batch_acc = 100.0f * (float)stats.correct / (float)nb,
+                    .epoch_loss = loss_sum / (double)seen, .epoch_acc = 100.0 * (double)correct / (double)seen,
+                    .clips_per_s = train_ms > 0 ? (double)seen / ((now - e0) / 1e3) : 0.0,
+                    .data_share = data_ms / (now - e0),
+                };
+                s->cb.step(s->cb.user, &fs);
+            }
+        }
+        const double train_s = (fv_time_ms() - e0) / 1e3;
+        ValResult vr = { 0 };
+        if (val_ok > 0 && (ret = validate(vst, vl, vds, map, B, T, S, batch, &vr)) < 0)
+            goto done;
+        const int64_t done_epochs = epoch + 1;
+        const int is_best = val_ok > 0 ? vr.top1 > r.best_top1 : 1;
+        if (is_best) {
+            r.best_top1 = val_ok > 0 ? vr.top1 : -1.0;
+            r.best_epoch = done_epochs;
+        }
+        const double epoch_s = (fv_time_ms() - e0) / 1e3;
+        const double elapsed = prev_elapsed + (fv_time_ms() - t_start) / 1e3;
+
+        /* the checkpoint of this epoch, then checkpoint.json pointing at it, then the older files go */
+        char wname[64], oname[64];
+        snprintf(wname, sizeof(wname), "ckpt-epoch%04lld.safetensors", (long long)done_epochs);
+        snprintf(oname, sizeof(oname), "ckpt-epoch%04lld.optim.safetensors", (long long)done_epochs);
+        char *wp = fv_path_join(s->out_dir, wname), *op = fv_path_join(s->out_dir, oname);
+        char *bp = fv_path_join(s->out_dir, "best.safetensors");
+        if (!wp || !op || !bp)
+            ret = fv_error(FV_ENOMEM, "fv_fit_run: out of memory");
+        else if ((ret = fv_model_save(m, wp)) >= 0 && (ret = fv_trainer_save_state(tr, op)) >= 0 && is_best)
+            ret = fv_model_save(m, bp);
+        free(wp);
+        free(op);
+        free(bp);
+        if (ret < 0)
+            goto done;
+        const char *old_w = ck ? json_string_value(json_object_get(ck, "weights")) : NULL;
+        const char *old_o = ck ? json_string_value(json_object_get(ck, "optim")) : NULL;
+        char *old_wp = old_w && strcmp(old_w, wname) ? fv_path_join(s->out_dir, old_w) : NULL;
+        char *old_op = old_o && strcmp(old_o, oname) ? fv_path_join(s->out_dir, old_o) : NULL;
+        json_t *nck = json_pack("{s:I, s:I, s:s, s:s, s:f, s:I, s:f, s:O}", "epoch", (json_int_t)done_epochs,
+                                "step", (json_int_t)(done_epochs * steps_per_epoch), "weights", wname, "optim",
+                                oname, "best_top1", r.best_top1, "best_epoch", (json_int_t)r.best_epoch, "elapsed_s",
+                                elapsed, "settings", settings);
+        ret = nck ? write_json_atomic(ck_path, nck) : fv_error(FV_ENOMEM, "fv_fit_run: out of memory");
+        json_decref(ck);
+        ck = nck;
+        if (ret >= 0) {
+            if (old_wp)
+                unlink(old_wp);
+            if (old_op)
+                unlink(old_op);
+        }
+        free(old_wp);
+        free(old_op);
+        if (ret < 0)
+            goto done;
+
+        json_t *l = json_pack("{s:s, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:b, s:f, s:f, s:f}", "type", "epoch",
+                              "epoch", (json_int_t)done_epochs, "step", (json_int_t)(done_epochs * steps_per_epoch),
+                              "lr", last_lr, "train_loss", seen ? loss_sum / (double)seen : 0.0, "train_acc",
+                              seen ? 100.0 * (double)correct / (double)seen : 0.0, "clips_per_s",
+                              train_s > 0 ? (double)seen / train_s : 0.0, "epoch_s", epoch_s, "best", is_best,
+                              "elapsed_s", elapsed, "train_s", train_s, "val_s", epoch_s - train_s);
+        if (l && val_ok > 0) {
+            json_object_set_new(l, "val_top1", json_real(vr.top1));
+            json_object_set_new(l, "val_mean_class_acc", json_real(vr.mean_class));
+            json_object_set_new(l, "val_loss", json_real(vr.loss));
+        }
+        if ((ret = log_line(log, log_path, l)) < 0)
+            goto done;
+        r.last_epoch = done_epochs;
+        if (s->cb.epoch) {
+            const double per_epoch = (fv_time_ms() - loop0) / 1e3 / (double)(done_epochs - start_epoch);
+            const FvFitEpoch fe = {
+                .epoch = done_epochs, .epochs = s->epochs, .last_epoch = last_epoch, .start_epoch = start_epoch,
+                .lr = last_lr, .train_loss = seen ? loss_sum / (double)seen : 0.0,
+                .train_acc = seen ? 100.0 * (double)correct / (double)seen : 0.0,
+                .clips_per_s = train_s > 0 ? (double)seen / train_s : 0.0, .train_s = train_s, .epoch_s = epoch_s,
+                .elapsed_s = elapsed, .validated = val_ok > 0, .val_top1 = vr.top1, .val_mean_class = vr.mean_class,
+                .val_loss = vr.loss, .best = is_best, .eta_s = per_epoch * (double)(last_epoch - done_epochs),
+            };
+            s->cb.epoch(s->cb.user, &fe);
+        }
+    }
+    r.last_epoch = FV_MAX(r.last_epoch, start_epoch);
+    r.elapsed_s = prev_elapsed + (fv_time_ms() - t_start) / 1e3;
+    if (last_epoch == s->epochs) {
+        char *fp = fv_path_join(s->out_dir, "model.safetensors");
+        ret = fp ? fv_model_save(m, fp) : fv_error(FV_ENOMEM, "fv_fit_run: out of memory");
+        free(fp);
+        if (ret < 0)
+            goto done;
+        json_t *l = json_pack("{s:s, s:I, s:f, s:I, s:f}", "type", "done", "epoch", (json_int_t)s->epochs,
+                              "best_top1", r.best_top1, "best_epoch", (json_int_t)r.best_epoch, "elapsed_s",
+                              r.elapsed_s);
+        if ((ret = log_line(log, log_path, l)) < 0)
+            goto done;
+        r.finished = 1;
+    }
+    ret = 0;
+done:
+    if (log && fclose(log) != 0 && ret >= 0)
+        ret = fv_error(FV_EIO, "%s: cannot write", log_path);
+    if (res)
+        *res = r;
+    json_decref(settings);
+    json_decref(ck);
+    fv_loader_close(&tl);
+    fv_loader_close(&vl);
+    fv_state_close(&vst);
+    fv_trainer_close(&tr);
+    fv_model_close(&m);
+    free(log_path);
+    free(ck_path);
+    free(map);
+    free(flip_to);
+    free(rev_to);
+    free(labels);
+    fv_free(batch);
+    return ret;
+}
