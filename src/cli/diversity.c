@@ -13,7 +13,6 @@
 #include "cli.h"
 #include "fibvid/diag.h"
 #include "fibvid/eval.h"
-#include "eval/report.h"
 
 #define CMD "diversity"
 #define MAX_SETS 8
