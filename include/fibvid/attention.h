@@ -39,7 +39,7 @@ typedef struct FvAttnSettings {
 } FvAttnSettings;
 
 /** Fill @p a with dense attention and the Fibottention defaults (modified, zero, shuffle on). */
-void fv_attn_default_settings(FvAttnSettings *a);
+FV_API void fv_attn_default_settings(FvAttnSettings *a);
 
 /** fv_attn_describe() flags. */
 #define FV_ATTN_DESCRIBE_SHORT 1u /**< "fib(modified,zero,w=5..65,shuffle)": windows as given (resolved ones) */
@@ -49,17 +49,17 @@ void fv_attn_default_settings(FvAttnSettings *a);
  * "dense", or by default "fib(modified,zero,wmin=default,wmax=default,shuffle=on)" as run.json and the
  * command line tools show it; with FV_ATTN_DESCRIBE_SHORT the compact form diagnostics use.
  */
-void fv_attn_describe(const FvAttnSettings *a, unsigned flags, char *buf, size_t n);
+FV_API void fv_attn_describe(const FvAttnSettings *a, unsigned flags, char *buf, size_t n);
 
 /** Check @p a: kind, variant and semantics known, wmin <= wmax when both are set, shuffle 0 or 1.
  *  Returns 0 or FV_EINVAL with fv_last_error() reading "<fn>: <what> attention: <reason>". */
-int fv_attn_settings_validate(const FvAttnSettings *a, const char *fn, const char *what);
+FV_API int fv_attn_settings_validate(const FvAttnSettings *a, const char *fn, const char *what);
 
 /** The name of kind @p k as configs and the command line write it ("dense", "fib"), or NULL when unknown. */
-const char *fv_attn_kind_name(FvAttnKind k);
+FV_API const char *fv_attn_kind_name(FvAttnKind k);
 
 /** The kind named @p name into *@p k. Returns 0, or FV_EINVAL with fv_last_error() listing the known names. */
-int fv_attn_kind_from_name(const char *name, FvAttnKind *k);
+FV_API int fv_attn_kind_from_name(const char *name, FvAttnKind *k);
 
 /* ------------------------------------------------------------------------------------------------ */
 /* Fibottention masks                                                                                */
@@ -74,29 +74,30 @@ typedef struct FvAttnMasks FvAttnMasks;
  * always attended, defaults wmin 1, wmax tokens - 1), 0 for spatial (defaults 5 and tokens / 3).
  * Returns 0 and *@p out (free with fv_attn_masks_close()), FV_EINVAL or FV_ENOMEM.
  */
-int fv_attn_masks_create(FvAttnMasks **out, const FvAttnSettings *s, int32_t tokens, int32_t heads, int32_t layers,
-                         int32_t temporal);
-void fv_attn_masks_close(FvAttnMasks **m);
+FV_API int fv_attn_masks_create(FvAttnMasks **out, const FvAttnSettings *s, int32_t tokens, int32_t heads,
+                                int32_t layers, int32_t temporal);
+FV_API void fv_attn_masks_close(FvAttnMasks **m);
 
 /** The settings with the windows resolved (wmin, wmax as used). */
-const FvAttnSettings *fv_attn_masks_settings(const FvAttnMasks *m);
+FV_API const FvAttnSettings *fv_attn_masks_settings(const FvAttnMasks *m);
 
 /**
  * Offsets of head @p head of layer @p layer (after the layer's head shuffle) into *@p off (valid as long as
  * @p m): with @p raw 1 exactly as the reference code returns them (may repeat, the first term kept even above
  * the window), with 0 the set the mask encodes (sorted, unique). Returns their count, or -1 out of range.
  */
-int32_t fv_attn_masks_offsets(const FvAttnMasks *m, int32_t layer, int32_t head, int32_t raw, const int32_t **off);
+FV_API int32_t fv_attn_masks_offsets(const FvAttnMasks *m, int32_t layer, int32_t head, int32_t raw,
+                                     const int32_t **off);
 
 /** Fraction of the tokens x tokens (query, key) pairs the head attends (cls not counted); -1 out of range. */
-double fv_attn_masks_density(const FvAttnMasks *m, int32_t layer, int32_t head);
+FV_API double fv_attn_masks_density(const FvAttnMasks *m, int32_t layer, int32_t head);
 
 /** Jaccard index of the pair sets of heads @p a and @p b of a layer (cls not counted); -1 out of range. */
-double fv_attn_masks_jaccard(const FvAttnMasks *m, int32_t layer, int32_t a, int32_t b);
+FV_API double fv_attn_masks_jaccard(const FvAttnMasks *m, int32_t layer, int32_t a, int32_t b);
 
 /** Draw every head's mask (query rows, key columns; a row of heads per layer, a hue per head) as PNG into
  *  @p path. Returns 0 or a negative code with fv_last_error() set. */
-int fv_attn_masks_write_png(const FvAttnMasks *m, const char *path);
+FV_API int fv_attn_masks_write_png(const FvAttnMasks *m, const char *path);
 
 /* ------------------------------------------------------------------------------------------------ */
 /* The kernel harness                                                                                */
@@ -122,7 +123,7 @@ typedef struct FvAttnCheckSettings {
 } FvAttnCheckSettings;
 
 /** Fill @p s with the defaults listed on each field. */
-void fv_attn_check_default_settings(FvAttnCheckSettings *s);
+FV_API void fv_attn_check_default_settings(FvAttnCheckSettings *s);
 
 /** One entry of one kind on one shape. */
 typedef struct FvAttnCheckRow {
@@ -139,7 +140,7 @@ typedef struct FvAttnCheckRow {
 
 /** Run the harness: *@p rows receives *@p n rows (free with free()). Returns 0 (also when a row fails: read
  *  its pass) or a negative code (bad settings, out of memory). */
-int fv_attn_check(const FvAttnCheckSettings *s, FvAttnCheckRow **rows, int32_t *n);
+FV_API int fv_attn_check(const FvAttnCheckSettings *s, FvAttnCheckRow **rows, int32_t *n);
 
 #ifdef __cplusplus
 }

@@ -6,6 +6,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/** Marks the library's public functions: the only symbols libfibvid exports (it is built with hidden
+ *  visibility). */
+#ifndef FV_API
+#if defined(__GNUC__) || defined(__clang__)
+#define FV_API __attribute__((visibility("default")))
+#else
+#define FV_API
+#endif
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -32,7 +42,7 @@ extern "C" {
 #define FV_ERANGE   (-ERANGE)    /**< value out of range (offsets, shapes) */
 
 /** Library version string, e.g. "0.1.0". Static storage. */
-const char *fv_version(void);
+FV_API const char *fv_version(void);
 
 /**
  * Human-readable, one-line message describing the most recent failure in the calling thread,
@@ -40,27 +50,27 @@ const char *fv_version(void);
  * Returns "" when nothing failed yet. The string stays valid until the next fibvid call in the
  * same thread fails.
  */
-const char *fv_last_error(void);
+FV_API const char *fv_last_error(void);
 
 /** 1 when @p code means the caller's input was bad (exit code 2 in the CLI), 0 otherwise. */
-int fv_error_is_input(int code);
+FV_API int fv_error_is_input(int code);
 
 /** Library log verbosity: 0 (default) keeps FFmpeg's own messages quiet, since fibvid reports every failure
  *  itself in one line (fv_last_error()); 1 shows FFmpeg's warnings and errors; 2 adds its info messages. */
-void fv_set_verbosity(int32_t level);
+FV_API void fv_set_verbosity(int32_t level);
 
 /** Select the fp32 matrix-product backend by name: "onednn" (default when built with oneDNN), "openblas",
  *  or "reference" (plain C, slow: for checks). Returns 0, or FV_EINVAL for a name not built in. */
-int fv_set_gemm_backend(const char *name);
+FV_API int fv_set_gemm_backend(const char *name);
 
 /** Name of the matrix-product backend in use. Static storage. */
-const char *fv_gemm_backend_current(void);
+FV_API const char *fv_gemm_backend_current(void);
 
 /** Number of threads fibvid's own loops and the BLAS library use; 0 or less = all cores. */
-void fv_set_num_threads(int32_t n);
+FV_API void fv_set_num_threads(int32_t n);
 
 /** Threads fibvid uses: what fv_set_num_threads() set, else OpenMP's default (all cores). */
-int32_t fv_num_threads(void);
+FV_API int32_t fv_num_threads(void);
 
 #ifdef __cplusplus
 }

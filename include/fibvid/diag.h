@@ -77,7 +77,7 @@ typedef struct FvDiagResult {
 typedef struct FvDiag FvDiag;
 
 /** Create an empty collector. Returns 0 and *@p out (free with fv_diag_close()) or FV_ENOMEM. */
-int fv_diag_create(FvDiag **out);
+FV_API int fv_diag_create(FvDiag **out);
 
 /**
  * Attach @p d to the run state @p st (NULL detaches): every later fv_state_forward() on @p st adds its
@@ -85,46 +85,46 @@ int fv_diag_create(FvDiag **out);
  * weights (no N x N matrix is built) and the forward pass costs more (see README); detached, the forward pass
  * is unchanged. The collector must outlive the attachment. Returns 0 or FV_EINVAL.
  */
-int fv_state_set_diag(FvState *st, FvDiag *d);
+FV_API int fv_state_set_diag(FvState *st, FvDiag *d);
 
 /** Forget every forward pass gathered so far (the next forward may have another shape). Accepts NULL. */
-void fv_diag_reset(FvDiag *d);
+FV_API void fv_diag_reset(FvDiag *d);
 
 /**
  * The means over the forward passes gathered since the last reset, or NULL when there were none (or on
  * out of memory; fv_last_error() then says so). The result lives in @p d until the next forward, reset or
  * close.
  */
-const FvDiagResult *fv_diag_result(FvDiag *d);
+FV_API const FvDiagResult *fv_diag_result(FvDiag *d);
 
 /** Free @p d and set it to NULL. Accepts NULL. Detach it from its model first. */
-void fv_diag_close(FvDiag **d);
+FV_API void fv_diag_close(FvDiag **d);
 
 /** Allocate @p r for @p layers x @p heads and a @p grid_h x @p grid_w patch grid, zero-filled (other
  *  fields zero too). Returns 0, FV_EINVAL or FV_ENOMEM. */
-int fv_diag_result_alloc(FvDiagResult *r, int32_t layers, int32_t heads, int32_t grid_h, int32_t grid_w);
+FV_API int fv_diag_result_alloc(FvDiagResult *r, int32_t layers, int32_t heads, int32_t grid_h, int32_t grid_w);
 /** Copy @p src into the (unallocated or freed) @p dst. Returns 0 or FV_ENOMEM. */
-int fv_diag_result_copy(FvDiagResult *dst, const FvDiagResult *src);
+FV_API int fv_diag_result_copy(FvDiagResult *dst, const FvDiagResult *src);
 /** Free the arrays of @p r and zero it. Accepts a zeroed @p r. */
-void fv_diag_result_free(FvDiagResult *r);
+FV_API void fv_diag_result_free(FvDiagResult *r);
 
 /** Mean of the off-diagonal entries (a != b) of an (H, H) matrix; the diagonal's value when H = 1. */
-double fv_diag_pair_mean(const double *m, int32_t H);
+FV_API double fv_diag_pair_mean(const double *m, int32_t H);
 
 /**
  * Mean and spread over clips: fv_diag_agg_add() every clip's result (same shape), then fv_diag_agg_get()
  * fills @p mean and @p std (population standard deviation) element by element.
  */
 typedef struct FvDiagAgg FvDiagAgg;
-int fv_diag_agg_create(FvDiagAgg **out);
+FV_API int fv_diag_agg_create(FvDiagAgg **out);
 /** Add one result. Returns 0, FV_EINVAL (shape differs from the first one) or FV_ENOMEM. */
-int fv_diag_agg_add(FvDiagAgg *a, const FvDiagResult *r);
+FV_API int fv_diag_agg_add(FvDiagAgg *a, const FvDiagResult *r);
 /** Results added so far. */
-int64_t fv_diag_agg_count(const FvDiagAgg *a);
+FV_API int64_t fv_diag_agg_count(const FvDiagAgg *a);
 /** Fill the unallocated @p mean and @p std (either may be NULL). Returns 0, FV_EINVAL (nothing added) or
  *  FV_ENOMEM. */
-int fv_diag_agg_get(const FvDiagAgg *a, FvDiagResult *mean, FvDiagResult *std);
-void fv_diag_agg_close(FvDiagAgg **a);
+FV_API int fv_diag_agg_get(const FvDiagAgg *a, FvDiagResult *mean, FvDiagResult *std);
+FV_API void fv_diag_agg_close(FvDiagAgg **a);
 
 /** Leave the cls attention maps out of fv_diag_result_json() (they are the bulk of the numbers). */
 #define FV_DIAG_JSON_NO_CLS 1u
@@ -137,7 +137,7 @@ void fv_diag_agg_close(FvDiagAgg **a);
  *  "mean_jaccard", "mean_cka", "mean_cosine", "mean_frobenius" (off-diagonal means)}, "temporal": {... the
  *  same, without mean_distance_px}, "cls_attention": [H][Hp][Wp]}]}. NULL on out of memory.
  */
-char *fv_diag_result_json(const FvDiagResult *r, unsigned flags);
+FV_API char *fv_diag_result_json(const FvDiagResult *r, unsigned flags);
 
 /* ------------------------------------------------------------------------------------------------ */
 /* The head-diversity report: report.html, one self-contained file (inline SVG and base64 PNG, no network) */
@@ -164,8 +164,9 @@ typedef struct FvReportSetting {
  * density), the masks and the cls-attention heatmaps over the clips' frames. Every setting must have the
  * same number of layers and heads. @title and @subtitle are plain text (escaped here).
  * Returns 0 or a negative code with fv_last_error() set. */
-int fv_report_diversity_html(const char *path, const char *title, const char *subtitle, const FvReportClip *clips,
-                             int32_t num_clips, const FvReportSetting *sets, int32_t num_sets);
+FV_API int fv_report_diversity_html(const char *path, const char *title, const char *subtitle,
+                                    const FvReportClip *clips, int32_t num_clips, const FvReportSetting *sets,
+                                    int32_t num_sets);
 
 #ifdef __cplusplus
 }

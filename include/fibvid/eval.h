@@ -46,14 +46,14 @@ typedef struct FvDataset {
  * Returns 0 and a dataset in *@p out (free with fv_dataset_free()), or a negative code with
  * fv_last_error() naming the file and line.
  */
-int fv_dataset_load_ucf101(FvDataset **out, const char *split_dir, int32_t split, FvSubset subset);
+FV_API int fv_dataset_load_ucf101(FvDataset **out, const char *split_dir, int32_t split, FvSubset subset);
 
 /**
  * Load an official HMDB51 split from @p split_dir holding `<class>_test_split<split>.txt` files whose
  * lines are `<video>.avi <0|1|2>` (1 train, 2 test, 0 unused). Classes are numbered in alphabetical
  * order of their names; entry paths are `<class>/<video>`. Returns 0 or a negative code.
  */
-int fv_dataset_load_hmdb51(FvDataset **out, const char *split_dir, int32_t split, FvSubset subset);
+FV_API int fv_dataset_load_hmdb51(FvDataset **out, const char *split_dir, int32_t split, FvSubset subset);
 
 /**
  * Load a generic list @p list_path: MMAction2 `path label` or PySlowFast CSV `path,label` lines (the
@@ -63,15 +63,15 @@ int fv_dataset_load_hmdb51(FvDataset **out, const char *split_dir, int32_t split
  * "class_0" ... up to the largest label and the dataset is unnamed (matched to the model by index).
  * Returns 0 or a negative code.
  */
-int fv_dataset_load_list(FvDataset **out, const char *list_path, int32_t label_base,
+FV_API int fv_dataset_load_list(FvDataset **out, const char *list_path, int32_t label_base,
                          const char *classes_path);
 
 /** 64-bit FNV-1a fingerprint of the classes and entries (paths and labels), for checking that runs
  *  and shards used the same list. */
-uint64_t fv_dataset_hash(const FvDataset *ds);
+FV_API uint64_t fv_dataset_hash(const FvDataset *ds);
 
 /** Free a dataset and set *@p ds to NULL. Accepts NULL. */
-void fv_dataset_free(FvDataset **ds);
+FV_API void fv_dataset_free(FvDataset **ds);
 
 /* ------------------------------------------------------------------------------------------------ */
 /* Matching dataset classes to model labels                                                          */
@@ -83,7 +83,7 @@ void fv_dataset_free(FvDataset **ds);
  * "ApplyEyeMakeup", "apply_eye_makeup" and "apply eye makeup" all become "applyeyemakeup".
  * Writes at most @p n bytes including the NUL (truncating). Returns the length written.
  */
-size_t fv_label_normalize(const char *name, char *out, size_t n);
+FV_API size_t fv_label_normalize(const char *name, char *out, size_t n);
 
 /** How dataset classes are mapped to model labels. */
 typedef struct FvLabelMatchSettings {
@@ -97,7 +97,7 @@ typedef struct FvLabelMatchSettings {
 } FvLabelMatchSettings;
 
 /** Fill @p s with the defaults: no label map, match by name. */
-void fv_label_match_default_settings(FvLabelMatchSettings *s);
+FV_API void fv_label_match_default_settings(FvLabelMatchSettings *s);
 
 /**
  * Map every class of @p ds to a model label: @p map (num_classes) receives model label indices.
@@ -108,7 +108,7 @@ void fv_label_match_default_settings(FvLabelMatchSettings *s);
  * label map or labels by index), naming an ambiguous normalised name, or giving the label map's
  * file:line.
  */
-int fv_label_match(const FvDataset *ds, const char *const *model_labels, int32_t num_labels,
+FV_API int fv_label_match(const FvDataset *ds, const char *const *model_labels, int32_t num_labels,
                    const FvLabelMatchSettings *s, int32_t *map);
 
 /* ------------------------------------------------------------------------------------------------ */
@@ -134,7 +134,7 @@ typedef struct FvPrediction {
  * -> model label @p map (@p num_classes). Ties rank the lower label index first.
  * Returns 0 or FV_EINVAL.
  */
-int fv_prediction_from_probs(FvPrediction *p, const float *probs, int32_t num_labels, int64_t index,
+FV_API int fv_prediction_from_probs(FvPrediction *p, const float *probs, int32_t num_labels, int64_t index,
                              int32_t label, const int32_t *map, int32_t num_classes);
 
 typedef struct FvMetrics FvMetrics;
@@ -153,29 +153,29 @@ typedef struct FvMetricsSummary {
 } FvMetricsSummary;
 
 /** A metrics accumulator for @p num_classes dataset classes. Returns 0 or FV_ENOMEM / FV_EINVAL. */
-int fv_metrics_create(FvMetrics **out, int32_t num_classes);
+FV_API int fv_metrics_create(FvMetrics **out, int32_t num_classes);
 
 /** Count one prediction. Returns 0, or FV_EINVAL for a label or predicted class out of range. */
-int fv_metrics_add(FvMetrics *m, const FvPrediction *p);
+FV_API int fv_metrics_add(FvMetrics *m, const FvPrediction *p);
 
 /** Count one video that could not be evaluated. */
-void fv_metrics_add_failure(FvMetrics *m);
+FV_API void fv_metrics_add_failure(FvMetrics *m);
 
 /** Overall figures. */
-void fv_metrics_summary(const FvMetrics *m, FvMetricsSummary *s);
+FV_API void fv_metrics_summary(const FvMetrics *m, FvMetricsSummary *s);
 
 /** Per-class counts of class @p c: evaluated videos, top-1 and top-5 hits. Returns 0 or FV_EINVAL. */
-int fv_metrics_class(const FvMetrics *m, int32_t c, int64_t *count, int64_t *top1, int64_t *top5);
+FV_API int fv_metrics_class(const FvMetrics *m, int32_t c, int64_t *count, int64_t *top1, int64_t *top5);
 
 /**
  * The confusion matrix, rows the true class, columns the predicted class: (num_classes,
  * num_classes + 1), the last column counting top-1 predictions that are no dataset class.
  * Lives as long as @p m.
  */
-const int64_t *fv_metrics_confusion(const FvMetrics *m);
+FV_API const int64_t *fv_metrics_confusion(const FvMetrics *m);
 
 /** Free @p m and set it to NULL. Accepts NULL. */
-void fv_metrics_free(FvMetrics **m);
+FV_API void fv_metrics_free(FvMetrics **m);
 
 /* ------------------------------------------------------------------------------------------------ */
 /* The output directory of an evaluation                                                             */
@@ -202,10 +202,10 @@ typedef struct FvEvalRun {
 } FvEvalRun;
 
 /** Parse "K/N" (1 <= K <= N) into @p k and @p n. Returns 0 or FV_EINVAL. */
-int fv_shard_parse(const char *s, int32_t *k, int32_t *n);
+FV_API int fv_shard_parse(const char *s, int32_t *k, int32_t *n);
 
 /** 1 when list position @p index belongs to shard @p k of @p n (index % n == k - 1; n <= 1: all). */
-int fv_shard_has(int64_t index, int32_t k, int32_t n);
+FV_API int fv_shard_has(int64_t index, int32_t k, int32_t n);
 
 typedef struct FvEval FvEval;
 
@@ -220,14 +220,14 @@ typedef struct FvEval FvEval;
  * @p ds and @p run's arrays must outlive the returned context. Returns 0 and *@p out (free with
  * fv_eval_close()), or a negative code with fv_last_error() saying why.
  */
-int fv_eval_open(FvEval **out, const char *dir, const FvEvalRun *run, const FvDataset *ds, int resume);
+FV_API int fv_eval_open(FvEval **out, const char *dir, const FvEvalRun *run, const FvDataset *ds, int resume);
 
 /** 1 when list position @p index already has a prediction or a failure in the directory. */
-int fv_eval_done(const FvEval *e, int64_t index);
+FV_API int fv_eval_done(const FvEval *e, int64_t index);
 
 /** Videos of this run's shard, and how many of them are done (predicted or failed). */
-int64_t fv_eval_num_todo(const FvEval *e);
-int64_t fv_eval_num_done(const FvEval *e);
+FV_API int64_t fv_eval_num_todo(const FvEval *e);
+FV_API int64_t fv_eval_num_done(const FvEval *e);
 
 /**
  * Append the prediction @p p of one video, which took @p ms milliseconds (decode and model), to
@@ -236,14 +236,14 @@ int64_t fv_eval_num_done(const FvEval *e);
  * one write() and fsync()ed before returning, so a kill loses at most the video in progress.
  * Returns 0, FV_EINVAL (out of range, not in the shard, or already done) or FV_EIO.
  */
-int fv_eval_add_prediction(FvEval *e, const FvPrediction *p, double ms);
+FV_API int fv_eval_add_prediction(FvEval *e, const FvPrediction *p, double ms);
 
 /** Append a failed video (list position @p index, one-line @p reason) to `failures.jsonl`
  *  ({"index", "path", "label", "reason", "ms"}), fsync()ed. Returns 0 or a negative code. */
-int fv_eval_add_failure(FvEval *e, int64_t index, const char *reason, double ms);
+FV_API int fv_eval_add_failure(FvEval *e, int64_t index, const char *reason, double ms);
 
 /** Figures of everything recorded so far (read back and added). */
-void fv_eval_metrics(const FvEval *e, FvMetricsSummary *s);
+FV_API void fv_eval_metrics(const FvEval *e, FvMetricsSummary *s);
 
 /**
  * Write the reports of what is recorded: `summary.json` (PySlowFast names top1_acc, top5_acc,
@@ -252,10 +252,10 @@ void fv_eval_metrics(const FvEval *e, FvMetricsSummary *s);
  * times, so resumed and merged runs add up), clips_per_s, complete, note), `per_class.csv`,
  * `confusion.csv`, `confusion.svg` and `confusion.png`. Can be called more than once. Returns 0 or a negative code.
  */
-int fv_eval_write_reports(FvEval *e);
+FV_API int fv_eval_write_reports(FvEval *e);
 
 /** Close the directory and free @p e; sets *@p e to NULL. Accepts NULL. */
-void fv_eval_close(FvEval **e);
+FV_API void fv_eval_close(FvEval **e);
 
 /**
  * Merge the output directories of shards @p dirs (@p n of them) into @p out_dir, writing the same
@@ -263,7 +263,7 @@ void fv_eval_close(FvEval **e);
  * Checks that every shard has the same `run.json` apart from the shard, that shards 1..N are all
  * present once, and that each shard is complete. Returns 0 or a negative code naming the directory.
  */
-int fv_eval_merge(const char *out_dir, const char *const *dirs, int32_t n);
+FV_API int fv_eval_merge(const char *out_dir, const char *const *dirs, int32_t n);
 
 #ifdef __cplusplus
 }

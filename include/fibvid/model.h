@@ -37,14 +37,14 @@ typedef struct FvModelConfig {
 
 /**
  * Fill @p c with a named preset: "base" (HF timesformer-base: 768 wide, 12 layers, 12 heads,
- * 8x224x224, 400 labels), "small" (384, 12, 6), "tiny" (192, 12, 3), "synth" (tiny with 4 layers, 8x64x64: what `fibvid train` trains on
- * `fibvid synth` data) or "test" (48 wide, 2 layers,
+ * 8x224x224, 400 labels), "small" (384, 12, 6), "tiny" (192, 12, 3), "synth" (tiny with 4 layers,
+ * 8x64x64: what `fibvid train` trains on `fibvid synth` data) or "test" (48 wide, 2 layers,
  * 3 heads, 4x32x32, patch 16, 5 labels). Returns 0 or FV_EINVAL for an unknown name.
  */
-int fv_model_config_preset(FvModelConfig *c, const char *name);
+FV_API int fv_model_config_preset(FvModelConfig *c, const char *name);
 
 /** Check a configuration for consistency; 0 or FV_EINVAL with fv_last_error() saying why. */
-int fv_model_config_validate(const FvModelConfig *c);
+FV_API int fv_model_config_validate(const FvModelConfig *c);
 
 typedef struct FvModel FvModel;
 
@@ -56,11 +56,11 @@ typedef struct FvModel FvModel;
  * Returns 0 and a model in *@p out (free with fv_model_close()), or a negative code with
  * fv_last_error() naming the file and the problem.
  */
-int fv_model_load(FvModel **out, const char *path);
+FV_API int fv_model_load(FvModel **out, const char *path);
 
 /** Create a model of configuration @p c with random weights (deterministic in @p seed), with
  *  labels "class_0", ... Used by benchmarks and tests. */
-int fv_model_create_random(FvModel **out, const FvModelConfig *c, uint64_t seed);
+FV_API int fv_model_create_random(FvModel **out, const FvModelConfig *c, uint64_t seed);
 
 /** Overwrite the position and time embeddings of a model made by fv_model_create_random() with fixed
  *  sin-cos tables, as MAE / VideoMAE initialise theirs: each patch's row holds sines and cosines of
@@ -69,23 +69,23 @@ int fv_model_create_random(FvModel **out, const FvModelConfig *c, uint64_t seed)
  *  all D channels. The weights stay trainable. `fibvid train` starts from these by default
  *  (`--embed-init`). Call before the first forward pass. Returns 0 or a negative code (FV_EINVAL for
  *  a loaded model, whose weights may be read-only, or a hidden size that is not a multiple of 4). */
-int fv_model_init_sincos_embeddings(FvModel *m);
+FV_API int fv_model_init_sincos_embeddings(FvModel *m);
 
 /** Save @p m as a fibvid single-file model (F32). Returns 0 or a negative code. */
-int fv_model_save(const FvModel *m, const char *path);
+FV_API int fv_model_save(const FvModel *m, const char *path);
 
 /** The configuration of @p m (lives as long as @p m). */
-const FvModelConfig *fv_model_config(const FvModel *m);
+FV_API const FvModelConfig *fv_model_config(const FvModel *m);
 
 /** Label of class @p i, or NULL when out of range. */
-const char *fv_model_label(const FvModel *m, int32_t i);
+FV_API const char *fv_model_label(const FvModel *m, int32_t i);
 
 /** Number of parameters (all tensors). */
-int64_t fv_model_num_params(const FvModel *m);
+FV_API int64_t fv_model_num_params(const FvModel *m);
 
 /** Replace the attention settings (NULL keeps the current one); states running on @p m use them from their
  *  next forward pass. Not while a forward pass runs on @p m. Returns 0 or FV_EINVAL. */
-int fv_model_set_attention(FvModel *m, const FvAttnSettings *spatial, const FvAttnSettings *temporal);
+FV_API int fv_model_set_attention(FvModel *m, const FvAttnSettings *spatial, const FvAttnSettings *temporal);
 
 /**
  * A run state: the activation buffers, attention plans, activation hook and diagnostics collector of forward
@@ -97,13 +97,13 @@ typedef struct FvState FvState;
 
 /** Create a state for @p m (which must outlive it). Returns 0 and *@p out (free with fv_state_close()), or
  *  FV_EINVAL / FV_ENOMEM. */
-int fv_state_create(FvState **out, const FvModel *m);
+FV_API int fv_state_create(FvState **out, const FvModel *m);
 
 /** Free @p st and set *@p st to NULL. Accepts NULL. */
-void fv_state_close(FvState **st);
+FV_API void fv_state_close(FvState **st);
 
 /** The model @p st runs. */
-const FvModel *fv_state_model(const FvState *st);
+FV_API const FvModel *fv_state_model(const FvState *st);
 
 /**
  * Forward pass of @p B views: @p frames (B, T, 3, H, W) preprocessed floats -> @p logits (B, num_labels).
@@ -113,14 +113,15 @@ const FvModel *fv_state_model(const FvState *st);
  * denormals-are-zero (MXCSR) in the calling thread and fibvid's OpenMP threads, and leaves them set:
  * denormal arithmetic is ~100x slower and changes nothing fibvid computes. Returns 0 or a negative code.
  */
-int fv_state_forward(FvState *st, const float *frames, int32_t B, int32_t T, int32_t H, int32_t W, float *logits);
+FV_API int fv_state_forward(FvState *st, const float *frames, int32_t B, int32_t T, int32_t H, int32_t W,
+                            float *logits);
 
 /**
  * Forward pass of one view (T, 3, H, W) -> logits (num_labels) on the model's own state, made on the first
  * call: the simple way for one thread. Use fv_state_create() + fv_state_forward() to run one model from
  * several threads. Returns 0 or a negative code.
  */
-int fv_model_forward(FvModel *m, const float *frames, int32_t T, int32_t H, int32_t W, float *logits);
+FV_API int fv_model_forward(FvModel *m, const float *frames, int32_t T, int32_t H, int32_t W, float *logits);
 
 /**
  * Optional observer of intermediate activations (tests, diagnostics), per view: called with names
@@ -130,14 +131,14 @@ int fv_model_forward(FvModel *m, const float *frames, int32_t T, int32_t H, int3
  */
 typedef void (*FvActivationHook)(void *user, const char *name, const float *data, int64_t rows,
                                  int64_t cols);
-void fv_state_set_hook(FvState *st, FvActivationHook hook, void *user);
+FV_API void fv_state_set_hook(FvState *st, FvActivationHook hook, void *user);
 
 /** Analytic FLOP count (multiply-add = 2) of one forward pass of T x H x W with the model's current
  *  attention kinds (sparse attention counts only the attended pairs); negative on failure. */
-double fv_model_flops(const FvModel *m, int32_t T, int32_t H, int32_t W);
+FV_API double fv_model_flops(const FvModel *m, int32_t T, int32_t H, int32_t W);
 
 /** Free the model and its mapping; sets *@p m to NULL. Accepts NULL. */
-void fv_model_close(FvModel **m);
+FV_API void fv_model_close(FvModel **m);
 
 #ifdef __cplusplus
 }

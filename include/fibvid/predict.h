@@ -29,11 +29,11 @@ typedef struct FvPredictSettings {
 } FvPredictSettings;
 
 /** Fill @p s with the defaults listed on each field. */
-void fv_predict_default_settings(FvPredictSettings *s);
+FV_API void fv_predict_default_settings(FvPredictSettings *s);
 
 /** Check @p s for @p m and derive the clip settings: crop = the model's image_size, mean and std from its
  *  config, the rest as @p s says. Returns 0 or FV_EINVAL with fv_last_error() naming the bad value. */
-int fv_predict_clip_settings(const FvModel *m, const FvPredictSettings *s, FvClipSettings *cs);
+FV_API int fv_predict_clip_settings(const FvModel *m, const FvPredictSettings *s, FvClipSettings *cs);
 
 /** The prediction of one clip. */
 typedef struct FvPredictResult {
@@ -48,25 +48,25 @@ typedef struct FvPredictResult {
 } FvPredictResult;
 
 /** Free what a prediction allocated and zero @p r. Accepts a zeroed @p r. */
-void fv_predict_result_free(FvPredictResult *r);
+FV_API void fv_predict_result_free(FvPredictResult *r);
 
 /**
  * Predict @p n clips whose views are stored one after the other in @p views ((n * views_per_clip, T, 3, H, W)
  * preprocessed floats, clip i's views first), running @p s->batch views per forward pass on @p st.
  * @p r: @p n results (filled; free each with fv_predict_result_free()). Returns 0 or a negative code.
  */
-int fv_predict_views(FvState *st, const float *views, int32_t n, int32_t views_per_clip, int32_t T, int32_t H,
+FV_API int fv_predict_views(FvState *st, const float *views, int32_t n, int32_t views_per_clip, int32_t T, int32_t H,
                      int32_t W, const FvPredictSettings *s, FvPredictResult *r);
 
 /** Predict a clip loaded by fv_clip_load() (all its views). Returns 0 or a negative code. */
-int fv_predict_clip(FvState *st, const FvClip *clip, const FvPredictSettings *s, FvPredictResult *r);
+FV_API int fv_predict_clip(FvState *st, const FvClip *clip, const FvPredictSettings *s, FvPredictResult *r);
 
 /**
  * Decode, sample and preprocess @p path as fv_predict_clip_settings() says for the state's model and predict
  * it. When @p clip is not NULL it receives the loaded clip (free with fv_clip_free()), e.g. to show its
  * frames. Returns 0, an input error code (fv_last_error() names the file and the reason) or a runtime code.
  */
-int fv_predict_file(FvState *st, const char *path, const FvPredictSettings *s, FvPredictResult *r, FvClip *clip);
+FV_API int fv_predict_file(FvState *st, const char *path, const FvPredictSettings *s, FvPredictResult *r, FvClip *clip);
 
 #ifdef __cplusplus
 }

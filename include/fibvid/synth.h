@@ -27,35 +27,35 @@ typedef struct FvSynthSettings {
 } FvSynthSettings;
 
 /** Fill @p s with the defaults listed on each field. */
-void fv_synth_default_settings(FvSynthSettings *s);
+FV_API void fv_synth_default_settings(FvSynthSettings *s);
 
 /** Number of classes (12). */
-int32_t fv_synth_num_classes(void);
+FV_API int32_t fv_synth_num_classes(void);
 
 /** Class name of 0-based class @p i (UCF101-style CamelCase, e.g. "MoveLeft"), in classInd.txt order
  *  (alphabetical, as UCF101); NULL when out of range. Static storage. */
-const char *fv_synth_class_name(int32_t i);
+FV_API const char *fv_synth_class_name(int32_t i);
 
 /** The class that a horizontal flip turns class @p i into (MoveLeft <-> MoveRight, RotateClockwise <->
  *  RotateAnticlockwise); @p i itself for classes a horizontal flip keeps; -1 when out of range. */
-int32_t fv_synth_hflip_class(int32_t i);
+FV_API int32_t fv_synth_hflip_class(int32_t i);
 
 /** The class that playing class @p i backwards gives (MoveLeft <-> MoveRight, MoveUp <-> MoveDown, the two
  *  rotations, Grow <-> Shrink, Approach <-> Separate); @p i itself for the periodic classes (Bounce, Blink);
  *  -1 when out of range. */
-int32_t fv_synth_reverse_class(int32_t i);
+FV_API int32_t fv_synth_reverse_class(int32_t i);
 
 /** Number of frames of clip @p clip (0-based within its class) of class @p cls under @p s: drawn from the
  *  clip's own random state, so it does not depend on clips_per_class. Negative error code for bad
  *  settings or indices. */
-int32_t fv_synth_clip_frames(const FvSynthSettings *s, int32_t cls, int32_t clip);
+FV_API int32_t fv_synth_clip_frames(const FvSynthSettings *s, int32_t cls, int32_t clip);
 
 /**
  * Render clip @p clip of class @p cls as packed RGB24 frames (nframes, height, width, 3) into @p rgb,
  * a caller-owned buffer of fv_synth_clip_frames() * height * width * 3 bytes. These are the pictures
  * fv_synth_run() encodes (before lossy coding). Returns 0, or FV_EINVAL for bad settings or indices.
  */
-int fv_synth_render(const FvSynthSettings *s, int32_t cls, int32_t clip, uint8_t *rgb);
+FV_API int fv_synth_render(const FvSynthSettings *s, int32_t cls, int32_t clip, uint8_t *rgb);
 
 /** Progress report: @p done of @p total clips written. Called from the worker threads, one call at a time. */
 typedef void (*FvSynthProgress)(void *opaque, int64_t done, int64_t total);
@@ -73,7 +73,7 @@ typedef void (*FvSynthProgress)(void *opaque, int64_t done, int64_t total);
  * @p progress (may be NULL) is told after each clip. Returns 0, FV_EINVAL for bad settings, or an I/O
  * error code (fv_last_error() names the file).
  */
-int fv_synth_run(const FvSynthSettings *s, FvSynthProgress progress, void *opaque);
+FV_API int fv_synth_run(const FvSynthSettings *s, FvSynthProgress progress, void *opaque);
 
 #ifdef __cplusplus
 }

@@ -78,46 +78,46 @@ typedef struct FvTrainTensor {
 typedef struct FvTrainer FvTrainer;
 
 /* Defaults as documented on each FvTrainSettings field. */
-void fv_train_default_settings(FvTrainSettings *s);
+FV_API void fv_train_default_settings(FvTrainSettings *s);
 
 /* Create a trainer for @m (which must outlive it). The model's weights are copied into one writable block
  * owned by the model (its FvWeights point there from now on; a read-only file mapping is released), so
  * fv_model_forward / fv_model_save see the trained weights. The model's attention settings (dense, fib
  * zero/exclude) are taken as they are now. Returns 0 and *@out (free with fv_trainer_close), or
  * FV_EINVAL (bad settings or geometry) / FV_ENOMEM. */
-int fv_trainer_new(FvTrainer **out, FvModel *m, const FvTrainSettings *s);
-void fv_trainer_close(FvTrainer **tr);
+FV_API int fv_trainer_new(FvTrainer **out, FvModel *m, const FvTrainSettings *s);
+FV_API void fv_trainer_close(FvTrainer **tr);
 
 /* One optimisation step on @B (1..max_batch) clips: forward, loss, backward, clipping, AdamW update with
  * the learning rate fv_trainer_lr(tr, step) of the step about to be taken (0-based).
  * clips (B, T, 3, H, W) preprocessed floats; labels (B) in [0, num_labels). @out may be NULL.
  * Returns 0, FV_EINVAL (bad batch, label, or a non-finite input value) or FV_ERANGE (non-finite loss or
  * gradient: the update is skipped and the weights are left unchanged; the step count does not advance). */
-int fv_trainer_step(FvTrainer *tr, const float *clips, const int32_t *labels, int32_t B, FvStepStats *out);
+FV_API int fv_trainer_step(FvTrainer *tr, const float *clips, const int32_t *labels, int32_t B, FvStepStats *out);
 
 /* Forward and backward without an update: overwrites the gradients (fv_trainer_grads) with those of the
  * batch's mean loss, writes the loss to *@loss and, when @logits is not NULL, the logits (B, num_labels).
  * Used by gradient checks and available for custom loops. Returns 0 or a negative code. */
-int fv_trainer_backward(FvTrainer *tr, const float *clips, const int32_t *labels, int32_t B, float *loss,
+FV_API int fv_trainer_backward(FvTrainer *tr, const float *clips, const int32_t *labels, int32_t B, float *loss,
                         float *logits);
 
 /* Batched inference with the trainer's arena: logits (B, num_labels) for clips (B, T, 3, H, W). */
-int fv_trainer_forward(FvTrainer *tr, const float *clips, int32_t B, float *logits);
+FV_API int fv_trainer_forward(FvTrainer *tr, const float *clips, int32_t B, float *logits);
 
 /* Learning rate of (0-based) step @step under the trainer's schedule. */
-float fv_trainer_lr(const FvTrainer *tr, int64_t step);
+FV_API float fv_trainer_lr(const FvTrainer *tr, int64_t step);
 /* The same schedule from settings alone: linear warm-up lr * (step + 1) / warmup_steps, then
  * min_lr + (lr - min_lr) * (1 + cos(pi * progress)) / 2 with progress = (step - warmup) / (total - warmup)
  * clamped to [0, 1] (constant lr when total_steps <= warmup_steps). */
-float fv_train_lr_schedule(const FvTrainSettings *s, int64_t step);
+FV_API float fv_train_lr_schedule(const FvTrainSettings *s, int64_t step);
 
 /* Parameters, gradients and the tensor table (fv_model_visit_tensors order). The parameter block is the
  * model's; pointers stay valid for the trainer's lifetime. */
-size_t fv_trainer_num_params(const FvTrainer *tr); /* floats in each flat block (tensors 16-float aligned) */
-float *fv_trainer_params(FvTrainer *tr);
-float *fv_trainer_grads(FvTrainer *tr);
-int32_t fv_trainer_num_tensors(const FvTrainer *tr);
-const FvTrainTensor *fv_trainer_tensor(const FvTrainer *tr, int32_t i);
+FV_API size_t fv_trainer_num_params(const FvTrainer *tr); /* floats in each flat block (tensors 16-float aligned) */
+FV_API float *fv_trainer_params(FvTrainer *tr);
+FV_API float *fv_trainer_grads(FvTrainer *tr);
+FV_API int32_t fv_trainer_num_tensors(const FvTrainer *tr);
+FV_API const FvTrainTensor *fv_trainer_tensor(const FvTrainer *tr, int32_t i);
 
 /* Optimizer state as flat F32 arrays in the parameter layout (m, v: fv_trainer_num_params floats each,
  * writable, owned by the trainer) and the step count, for checkpointing with fv_st_write. */
@@ -126,20 +126,20 @@ typedef struct FvOptimState {
     size_t  n;
     int64_t step;
 } FvOptimState;
-void fv_trainer_optim_state(FvTrainer *tr, FvOptimState *st);
-void fv_trainer_set_step(FvTrainer *tr, int64_t step);
+FV_API void fv_trainer_optim_state(FvTrainer *tr, FvOptimState *st);
+FV_API void fv_trainer_set_step(FvTrainer *tr, int64_t step);
 
 /* Save / restore the optimizer state to / from a safetensors file: tensors "adam.m" and "adam.v" (F32, flat,
  * fv_trainer_num_params floats) and metadata "step" and "num_params". Loading checks the sizes and names
  * the file on error. The weights themselves are saved with fv_model_save. */
-int fv_trainer_save_state(const FvTrainer *tr, const char *path);
-int fv_trainer_load_state(FvTrainer *tr, const char *path);
+FV_API int fv_trainer_save_state(const FvTrainer *tr, const char *path);
+FV_API int fv_trainer_load_state(FvTrainer *tr, const char *path);
 
 /* Replace the classifier with a fresh one for @num_labels classes (fine-tuning on another label set):
  * weight ~ 0.02 N(0, 1) (deterministic in @seed), bias 0, labels copied from @labels (NULL: "class_<i>").
  * Call before fv_trainer_new. Like fv_trainer_new, moves every weight into a writable block owned by the
  * model. Returns 0, FV_EINVAL or FV_ENOMEM (the model is unchanged on failure). */
-int fv_model_reset_classifier(FvModel *m, int32_t num_labels, char *const *labels, uint64_t seed);
+FV_API int fv_model_reset_classifier(FvModel *m, int32_t num_labels, char *const *labels, uint64_t seed);
 
 /* ------------------------------------------------------------------------------------------------ */
 /* The data loader                                                                                   */
@@ -166,7 +166,7 @@ typedef struct FvLoaderSettings {
 } FvLoaderSettings;
 
 /** Fill @p s with the defaults listed on each field. */
-void fv_loader_default_settings(FvLoaderSettings *s);
+FV_API void fv_loader_default_settings(FvLoaderSettings *s);
 
 typedef struct FvLoader FvLoader;
 
@@ -185,18 +185,18 @@ typedef struct FvLoaderCallbacks {
  * @p ds and the settings' arrays must outlive the loader. Returns 0 and *@p out (free with fv_loader_close())
  * — also when clips could not be read (see fv_loader_num_ok()) — or FV_EINVAL / FV_ENOMEM.
  */
-int fv_loader_open(FvLoader **out, const FvDataset *ds, const char *root, const FvLoaderSettings *s,
+FV_API int fv_loader_open(FvLoader **out, const FvDataset *ds, const char *root, const FvLoaderSettings *s,
                    const FvLoaderCallbacks *cb);
-void fv_loader_close(FvLoader **l);
+FV_API void fv_loader_close(FvLoader **l);
 
 /** Clips in the list, clips decoded, their bytes in memory and the wall time the decoding took. */
-int64_t fv_loader_num_clips(const FvLoader *l);
-int64_t fv_loader_num_ok(const FvLoader *l);
-size_t fv_loader_bytes(const FvLoader *l);
-double fv_loader_decode_s(const FvLoader *l);
+FV_API int64_t fv_loader_num_clips(const FvLoader *l);
+FV_API int64_t fv_loader_num_ok(const FvLoader *l);
+FV_API size_t fv_loader_bytes(const FvLoader *l);
+FV_API double fv_loader_decode_s(const FvLoader *l);
 
 /** Steps of an epoch at @p batch clips a step: ceil(clips / batch) (unreadable clips included). */
-int64_t fv_loader_steps_per_epoch(const FvLoader *l, int32_t batch);
+FV_API int64_t fv_loader_steps_per_epoch(const FvLoader *l, int32_t batch);
 
 /**
  * Training batch @p step of epoch @p epoch: the clips at positions [step*batch, (step+1)*batch) of the epoch's
@@ -205,12 +205,12 @@ int64_t fv_loader_steps_per_epoch(const FvLoader *l, int32_t batch);
  * flips and reversal), *@p n the clips written (0 when every clip of the step was unreadable).
  * Returns 0 or FV_EINVAL.
  */
-int fv_loader_batch(FvLoader *l, int64_t epoch, int64_t step, int32_t batch, float *clips, int32_t *labels,
+FV_API int fv_loader_batch(FvLoader *l, int64_t epoch, int64_t step, int32_t batch, float *clips, int32_t *labels,
                     int32_t *n);
 
 /** Validation view of clip @p i: (T, 3, S, S) floats into @p out and its dataset class into *@p label.
  *  Returns 1, 0 when the clip could not be decoded (nothing written), or FV_EINVAL. */
-int fv_loader_view(const FvLoader *l, int64_t i, float *out, int32_t *label);
+FV_API int fv_loader_view(const FvLoader *l, int64_t i, float *out, int32_t *label);
 
 /**
  * Class maps of a `fibvid synth` data set from its synth.json @p path: @p to (dataset classes) receives for
@@ -218,7 +218,7 @@ int fv_loader_view(const FvLoader *l, int64_t i, float *out, int32_t *label);
  * "flip_pairs", "reverse_pairs") and the optional list of classes the transform keeps, @p keep_key (e.g.
  * "hflip_invariant"); -1 for classes with neither (never transformed). Returns 0 or FV_EINVAL naming the file.
  */
-int fv_loader_class_map(const char *path, const FvDataset *ds, const char *pairs_key, const char *keep_key,
+FV_API int fv_loader_class_map(const char *path, const FvDataset *ds, const char *pairs_key, const char *keep_key,
                         int32_t *to);
 
 /* ------------------------------------------------------------------------------------------------ */
@@ -280,7 +280,8 @@ typedef struct FvFitSettings {
     const char *root;            /**< directory the lists' paths are relative to (required) */
     const char *synth_json;      /**< a `fibvid synth` data set's synth.json: the class pairs of hflip and reverse
                                       auto; NULL: auto means off (default NULL) */
-    int32_t     hflip;           /**< -1 auto (synth_json's flip_pairs), 0 off, 1 every clip, labels kept (default -1) */
+    int32_t     hflip;           /**< -1 auto (synth_json's flip_pairs), 0 off, 1 every clip with its label
+                                      (default -1) */
     int32_t     reverse;         /**< -1 auto (synth_json's reverse_pairs), 0 off (default -1) */
     /* model */
     const char *init_model;      /**< fine-tune this model (HF directory or fibvid file); NULL: a new one */
@@ -311,7 +312,7 @@ typedef struct FvFitSettings {
 } FvFitSettings;
 
 /** Fill @p s with the defaults listed on each field. */
-void fv_fit_default_settings(FvFitSettings *s);
+FV_API void fv_fit_default_settings(FvFitSettings *s);
 
 /** How a run ended, besides its files. */
 typedef struct FvFitResult {
@@ -332,7 +333,7 @@ typedef struct FvFitResult {
  * holding another run or a run with other settings), FV_ERANGE (training diverged: the last checkpoint stays)
  * or a runtime error; fv_last_error() says why.
  */
-int fv_fit_run(const FvFitSettings *s, FvFitResult *r);
+FV_API int fv_fit_run(const FvFitSettings *s, FvFitResult *r);
 
 #ifdef __cplusplus
 }

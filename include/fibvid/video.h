@@ -47,10 +47,10 @@ typedef struct FvVideo FvVideo;
  * Returns 0, or FV_ENOENT (missing), FV_EIO (unreadable / truncated), FV_EINVAL (not a media file),
  * FV_ENODATA (no video stream or no frames); fv_last_error() names the file and the reason.
  */
-int fv_video_open(FvVideo **out, const char *path);
+FV_API int fv_video_open(FvVideo **out, const char *path);
 
 /** Stream information of an opened video. The pointer lives as long as @p v. */
-const FvVideoInfo *fv_video_info(const FvVideo *v);
+FV_API const FvVideoInfo *fv_video_info(const FvVideo *v);
 
 /**
  * Decode the frames at presentation-order indices @p idx[0..n-1] (any order, repeats allowed,
@@ -60,14 +60,14 @@ const FvVideoInfo *fv_video_info(const FvVideo *v);
  * Returns 0 or a negative error code (FV_EIO for a decoding failure, FV_ENODATA when a frame
  * cannot be reached).
  */
-int fv_video_read_rgb(FvVideo *v, const int64_t *idx, int32_t n, int32_t dst_w, int32_t dst_h,
+FV_API int fv_video_read_rgb(FvVideo *v, const int64_t *idx, int32_t n, int32_t dst_w, int32_t dst_h,
                       uint8_t *rgb);
 
 /** Number of frames actually decoded by the last fv_video_read_rgb() call (for measurements). */
-int64_t fv_video_frames_decoded(const FvVideo *v);
+FV_API int64_t fv_video_frames_decoded(const FvVideo *v);
 
 /** Close the file and free everything; sets *@p v to NULL. Accepts NULL and *v == NULL. */
-void fv_video_close(FvVideo **v);
+FV_API void fv_video_close(FvVideo **v);
 
 /** Temporal sampling settings. */
 typedef struct FvSampleSettings {
@@ -81,14 +81,14 @@ typedef struct FvSampleSettings {
 } FvSampleSettings;
 
 /** Fill @p s with the defaults listed on each field. */
-void fv_sample_default_settings(FvSampleSettings *s);
+FV_API void fv_sample_default_settings(FvSampleSettings *s);
 
 /**
  * Frame indices of temporal view @p view (0-based, < s->num_views) of a clip of @p nframes frames:
  * writes s->num_frames indices to @p idx. Indices past the end clamp to the last frame.
  * Returns 0, FV_EINVAL for bad settings, FV_ENODATA when nframes < 1.
  */
-int fv_sample_indices(const FvSampleSettings *s, int64_t nframes, int32_t view, int64_t *idx);
+FV_API int fv_sample_indices(const FvSampleSettings *s, int64_t nframes, int32_t view, int64_t *idx);
 
 /** Spatial preprocessing settings. */
 typedef struct FvPreprocessSettings {
@@ -100,21 +100,21 @@ typedef struct FvPreprocessSettings {
 } FvPreprocessSettings;
 
 /** Fill @p p with the defaults listed on each field. */
-void fv_preprocess_default_settings(FvPreprocessSettings *p);
+FV_API void fv_preprocess_default_settings(FvPreprocessSettings *p);
 
 /** Size a (w x h) frame is resized to so that its shorter side is @p short_side (aspect kept,
  *  rounded to nearest). */
-void fv_preprocess_resized_size(int32_t w, int32_t h, int32_t short_side, int32_t *rw, int32_t *rh);
+FV_API void fv_preprocess_resized_size(int32_t w, int32_t h, int32_t short_side, int32_t *rw, int32_t *rh);
 
 /** Number of spatial views @p crop produces (1 or 3). */
-int32_t fv_preprocess_num_crops(FvCrop crop);
+FV_API int32_t fv_preprocess_num_crops(FvCrop crop);
 
 /**
  * Crop spatial view @p view of T resized RGB24 frames (T, h, w, 3) into the model's input
  * layout (T, 3, crop, crop) as floats: (x/255 - mean[c]) / std[c].
  * Returns 0 or FV_EINVAL (crop larger than the frame, bad view).
  */
-int fv_preprocess_crop(const FvPreprocessSettings *p, const uint8_t *rgb, int32_t T, int32_t w,
+FV_API int fv_preprocess_crop(const FvPreprocessSettings *p, const uint8_t *rgb, int32_t T, int32_t w,
                        int32_t h, int32_t view, float *out);
 
 /** Everything needed to turn a file into model input views. */
@@ -128,7 +128,7 @@ typedef struct FvClipSettings {
 
 /** Fill @p s with the defaults of its parts (fv_sample_default_settings, fv_preprocess_default_settings) and
  *  float views. */
-void fv_clip_default_settings(FvClipSettings *s);
+FV_API void fv_clip_default_settings(FvClipSettings *s);
 
 /** Model input for one clip: K temporal x S spatial views. */
 typedef struct FvClip {
@@ -147,10 +147,10 @@ typedef struct FvClip {
  * fv_clip_free()). Fails with a clear fv_last_error() for missing, truncated, zero-length or
  * undecodable files, files without a video stream, and clips with no frames.
  */
-int fv_clip_load(const char *path, const FvClipSettings *s, FvClip *clip);
+FV_API int fv_clip_load(const char *path, const FvClipSettings *s, FvClip *clip);
 
 /** Free what fv_clip_load() allocated; safe on a zeroed or already freed clip. */
-void fv_clip_free(FvClip *clip);
+FV_API void fv_clip_free(FvClip *clip);
 
 /* ------------------------------------------------------------------------------------------------ */
 /* Prefetching: one decoder thread loads the next clips (fv_clip_load) into a bounded queue while the   */
@@ -174,7 +174,7 @@ typedef struct FvPrefetch FvPrefetch;
  * no thread: fv_prefetch_next() then loads each clip itself (for comparisons). @p paths, @p ids and @p s must
  * outlive the queue. Returns 0 and *@p out, or FV_ENOMEM / FV_EINVAL / FV_EIO (thread creation failed).
  */
-int fv_prefetch_start(FvPrefetch **out, const FvClipSettings *s, const char *const *paths, const int64_t *ids,
+FV_API int fv_prefetch_start(FvPrefetch **out, const FvClipSettings *s, const char *const *paths, const int64_t *ids,
                       int64_t n, int32_t depth, int32_t workers);
 
 /*
@@ -183,17 +183,17 @@ int fv_prefetch_start(FvPrefetch **out, const FvClipSettings *s, const char *con
  * its message: that is not an error of this call. Returns 1 with *@p item filled (free its clip with
  * fv_clip_free()), or 0 when every job has been taken.
  */
-int fv_prefetch_next(FvPrefetch *p, FvPrefetchItem *item);
+FV_API int fv_prefetch_next(FvPrefetch *p, FvPrefetchItem *item);
 
 /* Milliseconds the caller has spent blocked in fv_prefetch_next() (with depth 0: loading). */
-double fv_prefetch_wait_ms(const FvPrefetch *p);
+FV_API double fv_prefetch_wait_ms(const FvPrefetch *p);
 
 /* Milliseconds the decoder spent in fv_clip_load() so far (its busy time). */
-double fv_prefetch_decode_ms(FvPrefetch *p);
+FV_API double fv_prefetch_decode_ms(FvPrefetch *p);
 
 /* Stop the decoder after the clip it is loading, free clips not taken, join the thread and free @p p;
  * sets *@p p to NULL. Accepts NULL. */
-void fv_prefetch_stop(FvPrefetch **p);
+FV_API void fv_prefetch_stop(FvPrefetch **p);
 
 #ifdef __cplusplus
 }

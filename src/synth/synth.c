@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <omp.h>
 
 #include "util/util.h"
 #include "synth/synth_internal.h"
@@ -957,6 +958,8 @@ int fv_synth_run(const FvSynthSettings *s, FvSynthProgress progress, void *opaqu
     int64_t done = 0;
     char errmsg[1024] = "";
     const size_t fsz = (size_t)s->width * s->height * 3;
+    omp_lock_t lock; /* a lock of its own (a named critical would be an exported symbol of the library) */
+    omp_init_lock(&lock);
 #pragma omp parallel num_threads(fv_num_threads())
     {
         uint8_t *img = fv_malloc(fsz);
@@ -968,23 +971,23 @@ int fv_synth_run(const FvSynthSettings *s, FvSynthProgress progress, void *opaqu
             if (stop)
                 continue;
             int r = img ? write_clip(s, &jobs[j], img) : fv_error(FV_ENOMEM, "fv_synth_run: out of memory");
-#pragma omp critical(fv_synth_progress)
-            {
-                if (r < 0 && !err) {
-                    /* the message is thread-local: carry it to the calling thread */
-                    snprintf(errmsg, sizeof(errmsg), "%s", fv_last_error());
+            omp_set_lock(&lock);
+            if (r < 0 && !err) {
+                /* the message is thread-local: carry it to the calling thread */
+                snprintf(errmsg, sizeof(errmsg), "%s", fv_last_error());
 #pragma omp atomic write
-                    err = r;
-                }
-                if (r >= 0) {
-                    done++;
-                    if (progress)
-                        progress(opaque, done, total);
-                }
+                err = r;
             }
+            if (r >= 0) {
+                done++;
+                if (progress)
+                    progress(opaque, done, total);
+            }
+            omp_unset_lock(&lock);
         }
         fv_free(img);
     }
+    omp_destroy_lock(&lock);
     if (err) {
         ret = fv_error(err, "%s", errmsg);
         goto fail;
