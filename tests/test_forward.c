@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -450,9 +451,87 @@ static void test_bad_shapes(void **state)
     fv_model_close(&m);
 }
 
+/* One model, two threads, each on its own state: every logit equal to what one thread computes. */
+typedef struct ThreadJob {
+    const FvModel *m;
+    const float *in;
+    int32_t T, S;
+    float logits[8];
+    int ret;
+} ThreadJob;
+
+static void *thread_forward(void *arg)
+{
+    ThreadJob *j = arg;
+    FvState *st = NULL;
+    if ((j->ret = fv_state_create(&st, j->m)) < 0)
+        return NULL;
+    for (int it = 0; it < 20 && j->ret >= 0; it++) /* long enough to overlap the other thread */
+        j->ret = fv_state_forward(st, j->in, 1, j->T, j->S, j->S, j->logits);
+    fv_state_close(&st);
+    return NULL;
+}
+
+static void test_two_threads(void **state)
+{
+    (void)state;
+    FvModel *m = load_tiny();
+    const int32_t T = 4, S = 32;
+    const size_t n = (size_t)T * 3 * S * S;
+    float *in[2] = { malloc(sizeof(float) * n), malloc(sizeof(float) * n) }, want[2][8];
+    assert_non_null(in[0]);
+    assert_non_null(in[1]);
+    for (int k = 0; k < 2; k++) {
+        gen_input(11 + k, in[k], n);
+        assert_int_equal(fv_model_forward(m, in[k], T, S, S, want[k]), 0);
+    }
+    ThreadJob jobs[2];
+    pthread_t th[2];
+    for (int k = 0; k < 2; k++) {
+        jobs[k] = (ThreadJob){ .m = m, .in = in[k], .T = T, .S = S };
+        assert_int_equal(pthread_create(&th[k], NULL, thread_forward, &jobs[k]), 0);
+    }
+    for (int k = 0; k < 2; k++) {
+        pthread_join(th[k], NULL);
+        assert_int_equal(jobs[k].ret, 0);
+        const double d = fvt_max_abs_diff(jobs[k].logits, want[k], 5);
+        printf("thread %d vs one thread: max abs diff %g\n", k, d);
+        assert_true(d == 0.0);
+    }
+    free(in[0]);
+    free(in[1]);
+    fv_model_close(&m);
+}
+
+/* A batch of views in one forward pass gives each view's logits as one view alone does. */
+static void test_batch(void **state)
+{
+    (void)state;
+    FvModel *m = load_tiny();
+    const int32_t T = 4, S = 32, B = 3;
+    const size_t n = (size_t)T * 3 * S * S;
+    float *in = malloc(sizeof(float) * n * B), want[3][8], got[3 * 8];
+    assert_non_null(in);
+    FvState *st = NULL;
+    assert_int_equal(fv_state_create(&st, m), 0);
+    for (int b = 0; b < B; b++) {
+        gen_input(21 + b, in + n * b, n);
+        assert_int_equal(fv_state_forward(st, in + n * b, 1, T, S, S, want[b]), 0);
+    }
+    assert_int_equal(fv_state_forward(st, in, B, T, S, S, got), 0);
+    double d = 0;
+    for (int b = 0; b < B; b++)
+        d = fmax(d, fvt_max_abs_diff(got + 5 * b, want[b], 5));
+    printf("%d views in one forward vs one at a time: max abs diff %g\n", B, d);
+    assert_true(d <= 1e-5);
+    fv_state_close(&st);
+    free(in);
+    fv_model_close(&m);
+}
+
 int main(void)
 {
-    struct CMUnitTest tests[NUM_FIXTURES + 5];
+    struct CMUnitTest tests[NUM_FIXTURES + 7];
     size_t n = 0;
     for (size_t i = 0; i < NUM_FIXTURES; i++) {
         struct CMUnitTest t = cmocka_unit_test_prestate(test_fixture, (void *)k_fixtures[i]);
@@ -464,6 +543,8 @@ int main(void)
         cmocka_unit_test(test_one_model_all_fixtures),
         cmocka_unit_test(test_settings_matter),
         cmocka_unit_test(test_bad_shapes),
+        cmocka_unit_test(test_two_threads),
+        cmocka_unit_test(test_batch),
     };
     for (size_t i = 0; i < sizeof(more) / sizeof(more[0]); i++)
         tests[n++] = more[i];

@@ -97,9 +97,11 @@ struct FvAttnKindDsp {
     void (*forward_stats)(const FvAttnPlan *p, const FvAttnHead *t, float *scratch, const FvAttnStats *st,
                           int64_t task);
     void (*backward)(const FvAttnPlan *p, const FvAttnHead *t, float *scratch);
-    /* plain C references of one task (double accumulation; the dense N x N formulation) */
+    /* plain C references of one task (double accumulation; the dense N x N formulation), and the weights
+     * query i puts on every key (normalised; what diagnostics describe), returning the row's log-sum-exp */
     void (*forward_ref)(const FvAttnPlan *p, const FvAttnHead *t);
     void (*backward_ref)(const FvAttnPlan *p, const FvAttnHead *t);
+    double (*weights_ref)(const FvAttnPlan *p, const FvAttnHead *t, int32_t i, double *w);
 };
 
 extern const FvAttnKindDsp fv_attn_dense_dsp; /* attn_dense.c */
@@ -115,6 +117,8 @@ extern const FvAttnKindDsp fv_attn_fib_dsp;   /* attn_fib.c */
  * score is 0 and stays in the softmax; exclude: it leaves it). */
 void fv_attn_softmax_forward_ref(const FvAttnPlan *p, const FvAttnHead *t);
 void fv_attn_softmax_backward_ref(const FvAttnPlan *p, const FvAttnHead *t);
+/* The reference weights of query @i in double into @w (N), normalised; returns the row's log-sum-exp. */
+double fv_attn_softmax_ref_weights(const FvAttnPlan *p, const FvAttnHead *t, int32_t i, double *w);
 
 /* The backward of one softmax task by (query, key) pairs from the saved log-sum-exp: every query visits the
  * keys @keys_of lists (each once) at O(keys * hd); masked keys under `zero` semantics (@zero = 1) share one

@@ -9,9 +9,7 @@
 #include "kernels/fastmath.h"
 #include "util/util.h"
 
-/* Scores of query @i over every key in double: masked keys get 0 (zero semantics, the reference code) or
- * -inf (exclude). Returns the row maximum. */
-static double ref_scores(const FvAttnPlan *p, const FvAttnHead *t, int32_t i, double *s)
+double fv_attn_softmax_ref_weights(const FvAttnPlan *p, const FvAttnHead *t, int32_t i, double *w)
 {
     const int32_t N = p->N, hd = p->hd;
     const double scale = 1.0 / sqrt((double)hd);
@@ -24,34 +22,36 @@ static double ref_scores(const FvAttnPlan *p, const FvAttnHead *t, int32_t i, do
         dot *= scale;
         if (!p->dsp->allows(p, t->h, i, j))
             dot = zero ? 0.0 : -INFINITY; /* score * 0, or out of the softmax */
-        s[j] = dot;
+        w[j] = dot;
         m = dot > m ? dot : m;
     }
-    return m;
+    double z = 0.0;
+    for (int32_t j = 0; j < N; j++)
+        z += (w[j] = exp(w[j] - m));
+    for (int32_t j = 0; j < N; j++)
+        w[j] /= z;
+    return m + log(z);
 }
 
 void fv_attn_softmax_forward_ref(const FvAttnPlan *p, const FvAttnHead *t)
 {
     const int32_t N = p->N, hd = p->hd;
-    double *s = malloc(sizeof(double) * (size_t)N);
-    if (!s)
+    double *w = malloc(sizeof(double) * (size_t)N);
+    if (!w)
         return;
     for (int32_t i = 0; i < N; i++) {
-        const double m = ref_scores(p, t, i, s);
-        double z = 0.0;
-        for (int32_t j = 0; j < N; j++)
-            z += (s[j] = exp(s[j] - m));
+        const double lse = fv_attn_softmax_ref_weights(p, t, i, w);
         float *o = t->out + i * t->ldo;
         for (int32_t c = 0; c < hd; c++) {
             double acc = 0.0;
             for (int32_t j = 0; j < N; j++)
-                acc += s[j] * t->v[j * t->ld + c];
-            o[c] = (float)(acc / z);
+                acc += w[j] * t->v[j * t->ld + c];
+            o[c] = (float)acc;
         }
         if (t->aux)
-            t->aux[i * t->ldaux] = (float)(m + log(z));
+            t->aux[i * t->ldaux] = (float)lse;
     }
-    free(s);
+    free(w);
 }
 
 void fv_attn_softmax_backward_ref(const FvAttnPlan *p, const FvAttnHead *t)
@@ -64,14 +64,10 @@ void fv_attn_softmax_backward_ref(const FvAttnPlan *p, const FvAttnHead *t)
         goto done;
     double *dq = g, *dk = g + (size_t)N * hd, *dv = dk + (size_t)N * hd;
     for (int32_t i = 0; i < N; i++) {
-        const double m = ref_scores(p, t, i, s);
-        double z = 0.0;
-        for (int32_t j = 0; j < N; j++)
-            z += (s[j] = exp(s[j] - m));
+        fv_attn_softmax_ref_weights(p, t, i, s); /* P[i][j] */
         double delta = 0.0;
         const float *doi = t->dout + i * t->ldo;
         for (int32_t j = 0; j < N; j++) {
-            s[j] /= z; /* P[i][j] */
             double d = 0.0;
             for (int32_t c = 0; c < hd; c++)
                 d += (double)doi[c] * t->v[j * t->ld + c];

@@ -1,11 +1,11 @@
 /* Prediction: a clip's views through the forward pass, the softmax of each view averaged over the views
  * (MMAction2 average_clips='prob'), the mean logits and the top-k labels; the clip settings a model's
  * configuration implies. */
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "fibvid/predict.h"
+#include "kernels/layers.h"
 #include "util/util.h"
 
 void fv_predict_default_settings(FvPredictSettings *s)
@@ -118,17 +118,12 @@ int fv_predict_views(FvState *st, const float *views, int32_t n, int32_t views_p
         const double ms = fv_time_ms() - t0;
         for (int32_t b = 0; b < nb; b++) {
             FvPredictResult *ri = &r[(v0 + b) / V];
-            const float *z = lg + (int64_t)b * L;
-            /* softmax per view, then the mean of probabilities */
-            float mx = -INFINITY, sum = 0.0f;
+            float *z = lg + (int64_t)b * L;
             for (int32_t i = 0; i < L; i++)
-                mx = z[i] > mx ? z[i] : mx;
-            for (int32_t i = 0; i < L; i++)
-                sum += expf(z[i] - mx);
-            for (int32_t i = 0; i < L; i++) {
-                ri->probs[i] += expf(z[i] - mx) / sum / V;
                 ri->logits[i] += z[i] / V;
-            }
+            fv_softmax(z, L); /* per view, then the mean of the probabilities */
+            for (int32_t i = 0; i < L; i++)
+                ri->probs[i] += z[i] / V;
             ri->forward_ms += ms / nb;
         }
     }
