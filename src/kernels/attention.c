@@ -132,6 +132,11 @@ int64_t fv_attn_plan_pairs(const FvAttnPlan *p, int32_t h)
     return p->dsp->pairs(p, h);
 }
 
+double fv_attn_plan_flops(const FvAttnPlan *p)
+{
+    return p->dsp->flops(p);
+}
+
 double fv_attn_plan_density(const FvAttnPlan *p, int32_t h)
 {
     return (double)fv_attn_plan_pairs(p, h) / ((double)p->N * p->N);
@@ -173,8 +178,14 @@ static float *get_scratch(const FvAttnPlan *p, const FvAttnScratch *scr, size_t 
 int fv_attn_forward(const FvAttnPlan *p, const float *qkv, float *out, float *aux, int64_t B,
                     const FvAttnStats *st, const FvAttnScratch *scr)
 {
+    return fv_attn_forward_own(p, NULL, qkv, out, aux, B, st, scr);
+}
+
+int fv_attn_forward_own(const FvAttnPlan *p, const float *const *own, const float *qkv, float *out, float *aux,
+                        int64_t B, const FvAttnStats *st, const FvAttnScratch *scr)
+{
     size_t per;
-    float *own, *scratch = get_scratch(p, scr, &per, &own);
+    float *own_scr, *scratch = get_scratch(p, scr, &per, &own_scr);
     if (!scratch)
         return fv_error(FV_ENOMEM, "fv_attn_forward: out of memory");
     const int32_t H = p->H;
@@ -185,40 +196,75 @@ int fv_attn_forward(const FvAttnPlan *p, const float *qkv, float *out, float *au
     const FvAttnKindDsp *k = p->dsp;
 #pragma omp parallel for schedule(dynamic, chunk)
     for (int64_t t = 0; t < tasks; t++) {
-        const FvAttnHead io = task_io(p, t / H, (int32_t)(t % H), qkv, out, aux);
+        FvAttnHead io = task_io(p, t / H, (int32_t)(t % H), qkv, out, aux);
+        io.own = own;
         float *s = scratch + per * (size_t)omp_get_thread_num();
         if (st)
             k->forward_stats(p, &io, s, st, t);
         else
             k->forward(p, &io, s);
     }
-    fv_free(own);
+    fv_free(own_scr);
     return 0;
 }
 
 int fv_attn_backward(const FvAttnPlan *p, const float *qkv, const float *out, const float *aux, const float *dout,
                      float *dqkv, int64_t B, const FvAttnScratch *scr)
 {
+    return fv_attn_backward_own(p, NULL, NULL, qkv, out, aux, dout, dqkv, B, scr);
+}
+
+int fv_attn_backward_own(const FvAttnPlan *p, const float *const *own, float *const *down, const float *qkv,
+                         const float *out, const float *aux, const float *dout, float *dqkv, int64_t B,
+                         const FvAttnScratch *scr)
+{
     size_t per;
-    float *own, *scratch = get_scratch(p, scr, &per, &own);
+    float *own_scr, *scratch = get_scratch(p, scr, &per, &own_scr);
     if (!scratch)
         return fv_error(FV_ENOMEM, "fv_attn_backward: out of memory");
     const int32_t H = p->H;
     const int64_t tasks = B * H, D = (int64_t)H * p->hd;
-    memset(dqkv, 0, sizeof(float) * (size_t)(B * p->N * 3 * D)); /* the kernels add into it */
     const FvAttnKindDsp *k = p->dsp;
+    /* the own tensors' gradients: one copy per thread (tasks of every head run at once), summed after */
+    FvAttnTensor tt[FV_ATTN_MAX_TENSORS];
+    const int32_t ntens = down ? k->tensors(&p->s, H, p->hd, tt) : 0;
+    size_t tsize[FV_ATTN_MAX_TENSORS] = { 0 }, tall = 0;
+    for (int32_t i = 0; i < ntens; i++) {
+        tsize[i] = 1;
+        for (int32_t d = 0; d < tt[i].ndim; d++)
+            tsize[i] *= (size_t)tt[i].shape[d];
+        tall += FV_ALIGN16(tsize[i]);
+    }
+    const int nt = omp_get_max_threads();
+    float *tgrad = tall ? fv_calloc(tall * (size_t)nt, sizeof(float)) : NULL;
+    if (tall && !tgrad) {
+        fv_free(own_scr);
+        return fv_error(FV_ENOMEM, "fv_attn_backward: out of memory");
+    }
+    memset(dqkv, 0, sizeof(float) * (size_t)(B * p->N * 3 * D)); /* the kernels add into it */
 #pragma omp parallel for schedule(dynamic, 4)
     for (int64_t t = 0; t < tasks; t++) {
         const int64_t b = t / H;
         const int32_t h = (int32_t)(t % H);
+        const int tid = omp_get_thread_num();
+        float *mine[FV_ATTN_MAX_TENSORS] = { NULL };
+        for (int32_t i = 0, o = 0; i < ntens; o += (int)FV_ALIGN16(tsize[i]), i++)
+            mine[i] = tgrad + tall * (size_t)tid + o;
         FvAttnHead io = task_io(p, b, h, qkv, (float *)out, (float *)aux);
+        io.own = own;
+        io.down = ntens ? mine : NULL;
         io.dout = dout + b * p->N * D + (int64_t)h * p->hd;
         io.dq = dqkv + b * p->N * 3 * D + (int64_t)h * p->hd;
         io.dk = io.dq + D;
         io.dv = io.dq + 2 * D;
-        k->backward(p, &io, scratch + per * (size_t)omp_get_thread_num());
+        k->backward(p, &io, scratch + per * (size_t)tid);
     }
-    fv_free(own);
+    for (int32_t i = 0, o = 0; i < ntens; o += (int)FV_ALIGN16(tsize[i]), i++)
+        for (int th = 0; th < nt; th++)
+            for (size_t e = 0; e < tsize[i]; e++)
+                down[i][e] += tgrad[tall * (size_t)th + o + e];
+    fv_free(tgrad);
+    fv_free(own_scr);
     return 0;
 }
 

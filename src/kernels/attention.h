@@ -6,7 +6,7 @@
 
 #include <stdint.h>
 
-#include "fibvid/model.h"
+#include "fibvid/attention.h"
 #include "kernels/attn_kind.h"
 
 /* The table of kind @k, or NULL for a kind fibvid does not know. */
@@ -25,6 +25,8 @@ void fv_attn_plan_free(FvAttnPlan *p);
 double fv_attn_plan_density(const FvAttnPlan *p, int32_t h);
 /* Number of attended (query, key) pairs of head @h. */
 int64_t fv_attn_plan_pairs(const FvAttnPlan *p, int32_t h);
+/* FLOPs of one sequence's attention, every head (multiply-add = 2). */
+double fv_attn_plan_flops(const FvAttnPlan *p);
 
 /* Per-thread scratch for the kernels of a plan: @stride floats for each of @nthreads threads. */
 typedef struct FvAttnScratch {
@@ -43,11 +45,18 @@ size_t fv_attn_scratch_floats(const FvAttnPlan *p);
  * Multi-threaded over (sequence, head). Returns 0 or FV_ENOMEM. */
 int fv_attn_forward(const FvAttnPlan *p, const float *qkv, float *out, float *aux, int64_t B,
                     const FvAttnStats *st, const FvAttnScratch *scr);
+/* fv_attn_forward with the kind's own tensors @own (FV_ATTN_MAX_TENSORS, or NULL for kinds that own none). */
+int fv_attn_forward_own(const FvAttnPlan *p, const float *const *own, const float *qkv, float *out, float *aux,
+                        int64_t B, const FvAttnStats *st, const FvAttnScratch *scr);
 
 /* Backward of fv_attn_forward from its saved qkv, out and aux: dout (B, N, H, hd) -> dqkv (B, N, 3, H, hd)
  * (overwritten). Returns 0 or FV_ENOMEM. */
 int fv_attn_backward(const FvAttnPlan *p, const float *qkv, const float *out, const float *aux, const float *dout,
                      float *dqkv, int64_t B, const FvAttnScratch *scr);
+/* fv_attn_backward with the kind's own tensors @own and their gradients @down (added to; NULL: none). */
+int fv_attn_backward_own(const FvAttnPlan *p, const float *const *own, float *const *down, const float *qkv,
+                         const float *out, const float *aux, const float *dout, float *dqkv, int64_t B,
+                         const FvAttnScratch *scr);
 
 /* The kinds' plain C references over the same batch layout (tests and the harness). */
 void fv_attn_forward_ref(const FvAttnPlan *p, const float *qkv, float *out, float *aux, int64_t B);

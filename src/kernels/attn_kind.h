@@ -22,9 +22,20 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "fibvid/model.h"
+#include "fibvid/attention.h"
 
 typedef struct FvAttnKindDsp FvAttnKindDsp;
+
+/* Most tensors one attention kind owns in one attention of one layer. */
+#define FV_ATTN_MAX_TENSORS 2
+
+/* A tensor a kind owns (Castling-ViT's depthwise taps): its name after the attention's prefix
+ * ("...layer.<i>.attention.attention." or "...temporal_attention.attention.") and its shape. */
+typedef struct FvAttnTensor {
+    char    suffix[48];
+    int32_t ndim;
+    int64_t shape[4];
+} FvAttnTensor;
 
 /* One attention (spatial or temporal) of one layer over sequences of one length. */
 typedef struct FvAttnPlan {
@@ -56,7 +67,9 @@ typedef struct FvAttnHead {
     float *aux;                /* (N) per query, what the backward needs (softmax: log-sum-exp); NULL when
                                 * the forward is not followed by a backward */
     int64_t ldaux;
+    const float *const *own;   /* the kind's own tensors in this attention (FV_ATTN_MAX_TENSORS), or NULL */
     /* backward only */
+    float *const *down;        /* gradients of the own tensors (added to), or NULL */
     const float *dout;         /* (N, hd), stride ldo */
     float *dq, *dk, *dv;       /* (N, hd), stride ld: zero on entry, the backward adds the gradients */
 } FvAttnHead;
@@ -84,8 +97,13 @@ struct FvAttnKindDsp {
      * filled the shape); free what plan_build allocated */
     int (*plan_build)(FvAttnPlan *p);
     void (*plan_free)(FvAttnPlan *p);
-    /* attended (query, key) pairs of head h: FLOP counts and density */
+    /* attended (query, key) pairs of head h (density), and the FLOPs (multiply-add = 2) of one sequence's
+     * forward, every head */
     int64_t (*pairs)(const FvAttnPlan *p, int32_t h);
+    double (*flops)(const FvAttnPlan *p);
+    /* the tensors the kind owns in an attention of @H heads of @hd with settings @s: fills @t, returns the
+     * count (0..FV_ATTN_MAX_TENSORS); the model lists, loads and saves them with the layer's weights */
+    int32_t (*tensors)(const FvAttnSettings *s, int32_t H, int32_t hd, FvAttnTensor *t);
     /* 1 when query i may attend key j in head h (sequence coordinates): the references and diagnostics */
     int (*allows)(const FvAttnPlan *p, int32_t h, int32_t i, int32_t j);
     /* Jaccard index of the sets of (query, key) pairs of heads a and b */
@@ -127,6 +145,10 @@ typedef int32_t (*FvAttnKeysFn)(const FvAttnPlan *p, int32_t h, int32_t j, int32
 void fv_attn_softmax_backward_pairs(const FvAttnPlan *p, const FvAttnHead *t, float *scratch, FvAttnKeysFn keys_of,
                                     int zero);
 size_t fv_attn_softmax_pairs_scratch(const FvAttnPlan *p);
+/* q.k and p.v per attended pair: 4 hd FLOPs, summed over heads. */
+double fv_attn_softmax_flops(const FvAttnPlan *p);
+/* Softmax kinds own no tensors. */
+int32_t fv_attn_softmax_tensors(const FvAttnSettings *s, int32_t H, int32_t hd, FvAttnTensor *t);
 
 /* ln(x) for x > 0 normal, branch-free so the statistics loops vectorise: reduction to m in [sqrt(1/2),
  * sqrt(2)) and the atanh series 2(t + t^3/3 + ... + t^9/9), t = (m-1)/(m+1), |t| < 0.172: error < 1e-9

@@ -107,6 +107,20 @@ static inline float dotf(const float *a, const float *b, int32_t n)
     return s;
 }
 
+double fv_attn_softmax_flops(const FvAttnPlan *p)
+{
+    double pairs = 0.0;
+    for (int32_t h = 0; h < p->H; h++)
+        pairs += (double)p->dsp->pairs(p, h);
+    return 2.0 * 2.0 * p->hd * pairs;
+}
+
+int32_t fv_attn_softmax_tensors(const FvAttnSettings *s, int32_t H, int32_t hd, FvAttnTensor *t)
+{
+    (void)s, (void)H, (void)hd, (void)t;
+    return 0;
+}
+
 size_t fv_attn_softmax_pairs_scratch(const FvAttnPlan *p)
 {
     return FV_ALIGN16(p->N) + FV_ALIGN16(p->hd);

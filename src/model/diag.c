@@ -416,8 +416,8 @@ int fv_diag_forward_begin(FvDiag *d, const FvModelConfig *cfg, int32_t T, int32_
     return 0;
 }
 
-int fv_diag_attention(FvDiag *d, int32_t layer, FvDiagAttnKind kind, const FvAttnPlan *p, const float *qkv,
-                      float *out, int32_t B, const FvAttnScratch *scr)
+int fv_diag_attention(FvDiag *d, int32_t layer, FvDiagAttnKind kind, const FvAttnPlan *p, const float *const *own,
+                      const float *qkv, float *out, int32_t B, const FvAttnScratch *scr)
 {
     const int32_t H = p->H, N = p->N, c = p->has_cls ? 1 : 0, n = N - c;
     const int spatial = kind == FV_DIAG_SPATIAL;
@@ -432,7 +432,7 @@ int fv_diag_attention(FvDiag *d, int32_t layer, FvDiagAttnKind kind, const FvAtt
         .dall = spatial ? d->dall : d->dall_t, .ent = d->ent, .ent_norm = d->entn, .dist = d->dist,
         .cls = spatial && c ? d->cls : NULL,
     };
-    int ret = fv_attn_forward(p, qkv, out, NULL, B, &st, scr);
+    int ret = fv_attn_forward_own(p, own, qkv, out, NULL, B, &st, scr);
     if (ret < 0)
         return ret;
     FvDiagLayer *L = &d->cur.layer[layer];

@@ -14,8 +14,8 @@ int fv_diag_forward_begin(FvDiag *d, const FvModelConfig *cfg, int32_t T, int32_
                           const FvAttnPlan *splan, const FvAttnPlan *tplan);
 /* Instead of fv_attn_forward for attention @kind of layer @layer: the same outputs in @out, plus this
  * attention's statistics and head-output similarities. */
-int fv_diag_attention(FvDiag *d, int32_t layer, FvDiagAttnKind kind, const FvAttnPlan *p, const float *qkv,
-                      float *out, int32_t B, const FvAttnScratch *scr);
+int fv_diag_attention(FvDiag *d, int32_t layer, FvDiagAttnKind kind, const FvAttnPlan *p, const float *const *own,
+                      const float *qkv, float *out, int32_t B, const FvAttnScratch *scr);
 /* The pass finished: count it. */
 void fv_diag_forward_end(FvDiag *d);
 

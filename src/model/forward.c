@@ -343,9 +343,10 @@ const float *fv_state_logits(const FvState *st)
 static int attention(FvState *st, int32_t l, FvDiagAttnKind kind, const FvAttnPlan *p, const float *qkv, float *out,
                      float *aux, int64_t nseq)
 {
+    const float *const *own = st->m->w.layers[l].own[kind == FV_DIAG_TEMPORAL];
     if (st->diag)
-        return fv_diag_attention(st->diag, l, kind, p, qkv, out, (int32_t)nseq, &st->ascr);
-    return fv_attn_forward(p, qkv, out, aux, nseq, NULL, &st->ascr);
+        return fv_diag_attention(st->diag, l, kind, p, own, qkv, out, (int32_t)nseq, &st->ascr);
+    return fv_attn_forward_own(p, own, qkv, out, aux, nseq, NULL, &st->ascr);
 }
 
 static void hook_clips(const FvState *st, const char *name, const float *x, int32_t B, int64_t rows, int64_t ld,
@@ -597,7 +598,13 @@ static void block_backward(FvState *st, int32_t l, int32_t B)
         }
     }
     fv_linear_backward(Bf, 0, A, a->s_att, W->proj_w, GRAD(W->proj_w), GRAD(W->proj_b), Rs, D, D);
-    fv_attn_backward(&st->splan[l], a->s_qkv, a->s_att, a->s_aux, Bf, dqkv, (int64_t)B * T, &st->ascr);
+    float *sdown[FV_ATTN_MAX_TENSORS], *tdown[FV_ATTN_MAX_TENSORS];
+    for (int32_t i = 0; i < FV_ATTN_MAX_TENSORS; i++) {
+        sdown[i] = W->own[0][i] ? GRAD(W->own[0][i]) : NULL;
+        tdown[i] = W->own[1][i] ? GRAD(W->own[1][i]) : NULL;
+    }
+    fv_attn_backward_own(&st->splan[l], W->own[0], sdown, a->s_qkv, a->s_att, a->s_aux, Bf, dqkv, (int64_t)B * T,
+                         &st->ascr);
     fv_linear_backward(A, 0, dqkv, a->s_ln, W->qkv_w, GRAD(W->qkv_w), W->qkv_b ? GRAD(W->qkv_b) : NULL, Rs, D, 3 * D);
     ln_backward(st, Bf, D, 0, A, D, a->s_seq, D, a->s_mean, a->s_rstd, W->ln1_w, GRAD(W->ln1_w), GRAD(W->ln1_b), Rs, D);
     /* scatter the sequences' gradient back: cls gets the sum over frames */
@@ -625,7 +632,8 @@ static void block_backward(FvState *st, int32_t l, int32_t B)
         memcpy(A + b * PT * D, g + (b * tok + 1) * D, sizeof(float) * (size_t)(PT * D));
     fv_linear_backward(Bf, 0, A, a->t_prj, W->t_fc_w, GRAD(W->t_fc_w), GRAD(W->t_fc_b), Rt, D, D);
     fv_linear_backward(A, 0, Bf, a->t_att, W->t_proj_w, GRAD(W->t_proj_w), GRAD(W->t_proj_b), Rt, D, D);
-    fv_attn_backward(&st->tplan[l], a->t_qkv, a->t_att, a->t_aux, A, dqkv, (int64_t)B * P, &st->ascr);
+    fv_attn_backward_own(&st->tplan[l], W->own[1], tdown, a->t_qkv, a->t_att, a->t_aux, A, dqkv, (int64_t)B * P,
+                         &st->ascr);
     fv_linear_backward(Bf, 0, dqkv, a->t_ln, W->t_qkv_w, GRAD(W->t_qkv_w), W->t_qkv_b ? GRAD(W->t_qkv_b) : NULL, Rt,
                        D, 3 * D);
     for (int32_t b = 0; b < B; b++)

@@ -13,6 +13,25 @@
 /* ---------------------------------------------------------------------------------------------------- */
 /* tensor list                                                                                           */
 
+/* The tensors the attention kind of layer @l's spatial (@temporal 0) or temporal attention owns. */
+static int visit_own(FvModel *m, FvTensorVisitor fn, void *user, int32_t l, int temporal)
+{
+    const FvModelConfig *c = &m->cfg;
+    const FvAttnSettings *s = temporal ? &c->temporal : &c->spatial;
+    const FvAttnKindDsp *k = fv_attn_kind_dsp(s->kind);
+    FvAttnTensor t[FV_ATTN_MAX_TENSORS];
+    const int32_t n = k ? k->tensors(s, c->num_heads, c->hidden_size / c->num_heads, t) : 0;
+    char name[256];
+    int ret;
+    for (int32_t i = 0; i < n; i++) {
+        snprintf(name, sizeof(name), "timesformer.encoder.layer.%d.%sattention.attention.%s", l,
+                 temporal ? "temporal_" : "", t[i].suffix);
+        if ((ret = fn(user, name, t[i].ndim, t[i].shape, &m->w.layers[l].own[temporal][i])) != 0)
+            return ret;
+    }
+    return 0;
+}
+
 int fv_model_visit_tensors(FvModel *m, FvTensorVisitor fn, void *user)
 {
     const FvModelConfig *c = &m->cfg;
@@ -39,6 +58,8 @@ int fv_model_visit_tensors(FvModel *m, FvTensorVisitor fn, void *user)
         VISIT(LNAME("attention.attention.qkv.weight"), L->qkv_w, 3 * D, D);
         if (c->qkv_bias)
             VISIT(LNAME("attention.attention.qkv.bias"), L->qkv_b, 3 * D);
+        if ((ret = visit_own(m, fn, user, i, 0)) != 0)
+            return ret;
         VISIT(LNAME("attention.output.dense.weight"), L->proj_w, D, D);
         VISIT(LNAME("attention.output.dense.bias"), L->proj_b, D);
         VISIT(LNAME("intermediate.dense.weight"), L->fc1_w, I, D);
@@ -54,6 +75,8 @@ int fv_model_visit_tensors(FvModel *m, FvTensorVisitor fn, void *user)
         VISIT(LNAME("temporal_attention.attention.qkv.weight"), L->t_qkv_w, 3 * D, D);
         if (c->qkv_bias)
             VISIT(LNAME("temporal_attention.attention.qkv.bias"), L->t_qkv_b, 3 * D);
+        if ((ret = visit_own(m, fn, user, i, 1)) != 0)
+            return ret;
         VISIT(LNAME("temporal_attention.output.dense.weight"), L->t_proj_w, D, D);
         VISIT(LNAME("temporal_attention.output.dense.bias"), L->t_proj_b, D);
         VISIT(LNAME("temporal_dense.weight"), L->t_fc_w, D, D);
@@ -278,14 +301,9 @@ double fv_model_flops(const FvModel *m, int32_t T, int32_t H, int32_t W)
             fv_attn_plan_free(&ps);
             return -1.0;
         }
-        double tp = 0, sp = 0; /* attended pairs, summed over heads */
-        for (int32_t h = 0; h < c->num_heads; h++) {
-            sp += (double)fv_attn_plan_pairs(&ps, h);
-            tp += (double)fv_attn_plan_pairs(&pt, h);
-        }
+        f += fv_attn_plan_flops(&ps) * T + fv_attn_plan_flops(&pt) * P; /* the kinds' own counts */
         fv_attn_plan_free(&ps);
         fv_attn_plan_free(&pt);
-        f += 2.0 * 2.0 * hd * (sp * T + tp * P); /* q.k and p.v per attended pair */
     }
     return f;
 }

@@ -5,6 +5,7 @@
 #define FV_MODEL_INTERNAL_H
 
 #include "fibvid/model.h"
+#include "kernels/attn_kind.h"
 #include "model/safetensors.h"
 
 /* Linear weights are [out, in] (y = x W^T + b), as in PyTorch / Hugging Face. */
@@ -19,6 +20,8 @@ typedef struct FvLayerWeights {
     const float *ln2_w, *ln2_b;       /* layernorm_after (D) */
     const float *fc1_w, *fc1_b;       /* intermediate.dense (I, D), (I) */
     const float *fc2_w, *fc2_b;       /* output.dense (D, I), (D) */
+    /* tensors the attention kinds own ([0] spatial, [1] temporal; the kind's table lists them), or NULL */
+    const float *own[2][FV_ATTN_MAX_TENSORS];
 } FvLayerWeights;
 
 typedef struct FvWeights {
