@@ -1,6 +1,6 @@
 /* The output directory of `fibvid evaluate`: run.json (settings), append-only predictions.jsonl and
  * failures.jsonl (fsync per video, read back for --resume), shard selection and merge, and the reports
- * (summary.json, per_class.csv, confusion.csv, confusion.svg, confusion.png). */
+ * (summary.json, per_class.csv, confusion.csv; confusion.svg and confusion.png drawn by confusion.c). */
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -16,7 +16,7 @@
 #include "fibvid/eval.h"
 #include "eval/image.h"
 #include "util/util.h"
-#include "eval/report_png.h"
+#include "eval/confusion.h"
 
 #define RUN_FILE   "run.json"
 #define PRED_FILE  "predictions.jsonl"
@@ -763,21 +763,6 @@ static void csv_field(FvStrBuf *b, const char *s)
     fv_strbuf_printf(b, "\"");
 }
 
-static void xml_text(FvStrBuf *b, const char *s)
-{
-    for (const char *p = s; *p; p++) {
-        switch (*p) {
-        case '<': fv_strbuf_printf(b, "&lt;"); break;
-        case '>': fv_strbuf_printf(b, "&gt;"); break;
-        case '&': fv_strbuf_printf(b, "&amp;"); break;
-        case '"': fv_strbuf_printf(b, "&quot;"); break;
-        default:
-            if ((unsigned char)*p >= 0x20 || *p == '\t')
-                fv_strbuf_printf(b, "%c", *p);
-        }
-    }
-}
-
 static int write_summary(const FvEval *e, const FvMetricsSummary *s)
 {
     json_t *o = json_object();
@@ -877,131 +862,29 @@ static int write_confusion_csv(const FvEval *e)
     return ret;
 }
 
-/* ColorBrewer "Blues", light to dark: the fraction of a row's videos in a cell. */
-static void blues(double f, int *r, int *g, int *bl)
+/* confusion.svg and confusion.png (confusion.c) of what is recorded. */
+static int write_confusion_pictures(const FvEval *e, const FvMetricsSummary *s)
 {
-    static const int stops[9][3] = {
-        { 247, 251, 255 }, { 222, 235, 247 }, { 198, 219, 239 }, { 158, 202, 225 }, { 107, 174, 214 },
-        { 66, 146, 198 },  { 33, 113, 181 },  { 8, 81, 156 },    { 8, 48, 107 },
-    };
-    f = f < 0 ? 0 : f > 1 ? 1 : f;
-    double x = f * 8;
-    int i = (int)x;
-    if (i >= 8)
-        i = 7;
-    double t = x - i;
-    *r = (int)lround(stops[i][0] + t * (stops[i + 1][0] - stops[i][0]));
-    *g = (int)lround(stops[i][1] + t * (stops[i + 1][1] - stops[i][1]));
-    *bl = (int)lround(stops[i][2] + t * (stops[i + 1][2] - stops[i][2]));
-}
-
-static int write_confusion_svg(const FvEval *e, const FvMetricsSummary *s)
-{
+    const char **names = malloc(sizeof(char *) * (size_t)(e->num_classes ? e->num_classes : 1));
+    if (!names)
+        return fv_error(FV_ENOMEM, "%s: out of memory", e->dir);
+    for (int32_t c = 0; c < e->num_classes; c++)
+        names[c] = class_name(e, c);
+    const FvConfusion cf = { .cm = fv_metrics_confusion(e->metrics), .num_classes = e->num_classes,
+                             .cols = e->num_classes + has_other_column(e), .names = names,
+                             .model = run_str(e, "model"), .dataset = run_str(e, "dataset_description"),
+                             .summary = s };
     FvStrBuf b = { 0 };
-    const int32_t C = e->num_classes, other = has_other_column(e), cols = C + other;
-    const int64_t *cm = fv_metrics_confusion(e->metrics); // (C, C + 1)
-    /* cells shrink with the class count so 101 classes stay on one screen; names stay legible */
-    const int cell = C <= 12 ? 36 : C <= 30 ? 22 : C <= 60 ? 14 : 10;
-    const double font = cell >= 22 ? 12 : cell >= 14 ? 10 : 8;
-    size_t maxlen = 8;
-    for (int32_t c = 0; c < C; c++)
-        maxlen = FV_MAX(maxlen, strlen(class_name(e, c)));
-    maxlen = FV_MIN(maxlen, 40);
-    const int label_w = (int)(maxlen * font * 0.62) + 12;
-    const int left = label_w + 24, top = 64 + label_w;
-    const int grid_w = cols * cell, grid_h = C * cell;
-    const int width = left + grid_w + 110, height = top + grid_h + 40;
-
-    fv_strbuf_printf(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-                   "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" "
-                   "font-family=\"DejaVu Sans, Arial, sans-serif\">\n",
-               width, height, width, height);
-    fv_strbuf_printf(&b, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
-    fv_strbuf_printf(&b, "<text x=\"12\" y=\"22\" font-size=\"15\" font-weight=\"bold\">Confusion matrix: ");
-    xml_text(&b, run_str(e, "model"));
-    fv_strbuf_printf(&b, ", ");
-    xml_text(&b, run_str(e, "dataset_description"));
-    fv_strbuf_printf(&b, "</text>\n<text x=\"12\" y=\"42\" font-size=\"12\">top-1 %.2f%%, top-5 %.2f%%, mean class "
-                   "%.2f%% over %lld videos (video level); rows: true class, columns: predicted class, colour: "
-                   "fraction of the row</text>\n",
-               s->top1_acc, s->top5_acc, s->mean_class_acc, (long long)s->num_evaluated);
-    fv_strbuf_printf(&b, "<text x=\"%d\" y=\"%d\" font-size=\"12\" text-anchor=\"middle\">predicted</text>\n",
-               left + grid_w / 2, 62);
-    fv_strbuf_printf(&b, "<text font-size=\"12\" text-anchor=\"middle\" transform=\"translate(14,%d) rotate(-90)\">true"
-                   "</text>\n", top + grid_h / 2);
-
-    /* labels */
-    for (int32_t c = 0; c < cols; c++) {
-        const char *nm = c < C ? class_name(e, c) : "(other)";
-        fv_strbuf_printf(&b, "<text font-size=\"%g\" transform=\"translate(%d,%d) rotate(-90)\">", font,
-                   left + c * cell + cell / 2 + (int)(font / 3), top - 4);
-        xml_text(&b, nm);
-        fv_strbuf_printf(&b, "</text>\n");
-    }
-    for (int32_t r = 0; r < C; r++) {
-        fv_strbuf_printf(&b, "<text font-size=\"%g\" x=\"%d\" y=\"%d\" text-anchor=\"end\">", font, left - 4,
-                   top + r * cell + cell / 2 + (int)(font / 3));
-        xml_text(&b, class_name(e, r));
-        fv_strbuf_printf(&b, "</text>\n");
-    }
-
-    /* cells: only the non-empty ones, over a light background */
-    fv_strbuf_printf(&b, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"white\" stroke=\"#999\" "
-                   "stroke-width=\"0.5\"/>\n", left, top, grid_w, grid_h);
-    for (int32_t r = 0; r < C; r++) {
-        int64_t row = 0;
-        for (int32_t c = 0; c < cols; c++)
-            row += cm[(size_t)r * (size_t)(C + 1) + (size_t)c];
-        for (int32_t c = 0; c < cols; c++) {
-            int64_t v = cm[(size_t)r * (size_t)(C + 1) + (size_t)c];
-            if (!v)
-                continue;
-            double f = (double)v / (double)row;
-            int cr, cg, cb;
-            /* any non-empty cell gets a visible tint, or single confusions vanish on the background */
-            blues(0.1 + 0.9 * f, &cr, &cg, &cb);
-            fv_strbuf_printf(&b, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"#%02x%02x%02x\"%s><title>",
-                       left + c * cell, top + r * cell, cell, cell, cr, cg, cb,
-                       r == c ? " stroke=\"#d62728\" stroke-width=\"0.8\"" : "");
-            xml_text(&b, class_name(e, r));
-            fv_strbuf_printf(&b, " -> ");
-            xml_text(&b, c < C ? class_name(e, c) : "(other)");
-            fv_strbuf_printf(&b, ": %lld (%.1f%%)</title></rect>\n", (long long)v, 100.0 * f);
-            if (cell >= 22)
-                fv_strbuf_printf(&b, "<text x=\"%d\" y=\"%d\" font-size=\"%g\" text-anchor=\"middle\" fill=\"%s\">%lld"
-                               "</text>\n", left + c * cell + cell / 2, top + r * cell + cell / 2 + (int)(font / 3),
-                           font - 1, f > 0.5 ? "white" : "black", (long long)v);
-        }
-    }
-    /* colour bar */
-    const int bx = left + grid_w + 24, bh = FV_MAX(grid_h, 100);
-    for (int i = 0; i < 50; i++) {
-        int cr, cg, cb;
-        blues(0.1 + 0.9 * (1.0 - (i + 0.5) / 50.0), &cr, &cg, &cb);
-        fv_strbuf_printf(&b, "<rect x=\"%d\" y=\"%.2f\" width=\"16\" height=\"%.2f\" fill=\"#%02x%02x%02x\"/>\n", bx,
-                   top + i * bh / 50.0, bh / 50.0 + 0.3, cr, cg, cb);
-    }
-    fv_strbuf_printf(&b, "<rect x=\"%d\" y=\"%d\" width=\"16\" height=\"%d\" fill=\"none\" stroke=\"#999\" "
-                   "stroke-width=\"0.5\"/>\n", bx, top, bh);
-    fv_strbuf_printf(&b, "<text x=\"%d\" y=\"%d\" font-size=\"10\">1.0</text>\n", bx + 20, top + 8);
-    fv_strbuf_printf(&b, "<text x=\"%d\" y=\"%d\" font-size=\"10\">0.5</text>\n", bx + 20, top + bh / 2 + 4);
-    fv_strbuf_printf(&b, "<text x=\"%d\" y=\"%d\" font-size=\"10\">0</text>\n", bx + 20, top + bh);
-    fv_strbuf_printf(&b, "</svg>\n");
-    int ret = b.oom ? fv_error(FV_ENOMEM, "%s: out of memory", e->dir)
-                    : write_atomic(e->dir, "confusion.svg", b.s, b.len);
-    fv_strbuf_free(&b);
-    return ret;
-}
-
-static int write_confusion_png(const FvEval *e)
-{
     uint8_t *png = NULL;
     int32_t size = 0;
-    int ret = fv_report_confusion_png(fv_metrics_confusion(e->metrics), e->num_classes,
-                                      e->num_classes + has_other_column(e), &png, &size);
+    int ret = fv_confusion_svg(&cf, &b);
     if (ret >= 0)
+        ret = write_atomic(e->dir, "confusion.svg", b.s, b.len);
+    if (ret >= 0 && (ret = fv_confusion_png(&cf, &png, &size)) >= 0)
         ret = write_atomic(e->dir, "confusion.png", (const char *)png, (size_t)size);
     fv_image_png_free(png);
+    fv_strbuf_free(&b);
+    free(names);
     return ret;
 }
 
@@ -1013,8 +896,7 @@ int fv_eval_write_reports(FvEval *e)
         return fv_error(FV_EINVAL, "fv_eval_write_reports: NULL argument");
     fv_metrics_summary(e->metrics, &s);
     if ((ret = write_summary(e, &s)) < 0 || (ret = write_per_class(e)) < 0 ||
-        (ret = write_confusion_csv(e)) < 0 || (ret = write_confusion_svg(e, &s)) < 0 ||
-        (ret = write_confusion_png(e)) < 0)
+        (ret = write_confusion_csv(e)) < 0 || (ret = write_confusion_pictures(e, &s)) < 0)
         return ret;
     return 0;
 }
