@@ -74,6 +74,9 @@ const char *fv_cli_default_model(void);
 /* Load -m PATH (or the default) and report errors; returns an exit code (0 on success). */
 int fv_cli_load_model(const char *cmd, const char *path, FvModel **out);
 
+/* "M:SS" or "H:MM:SS" of @s seconds into @buf (progress lines). */
+void fv_cli_fmt_eta(double s, char *buf, size_t n);
+
 /* Monotonic clock in milliseconds. */
 double fv_cli_now_ms(void);
 

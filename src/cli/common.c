@@ -242,3 +242,12 @@ int fv_cli_clip_option(FvPredictSettings *s, const char *cmd, const char *name, 
     }
     return 1;
 }
+
+void fv_cli_fmt_eta(double s, char *buf, size_t n)
+{
+    long v = s > 0 && s < 1e8 ? (long)(s + 0.5) : 0;
+    if (v >= 3600)
+        snprintf(buf, n, "%ld:%02ld:%02ld", v / 3600, v / 60 % 60, v % 60);
+    else
+        snprintf(buf, n, "%ld:%02ld", v / 60, v % 60);
+}

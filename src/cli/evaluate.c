@@ -215,15 +215,6 @@ static int write_reports(FvEval *e, const char *dir, const Timing *t)
     return fv_cli_summary_set(dir, "timing", timing_json(t));
 }
 
-static void fmt_eta(double s, char *buf, size_t n)
-{
-    long v = s > 0 && s < 1e8 ? (long)(s + 0.5) : 0;
-    if (v >= 3600)
-        snprintf(buf, n, "%ld:%02ld:%02ld", v / 3600, v / 60 % 60, v % 60);
-    else
-        snprintf(buf, n, "%ld:%02ld", v / 60, v % 60);
-}
-
 static int load_dataset(const EvalOpts *o, FvDataset **ds)
 {
     int ret;
@@ -425,7 +416,7 @@ static int run(const EvalOpts *o, double t_start)
             fv_eval_metrics(e, &s);
             double el = (now - loop0) / 1e3, eta = (double)(ntodo - tm.videos) * el / (double)tm.videos;
             char eta_s[32];
-            fmt_eta(eta, eta_s, sizeof(eta_s));
+            fv_cli_fmt_eta(eta, eta_s, sizeof(eta_s));
             fprintf(stderr, "\r[%lld/%lld] %.1f clips/s  ETA %s  top-1 %.1f%%  failed %lld\033[K",
                     (long long)fv_eval_num_done(e), (long long)total, el > 0 ? tm.clips / el : 0.0, eta_s,
                     s.top1_acc, (long long)s.num_failed);

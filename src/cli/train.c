@@ -23,6 +23,7 @@ typedef struct TrainOpts {
     FvFitSettings fit;
     /* while running */
     int progress;      /* the progress line is on */
+    double last_progress; /* ms of the last progress line */
     int usage_error;   /* configure refused an option: exit 1 */
     int reported;      /* ... and said why */
 } TrainOpts;
@@ -107,15 +108,6 @@ static void help(FILE *f)
 /* ------------------------------------------------------------------------------------------------ */
 /* Randomness: a pure function of (seed, purpose, epoch, index), so resumed runs replay exactly         */
 /* ------------------------------------------------------------------------------------------------ */
-
-static void fmt_eta(double s, char *buf, size_t n)
-{
-    long v = s > 0 && s < 1e8 ? (long)(s + 0.5) : 0;
-    if (v >= 3600)
-        snprintf(buf, n, "%ld:%02ld:%02ld", v / 3600, v / 60 % 60, v % 60);
-    else
-        snprintf(buf, n, "%ld:%02ld", v / 60, v % 60);
-}
 
 static int parse_range(const char *s, long *lo, long *hi)
 {
@@ -220,15 +212,14 @@ static void on_started(void *user, const FvFitInfo *in)
 static void on_step(void *user, const FvFitStep *st)
 {
     TrainOpts *o = user;
-    static double last;
     if (!o->progress)
         return;
     const double now = fv_cli_now_ms();
-    if (now - last <= 250 && st->step_in_epoch != st->steps_per_epoch)
+    if (now - o->last_progress <= 250 && st->step_in_epoch != st->steps_per_epoch)
         return;
-    last = now;
+    o->last_progress = now;
     char eta[32];
-    fmt_eta(st->eta_s, eta, sizeof(eta));
+    fv_cli_fmt_eta(st->eta_s, eta, sizeof(eta));
     fprintf(stderr, "\repoch %lld/%lld [%lld/%lld] loss %.4f acc %.1f%% lr %.2e %.1f clips/s ETA %s\033[K",
             (long long)st->epoch, (long long)o->fit.epochs, (long long)st->step_in_epoch,
             (long long)st->steps_per_epoch, st->epoch_loss, st->epoch_acc, (double)st->lr, st->clips_per_s, eta);
@@ -241,7 +232,7 @@ static void on_epoch(void *user, const FvFitEpoch *ep)
     if (o->quiet)
         return;
     char eta[32];
-    fmt_eta(ep->eta_s, eta, sizeof(eta));
+    fv_cli_fmt_eta(ep->eta_s, eta, sizeof(eta));
     printf("epoch %lld/%lld: loss %.4f acc %.1f%%", (long long)ep->epoch, (long long)ep->epochs, ep->train_loss,
            ep->train_acc);
     if (ep->validated)
