@@ -637,7 +637,7 @@ GRAD_STRIDE = 7919   # sampled element i of a larger tensor: (i * GRAD_STRIDE + 
 
 
 def c_tensor_order(cfg, num_labels):
-    """(name, shape) in fibvid's fv_model_visit_tensors order (src/model.c), which test_grad.c walks."""
+    """(name, shape) in fibvid's fv_model_visit_tensors order (src/model/model.c), which test_grad.c walks."""
     shapes = dict(hf_tensor_shapes(cfg, num_labels))
     e = "timesformer.embeddings."
     names = [e + "cls_token", e + "position_embeddings", e + "time_embeddings",

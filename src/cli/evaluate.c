@@ -1,5 +1,5 @@
 /* `fibvid evaluate`: accuracy of a model on a dataset split or list. Clips are decoded one step ahead by a
- * decoder thread (src/prefetch.c) while the model runs; every finished video is appended and fsync()ed to the
+ * decoder thread (fv_prefetch_*) while the model runs; every finished video is appended and fsync()ed to the
  * output directory before the next one, so a killed run continues with --resume. */
 #include <getopt.h>
 #include <math.h>

@@ -1,5 +1,5 @@
-/* The one matrix-product interface every layer goes through: a table of kernels (dav1d *_dsp style)
- * with a plain C reference and the OpenBLAS backend; a bf16/AMX backend will slot in here later. */
+/* The one matrix-product interface every layer goes through: a table of kernels (dav1d *_dsp style) with a
+ * plain C reference, OpenBLAS and oneDNN; the linear layer and its backward. A bf16 backend slots in here. */
 #ifndef FV_GEMM_H
 #define FV_GEMM_H
 
@@ -27,7 +27,7 @@ typedef struct FvGemmDsp {
     void (*sgemm_nn)(int32_t M, int32_t N, int32_t K, const float *A, int32_t lda, const float *B,
                      int32_t ldb, float beta, float *C, int32_t ldc);
     /* C (M, N) = A^T * B, with A stored (K, M) and B stored (K, N) row-major: weight gradients
-     * dW (out, in) = dY^T X summed over rows (training, grad.c). */
+     * dW (out, in) = dY^T X summed over rows (the backward, model/forward.c). */
     void (*sgemm_tn)(int32_t M, int32_t N, int32_t K, const float *A, int32_t lda, const float *B,
                      int32_t ldb, float beta, float *C, int32_t ldc);
 } FvGemmDsp;

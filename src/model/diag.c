@@ -1,4 +1,4 @@
-/* Per-head attention diagnostics (SPEC section 6): the collector attached to a model (statistics from the
+/* Per-head attention diagnostics (SPEC section 6): the collector attached to a run state (statistics from the
  * attention kernels' own weights, head-output similarity from the attention output buffer), results with
  * one block of numbers, their mean and spread over clips, and the JSON form. */
 #include <math.h>

@@ -1,5 +1,5 @@
-/* Diagnostics internals: the hooks the forward pass (model.c) calls when a collector is attached, and the
- * pieces the tests check on hand-built inputs. */
+/* Diagnostics internals: the hooks the forward pass (forward.c) calls when a collector is attached to its
+ * state, and the pieces the tests check on hand-built inputs. */
 #ifndef FV_DIAG_INTERNAL_H
 #define FV_DIAG_INTERNAL_H
 
@@ -8,7 +8,7 @@
 #include "kernels/attention.h"
 #include "fibvid/diag.h"
 
-/* model.c, once per forward pass after the plans exist: size the collector's buffers for this shape.
+/* forward.c, once per forward pass after the plans exist: size the collector's buffers for this shape.
  * Fails with FV_EINVAL when the collector already holds passes of another shape. */
 int fv_diag_forward_begin(FvDiag *d, const FvModelConfig *cfg, int32_t T, int32_t Hp, int32_t Wp,
                           const FvAttnPlan *splan, const FvAttnPlan *tplan);
