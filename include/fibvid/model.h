@@ -71,6 +71,15 @@ FV_API int fv_model_create_random(FvModel **out, const FvModelConfig *c, uint64_
  *  a loaded model, whose weights may be read-only, or a hidden size that is not a multiple of 4). */
 FV_API int fv_model_init_sincos_embeddings(FvModel *m);
 
+/**
+ * Replace the classifier with a fresh one for @p num_labels classes (fine-tuning on another label set):
+ * weight ~ 0.02 N(0, 1) (deterministic in @p seed), bias 0, labels copied from @p labels (NULL: "class_<i>").
+ * Call before fv_trainer_new(); states made before follow the new label count. Like fv_trainer_new(), moves
+ * every weight into a writable block owned by the model. Returns 0, FV_EINVAL or FV_ENOMEM (the model is
+ * unchanged on failure).
+ */
+FV_API int fv_model_reset_classifier(FvModel *m, int32_t num_labels, char *const *labels, uint64_t seed);
+
 /** Save @p m as a fibvid single-file model (F32). Returns 0 or a negative code. */
 FV_API int fv_model_save(const FvModel *m, const char *path);
 

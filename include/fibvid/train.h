@@ -135,12 +135,6 @@ FV_API void fv_trainer_set_step(FvTrainer *tr, int64_t step);
 FV_API int fv_trainer_save_state(const FvTrainer *tr, const char *path);
 FV_API int fv_trainer_load_state(FvTrainer *tr, const char *path);
 
-/* Replace the classifier with a fresh one for @num_labels classes (fine-tuning on another label set):
- * weight ~ 0.02 N(0, 1) (deterministic in @seed), bias 0, labels copied from @labels (NULL: "class_<i>").
- * Call before fv_trainer_new. Like fv_trainer_new, moves every weight into a writable block owned by the
- * model. Returns 0, FV_EINVAL or FV_ENOMEM (the model is unchanged on failure). */
-FV_API int fv_model_reset_classifier(FvModel *m, int32_t num_labels, char *const *labels, uint64_t seed);
-
 /* ------------------------------------------------------------------------------------------------ */
 /* The data loader                                                                                   */
 /* ------------------------------------------------------------------------------------------------ */

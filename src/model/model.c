@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fibvid/train.h"
 #include "kernels/attention.h"
 #include "util/util.h"
 #include "model/model_internal.h"
