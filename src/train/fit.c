@@ -458,6 +458,7 @@ int fv_fit_run(const FvFitSettings *s, FvFitResult *res)
             goto done;
         }
         start_epoch = (int64_t)json_integer_value(json_object_get(ck, "epoch"));
+        r.last_epoch = start_epoch;
         r.best_epoch = (int64_t)json_integer_value(json_object_get(ck, "best_epoch"));
         r.best_top1 = json_real_value(json_object_get(ck, "best_top1"));
         prev_elapsed = json_number_value(json_object_get(ck, "elapsed_s"));
