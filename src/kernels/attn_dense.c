@@ -233,7 +233,7 @@ static int32_t all_keys(const FvAttnPlan *p, int32_t h, int32_t j, int32_t *keys
     return p->N;
 }
 
-/* Long sequences: the weights P = exp(S * scale - lse) and dP = dO V^T as GEMM products, then
+/* Long sequences: the scores S and dP = dO V^T as GEMM products, the weights P = softmax(S * scale), then
  * dS = P (dP - rowsum(P dP)) scale, dV = P^T dO, dQ = dS K, dK = dS^T Q. Scratch: 2 N^2 floats. */
 static void dense_backward(const FvAttnPlan *p, const FvAttnHead *t, float *scratch)
 {
@@ -249,10 +249,16 @@ static void dense_backward(const FvAttnPlan *p, const FvAttnHead *t, float *scra
     g->sgemm_nt(N, N, hd, t->dout, ldo, t->v, ld, 0.0f, dP, N);
     for (int32_t i = 0; i < N; i++) {
         float *pr = Pm + (size_t)i * N, *dpr = dP + (size_t)i * N;
-        const float l = t->aux[i * t->ldaux];
-        float delta = 0.0f;
+        /* the softmax of the row as these products give it (not exp(s - lse) with the forward kernel's lse):
+         * weights that sum to 1 with the scores the gradient is taken of */
+        float mx = -INFINITY, z = 0.0f, delta = 0.0f;
+        for (int32_t j = 0; j < N; j++)
+            mx = pr[j] > mx ? pr[j] : mx;
+        for (int32_t j = 0; j < N; j++)
+            z += (pr[j] = fv_expf((pr[j] - mx) * scale));
+        const float inv = 1.0f / z;
         for (int32_t j = 0; j < N; j++) {
-            pr[j] = fv_expf(pr[j] * scale - l);
+            pr[j] *= inv;
             delta += pr[j] * dpr[j];
         }
         for (int32_t j = 0; j < N; j++)
