@@ -19,7 +19,7 @@ for a in "$@"; do
 done
 
 packages=(
-    gcc meson ninja-build pkg-config                       # build
+    gcc g++ meson ninja-build pkg-config                   # build (g++: the C++ header test)
     libavformat-dev libavcodec-dev libavutil-dev libswscale-dev  # FFmpeg: decode, encode (tests), scale
     libopenblas-openmp-dev                                 # cblas, OpenMP build (shares fibvid's threads)
     libdnnl-dev                                            # oneDNN: the default fp32 GEMM backend
