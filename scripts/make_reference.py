@@ -1,9 +1,11 @@
 #!/usr/bin/python3
 """Independent plain-PyTorch reference for fibvid's forward pass: writes the tiny random TimeSformer
-(`tests/data/tiny_hf/`, Hugging Face layout), reference activations for dense and Fibottention attention
-(`tests/data/ref_*.safetensors`) and an end-to-end FFV1 clip with its expected input and logits.
+(`tests/data/tiny_hf/`, Hugging Face layout, and `tests/data/tiny_castling_hf/`, the same weights plus
+Castling's depthwise-convolution taps), reference activations for dense, Fibottention, SimA and Castling-ViT
+attention and mixes of them (`tests/data/ref_*.safetensors`) and an end-to-end FFV1 clip with its expected
+input and logits.
 
-Written from SPEC sections 1-3 only (no transformers, no fibvid code). Needs Debian's python3 with
+Written from SPEC sections 1-4 only (no transformers, no fibvid code). Needs Debian's python3 with
 torch and numpy, and the `ffmpeg` CLI for the clip. Deterministic: running it twice gives identical
 files. Usage: scripts/make_reference.py [--out tests/data] [--grads]
 
@@ -50,6 +52,7 @@ TINY_LABELS = ["apply eye makeup", "archery", "baby crawling", "balance beam", "
 TINY_MEAN = [0.5, 0.4, 0.3]
 TINY_STD = [0.2, 0.25, 0.3]
 WEIGHT_SEED = 20240611
+CASTLING_TAPS_SEED = 20261202  # tests/data/tiny_castling_hf: tiny_hf's weights plus these taps
 
 # --------------------------------------------------------------------------------------------------
 # Safetensors writing (format: u64 LE header length, JSON header padded with spaces to a multiple of 8,
@@ -149,6 +152,19 @@ def random_weights(cfg, num_labels, seed, scale=1.0):
     return w
 
 
+def castling_taps(cfg, seed, std=0.1):
+    """Castling's depthwise-convolution taps of every layer, spatial and temporal: name -> (H, 1, 9, 1) float32,
+    std @std (about the size of the l2-normalised attention output's elements, so both terms matter)."""
+    rs = np.random.RandomState(seed)
+    H = cfg["num_attention_heads"]
+    out = {}
+    for i in range(cfg["num_hidden_layers"]):
+        for which in ("attention", "temporal_attention"):
+            name = "timesformer.encoder.layer.%d.%s.attention.dwconv.weight" % (i, which)
+            out[name] = (std * rs.standard_normal((H, 1, CASTLING_TAPS, 1))).astype(np.float32)
+    return out
+
+
 def gen_input(seed, n):
     """n floats: state = state*1664525 + 1013904223 (mod 2^32); value = ((state >> 20) - 2048) / 1024.
     Exact in float32, reproduced in tests/test_forward.c."""
@@ -241,11 +257,47 @@ def build_masks(att, which, heads, n, depth_id):
 
 
 DENSE = {"kind": "dense", "variant": "modified", "semantics": "zero", "wmin": 0, "wmax": 0, "shuffle": 1}
+SIMA = dict(DENSE, kind="sima")
+CASTLING = dict(DENSE, kind="castling")
 
 
 def fib(semantics="zero", variant="modified", wmin=0, wmax=0, shuffle=1):
     return {"kind": "fib", "variant": variant, "semantics": semantics, "wmin": wmin, "wmax": wmax,
             "shuffle": shuffle}
+
+
+# --------------------------------------------------------------------------------------------------
+# SimA and Castling-ViT (SPEC 4.1, 4.2), on q, k, v (B, H, L, d), written from the SPEC text; the formulas were
+# compared by hand with UCDvision/sima (class SimA) and GATECH-EIC/Castling-ViT (LinAngularAttention)
+
+NORM_EPS = 1e-12
+CASTLING_TAPS = 9
+AUX_THRESHOLD = 0.02
+
+
+def sima_attention(q, k, v):
+    """l1 normalisation of every (head, channel) column over the tokens, then q^ (k^^T v): no softmax, no scale."""
+    qh = q / q.abs().sum(dim=-2, keepdim=True).clamp_min(NORM_EPS)
+    kh = k / k.abs().sum(dim=-2, keepdim=True).clamp_min(NORM_EPS)
+    return qh @ (kh.transpose(-2, -1) @ v)
+
+
+def castling_attention(q, k, v, dw=None, lam=0.0):
+    """0.5 v + (1/pi) q^ (k^^T v) with q^, k^ l2-normalised per token; + lam * S v (S: the softmax of the raw
+    q k^T / sqrt(d) where it exceeds 0.02, the indicator without gradient); each token's output l2-normalised;
+    plus the depthwise convolution of v along the tokens with the head's 9 taps (None: zero)."""
+    d = q.shape[-1]
+    qh = q / q.norm(dim=-1, keepdim=True).clamp_min(NORM_EPS)
+    kh = k / k.norm(dim=-1, keepdim=True).clamp_min(NORM_EPS)
+    x = 0.5 * v + (1.0 / math.pi) * (qh @ (kh.transpose(-2, -1) @ v))
+    if lam > 0.0:
+        a = ((q @ k.transpose(-2, -1)) * (d ** -0.5)).softmax(dim=-1)
+        x = x + lam * ((a * (a.detach() > AUX_THRESHOLD).to(a.dtype)) @ v)
+    x = x / x.norm(dim=-1, keepdim=True).clamp_min(NORM_EPS)
+    if dw is not None:
+        # PyTorch Conv2d(H, H, (9, 1), padding (4, 0), groups H) over (B, H, L, d): tap i reads token n - 4 + i
+        x = x + F.conv2d(v, dw, padding=(CASTLING_TAPS // 2, 0), groups=v.shape[1])
+    return x
 
 
 # --------------------------------------------------------------------------------------------------
@@ -277,21 +329,27 @@ class Ref:
     def _lin(self, x, pre):
         return F.linear(x, self.w[pre + ".weight"], self.w.get(pre + ".bias"))
 
-    def _mha(self, x, qkv, proj, mask, semantics):
-        # x (B, L, D) -> qkv (B, L, 3, H, hd) -> q, k, v (B, H, L, hd)
+    def _mha(self, x, qkv, proj, mask, att, dw=None, lam=0.0):
+        """x (B, L, D) -> qkv (B, L, 3, H, hd) -> q, k, v (B, H, L, hd) -> the kind's attention (SPEC 3, 4.1,
+        4.2) -> output.dense. @dw: Castling's taps (H, 1, 9, 1) or None (zero); @lam: its auxiliary branch."""
         B, L, D = x.shape
         H = self.heads
         hd = D // H
         t = self._lin(x, qkv).reshape(B, L, 3, H, hd).permute(2, 0, 3, 1, 4)
         q, k, v = t[0], t[1], t[2]
-        s = (q @ k.transpose(-2, -1)) * (hd ** -0.5)  # (B, H, L, L)
-        if mask is not None:
-            if semantics == "zero":
-                s = s * mask
-            else:
-                s = s.masked_fill(mask == 0, float("-inf"))
-        a = s.softmax(dim=-1)
-        o = (a @ v).transpose(1, 2).reshape(B, L, D)
+        if att["kind"] == "sima":
+            o = sima_attention(q, k, v)
+        elif att["kind"] == "castling":
+            o = castling_attention(q, k, v, dw, lam)
+        else:
+            s = (q @ k.transpose(-2, -1)) * (hd ** -0.5)  # (B, H, L, L)
+            if mask is not None:
+                if att["semantics"] == "zero":
+                    s = s * mask
+                else:
+                    s = s.masked_fill(mask == 0, float("-inf"))
+            o = s.softmax(dim=-1) @ v
+        o = o.transpose(1, 2).reshape(B, L, D)
         return self._lin(o, proj)
 
     def embed(self, frames):
@@ -321,8 +379,9 @@ class Ref:
         x = x.transpose(0, 1) + tim  # (P, T, D)
         return torch.cat([cls, x.reshape(P * T, D)], dim=0), (T, gh, gw)
 
-    def forward(self, frames, spatial=DENSE, temporal=DENSE, hook=None):
-        """frames (T, 3, H, W) -> logits; hook(name, tensor) sees embeddings, layer.i, final_norm."""
+    def forward(self, frames, spatial=DENSE, temporal=DENSE, hook=None, lam=0.0):
+        """frames (T, 3, H, W) -> logits; hook(name, tensor) sees embeddings, layer.i, final_norm. @lam: the
+        weight of Castling's training-only auxiliary branch (0 at inference)."""
         frames = frames.to(self.dtype)
         x, (T, gh, gw) = self.embed(frames)
         P = gh * gw
@@ -336,11 +395,13 @@ class Ref:
             c = x[:1]                            # (1, D)
             X = x[1:].reshape(P, T, D)           # (P, T, D): each patch over its frames
             r = self._mha(self._ln(X, L + "temporal_layernorm"), L + "temporal_attention.attention.qkv",
-                          L + "temporal_attention.output.dense", tmask, temporal["semantics"])
+                          L + "temporal_attention.output.dense", tmask, temporal,
+                          self.w.get(L + "temporal_attention.attention.dwconv.weight"), lam)
             Xt = X + self._lin(r, L + "temporal_dense")
             seq = torch.cat([c.expand(T, 1, D), Xt.transpose(0, 1)], dim=1)  # (T, 1+P, D)
             S = self._mha(self._ln(seq, L + "layernorm_before"), L + "attention.attention.qkv",
-                          L + "attention.output.dense", smask, spatial["semantics"])
+                          L + "attention.output.dense", smask, spatial,
+                          self.w.get(L + "attention.attention.dwconv.weight"), lam)
             c2 = c + S[:, 0].mean(dim=0, keepdim=True)
             X2 = Xt + S[:, 1:].transpose(0, 1)  # (P, T, D)
             y = torch.cat([c2, X2.reshape(P * T, D)], dim=0)
@@ -441,7 +502,30 @@ def naive_forward(cfg, weights, frames, spatial=DENSE, temporal=DENSE):
                         a[h, j, k] = abs(j - k) in s
         return a
 
-    def mha(seq, qkv, proj, allow, semantics):
+    def linear_kind(att, q, k, v, taps):
+        """One head of SimA or Castling, token by token (no matrix products)."""
+        L, hd = q.shape
+        out = np.zeros((L, hd))
+        if att["kind"] == "sima":
+            qs = [max(sum(abs(q[j, c]) for j in range(L)), NORM_EPS) for c in range(hd)]
+            ks = [max(sum(abs(k[j, c]) for j in range(L)), NORM_EPS) for c in range(hd)]
+            for j in range(L):
+                for kk in range(L):
+                    out[j] += sum(q[j, c] / qs[c] * k[kk, c] / ks[c] for c in range(hd)) * v[kk]
+            return out
+        qn = [q[j] / max(math.sqrt(sum(x * x for x in q[j])), NORM_EPS) for j in range(L)]
+        kn = [k[j] / max(math.sqrt(sum(x * x for x in k[j])), NORM_EPS) for j in range(L)]
+        for j in range(L):
+            x = 0.5 * v[j] + sum(float(qn[j] @ kn[kk]) / math.pi * v[kk] for kk in range(L))
+            x = x / max(math.sqrt(sum(e * e for e in x)), NORM_EPS)
+            for i in range(CASTLING_TAPS):
+                src = j - CASTLING_TAPS // 2 + i
+                if taps is not None and 0 <= src < L:
+                    x = x + taps[i] * v[src]
+            out[j] = x
+        return out
+
+    def mha(seq, qkv, proj, allow, att, dw):
         L = seq.shape[0]
         hd = D // heads
         t3 = lin(seq, qkv)
@@ -450,6 +534,10 @@ def naive_forward(cfg, weights, frames, spatial=DENSE, temporal=DENSE):
             q = t3[:, h * hd:(h + 1) * hd]
             k = t3[:, D + h * hd:D + (h + 1) * hd]
             v = t3[:, 2 * D + h * hd:2 * D + (h + 1) * hd]
+            if att["kind"] in ("sima", "castling"):
+                out[:, h * hd:(h + 1) * hd] = linear_kind(att, q, k, v, None if dw is None else dw[h, 0, :, 0])
+                continue
+            semantics = att["semantics"]
             for j in range(L):
                 sc = np.array([q[j] @ k[kk] / math.sqrt(hd) for kk in range(L)])
                 keep = np.ones(L, dtype=bool) if allow is None else allow[h, j]
@@ -472,7 +560,8 @@ def naive_forward(cfg, weights, frames, spatial=DENSE, temporal=DENSE):
         for n in range(P):
             rows = [tok(n, t) for t in range(T)]
             r = mha(ln(x[rows], L + "temporal_layernorm"), L + "temporal_attention.attention.qkv",
-                    L + "temporal_attention.output.dense", ta, temporal["semantics"])
+                    L + "temporal_attention.output.dense", ta, temporal,
+                    w.get(L + "temporal_attention.attention.dwconv.weight"))
             xt[rows] = x[rows] + lin(r, L + "temporal_dense")
         y = xt.copy()
         cls_acc = np.zeros(D)
@@ -480,7 +569,7 @@ def naive_forward(cfg, weights, frames, spatial=DENSE, temporal=DENSE):
             rows = [tok(n, t) for n in range(P)]
             seq = np.vstack([x[:1], xt[rows]])
             s = mha(ln(seq, L + "layernorm_before"), L + "attention.attention.qkv",
-                    L + "attention.output.dense", sa, spatial["semantics"])
+                    L + "attention.output.dense", sa, spatial, w.get(L + "attention.attention.dwconv.weight"))
             cls_acc += s[0] / T
             y[rows] = xt[rows] + s[1:]
         y[0] = x[0] + cls_acc
@@ -517,7 +606,7 @@ def settings_meta(prefix, att, which, heads, n, layers):
     return m
 
 
-def make_fixture(path, ref, cfg, frames, spatial, temporal, keep, input_seed, store_input, desc):
+def make_fixture(path, ref, cfg, frames, spatial, temporal, keep, input_seed, store_input, desc, model="tiny_hf"):
     acts = {}
 
     def hook(name, t):
@@ -533,7 +622,7 @@ def make_fixture(path, ref, cfg, frames, spatial, temporal, keep, input_seed, st
         # the generator's values (k/1024 in [-2, 2)) are exact in F16: half the bytes, same numbers
         assert np.array_equal(frames.astype(np.float16).astype(np.float32), frames)
         tensors["input"] = frames.astype(np.float16)
-    meta = {"generator": "scripts/make_reference.py", "description": desc, "model": "tiny_hf",
+    meta = {"generator": "scripts/make_reference.py", "description": desc, "model": model,
             "T": str(T), "H": str(H), "W": str(W), "input_seed": str(input_seed) if input_seed is not None else "",
             "tolerance": "1e-4"}
     meta.update(settings_meta("spatial", spatial, "spatial", heads, P, layers))
@@ -586,11 +675,14 @@ def make_clip(out_dir, ref, cfg):
     print("%-36s frames %s  logits %s" % ("ref_clip.safetensors", idx, np.array2string(logits, precision=4)))
 
 
-def write_model(out_dir, cfg, weights):
-    d = os.path.join(out_dir, "tiny_hf")
+def write_model(out_dir, cfg, weights, name="tiny_hf", extra=None):
+    """A Hugging Face model directory: config.json (+ @extra keys, e.g. fibvid's attention objects),
+    preprocessor_config.json and model.safetensors."""
+    d = os.path.join(out_dir, name)
     os.makedirs(d, exist_ok=True)
     conf = {"architectures": ["TimesformerForVideoClassification"], "model_type": "timesformer"}
     conf.update(cfg)
+    conf.update(extra or {})
     conf.update({"attention_probs_dropout_prob": 0.0, "hidden_dropout_prob": 0.0, "drop_path_rate": 0.0,
                  "initializer_range": 0.02, "torch_dtype": "float32",
                  "id2label": {str(i): l for i, l in enumerate(TINY_LABELS)},
@@ -636,18 +728,22 @@ GRAD_SAMPLES = 256   # elements kept per tensor (all of a tensor with at most th
 GRAD_STRIDE = 7919   # sampled element i of a larger tensor: (i * GRAD_STRIDE + 13) % count
 
 
-def c_tensor_order(cfg, num_labels):
-    """(name, shape) in fibvid's fv_model_visit_tensors order (src/model/model.c), which test_grad.c walks."""
+def c_tensor_order(cfg, num_labels, weights):
+    """(name, shape) in fibvid's fv_model_visit_tensors order (src/model/model.c), which test_grad.c walks;
+    an attention's Castling taps come right after its qkv tensors when @weights has them."""
     shapes = dict(hf_tensor_shapes(cfg, num_labels))
+    shapes.update({n: tuple(a.shape) for n, a in weights.items() if n.endswith("dwconv.weight")})
     e = "timesformer.embeddings."
     names = [e + "cls_token", e + "position_embeddings", e + "time_embeddings",
              e + "patch_embeddings.projection.weight", e + "patch_embeddings.projection.bias"]
-    per_layer = ["attention.attention.qkv.weight", "attention.attention.qkv.bias", "attention.output.dense.weight",
+    per_layer = ["attention.attention.qkv.weight", "attention.attention.qkv.bias",
+                 "attention.attention.dwconv.weight", "attention.output.dense.weight",
                  "attention.output.dense.bias", "intermediate.dense.weight", "intermediate.dense.bias",
                  "output.dense.weight", "output.dense.bias", "layernorm_before.weight", "layernorm_before.bias",
                  "layernorm_after.weight", "layernorm_after.bias", "temporal_layernorm.weight",
                  "temporal_layernorm.bias", "temporal_attention.attention.qkv.weight",
-                 "temporal_attention.attention.qkv.bias", "temporal_attention.output.dense.weight",
+                 "temporal_attention.attention.qkv.bias", "temporal_attention.attention.dwconv.weight",
+                 "temporal_attention.output.dense.weight",
                  "temporal_attention.output.dense.bias", "temporal_dense.weight", "temporal_dense.bias"]
     for i in range(cfg["num_hidden_layers"]):
         for n in per_layer:
@@ -665,7 +761,7 @@ def grad_sample_index(count):
     return (np.arange(GRAD_SAMPLES, dtype=np.int64) * GRAD_STRIDE + 13) % count
 
 
-def make_grad_fixture(path, cfg, weights, T, H, W, seeds, spatial, temporal, desc):
+def make_grad_fixture(path, cfg, weights, T, H, W, seeds, spatial, temporal, desc, model="tiny_hf", lam=0.0):
     """Loss and parameter gradients of a batch of len(seeds) clips (gen_input(seed), (T, 3, H, W) each) with
     labels GRAD_LABELS, mean label-smoothed cross-entropy (smoothing 0.1), by autograd in float64.
     Stored per tensor, in C visit order, concatenated: the sampled gradient elements ("grad_samples"), the
@@ -675,10 +771,10 @@ def make_grad_fixture(path, cfg, weights, T, H, W, seeds, spatial, temporal, des
         t.requires_grad_(True)
     labels = GRAD_LABELS[:len(seeds)]
     logits = torch.stack([ref.forward(torch.from_numpy(gen_input(s, T * 3 * H * W).reshape(T, 3, H, W)),
-                                      spatial, temporal) for s in seeds])
+                                      spatial, temporal, lam=lam) for s in seeds])
     loss = F.cross_entropy(logits, torch.tensor(labels), label_smoothing=GRAD_SMOOTHING)
     loss.backward()
-    order = c_tensor_order(cfg, len(TINY_LABELS))
+    order = c_tensor_order(cfg, len(TINY_LABELS), weights)
     samples, norms, projs = [], [], []
     for i, (name, shape) in enumerate(order):
         g = ref.w[name].grad.detach().numpy().reshape(-1)
@@ -692,12 +788,14 @@ def make_grad_fixture(path, cfg, weights, T, H, W, seeds, spatial, temporal, des
                "grad_samples": np.concatenate(samples).astype(np.float32),
                "grad_norm": np.array(norms, dtype=np.float32),
                "grad_proj": np.array(projs, dtype=np.float32)}
-    meta = {"generator": "scripts/make_reference.py --grads", "description": desc, "model": "tiny_hf",
+    meta = {"generator": "scripts/make_reference.py --grads", "description": desc, "model": model,
             "T": str(T), "H": str(H), "W": str(W), "input_seeds": json.dumps(seeds), "labels": json.dumps(labels),
             "label_smoothing": str(GRAD_SMOOTHING), "samples": str(GRAD_SAMPLES), "stride": str(GRAD_STRIDE),
             "tensors": json.dumps([n for n, _ in order], separators=(",", ":"))}
     meta.update(settings_meta("spatial", spatial, "spatial", heads, P, layers))
     meta.update(settings_meta("temporal", temporal, "temporal", heads, T, layers))
+    if lam:
+        meta["aux_weight"] = str(lam)  # Castling's auxiliary branch (absent: 0)
     write_safetensors(path, tensors, meta)
     dens = []
     for which, att, n in (("spatial", spatial, P), ("temporal", temporal, T)):
@@ -708,6 +806,33 @@ def make_grad_fixture(path, cfg, weights, T, H, W, seeds, spatial, temporal, des
 
 
 def make_grads(out, cfg, weights):
+    taps = castling_taps(cfg, CASTLING_TAPS_SEED)
+    wc = dict(weights, **taps)
+    # a model fine-tuned into castling starts with zero taps (fibvid gives them a home in training)
+    wz = dict(weights, **{n: np.zeros_like(a) for n, a in taps.items()})
+    linear = [
+        # not 32x32: over 5 tokens SimA's column l1 norm is ill-conditioned in float32 (PyTorch's own float32
+        # autograd misses test_grad.c's bounds there by 1.5-2.5x on three seed pairs, and by 0.2-0.3x at
+        # 64x48 and 96x64; measured with the float32 Ref against this float64 one)
+        ("grad_sima_64x48", 6, 64, 48, SIMA, SIMA, "sima, 64x48x6 (quadratic order: 13 and 6 tokens < head_dim 16)",
+         weights, "tiny_hf", 0.0),
+        ("grad_sima_96x64", 4, 96, 64, SIMA, SIMA, "sima, 96x64x4 (spatial 25 tokens: linear order)", weights,
+         "tiny_hf", 0.0),
+        ("grad_castling", 4, 32, 32, CASTLING, CASTLING, "castling with taps, 32x32x4", wc, "tiny_castling_hf", 0.0),
+        ("grad_castling_96x64", 4, 96, 64, CASTLING, CASTLING, "castling with taps, 96x64x4", wc,
+         "tiny_castling_hf", 0.0),
+        ("grad_castling_aux", 4, 32, 32, CASTLING, CASTLING,
+         "castling with taps and the auxiliary branch at lambda 0.5, 32x32x4", wc, "tiny_castling_hf", 0.5),
+        ("grad_castling_notaps", 4, 32, 32, CASTLING, dict(SIMA), "tiny_hf fine-tuned into castling spatial "
+         "(zero taps) and sima temporal, 32x32x4", wz, "tiny_hf", 0.0),
+    ]
+    total = 0
+    for name, T, H, W, sp, tp, desc, wts, model, lam in linear:
+        path = os.path.join(out, name + ".safetensors")
+        if name == "grad_castling_notaps":  # the temporal attention is sima: it has no taps
+            wts = {n: a for n, a in wts.items() if "temporal_attention.attention.dwconv" not in n}
+        make_grad_fixture(path, cfg, wts, T, H, W, [21, 22], sp, tp, desc, model, lam)
+        total += os.path.getsize(path)
     cases = [
         ("grad_dense", 4, 32, 32, DENSE, DENSE, "dense, 32x32x4"),
         ("grad_fib_zero", 4, 32, 32, fib("zero"), fib("zero"), "spatial and temporal fib zero, 32x32x4"),
@@ -718,12 +843,11 @@ def make_grads(out, cfg, weights):
         ("grad_fib_exclude_64x48", 6, 64, 48, fib("exclude"), fib("exclude"),
          "spatial and temporal fib exclude, 64x48x6"),
     ]
-    total = 0
     for name, T, H, W, sp, tp, desc in cases:
         path = os.path.join(out, name + ".safetensors")
         make_grad_fixture(path, cfg, weights, T, H, W, [21, 22], sp, tp, desc)
         total += os.path.getsize(path)
-    print("%d gradient fixtures written to %s: %.1f KB" % (len(cases), out, total / 1024))
+    print("%d gradient fixtures written to %s: %.1f KB" % (len(cases) + len(linear), out, total / 1024))
 
 
 def main():
@@ -787,17 +911,47 @@ def main():
         ("ref_fib_st_exclude_t6", f6, 3, fib("zero"), fib("exclude"), LAST, False,
          "spatial fib zero, temporal fib exclude with 6 frames"),
     ]
+    # SimA and Castling (SPEC 4): 32x32 has 5 spatial and 4 temporal tokens (< head_dim 16: the quadratic
+    # order), 96x64 25 spatial tokens (the linear order). tiny_castling_hf is tiny_hf plus non-zero taps and a
+    # config that asks for castling in both attentions; tiny_hf run as castling has no taps (zero).
+    wc = dict(weights, **castling_taps(cfg, CASTLING_TAPS_SEED))
+    write_model(out, cfg, wc, "tiny_castling_hf", {"fibvid_spatial_attention": {"kind": "castling"},
+                                                   "fibvid_temporal_attention": {"kind": "castling"}})
+    refc = Ref(cfg, wc)
+    linear = [
+        ("ref_sima_st", f32, 1, SIMA, SIMA, ALL, False, "spatial and temporal sima", "tiny_hf", ref),
+        ("ref_sima_st_96x64", f96, 2, SIMA, SIMA, LAST, False, "spatial and temporal sima at 96x64", "tiny_hf", ref),
+        ("ref_castling_st", f32, 1, CASTLING, CASTLING, ALL, False, "spatial and temporal castling with taps",
+         "tiny_castling_hf", refc),
+        ("ref_castling_st_96x64", f96, 2, CASTLING, CASTLING, LAST, False,
+         "spatial and temporal castling with taps at 96x64", "tiny_castling_hf", refc),
+        ("ref_castling_notaps", f32, 1, CASTLING, CASTLING, OUT, False,
+         "castling on a model without taps (zero taps)", "tiny_hf", ref),
+        ("ref_mixed_fib_sima", f32, 1, fib("zero"), SIMA, ALL, False, "spatial fib zero, temporal sima",
+         "tiny_hf", ref),
+        ("ref_mixed_castling_fib_96x64", f96, 2, CASTLING, fib("exclude"), LAST, False,
+         "spatial castling with taps, temporal fib exclude at 96x64", "tiny_castling_hf", refc),
+        ("ref_mixed_sima_castling_t6", f6, 3, SIMA, CASTLING, LAST, False,
+         "spatial sima, temporal castling with taps, 6 frames", "tiny_castling_hf", refc),
+    ]
     if not args.no_self_check:
         for name, frames, seed, sp, tp, keep, store, desc in cases:
             if name in ("ref_dense", "ref_fib_st_zero", "ref_fib_st_exclude", "ref_dense_96x64",
                         "ref_fib_st_zero_96x64", "ref_fib_original_96x64", "ref_fib_st_exclude_t6"):
                 self_check(cfg, weights, ref, frames, sp, tp, name)
+        for name, frames, seed, sp, tp, keep, store, desc, model, r in linear:
+            if name in ("ref_sima_st", "ref_sima_st_96x64", "ref_castling_st", "ref_mixed_castling_fib_96x64"):
+                self_check(cfg, wc if r is refc else weights, r, frames, sp, tp, name)
     for name, frames, seed, sp, tp, keep, store, desc in cases:
         make_fixture(os.path.join(out, name + ".safetensors"), ref, cfg, frames, sp, tp, keep, seed, store, desc)
+    for name, frames, seed, sp, tp, keep, store, desc, model, r in linear:
+        make_fixture(os.path.join(out, name + ".safetensors"), r, cfg, frames, sp, tp, keep, seed, store, desc,
+                     model)
     make_clip(out, ref, cfg)
 
-    written = [os.path.join("tiny_hf", f) for f in ("config.json", "model.safetensors", "preprocessor_config.json")]
-    written += [c[0] + ".safetensors" for c in cases] + ["clip_ffv1.mkv", "ref_clip.safetensors"]
+    written = [os.path.join(d, f) for d in ("tiny_hf", "tiny_castling_hf")
+               for f in ("config.json", "model.safetensors", "preprocessor_config.json")]
+    written += [c[0] + ".safetensors" for c in cases + linear] + ["clip_ffv1.mkv", "ref_clip.safetensors"]
     total = sum(os.path.getsize(os.path.join(out, f)) for f in written)
     print("%d files written to %s: %.1f KB" % (len(written), out, total / 1024))
 

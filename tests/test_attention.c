@@ -63,7 +63,7 @@ static double run_case(const Case *c, FvFibVariant variant, FvFibSemantics sem, 
     for (int64_t i = 0; i < nout; i++)
         fast[i] = ref[i] = NAN; /* every output must be written */
     assert_int_equal(fv_attn_forward(&p, qkv, fast, NULL, c->B, NULL, NULL), 0);
-    fv_attn_forward_ref(&p, qkv, ref, NULL, c->B);
+    fv_attn_forward_ref(&p, NULL, qkv, ref, NULL, c->B);
     double d = 0;
     for (int64_t i = 0; i < nout; i++) {
         double e = fabs((double)fast[i] - ref[i]);

@@ -277,7 +277,10 @@ static void test_info_and_bench(void **state)
                             &out, &err), 0);
     j = json_loads(out, 0, NULL);
     assert_non_null(j);
-    assert_int_equal(json_array_size(j), 6); /* spatial and temporal x dense, fib-zero, fib-exclude */
+    /* spatial and temporal x dense, fib-zero, fib-exclude, sima, castling */
+    assert_int_equal(json_array_size(j), 10);
+    for (size_t i = 0; i < json_array_size(j); i++)
+        assert_true(json_real_value(json_object_get(json_array_get(j, i), "gflop")) > 0);
     json_decref(j);
     free(out);
     free(err);

@@ -35,6 +35,15 @@ static const char *const k_fixtures[] = {
     "ref_fib_original_96x64.safetensors",
     "ref_dense_t6.safetensors",
     "ref_fib_st_exclude_t6.safetensors",
+    /* SimA and Castling (SPEC 4); the castling ones with taps run on tiny_castling_hf */
+    "ref_sima_st.safetensors",
+    "ref_sima_st_96x64.safetensors",
+    "ref_castling_st.safetensors",
+    "ref_castling_st_96x64.safetensors",
+    "ref_castling_notaps.safetensors",
+    "ref_mixed_fib_sima.safetensors",
+    "ref_mixed_castling_fib_96x64.safetensors",
+    "ref_mixed_sima_castling_t6.safetensors",
 };
 #define NUM_FIXTURES (sizeof(k_fixtures) / sizeof(k_fixtures[0]))
 
@@ -126,11 +135,7 @@ static void meta_attention(const FvSafetensors *st, const char *prefix, FvAttnSe
     fv_attn_default_settings(a);
     snprintf(key, sizeof(key), "%s.kind", prefix);
     const char *kind = meta_str(st, key);
-    if (!strcmp(kind, "dense"))
-        a->kind = FV_ATTN_DENSE;
-    else if (!strcmp(kind, "fib"))
-        a->kind = FV_ATTN_FIB;
-    else
+    if (fv_attn_kind_from_name(kind, &a->kind) < 0)
         fail_msg("%s: unknown %s=%s", fv_st_path(st), key, kind);
     snprintf(key, sizeof(key), "%s.variant", prefix);
     const char *variant = meta_str(st, key);
@@ -148,8 +153,8 @@ static void meta_attention(const FvSafetensors *st, const char *prefix, FvAttnSe
 
 static const char *attn_desc(const FvAttnSettings *a, char *buf, size_t n)
 {
-    if (a->kind == FV_ATTN_DENSE)
-        snprintf(buf, n, "dense");
+    if (a->kind != FV_ATTN_FIB)
+        snprintf(buf, n, "%s", fv_attn_kind_name(a->kind));
     else
         snprintf(buf, n, "fib %s/%s w=[%d,%d] shuffle=%d",
                  a->variant == FV_FIB_ORIGINAL ? "original" : "modified",
@@ -161,6 +166,7 @@ static const char *attn_desc(const FvAttnSettings *a, char *buf, size_t n)
 
 typedef struct Fixture {
     FvSafetensors *st;
+    const char *model; /* the model directory under tests/data (metadata "model") */
     int T, H, W;
     float *input;   /* (T, 3, H, W), owned */
     FvAttnSettings spatial, temporal;
@@ -174,6 +180,7 @@ static void fixture_open(Fixture *fx, const char *name)
     if (r < 0)
         fail_msg("%s: %s (regenerate with scripts/make_reference.py)", path, fv_last_error());
     free(path);
+    fx->model = meta_str(fx->st, "model");
     fx->T = meta_int(fx->st, "T");
     fx->H = meta_int(fx->st, "H");
     fx->W = meta_int(fx->st, "W");
@@ -221,15 +228,20 @@ static void fixture_close(Fixture *fx)
     fx->input = NULL;
 }
 
-static FvModel *load_tiny(void)
+static FvModel *load_model(const char *name)
 {
     FvModel *m = NULL;
-    char *dir = fvt_join(fvt_data_dir(), "tiny_hf");
+    char *dir = fvt_join(fvt_data_dir(), name);
     int r = fv_model_load(&m, dir);
     if (r < 0)
         fail_msg("fv_model_load %s: %s", dir, fv_last_error());
     free(dir);
     return m;
+}
+
+static FvModel *load_tiny(void)
+{
+    return load_model("tiny_hf");
 }
 
 /* Compare one expected tensor (2-D activations or a 1-D vector) with what the run produced; returns
@@ -342,7 +354,7 @@ static void test_fixture(void **state)
     const char *name = *state;
     Fixture fx;
     fixture_open(&fx, name);
-    FvModel *m = load_tiny();
+    FvModel *m = load_model(fx.model);
     double worst = run_fixture(m, &fx, name, 1);
     printf("%s: max abs diff %g (tolerance %g)\n", name, worst, TOL);
     assert_true(worst <= TOL);
@@ -351,9 +363,9 @@ static void test_fixture(void **state)
     fixture_close(&fx);
 }
 
-/* All fixtures one after the other on one model: shapes (32x32, 96x64, 6 frames) and attention settings
- * change between calls, so buffers, resized embeddings and attention plans must be rebuilt each time.
- * Then the first fixture again, which must reproduce its result bit for bit. */
+/* All fixtures of tiny_hf one after the other on one model: shapes (32x32, 96x64, 6 frames) and attention
+ * settings (every kind) change between calls, so buffers, resized embeddings and attention plans must be
+ * rebuilt each time. Then the first fixture again, which must reproduce its result bit for bit. */
 static void test_one_model_all_fixtures(void **state)
 {
     (void)state;
@@ -363,6 +375,10 @@ static void test_one_model_all_fixtures(void **state)
     for (size_t i = 0; i <= NUM_FIXTURES; i++) {
         const char *name = k_fixtures[i % NUM_FIXTURES];
         fixture_open(&fx, name);
+        if (strcmp(fx.model, "tiny_hf")) {
+            fixture_close(&fx);
+            continue;
+        }
         double worst = run_fixture(m, &fx, name, 0);
         printf("%-40s (shared model) max abs diff %g\n", name, worst);
         assert_true(worst <= TOL);
@@ -409,7 +425,150 @@ static void test_settings_matter(void **state)
     printf("ref_fib_st_exclude_96x64 with spatial zero semantics: max abs diff %g (must be > 1e-2)\n", d);
     assert_true(d > 1e-2);
     fixture_close(&fx);
+    /* SimA run as Castling, and the other way round */
+    fixture_open(&fx, "ref_sima_st.safetensors");
+    fx.spatial.kind = fx.temporal.kind = FV_ATTN_CASTLING;
+    d = run_fixture(m, &fx, "ref_sima_st as castling", 0);
+    printf("ref_sima_st as castling: max abs diff %g (must be > 1e-2)\n", d);
+    assert_true(d > 1e-2);
+    fixture_close(&fx);
+    fixture_open(&fx, "ref_castling_notaps.safetensors");
+    fx.spatial.kind = fx.temporal.kind = FV_ATTN_SIMA;
+    d = run_fixture(m, &fx, "ref_castling_notaps as sima", 0);
+    printf("ref_castling_notaps as sima: max abs diff %g (must be > 1e-2)\n", d);
+    assert_true(d > 1e-2);
+    fixture_close(&fx);
+    /* the taps matter: Castling with taps on the model without them, and without on the one with them */
+    fixture_open(&fx, "ref_castling_st.safetensors");
+    d = run_fixture(m, &fx, "ref_castling_st on tiny_hf", 0);
+    printf("ref_castling_st on tiny_hf (zero taps): max abs diff %g (must be > 1e-2)\n", d);
+    assert_true(d > 1e-2);
+    fixture_close(&fx);
     fv_model_close(&m);
+    m = load_model("tiny_castling_hf");
+    fixture_open(&fx, "ref_castling_notaps.safetensors");
+    d = run_fixture(m, &fx, "ref_castling_notaps on tiny_castling_hf", 0);
+    printf("ref_castling_notaps on tiny_castling_hf (its taps): max abs diff %g (must be > 1e-2)\n", d);
+    assert_true(d > 1e-2);
+    fixture_close(&fx);
+    fv_model_close(&m);
+}
+
+/* A temporary Hugging Face directory: tiny_castling_hf's config and preprocessor config with @weights as its
+ * model.safetensors (F32 tensors written by fv_st_write). Returns the directory (caller frees and removes). */
+static char *castling_dir(const FvStWriteTensor *weights, size_t n)
+{
+    char *dir = fvt_tmpdir(), *src = fvt_join(fvt_data_dir(), "tiny_castling_hf");
+    static const char *const files[] = { "config.json", "preprocessor_config.json" };
+    for (int i = 0; i < 2; i++) {
+        char *a = fvt_join(src, files[i]), *b = fvt_join(dir, files[i]);
+        size_t len = 0;
+        char *text = fvt_read_file(a, &len);
+        assert_non_null(text);
+        assert_int_equal(fvt_write_file(b, text, len), 0);
+        free(text);
+        free(a);
+        free(b);
+    }
+    char *st = fvt_join(dir, "model.safetensors");
+    static const char *const keys[] = { "format" }, *const vals[] = { "pt" };
+    assert_int_equal(fv_st_write(st, weights, n, keys, vals, 1), 0);
+    free(st);
+    free(src);
+    return dir;
+}
+
+/* Castling's own tensors (SPEC 4.2): loaded and validated; a config that asks for castling without them is a
+ * load error naming the tensor; a model switched to castling without them runs zero taps (ref_castling_notaps),
+ * reports them missing, and saves them as zeros; switching kinds and back keeps the taps. */
+static void test_castling_tensors(void **state)
+{
+    (void)state;
+    Fixture fx;
+    FvModel *m = load_model("tiny_castling_hf");
+    const FvModelConfig *c = fv_model_config(m);
+    assert_int_equal(c->spatial.kind, FV_ATTN_CASTLING);
+    assert_int_equal(c->temporal.kind, FV_ATTN_CASTLING);
+    assert_int_equal(fv_model_attention_tensors_missing(m), 0);
+    FvAttnSettings dense;
+    fv_attn_default_settings(&dense);
+    FvAttnSettings cs = c->spatial, ct = c->temporal;
+    assert_int_equal(fv_model_set_attention(m, &dense, &dense), 0);
+    assert_int_equal(fv_model_attention_tensors_missing(m), 0);
+    assert_int_equal(fv_model_set_attention(m, &cs, &ct), 0);
+    fixture_open(&fx, "ref_castling_st.safetensors");
+    double d = run_fixture(m, &fx, "ref_castling_st after dense and back", 0);
+    printf("tiny_castling_hf switched to dense and back: ref_castling_st max abs diff %g\n", d);
+    assert_true(d <= TOL);
+    fixture_close(&fx);
+    fv_model_close(&m);
+
+    /* tiny_hf as castling: 2 layers x 2 attentions without taps; saved, they come back as zeros */
+    m = load_tiny();
+    assert_int_equal(fv_model_set_attention(m, &cs, &ct), 0);
+    assert_int_equal(fv_model_attention_tensors_missing(m), 4);
+    char *tmp = fvt_tmpdir(), *path = fvt_join(tmp, "castling.safetensors");
+    assert_int_equal(fv_model_save(m, path), 0);
+    fv_model_close(&m);
+    assert_int_equal(fv_model_load(&m, path), 0);
+    assert_int_equal(fv_model_config(m)->spatial.kind, FV_ATTN_CASTLING);
+    assert_int_equal(fv_model_attention_tensors_missing(m), 0);
+    fixture_open(&fx, "ref_castling_notaps.safetensors");
+    d = run_fixture(m, &fx, "ref_castling_notaps on the saved model", 1);
+    printf("tiny_hf as castling, saved and reloaded (zero taps): max abs diff %g\n", d);
+    assert_true(d <= TOL);
+    fixture_close(&fx);
+    fv_model_close(&m);
+    free(path);
+    fvt_rmtree(tmp);
+    free(tmp);
+
+    /* the castling config over tiny_hf's tensors (no taps), and with taps of the wrong shape */
+    FvSafetensors *src = NULL;
+    char *sp = fvt_join(fvt_data_dir(), "tiny_castling_hf/model.safetensors");
+    assert_int_equal(fv_st_open(&src, sp), 0);
+    free(sp);
+    const size_t n = fv_st_count(src);
+    FvStWriteTensor *w = calloc(n, sizeof(*w));
+    assert_non_null(w);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        const FvTensorInfo *ti = fv_st_tensor(src, i);
+        assert_int_equal(ti->dtype, FV_DT_F32);
+        if (strstr(ti->name, "dwconv"))
+            continue;
+        w[k].name = ti->name;
+        w[k].ndim = ti->ndim;
+        memcpy(w[k].shape, ti->shape, sizeof(int64_t) * (size_t)ti->ndim);
+        w[k++].data = ti->data;
+    }
+    assert_int_equal(k + 4, n);
+    char *dir = castling_dir(w, k);
+    assert_true(fv_model_load(&m, dir) < 0);
+    printf("castling config without taps: %s\n", fv_last_error());
+    assert_non_null(strstr(fv_last_error(), "dwconv.weight"));
+    fvt_rmtree(dir);
+    free(dir);
+    k = 0;
+    for (size_t i = 0; i < n; i++) {
+        const FvTensorInfo *ti = fv_st_tensor(src, i);
+        w[k].name = ti->name;
+        w[k].ndim = ti->ndim;
+        memcpy(w[k].shape, ti->shape, sizeof(int64_t) * (size_t)ti->ndim);
+        if (strstr(ti->name, "layer.1.attention.attention.dwconv")) { /* (3, 1, 9, 1) as (3, 9) */
+            w[k].ndim = 2;
+            w[k].shape[1] = 9;
+        }
+        w[k++].data = ti->data;
+    }
+    dir = castling_dir(w, k);
+    assert_true(fv_model_load(&m, dir) < 0);
+    printf("castling taps of the wrong shape: %s\n", fv_last_error());
+    assert_non_null(strstr(fv_last_error(), "layer.1.attention.attention.dwconv.weight"));
+    fvt_rmtree(dir);
+    free(dir);
+    free(w);
+    fv_st_close(&src);
 }
 
 /* The model part of the end-to-end clip check: ref_clip's preprocessed input through tiny_hf. */
@@ -542,6 +701,7 @@ int main(void)
         cmocka_unit_test(test_clip_logits),
         cmocka_unit_test(test_one_model_all_fixtures),
         cmocka_unit_test(test_settings_matter),
+        cmocka_unit_test(test_castling_tensors),
         cmocka_unit_test(test_bad_shapes),
         cmocka_unit_test(test_two_threads),
         cmocka_unit_test(test_batch),

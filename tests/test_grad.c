@@ -1,9 +1,9 @@
 /* Training core: gradients of every parameter against PyTorch autograd (dense, Fibottention zero and
- * exclude), a finite-difference spot check, the optimizer pieces (loss, clipping, AdamW, schedule), a few
+ * exclude, SimA, Castling-ViT with its taps and auxiliary branch), a finite-difference spot check, the optimizer pieces (loss, clipping, AdamW, schedule), a few
  * AdamW steps that must reduce the loss, optimizer state save/restore, classifier reset and bad input.
  *
  * Fixtures: tests/data/grad_*.safetensors, made by `scripts/make_reference.py --grads` (float64 autograd on
- * the tiny model tests/data/tiny_hf, a batch of two clips from the script's gen_input LCG, label smoothing
+ * the tiny model tests/data/tiny_hf or tiny_castling_hf, metadata "model"; a batch of two clips from the script's gen_input LCG, label smoothing
  * 0.1). Per parameter tensor, in fv_model_visit_tensors order: sampled gradient elements (every element of
  * tensors with <= 256, else 256 at (i * 7919 + 13) % count), the gradient's L2 norm and its dot product
  * with gen_input(1000 + tensor index) — the last two cover every element. */
@@ -85,7 +85,8 @@ static void meta_attention(const FvSafetensors *st, const char *prefix, FvAttnSe
     char key[64];
     fv_attn_default_settings(a);
     snprintf(key, sizeof(key), "%s.kind", prefix);
-    a->kind = !strcmp(meta_str(st, key), "fib") ? FV_ATTN_FIB : FV_ATTN_DENSE;
+    if (fv_attn_kind_from_name(meta_str(st, key), &a->kind) < 0)
+        fail_msg("%s: unknown %s", fv_st_path(st), key);
     snprintf(key, sizeof(key), "%s.variant", prefix);
     a->variant = !strcmp(meta_str(st, key), "original") ? FV_FIB_ORIGINAL : FV_FIB_MODIFIED;
     snprintf(key, sizeof(key), "%s.semantics", prefix);
@@ -98,14 +99,19 @@ static void meta_attention(const FvSafetensors *st, const char *prefix, FvAttnSe
     a->shuffle = meta_int(st, key);
 }
 
-static FvModel *load_tiny(void)
+static FvModel *load_model(const char *name)
 {
-    char *dir = fvt_join(fvt_data_dir(), "tiny_hf");
+    char *dir = fvt_join(fvt_data_dir(), name);
     FvModel *m = NULL;
     if (fv_model_load(&m, dir) < 0)
         fail_msg("%s", fv_last_error());
     free(dir);
     return m;
+}
+
+static FvModel *load_tiny(void)
+{
+    return load_model("tiny_hf");
 }
 
 static const float *get_f32(const FvSafetensors *st, const char *name, int64_t count)
@@ -139,7 +145,7 @@ static void check_fixture(const char *file)
     meta_attention(st, "spatial", &sp);
     meta_attention(st, "temporal", &tp);
 
-    FvModel *m = load_tiny();
+    FvModel *m = load_model(meta_str(st, "model"));
     assert_int_equal(fv_model_set_attention(m, &sp, &tp), 0);
     FvTrainSettings s;
     fv_train_default_settings(&s);
@@ -148,9 +154,21 @@ static void check_fixture(const char *file)
     s.H = H;
     s.W = W;
     s.label_smoothing = (float)atof(meta_str(st, "label_smoothing"));
+    /* Castling's auxiliary branch: lambda = 1 - step / (0.8 x 100) is the fixture's at step 80 (1 - lambda) */
+    const char *aux = fv_st_metadata(st, "aux_weight");
+    const double lambda = aux ? atof(aux) : 0.0;
+    const int64_t aux_step = (int64_t)llround((1.0 - lambda) * 80.0);
+    s.total_steps = 100;
+    s.castling_aux_until = aux ? 0.8f : 0.0f;
     FvTrainer *tr = NULL;
     if (fv_trainer_new(&tr, m, &s) < 0)
         fail_msg("%s", fv_last_error());
+    if (aux) {
+        fv_trainer_set_step(tr, aux_step);
+        printf("%s: auxiliary branch weight %g at step %lld\n", file, fv_train_aux_weight(&s, aux_step),
+               (long long)aux_step);
+        assert_true(fabs(fv_train_aux_weight(&s, aux_step) - lambda) < 1e-6);
+    }
 
     const size_t clip = (size_t)T * 3 * H * W;
     float *clips = malloc(sizeof(float) * clip * B);
@@ -260,6 +278,20 @@ static void test_grad_dense(void **state)
         check_fixture("grad_dense_64x48.safetensors");
     }
     fv_attn_dense_gemm_min = keep;
+}
+
+/* SimA and Castling-ViT (SPEC 4): sequences shorter than head_dim (the quadratic order) and 25 spatial
+ * tokens (the linear order), Castling with taps, with its auxiliary branch at lambda 0.5, and tiny_hf fine-tuned into castling
+ * (the taps it lacks start at zero and get gradients) with sima temporal. */
+static void test_grad_linear(void **state)
+{
+    (void)state;
+    check_fixture("grad_sima_64x48.safetensors");
+    check_fixture("grad_sima_96x64.safetensors");
+    check_fixture("grad_castling.safetensors");
+    check_fixture("grad_castling_96x64.safetensors");
+    check_fixture("grad_castling_aux.safetensors");
+    check_fixture("grad_castling_notaps.safetensors");
 }
 
 static void test_grad_fib_zero(void **state)
@@ -719,6 +751,7 @@ int main(void)
         cmocka_unit_test(test_grad_dense),
         cmocka_unit_test(test_grad_fib_zero),
         cmocka_unit_test(test_grad_fib_exclude),
+        cmocka_unit_test(test_grad_linear),
         cmocka_unit_test(test_finite_differences),
         cmocka_unit_test(test_adamw_reduces_loss),
         cmocka_unit_test(test_state_roundtrip),

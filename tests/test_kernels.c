@@ -59,7 +59,7 @@ static void test_random_shapes(void **state)
     const FvAttnKindDsp *const *kinds = fv_attn_kinds(&nk);
     int32_t configs = 0;
     for (int32_t k = 0; k < nk; k++)
-        configs += kinds[k]->masked ? 2 : 1;
+        configs += (kinds[k]->masked ? 2 : 1) + (kinds[k]->aux ? 1 : 0);
     printf("%d rows (%d kind configurations x 3 entries x 20 shapes x 2 seeds), %d over their bound\n", n, configs,
            failed);
     assert_int_equal(n, configs * 3 * 10 * 2 * 2);

@@ -10,11 +10,17 @@
 extern "C" {
 #endif
 
-/** Attention kind of one of the two attentions (spatial, temporal) of every block. */
+/** Attention kind of one of the two attentions (spatial, temporal) of every block (SPEC sections 3, 4). */
 typedef enum FvAttnKind {
-    FV_ATTN_DENSE = 0, /**< plain softmax attention over all keys */
-    FV_ATTN_FIB   = 1, /**< Fibottention: each head attends a dilated Fibonacci set of offsets */
+    FV_ATTN_DENSE    = 0, /**< plain softmax attention over all keys */
+    FV_ATTN_FIB      = 1, /**< Fibottention: each head attends a dilated Fibonacci set of offsets */
+    FV_ATTN_SIMA     = 2, /**< SimA: l1-normalised q and k (over tokens), q^ (k^^T v), no softmax */
+    FV_ATTN_CASTLING = 3, /**< Castling-ViT linear-angular: 0.5 v + (1/pi) q^ (k^^T v), l2-normalised, plus a
+                               depthwise convolution of v (its own tensors) */
 } FvAttnKind;
+
+/** Castling's depthwise convolution: taps per head along the token index (tensor [H, 1, 9, 1]). */
+#define FV_CASTLING_TAPS 9
 
 /** Fibottention offset sequence variant (SPEC section 3). */
 typedef enum FvFibVariant {
@@ -132,6 +138,7 @@ typedef struct FvAttnCheckRow {
     int32_t spatial;       /**< 1: spatial (token 0 is cls), 0: temporal */
     int32_t tokens, sequences, heads, head_dim;
     double  density;       /**< mean over heads of the attended fraction of pairs */
+    double  gflop;         /**< the kind's analytic forward count over all sequences (fv_model_flops' terms) */
     double  max_err;       /**< largest |fast - reference| / (1 + |reference|) over every output (0 unchecked) */
     double  tolerance;     /**< the bound max_err is held to */
     int32_t pass;          /**< 1: max_err <= tolerance (or unchecked) */

@@ -48,6 +48,8 @@ typedef struct FvDiagAttn {
                             output.dense), columns centred: ||Xb^T Xa||_F^2 / (||Xa^T Xa||_F ||Xb^T Xb||_F) */
     double *cosine;    /**< (H, H) cosine similarity of the flattened outputs (not centred) */
     double *frobenius; /**< (H, H) ||X_a - X_b||_F */
+    double *taps;      /**< (H, FV_CASTLING_TAPS) Castling's depthwise-convolution taps (0 for other kinds and
+                            for a model without them) */
 } FvDiagAttn;
 
 /** One layer. */

@@ -93,8 +93,17 @@ FV_API const char *fv_model_label(const FvModel *m, int32_t i);
 FV_API int64_t fv_model_num_params(const FvModel *m);
 
 /** Replace the attention settings (NULL keeps the current one); states running on @p m use them from their
- *  next forward pass. Not while a forward pass runs on @p m. Returns 0 or FV_EINVAL. */
+ *  next forward pass. Not while a forward pass runs on @p m. Returns 0 or FV_EINVAL.
+ *  A kind with weights of its own (Castling's depthwise-convolution taps) that the model does not have runs
+ *  with them zero; training starts them at zero and fv_model_save() writes them (see
+ *  fv_model_attention_tensors_missing()). Switching kinds and back keeps a kind's weights (until training
+ *  moves the model's weights: then only the kinds in use keep theirs). */
 FV_API int fv_model_set_attention(FvModel *m, const FvAttnSettings *spatial, const FvAttnSettings *temporal);
+
+/** How many of the current attention kinds' own tensors (over layers, spatial and temporal) the model lacks
+ *  and runs as zeros: 0 when it has them all, e.g. after loading a Castling checkpoint, or for kinds with
+ *  none (dense, fib, sima). Never counts after training: a trainer gives them a home. */
+FV_API int32_t fv_model_attention_tensors_missing(const FvModel *m);
 
 /**
  * A run state: the activation buffers, attention plans, activation hook and diagnostics collector of forward

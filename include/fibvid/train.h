@@ -52,7 +52,14 @@ typedef struct FvTrainSettings {
     float   eps;             /* default 1e-8 */
     float   label_smoothing; /* default 0.1 */
     float   clip_norm;       /* clip the global gradient L2 norm to this; <= 0: no clipping; default 1.0 */
+    float   castling_aux_until; /* Castling-ViT's auxiliary branch (SPEC 4.2): its weight lambda falls linearly
+                                 * from 1 at step 0 to 0 at this fraction of total_steps and stays 0; 0 = off;
+                                 * default 0.8 (with total_steps <= 0: off) */
 } FvTrainSettings;
+
+/* Castling's auxiliary-branch weight at (0-based) step @step: max(0, 1 - step / (castling_aux_until *
+ * total_steps)); 0 when castling_aux_until or total_steps is <= 0. */
+FV_API float fv_train_aux_weight(const FvTrainSettings *s, int64_t step);
 
 /* Results of one step. */
 typedef struct FvStepStats {
@@ -101,7 +108,8 @@ FV_API int fv_trainer_step(FvTrainer *tr, const float *clips, const int32_t *lab
 FV_API int fv_trainer_backward(FvTrainer *tr, const float *clips, const int32_t *labels, int32_t B, float *loss,
                         float *logits);
 
-/* Batched inference with the trainer's arena: logits (B, num_labels) for clips (B, T, 3, H, W). */
+/* Batched inference with the trainer's arena: logits (B, num_labels) for clips (B, T, 3, H, W), as inference
+ * computes them (no Castling auxiliary branch, whatever the step). */
 FV_API int fv_trainer_forward(FvTrainer *tr, const float *clips, int32_t B, float *logits);
 
 /* Learning rate of (0-based) step @step under the trainer's schedule. */
@@ -292,6 +300,8 @@ typedef struct FvFitSettings {
     double      weight_decay;    /**< default 0.05 */
     double      label_smoothing; /**< default 0.1 */
     double      clip_norm;       /**< default 1; 0: off */
+    double      castling_aux_until; /**< Castling's auxiliary branch: lambda 1 -> 0 over this fraction of the
+                                         steps (FvTrainSettings; default 0.8; 0: off) */
     uint64_t    seed;            /**< weights, shuffling and augmentation (default 1) */
     /* augmentation and cache */
     int32_t     cache_frames;    /**< 0: 2T (default) */

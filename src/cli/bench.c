@@ -1,5 +1,5 @@
 /* `fibvid bench`: times the forward pass (min/median, GFLOP/s from the analytic FLOP count), and
- * `fibvid bench attention`: the attention kernels alone, dense vs Fibottention, on the same q/k/v. */
+ * `fibvid bench attention`: the attention kernels alone, every kind against dense, on the same q/k/v. */
 #include <getopt.h>
 #include <math.h>
 #include <stdlib.h>
@@ -54,8 +54,9 @@ static void help_attn(FILE *f)
         "usage: fibvid bench attention [--tokens N] [--frames T] [--heads H] [--head-dim D] [options]\n"
         "\n"
         "Times spatial attention (T sequences of N tokens, cls included) and temporal attention\n"
-        "(N-1 sequences of T tokens) of one clip-layer for dense, fib-zero and fib-exclude on the same\n"
-        "random q/k/v.\n"
+        "(N-1 sequences of T tokens) of one clip-layer for every kind (dense, fib-zero, fib-exclude, sima,\n"
+        "castling) on the same random q/k/v. GFLOP is the kind's analytic count (the one fibvid bench uses);\n"
+        "density the attended fraction of the N x N pairs (linear kinds form no matrix: 100%%).\n"
         "\n"
         "      --tokens N       tokens per frame including cls (default 197 = 224x224 / 16x16 + 1)\n"
         "      --frames T       frames (default 8)\n"
@@ -125,8 +126,8 @@ static int bench_attention(int argc, char **argv)
     }
     json_t *res = json_array();
     if (fmt == FV_OUT_TEXT)
-        printf("%-9s %-12s %8s %10s %10s %9s %8s\n", "attention", "kind", "tokens", "min_ms", "median_ms",
-               "density", "speedup");
+        printf("%-9s %-12s %8s %10s %10s %9s %8s %8s\n", "attention", "kind", "tokens", "min_ms", "median_ms",
+               "density", "GFLOP", "speedup");
     double dense_min = 0;
     for (int32_t i = 0; i < nrows; i++) {
         const FvAttnCheckRow *r = &rows[i];
@@ -136,13 +137,13 @@ static int bench_attention(int argc, char **argv)
             dense_min = r->min_ms;
         const char *att = r->spatial ? "spatial" : "temporal";
         if (fmt == FV_OUT_TEXT)
-            printf("%-9s %-12s %8d %10.3f %10.3f %8.2f%% %7.1fx\n", att, r->kind, r->tokens, r->min_ms, r->median_ms,
-                   100 * r->density, dense_min / r->min_ms);
+            printf("%-9s %-12s %8d %10.3f %10.3f %8.2f%% %8.4f %7.1fx\n", att, r->kind, r->tokens, r->min_ms,
+                   r->median_ms, 100 * r->density, r->gflop, dense_min / r->min_ms);
         else
-            json_array_append_new(res, json_pack("{s:s, s:s, s:i, s:i, s:i, s:i, s:f, s:f, s:f, s:f}",
+            json_array_append_new(res, json_pack("{s:s, s:s, s:i, s:i, s:i, s:i, s:f, s:f, s:f, s:f, s:f}",
                 "attention", att, "kind", r->kind, "tokens", r->tokens, "sequences", r->sequences, "heads",
                 r->heads, "head_dim", r->head_dim, "min_ms", r->min_ms, "median_ms", r->median_ms, "density",
-                r->density, "speedup_vs_dense", dense_min / r->min_ms));
+                r->density, "gflop", r->gflop, "speedup_vs_dense", dense_min / r->min_ms));
     }
     if (fmt == FV_OUT_JSON) {
         char *js = json_dumps(res, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
@@ -210,6 +211,7 @@ int fv_cli_bench(int argc, char **argv)
             fv_cli_error("bench", "unknown --config '%s' (base, small, tiny, test)", config);
             return FV_EXIT_USAGE;
         }
+        fv_cli_attn_resolve(&ov, &cfg.spatial, &cfg.temporal); /* random weights for the kinds' own tensors too */
         int ret = fv_model_create_random(&m, &cfg, 42);
         if (ret < 0) {
             fv_cli_error("bench", "%s", fv_last_error());

@@ -51,7 +51,9 @@ void fv_cli_attn_overrides_init(FvAttnOverrides *o);
 /* Handle one attention option (long name without dashes); returns 1 if it was one, 0 if not, -1 on a bad
  * value (message printed). */
 int fv_cli_attn_option(FvAttnOverrides *o, const char *cmd, const char *name, const char *value);
-/* Apply to a model. */
+/* The overrides on top of @s and @t (a model's settings). */
+void fv_cli_attn_resolve(const FvAttnOverrides *o, FvAttnSettings *s, FvAttnSettings *t);
+/* Apply to a model; warns on stderr when a kind's own tensors are missing (taken as zero). */
 int fv_cli_attn_apply(const FvAttnOverrides *o, FvModel *m);
 /* getopt_long entries for the attention options (val = FV_OPT_ATTN), and their help text. */
 #define FV_OPT_ATTN 0x1000

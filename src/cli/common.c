@@ -50,8 +50,9 @@ int fv_cli_parse_format(const char *s, unsigned allowed, FvOutFormat *out)
 
 const char fv_cli_attn_help[] =
     "attention (default: what the model's config says; HF models are dense):\n"
-    "      --spatial-attn dense|fib     spatial attention kind\n"
-    "      --temporal-attn dense|fib    temporal attention kind\n"
+    "      --spatial-attn KIND          spatial attention kind: dense|fib|sima|castling\n"
+    "      --temporal-attn KIND         temporal attention kind: dense|fib|sima|castling\n"
+    "                                   (castling on a model without its taps runs them as zeros)\n"
     "      --fib-variant modified|original   Fibottention sequence start (default modified)\n"
     "      --fib-semantics zero|exclude masked scores -> 0 (reference) or out of the softmax (default zero)\n"
     "      --fib-wmin N, --fib-wmax N   spatial head windows (default 5 and patches/3)\n"
@@ -103,28 +104,38 @@ int fv_cli_attn_option(FvAttnOverrides *o, const char *cmd, const char *name, co
     return 1;
 }
 
+void fv_cli_attn_resolve(const FvAttnOverrides *o, FvAttnSettings *s, FvAttnSettings *t)
+{
+    if (o->spatial_kind >= 0)
+        s->kind = (FvAttnKind)o->spatial_kind;
+    if (o->temporal_kind >= 0)
+        t->kind = (FvAttnKind)o->temporal_kind;
+    if (o->variant >= 0)
+        s->variant = t->variant = (FvFibVariant)o->variant;
+    if (o->semantics >= 0)
+        s->semantics = t->semantics = (FvFibSemantics)o->semantics;
+    if (o->shuffle >= 0)
+        s->shuffle = t->shuffle = o->shuffle;
+    if (o->wmin)
+        s->wmin = o->wmin;
+    if (o->wmax)
+        s->wmax = o->wmax;
+    if (o->twmin)
+        t->wmin = o->twmin;
+    if (o->twmax)
+        t->wmax = o->twmax;
+}
+
 int fv_cli_attn_apply(const FvAttnOverrides *o, FvModel *m)
 {
     FvAttnSettings s = fv_model_config(m)->spatial, t = fv_model_config(m)->temporal;
-    if (o->spatial_kind >= 0)
-        s.kind = (FvAttnKind)o->spatial_kind;
-    if (o->temporal_kind >= 0)
-        t.kind = (FvAttnKind)o->temporal_kind;
-    if (o->variant >= 0)
-        s.variant = t.variant = (FvFibVariant)o->variant;
-    if (o->semantics >= 0)
-        s.semantics = t.semantics = (FvFibSemantics)o->semantics;
-    if (o->shuffle >= 0)
-        s.shuffle = t.shuffle = o->shuffle;
-    if (o->wmin)
-        s.wmin = o->wmin;
-    if (o->wmax)
-        s.wmax = o->wmax;
-    if (o->twmin)
-        t.wmin = o->twmin;
-    if (o->twmax)
-        t.wmax = o->twmax;
-    return fv_model_set_attention(m, &s, &t);
+    fv_cli_attn_resolve(o, &s, &t);
+    int ret = fv_model_set_attention(m, &s, &t);
+    int32_t missing = ret < 0 ? 0 : fv_model_attention_tensors_missing(m);
+    if (missing > 0)
+        fprintf(stderr, "fibvid: warning: the model has no weights for %d tensors of its attention kinds: they "
+                "are taken as zero (castling: no depthwise-convolution term until trained)\n", missing);
+    return ret;
 }
 
 const char *fv_cli_sampling_name(FvSampling s)

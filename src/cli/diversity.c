@@ -41,8 +41,8 @@ static void help(FILE *f)
         "\n"
         "  -o, --out DIR           output directory (required; created when missing)\n"
         "      --compare KINDS     comma-separated attention settings run on the same clips, side by side:\n"
-        "                          model (the model's own, after the attention options below), dense (spatial\n"
-        "                          and temporal dense), fib (both Fibottention), fib-spatial (Fibottention\n"
+        "                          model (the model's own, after the attention options below); dense, fib,\n"
+        "                          sima, castling (that kind in both attentions); fib-spatial (Fibottention\n"
         "                          spatial, dense temporal, as the reference video code) (default model)\n"
         "      --max-clips N       clips used: the first N given, or N spread evenly over a dataset list\n"
         "                          (default: every clip given; 16 from a dataset)\n"
@@ -84,6 +84,7 @@ typedef struct Setting {
     FvDiagResult *shown; /* (report clips) per-clip results kept for the cls maps */
     double forward_ms;
     int64_t forwards;
+    int warned;
 } Setting;
 
 static int parse_compare(const char *s, const FvModelConfig *c, Setting *sets, int *n)
@@ -100,11 +101,10 @@ static int parse_compare(const char *s, const FvModelConfig *c, Setting *sets, i
         memset(st, 0, sizeof(*st));
         st->sp = c->spatial;
         st->tp = c->temporal;
+        FvAttnKind k;
         if (!strcmp(tok, "model")) {
-        } else if (!strcmp(tok, "dense")) {
-            st->sp.kind = st->tp.kind = FV_ATTN_DENSE;
-        } else if (!strcmp(tok, "fib")) {
-            st->sp.kind = st->tp.kind = FV_ATTN_FIB;
+        } else if (fv_attn_kind_from_name(tok, &k) == 0) { /* dense, fib, sima, castling: both attentions */
+            st->sp.kind = st->tp.kind = k;
         } else if (!strcmp(tok, "fib-spatial")) {
             st->sp.kind = FV_ATTN_FIB;
             st->tp.kind = FV_ATTN_DENSE;
@@ -271,7 +271,7 @@ int fv_cli_diversity(int argc, char **argv)
     const FvModelConfig *cfg = fv_model_config(m);
     FvAttnSettings model_sp = cfg->spatial, model_tp = cfg->temporal;
     if (parse_compare(o.compare, cfg, sets, &nsets) < 0) {
-        fv_cli_error(CMD, "bad value '%s' for --compare (comma-separated, each once: model, dense, fib, fib-spatial)",
+        fv_cli_error(CMD, "bad value '%s' for --compare (comma-separated, each once: model, dense, fib, sima, castling, fib-spatial)",
                      o.compare);
         nsets = 0;
         rc = FV_EXIT_USAGE;
@@ -324,6 +324,11 @@ int fv_cli_diversity(int argc, char **argv)
                 fv_cli_error(CMD, "%s", fv_last_error());
                 rc = FV_EXIT_USAGE;
                 break;
+            }
+            if (!set->warned && fv_model_attention_tensors_missing(m) > 0) { /* once per setting */
+                fprintf(stderr, "fibvid %s: warning: setting %s: the model has no weights for its kind's own tensors: "
+                        "taken as zero (castling: no depthwise-convolution term)\n", CMD, set->name);
+                set->warned = 1;
             }
             double t0 = fv_cli_now_ms();
             FvPredictResult pr;

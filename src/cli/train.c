@@ -70,6 +70,9 @@ static void help(FILE *f)
         "      --weight-decay X    AdamW decoupled weight decay on matrices (default 0.05)\n"
         "      --label-smoothing X label smoothing of the cross-entropy (default 0.1)\n"
         "      --clip-norm X       clip the global gradient norm to X, 0 = off (default 1)\n"
+        "      --castling-aux-until F  with castling attention: the auxiliary masked-softmax branch's weight\n"
+        "                          falls linearly from 1 at the first step to 0 at fraction F of the steps\n"
+        "                          and stays 0 (SPEC 4.2); 0 = off (default 0.8)\n"
         "      --seed S            seed of the initial weights, shuffling and augmentation (default 1)\n"
         "augmentation and cache:\n"
         "      --cache-frames F    frames kept per training clip, T..512 (default 2T); T of them are drawn per\n"
@@ -318,7 +321,7 @@ int fv_cli_train(int argc, char **argv)
     enum {
         O_ROOT = 0x100, O_UCF, O_SPLIT, O_LIST, O_VAL, O_CLASSES, O_BASE, O_NOVAL, O_CONFIG, O_FRAMES, O_ISIZE,
         O_RESUME, O_EPOCHS, O_STOP, O_LR, O_MINLR, O_WARMUP, O_WD, O_LS, O_CLIP, O_SEED, O_CACHE, O_SCALE,
-        O_HFLIP, O_SJSON, O_LOGEVERY, O_EMBED, O_REVERSE,
+        O_HFLIP, O_SJSON, O_LOGEVERY, O_EMBED, O_REVERSE, O_AUX,
     };
     static const struct option longopts[] = {
         { "root", required_argument, NULL, O_ROOT },
@@ -345,6 +348,7 @@ int fv_cli_train(int argc, char **argv)
         { "weight-decay", required_argument, NULL, O_WD },
         { "label-smoothing", required_argument, NULL, O_LS },
         { "clip-norm", required_argument, NULL, O_CLIP },
+        { "castling-aux-until", required_argument, NULL, O_AUX },
         { "seed", required_argument, NULL, O_SEED },
         { "cache-frames", required_argument, NULL, O_CACHE },
         { "scale", required_argument, NULL, O_SCALE },
@@ -433,6 +437,10 @@ int fv_cli_train(int argc, char **argv)
             break;
         case O_CLIP:
             if (parse_double(optarg, 0.0, 1e9, &f->clip_norm) < 0)
+                goto bad;
+            break;
+        case O_AUX:
+            if (parse_double(optarg, 0.0, 1.0, &f->castling_aux_until) < 0)
                 goto bad;
             break;
         case O_SEED: {

@@ -98,19 +98,25 @@ static void svg_bars(FILE *f, const FvReportSetting *sets, int32_t nsets, int32_
         }
     if (!(vmax > 0.0))
         vmax = 1.0;
+    /* a setting without the figure (entropy of SimA and Castling: no distribution) gets no bars */
+    int missing = 0;
+    for (int32_t s = 0; s < nsets; s++)
+        missing |= !isfinite(*((const double *)&sets[s].mean->layer[l].attn[kind].head[0] + field));
     const double gw = (w - left) / H, bw = gw * 0.8 / nsets;
-    fprintf(f, "<svg class=\"bars\" width=\"%.0f\" height=\"%.0f\"><text x=\"0\" y=\"11\">%s (max %.3g)</text>\n",
-            w, h + top + 14, title, vmax);
+    fprintf(f, "<svg class=\"bars\" width=\"%.0f\" height=\"%.0f\"><text x=\"0\" y=\"11\">%s (max %.3g%s)</text>\n",
+            w, h + top + 14, title, vmax, missing ? "; none for linear kinds" : "");
     fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#999\"/>\n", left, top + h, w,
             top + h);
     for (int32_t k = 0; k < H; k++) {
         for (int32_t s = 0; s < nsets; s++) {
             const double v = *((const double *)&sets[s].mean->layer[l].attn[kind].head[k] + field);
             const double e = sets[s].std ? *((const double *)&sets[s].std->layer[l].attn[kind].head[k] + field) : 0.0;
+            if (!isfinite(v))
+                continue;
             const double x = left + k * gw + gw * 0.1 + s * bw, bh = h * v / vmax;
             fprintf(f, "<rect x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\" fill=\"%s\"><title>%s head %d: "
                        "%.4g &#177; %.3g</title></rect>", x, top + h - bh, bw, bh, SET_COLOUR(s), sets[s].name, k, v, e);
-            if (e > 0.0)
+            if (isfinite(e) && e > 0.0)
                 fprintf(f, "<line x1=\"%.2f\" x2=\"%.2f\" y1=\"%.2f\" y2=\"%.2f\" stroke=\"#222\"/>", x + bw / 2,
                         x + bw / 2, top + h - h * fmin(vmax, v + e) / vmax, top + h - h * fmax(0.0, v - e) / vmax);
         }
@@ -148,6 +154,34 @@ static void svg_summary_chart(FILE *f, const FvReportSetting *sets, int32_t nset
             fputs("\"/>\n", f);
         }
     fputs("</svg>\n", f);
+}
+
+/* Castling's depthwise-convolution taps of every head (SPEC 4.2: reported apart from the attention weights),
+ * a row per head, the tap at the query's own token in the middle, coloured over [-max|w|, max|w|]. */
+static void put_taps(FILE *f, const FvDiagAttn *A, int32_t H, const char *attn, const char *set)
+{
+    double mx = 0.0;
+    for (int32_t i = 0; i < H * FV_CASTLING_TAPS; i++)
+        mx = fmax(mx, fabs(A->taps[i]));
+    fprintf(f, "<h3>%s castling depthwise-convolution taps, ", attn);
+    put_escaped(f, set);
+    fputs(" (offsets -4..4 along the token index)</h3>\n<table><tr><th>head</th>", f);
+    for (int32_t i = 0; i < FV_CASTLING_TAPS; i++)
+        fprintf(f, "<th>%+d</th>", i - FV_CASTLING_TAPS / 2);
+    fputs("</tr>\n", f);
+    for (int32_t h = 0; h < H; h++) {
+        fprintf(f, "<tr><td>%d</td>", h);
+        for (int32_t i = 0; i < FV_CASTLING_TAPS; i++) {
+            const double v = A->taps[(int64_t)h * FV_CASTLING_TAPS + i];
+            char col[8];
+            hex_colour(mx > 0.0 ? (float)(0.5 + 0.5 * v / mx) : 0.5f, col);
+            fprintf(f, "<td style=\"background:%s\">%.3g</td>", col, v);
+        }
+        fputs("</tr>\n", f);
+    }
+    fputs("</table>\n", f);
+    if (mx == 0.0)
+        fputs("<p class=\"note\">All taps are zero: the model has no trained depthwise convolution.</p>\n", f);
 }
 
 void fv_report_draw_mask(FvImage *im, int32_t x0, int32_t y0, int32_t px, int32_t n, const int32_t *off,
@@ -279,8 +313,9 @@ int fv_report_diversity_html(const char *path, const char *title, const char *su
           "(tokens x head_dim): linear CKA with centred features (1: the heads carry the same information up to a "
           "rotation and scale), cosine of the flattened outputs, Frobenius distance; Jaccard is the overlap of the "
           "heads' attention masks. Lower means more diverse heads. Values are means over clips; bars show the "
-          "spread (standard deviation) as whiskers. Entropy is normalised by log of the keys with non-zero weight; "
-          "distance is attention-weighted, in pixels (spatial) or frames (temporal). cls attention over the clips' "
+          "spread (standard deviation) as whiskers. Entropy is normalised by log of the keys with non-zero weight "
+          "(SimA and Castling form no probability distribution: no entropy; their distances and cls maps use the "
+          "normalised kernels |q^ k^T| and 0.5 + q^.k^/pi per row); distance is attention-weighted, in pixels (spatial) or frames (temporal). cls attention over the clips' "
           "frames is drawn for every layer of models up to 6 layers deep, else for five layers spread over the "
           "depth (each map scaled to its own maximum).</p>\n", f);
 
@@ -309,8 +344,12 @@ int fv_report_diversity_html(const char *path, const char *title, const char *su
             double ent = 0.0;
             for (int32_t h = 0; h < H; h++)
                 ent += Ly->attn[0].head[h].entropy_norm / H;
-            fprintf(f, "<td>%.3f</td><td>%.3f</td><td>%.3f</td><td>%.3f</td>", fv_diag_pair_mean(Ly->attn[0].cka, H),
-                    fv_diag_pair_mean(Ly->attn[1].cka, H), fv_diag_pair_mean(Ly->attn[0].jaccard, H), ent);
+            fprintf(f, "<td>%.3f</td><td>%.3f</td><td>%.3f</td>", fv_diag_pair_mean(Ly->attn[0].cka, H),
+                    fv_diag_pair_mean(Ly->attn[1].cka, H), fv_diag_pair_mean(Ly->attn[0].jaccard, H));
+            if (isfinite(ent))
+                fprintf(f, "<td>%.3f</td>", ent);
+            else
+                fputs("<td>n/a</td>", f); /* no distribution: SimA, Castling */
         }
         if (num_sets > 1) {
             const FvDiagLayer *a = &sets[0].mean->layer[l], *b = &sets[num_sets - 1].mean->layer[l];
@@ -345,7 +384,8 @@ int fv_report_diversity_html(const char *path, const char *title, const char *su
                 double fmx = 0.0;
                 for (int32_t i = 0; i < H * H; i++)
                     fmx = fmax(fmx, A->frobenius[i]);
-                fprintf(f, "<h3>%s, ", kname[kind]);
+                const FvAttnSettings *as = kind ? &sets[s].mean->temporal : &sets[s].mean->spatial;
+                fprintf(f, "<h3>%s %s, ", kname[kind], fv_attn_kind_name(as->kind));
                 put_escaped(f, sets[s].name);
                 fputs(": head pairs</h3>\n<div class=\"row\">", f);
                 svg_heatmap(f, A->cka, H, 0.0, 1.0, "CKA");
@@ -353,7 +393,8 @@ int fv_report_diversity_html(const char *path, const char *title, const char *su
                 svg_heatmap(f, A->jaccard, H, 0.0, 1.0, "Jaccard");
                 svg_heatmap(f, A->frobenius, H, 0.0, fmx, "Frobenius");
                 fputs("</div>\n", f);
-                const FvAttnSettings *as = kind ? &sets[s].mean->temporal : &sets[s].mean->spatial;
+                if (as->kind == FV_ATTN_CASTLING)
+                    put_taps(f, A, H, kname[kind], sets[s].name);
                 if (as->kind == FV_ATTN_FIB) {
                     fprintf(f, "<h3>%s masks, ", kname[kind]);
                     put_escaped(f, sets[s].name);

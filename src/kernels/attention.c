@@ -26,7 +26,8 @@ void fv_attn_default_settings(FvAttnSettings *a)
 void fv_attn_describe(const FvAttnSettings *a, unsigned flags, char *buf, size_t n)
 {
     if (a->kind != FV_ATTN_FIB) {
-        snprintf(buf, n, "dense");
+        const char *name = fv_attn_kind_name(a->kind);
+        snprintf(buf, n, "%s", name ? name : "unknown");
         return;
     }
     const char *variant = a->variant == FV_FIB_MODIFIED ? "modified" : "original";
@@ -64,7 +65,11 @@ int fv_attn_settings_validate(const FvAttnSettings *a, const char *fn, const cha
 static const FvAttnKindDsp *const g_kinds[] = {
     [FV_ATTN_DENSE] = &fv_attn_dense_dsp,
     [FV_ATTN_FIB] = &fv_attn_fib_dsp,
+    [FV_ATTN_SIMA] = &fv_attn_sima_dsp,
+    [FV_ATTN_CASTLING] = &fv_attn_castling_dsp,
 };
+
+_Static_assert(sizeof(g_kinds) / sizeof(g_kinds[0]) <= FV_ATTN_KIND_SLOTS, "raise FV_ATTN_KIND_SLOTS");
 
 const FvAttnKindDsp *fv_attn_kind_dsp(FvAttnKind k)
 {
@@ -268,23 +273,27 @@ int fv_attn_backward_own(const FvAttnPlan *p, const float *const *own, float *co
     return 0;
 }
 
-void fv_attn_forward_ref(const FvAttnPlan *p, const float *qkv, float *out, float *aux, int64_t B)
+void fv_attn_forward_ref(const FvAttnPlan *p, const float *const *own, const float *qkv, float *out, float *aux,
+                         int64_t B)
 {
     for (int64_t b = 0; b < B; b++)
         for (int32_t h = 0; h < p->H; h++) {
-            const FvAttnHead io = task_io(p, b, h, qkv, out, aux);
+            FvAttnHead io = task_io(p, b, h, qkv, out, aux);
+            io.own = own;
             p->dsp->forward_ref(p, &io);
         }
 }
 
-void fv_attn_backward_ref(const FvAttnPlan *p, const float *qkv, const float *out, const float *aux,
-                          const float *dout, float *dqkv, int64_t B)
+void fv_attn_backward_ref(const FvAttnPlan *p, const float *const *own, float *const *down, const float *qkv,
+                          const float *out, const float *aux, const float *dout, float *dqkv, int64_t B)
 {
     const int64_t D = (int64_t)p->H * p->hd;
     memset(dqkv, 0, sizeof(float) * (size_t)(B * p->N * 3 * D));
     for (int64_t b = 0; b < B; b++)
         for (int32_t h = 0; h < p->H; h++) {
             FvAttnHead io = task_io(p, b, h, qkv, (float *)out, (float *)aux);
+            io.own = own;
+            io.down = down;
             io.dout = dout + b * p->N * D + (int64_t)h * p->hd;
             io.dq = dqkv + b * p->N * 3 * D + (int64_t)h * p->hd;
             io.dk = io.dq + D;

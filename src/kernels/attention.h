@@ -58,9 +58,11 @@ int fv_attn_backward_own(const FvAttnPlan *p, const float *const *own, float *co
                          const float *out, const float *aux, const float *dout, float *dqkv, int64_t B,
                          const FvAttnScratch *scr);
 
-/* The kinds' plain C references over the same batch layout (tests and the harness). */
-void fv_attn_forward_ref(const FvAttnPlan *p, const float *qkv, float *out, float *aux, int64_t B);
-void fv_attn_backward_ref(const FvAttnPlan *p, const float *qkv, const float *out, const float *aux,
-                          const float *dout, float *dqkv, int64_t B);
+/* The kinds' plain C references over the same batch layout (tests and the harness); @own / @down as for the
+ * fast entries (NULL: none). */
+void fv_attn_forward_ref(const FvAttnPlan *p, const float *const *own, const float *qkv, float *out, float *aux,
+                         int64_t B);
+void fv_attn_backward_ref(const FvAttnPlan *p, const float *const *own, float *const *down, const float *qkv,
+                          const float *out, const float *aux, const float *dout, float *dqkv, int64_t B);
 
 #endif /* FV_ATTENTION_H */

@@ -35,10 +35,11 @@ typedef struct Shape {
     float amp; /* scale of q and k: larger values give peaked softmaxes */
 } Shape;
 
-/* One kind under one semantics. */
+/* One kind under one semantics, with or without its auxiliary training branch. */
 typedef struct Config {
     const FvAttnKindDsp *dsp;
     FvFibSemantics sem;
+    float aux_weight; /* > 0: the auxiliary branch on, with this weight */
     char name[32];
 } Config;
 
@@ -201,7 +202,45 @@ static void row_init(FvAttnCheckRow *row, const Config *cf, const char *entry, c
     row->head_dim = sh->hd;
     for (int32_t h = 0; h < sh->H; h++)
         row->density += fv_attn_plan_density(p, h) / sh->H;
+    row->gflop = fv_attn_plan_flops(p) * sh->B * 1e-9;
     row->pass = 1;
+}
+
+/* The kind's own tensors (Castling's taps): random values, and zeroed gradient blocks for the fast entry and
+ * the reference. Returns their count or a negative code. */
+typedef struct Own {
+    int32_t n;
+    size_t size[FV_ATTN_MAX_TENSORS];
+    float *w[FV_ATTN_MAX_TENSORS], *d[FV_ATTN_MAX_TENSORS], *d_ref[FV_ATTN_MAX_TENSORS];
+} Own;
+
+static int own_build(const FvAttnPlan *p, uint64_t *seed, Own *o)
+{
+    FvAttnTensor t[FV_ATTN_MAX_TENSORS];
+    memset(o, 0, sizeof(*o));
+    o->n = p->dsp->tensors(&p->s, p->H, p->hd, t);
+    for (int32_t i = 0; i < o->n; i++) {
+        o->size[i] = 1;
+        for (int32_t d = 0; d < t[i].ndim; d++)
+            o->size[i] *= (size_t)t[i].shape[d];
+        o->w[i] = malloc(sizeof(float) * o->size[i]);
+        o->d[i] = calloc(o->size[i], sizeof(float));
+        o->d_ref[i] = calloc(o->size[i], sizeof(float));
+        if (!o->w[i] || !o->d[i] || !o->d_ref[i])
+            return FV_ENOMEM;
+        for (size_t e = 0; e < o->size[i]; e++)
+            o->w[i][e] = 0.3f * fv_rand_normal(seed);
+    }
+    return o->n;
+}
+
+static void own_free(Own *o)
+{
+    for (int32_t i = 0; i < FV_ATTN_MAX_TENSORS; i++) {
+        free(o->w[i]);
+        free(o->d[i]);
+        free(o->d_ref[i]);
+    }
 }
 
 static int check_one(const FvAttnCheckSettings *s, const Config *cf, const Shape *sh, uint64_t *seed, Rows *rows)
@@ -212,12 +251,16 @@ static int check_one(const FvAttnCheckSettings *s, const Config *cf, const Shape
     as.semantics = cf->sem;
     as.variant = s->variant;
     FvAttnPlan p;
+    Own own;
     int ret = fv_attn_plan_init(&p, &as, sh->layer, sh->N, sh->cls, sh->H, sh->hd);
     if (ret < 0)
         return ret;
+    p.aux = cf->aux_weight > 0.0f;
+    p.aux_weight = cf->aux_weight;
     const int64_t D = (int64_t)sh->H * sh->hd, rows_ = (int64_t)sh->B * sh->N;
     const int64_t nqkv = rows_ * 3 * D, nout = rows_ * D, naux = rows_ * sh->H, n = sh->N - sh->cls;
     const int64_t tasks = (int64_t)sh->B * sh->H;
+    const int softmax = cf->dsp->entropy; /* softmax kinds save their log-sum-exp and have an entropy */
     float *qkv = fv_malloc(sizeof(float) * (size_t)nqkv), *dout = fv_malloc(sizeof(float) * (size_t)nout);
     float *out = fv_malloc(sizeof(float) * (size_t)nout), *out_ref = fv_malloc(sizeof(float) * (size_t)nout);
     float *aux = fv_malloc(sizeof(float) * (size_t)naux), *aux_ref = fv_malloc(sizeof(float) * (size_t)naux);
@@ -226,8 +269,10 @@ static int check_one(const FvAttnCheckSettings *s, const Config *cf, const Shape
     float *cls = calloc((size_t)(tasks * FV_MAX(n, 1) * 2), sizeof(float));
     Timer tm = { .t = malloc(sizeof(double) * (size_t)FV_MAX(s->iters, 1)), .iters = s->iters };
     Geometry g = { 0 };
+    const int nown = own_build(&p, seed, &own);
+    const float *const *ow = nown > 0 ? (const float *const *)own.w : NULL;
     if (!qkv || !dout || !out || !out_ref || !aux || !aux_ref || !dq || !dq_ref || !ent || !cls || !tm.t ||
-        geometry(sh, &g) < 0) {
+        geometry(sh, &g) < 0 || nown < 0) {
         ret = fv_error(FV_ENOMEM, "fv_attn_check: out of memory");
         goto done;
     }
@@ -246,22 +291,25 @@ static int check_one(const FvAttnCheckSettings *s, const Config *cf, const Shape
     row_init(row, cf, "forward", sh, &p);
     for (int64_t i = 0; i < nout; i++)
         out[i] = NAN; /* every output must be written */
-    if ((ret = fv_attn_forward(&p, qkv, out, aux, sh->B, NULL, NULL)) < 0)
+    if ((ret = fv_attn_forward_own(&p, ow, qkv, out, aux, sh->B, NULL, NULL)) < 0)
         goto done;
     if (s->check) {
-        fv_attn_forward_ref(&p, qkv, out_ref, aux_ref, sh->B);
-        row->max_err = fmax(max_err(out, out_ref, nout), max_err(aux, aux_ref, naux));
+        fv_attn_forward_ref(&p, ow, qkv, out_ref, aux_ref, sh->B);
+        row->max_err = max_err(out, out_ref, nout);
+        if (softmax)
+            row->max_err = fmax(row->max_err, max_err(aux, aux_ref, naux));
         row->tolerance = TOL_FORWARD;
         row->pass = row->max_err <= row->tolerance;
     }
     for (int32_t it = 0; it < s->iters; it++) {
         const double t0 = fv_time_ms();
-        fv_attn_forward(&p, qkv, out_ref, NULL, sh->B, NULL, NULL);
+        fv_attn_forward_own(&p, ow, qkv, out_ref, NULL, sh->B, NULL, NULL);
         tm.t[it] = fv_time_ms() - t0;
     }
     timing(&tm, row);
 
-    /* forward gathering diagnostics: the same outputs, and the statistics of the reference weights */
+    /* forward gathering diagnostics: the same outputs, and the statistics of the reference weights (entropy
+     * null for kinds without a probability distribution) */
     if (s->check) {
         if (!(row = push_row(rows))) {
             ret = fv_error(FV_ENOMEM, "fv_attn_check: out of memory");
@@ -273,13 +321,17 @@ static int check_one(const FvAttnCheckSettings *s, const Config *cf, const Shape
         float *cls_r = cls + tasks * FV_MAX(n, 1);
         const FvAttnStats st = { .Hp = sh->Wp ? sh->Hp : (int32_t)n, .Wp = sh->Wp, .dtab = g.dtab, .dall = g.dall,
                                  .ent = e, .ent_norm = en, .dist = di, .cls = sh->cls ? cls : NULL };
-        if ((ret = fv_attn_forward(&p, qkv, out_ref, NULL, sh->B, &st, NULL)) < 0 ||
+        if ((ret = fv_attn_forward_own(&p, ow, qkv, out_ref, NULL, sh->B, &st, NULL)) < 0 ||
             (ret = stats_ref(&p, sh, qkv, e_r, en_r, di_r, cls_r)) < 0)
             goto done;
         double err = max_err(out_ref, out, nout); /* bit for bit the plain kernel's outputs */
-        for (int64_t t = 0; t < tasks; t++) /* per-query means, as diagnostics report them */
-            err = fmax(err, fmax(fabs(e[t] - e_r[t]) / sh->N,
-                                 fmax(fabs(en[t] - en_r[t]) / sh->N, fabs(di[t] - di_r[t]) / FV_MAX(n, 1))));
+        for (int64_t t = 0; t < tasks; t++) { /* per-query means, as diagnostics report them */
+            if (softmax)
+                err = fmax(err, fmax(fabs(e[t] - e_r[t]) / sh->N, fabs(en[t] - en_r[t]) / sh->N));
+            else if (!isnan(e[t]) || !isnan(en[t]))
+                err = INFINITY; /* must be null */
+            err = fmax(err, fabs(di[t] - di_r[t]) / FV_MAX(n, 1));
+        }
         if (sh->cls)
             err = fmax(err, max_err(cls, cls_r, tasks * n));
         row->max_err = err;
@@ -294,17 +346,19 @@ static int check_one(const FvAttnCheckSettings *s, const Config *cf, const Shape
             goto done;
         }
         row_init(row, cf, "backward", sh, &p);
-        if ((ret = fv_attn_backward(&p, qkv, out, aux, dout, dq, sh->B, NULL)) < 0)
+        if ((ret = fv_attn_backward_own(&p, ow, nown > 0 ? own.d : NULL, qkv, out, aux, dout, dq, sh->B, NULL)) < 0)
             goto done;
         if (s->check) {
-            fv_attn_backward_ref(&p, qkv, out, aux, dout, dq_ref, sh->B);
+            fv_attn_backward_ref(&p, ow, nown > 0 ? own.d_ref : NULL, qkv, out, aux, dout, dq_ref, sh->B);
             row->max_err = max_err(dq, dq_ref, nqkv);
+            for (int32_t i = 0; i < own.n; i++)
+                row->max_err = fmax(row->max_err, max_err(own.d[i], own.d_ref[i], (int64_t)own.size[i]));
             row->tolerance = TOL_BACKWARD;
             row->pass = row->max_err <= row->tolerance;
         }
         for (int32_t it = 0; it < s->iters; it++) {
             const double t0 = fv_time_ms();
-            fv_attn_backward(&p, qkv, out, aux, dout, dq_ref, sh->B, NULL);
+            fv_attn_backward_own(&p, ow, nown > 0 ? own.d : NULL, qkv, out, aux, dout, dq_ref, sh->B, NULL);
             tm.t[it] = fv_time_ms() - t0;
         }
         timing(&tm, row);
@@ -324,6 +378,7 @@ done:
     free(tm.t);
     free(g.dtab);
     free(g.dall);
+    own_free(&own);
     fv_attn_plan_free(&p);
     return ret;
 }
@@ -366,13 +421,21 @@ int fv_attn_check(const FvAttnCheckSettings *s, FvAttnCheckRow **out, int32_t *n
     Config cfg[16];
     int32_t ncfg = 0, nk;
     const FvAttnKindDsp *const *kinds = fv_attn_kinds(&nk);
-    for (int32_t k = 0; k < nk && ncfg < 15; k++) {
+    for (int32_t k = 0; k < nk && ncfg < 14; k++) {
         for (int sem = 0; sem < (kinds[k]->masked ? 2 : 1); sem++) {
             Config *c = &cfg[ncfg++];
             c->dsp = kinds[k];
             c->sem = sem ? FV_FIB_EXCLUDE : FV_FIB_ZERO;
+            c->aux_weight = 0.0f;
             snprintf(c->name, sizeof(c->name), "%s%s", kinds[k]->name,
                      !kinds[k]->masked ? "" : sem ? "-exclude" : "-zero");
+        }
+        if (kinds[k]->aux && s->backward) { /* the training branch, where it exists (lambda 0.5) */
+            Config *c = &cfg[ncfg++];
+            c->dsp = kinds[k];
+            c->sem = FV_FIB_ZERO;
+            c->aux_weight = 0.5f;
+            snprintf(c->name, sizeof(c->name), "%s-aux", kinds[k]->name);
         }
     }
     Rows rows = { 0 };

@@ -325,6 +325,7 @@ const FvAttnKindDsp fv_attn_dense_dsp = {
     .kind = FV_ATTN_DENSE,
     .name = "dense",
     .masked = 0,
+    .entropy = 1,
     .plan_build = dense_plan_build,
     .plan_free = dense_plan_free,
     .pairs = dense_pairs,

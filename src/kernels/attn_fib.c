@@ -537,6 +537,7 @@ const FvAttnKindDsp fv_attn_fib_dsp = {
     .kind = FV_ATTN_FIB,
     .name = "fib",
     .masked = 1,
+    .entropy = 1,
     .plan_build = fib_plan_build,
     .plan_free = fib_plan_free,
     .pairs = fib_pairs,

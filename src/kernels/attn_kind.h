@@ -29,6 +29,10 @@ typedef struct FvAttnKindDsp FvAttnKindDsp;
 /* Most tensors one attention kind owns in one attention of one layer. */
 #define FV_ATTN_MAX_TENSORS 2
 
+/* Room for every kind in per-kind tables (a model keeps each kind's own tensors apart); attention.c checks
+ * the registry fits. */
+#define FV_ATTN_KIND_SLOTS 8
+
 /* A tensor a kind owns (Castling-ViT's depthwise taps): its name after the attention's prefix
  * ("...layer.<i>.attention.attention." or "...temporal_attention.attention.") and its shape. */
 typedef struct FvAttnTensor {
@@ -45,6 +49,10 @@ typedef struct FvAttnPlan {
     int32_t N;           /* tokens per sequence, including cls when has_cls */
     int32_t has_cls;     /* 1: token 0 is cls, whose row and column are always attended (spatial) */
     int32_t H, hd;       /* heads, head dim */
+    /* Castling-ViT's auxiliary masked-softmax branch (training only, SPEC 4.2): @aux 1 when it may run (the
+     * plan of a training state: its scratch holds an N x N matrix), @aux_weight its lambda of this step */
+    int32_t aux;
+    float aux_weight;
     /* Fibottention only: head h attends |j - k| in off[h*max_off .. + noff[h]) over non-cls tokens:
      * the head's offset set, sorted ascending, duplicates removed (the set the reference mask encodes). */
     int32_t *noff;       /* (H) */
@@ -93,6 +101,10 @@ struct FvAttnKindDsp {
     FvAttnKind kind;
     const char *name;                                    /* as in configs and on the command line */
     int32_t masked;                                      /* 1: a mask with zero / exclude semantics (harness) */
+    int32_t entropy;                                     /* 1: the weights are a probability distribution whose
+                                                          * entropy diagnostics report; 0: entropy is null */
+    int32_t aux;                                         /* 1: an auxiliary training branch weighted by the
+                                                          * plan's aux_weight (Castling-ViT) */
     /* plan: resolve the kind's settings and build its data for p->N, p->has_cls, p->H (plan_init has
      * filled the shape); free what plan_build allocated */
     int (*plan_build)(FvAttnPlan *p);
@@ -127,6 +139,8 @@ extern const FvAttnKindDsp fv_attn_dense_dsp; /* attn_dense.c */
  * (default 64). Process-wide; tests set it to compare both paths. */
 extern int32_t fv_attn_dense_gemm_min;
 extern const FvAttnKindDsp fv_attn_fib_dsp;   /* attn_fib.c */
+extern const FvAttnKindDsp fv_attn_sima_dsp;  /* attn_sima.c */
+extern const FvAttnKindDsp fv_attn_castling_dsp; /* attn_castling.c */
 
 /* ---- shared by the softmax kinds (attn_softmax.c) ------------------------------------------------- */
 
@@ -178,6 +192,36 @@ static inline float fv_attn_plogp(float p)
 {
     return p > 1e-37f ? -p * fv_attn_logf(p) : 0.0f;
 }
+
+/* ---- shared by the linear kinds (attn_linear.c) ---------------------------------------------------- */
+
+/* q^ (k^^T v) of one head without an N x N matrix when N >= hd (the linear order: M = k^^T v is hd x hd), and
+ * through A = q^ k^^T when N < hd (cheaper there): @qh, @kh (N, hd) contiguous, @v rows @ldv apart, into
+ * @out (N, hd) rows @ldo apart (overwritten). Scratch: fv_attn_linear_scratch(N, hd) floats. */
+void fv_attn_linear_product(int32_t N, int32_t hd, const float *qh, const float *kh, const float *v, int64_t ldv,
+                            float *out, int64_t ldo, float *scratch);
+/* Its backward for the output gradient @g (N, hd), rows @ldg apart: @dqh, @dkh (N, hd) contiguous
+ * (overwritten) and @dv (rows @ldv apart: added to). Same scratch, twice the size. */
+void fv_attn_linear_product_backward(int32_t N, int32_t hd, const float *qh, const float *kh, const float *v,
+                                     int64_t ldv, const float *g, int64_t ldg, float *dqh, float *dkh, float *dv,
+                                     float *scratch);
+size_t fv_attn_linear_scratch(int32_t N, int32_t hd);
+/* 4 N hd min(N, hd): the product's multiply-adds x 2. */
+double fv_attn_linear_product_flops(int32_t N, int32_t hd);
+
+/* Diagnostics of a linear kind from the (non-negative) weight rows @row(p, t, i, w) writes (N floats, any
+ * scale: normalised here over every key): mean distance of the patch queries and the cls query's map;
+ * entropy is null (NaN): these weights are no probability distribution. */
+typedef void (*FvAttnRowFn)(const FvAttnPlan *p, const float *qh, const float *kh, int32_t i, float *w);
+void fv_attn_linear_stats(const FvAttnPlan *p, const float *qh, const float *kh, FvAttnRowFn row, float *w,
+                          const FvAttnStats *st, int64_t task);
+
+/* The linear kinds weigh every (query, key) pair (N^2 a head, Jaccard 1) and need no plan data. */
+int64_t fv_attn_linear_pairs(const FvAttnPlan *p, int32_t h);
+double fv_attn_linear_jaccard(const FvAttnPlan *p, int32_t a, int32_t b);
+int fv_attn_linear_allows(const FvAttnPlan *p, int32_t h, int32_t i, int32_t j);
+int fv_attn_linear_plan_build(FvAttnPlan *p);
+void fv_attn_linear_plan_free(FvAttnPlan *p);
 
 #define FV_ALIGN16(x) (((size_t)(x) + 15) & ~(size_t)15)
 

@@ -199,7 +199,11 @@ static int get_enum(const json_t *obj, const char *key, const char *what, const 
 
 static int parse_attn(const json_t *root, const char *key, const char *what, FvAttnSettings *a)
 {
-    static const char *const kinds[] = { "dense", "fib", NULL };
+    const char *kinds[16] = { NULL }; /* the registry's names, in FvAttnKind order */
+    int32_t nk;
+    const FvAttnKindDsp *const *reg = fv_attn_kinds(&nk);
+    for (int32_t i = 0; i < nk && i < 15; i++)
+        kinds[i] = reg[i]->name;
     static const char *const variants[] = { "modified", "original", NULL };
     static const char *const sems[] = { "zero", "exclude", NULL };
     char ctx[512];
@@ -452,7 +456,7 @@ static json_t *attn_to_json(const FvAttnSettings *a)
     json_t *o = json_object();
     if (!o)
         return NULL;
-    json_object_set_new(o, "kind", json_string(a->kind == FV_ATTN_FIB ? "fib" : "dense"));
+    json_object_set_new(o, "kind", json_string(fv_attn_kind_name(a->kind)));
     json_object_set_new(o, "variant", json_string(a->variant == FV_FIB_ORIGINAL ? "original" : "modified"));
     json_object_set_new(o, "semantics", json_string(a->semantics == FV_FIB_EXCLUDE ? "exclude" : "zero"));
     json_object_set_new(o, "wmin", json_integer(a->wmin));

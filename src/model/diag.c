@@ -36,7 +36,7 @@ struct FvDiag {
 
 static size_t layer_values(int32_t H, int32_t P)
 {
-    return 2 * ((size_t)H * 5 + 4 * (size_t)H * H) + (size_t)H * P;
+    return 2 * ((size_t)H * 5 + 4 * (size_t)H * H + (size_t)H * FV_CASTLING_TAPS) + (size_t)H * P;
 }
 
 /* Point the layer arrays of @r into @r->values. */
@@ -54,6 +54,7 @@ static void result_layout(FvDiagResult *r)
             A->cka = v, v += (size_t)H * H;
             A->cosine = v, v += (size_t)H * H;
             A->frobenius = v, v += (size_t)H * H;
+            A->taps = v, v += (size_t)H * FV_CASTLING_TAPS;
         }
         L->cls_attention = v;
         v += (size_t)H * P;
@@ -460,6 +461,9 @@ int fv_diag_attention(FvDiag *d, int32_t layer, FvDiagAttnKind kind, const FvAtt
                 L->cls_attention[(int64_t)h * n + k] = s / B;
             }
     }
+    if (p->s.kind == FV_ATTN_CASTLING && own && own[0]) /* its weights, reported as they are (SPEC 4.2) */
+        for (int32_t i = 0; i < H * FV_CASTLING_TAPS; i++)
+            A->taps[i] = own[0][i];
     fv_diag_head_sims(out, (int64_t)B * N, (int64_t)H * p->hd, H, p->hd, d->xc, d->gram, A->cka, A->cosine,
                       A->frobenius);
     return 0;
@@ -496,38 +500,51 @@ const FvDiagResult *fv_diag_result(FvDiag *d)
 /* ---------------------------------------------------------------------------------------------------- */
 /* JSON                                                                                                  */
 
+/* A number, or null where there is none (SimA's and Castling's entropy: no distribution, SPEC 4.1). */
+static json_t *num_json(double v)
+{
+    return isfinite(v) ? json_real(v) : json_null();
+}
+
 static json_t *matrix_json(const double *m, int32_t rows, int32_t cols)
 {
     json_t *j = json_array();
     for (int32_t r = 0; r < rows; r++) {
         json_t *row = json_array();
         for (int32_t c = 0; c < cols; c++)
-            json_array_append_new(row, json_real(m[(int64_t)r * cols + c]));
+            json_array_append_new(row, num_json(m[(int64_t)r * cols + c]));
         json_array_append_new(j, row);
     }
     return j;
 }
 
-static json_t *attn_json(const FvDiagAttn *A, int32_t H, int spatial)
+static json_t *attn_json(const FvDiagAttn *A, int32_t H, int spatial, FvAttnKind kind)
 {
     json_t *j = json_object(), *heads = json_array();
+    json_object_set_new(j, "kind", json_string(fv_attn_kind_name(kind)));
     for (int32_t h = 0; h < H; h++) {
         const FvDiagHead *s = &A->head[h];
-        json_t *o = json_pack("{s:i, s:f, s:f, s:f, s:f}", "head", h, "density", s->density, "entropy", s->entropy,
-                              "entropy_norm", s->entropy_norm, "mean_distance", s->mean_distance);
+        json_t *o = json_object();
+        json_object_set_new(o, "head", json_integer(h));
+        json_object_set_new(o, "density", num_json(s->density));
+        json_object_set_new(o, "entropy", num_json(s->entropy));
+        json_object_set_new(o, "entropy_norm", num_json(s->entropy_norm));
+        json_object_set_new(o, "mean_distance", num_json(s->mean_distance));
         if (spatial)
-            json_object_set_new(o, "mean_distance_px", json_real(s->mean_distance_px));
+            json_object_set_new(o, "mean_distance_px", num_json(s->mean_distance_px));
         json_array_append_new(heads, o);
     }
     json_object_set_new(j, "heads", heads);
-    json_object_set_new(j, "mean_jaccard", json_real(fv_diag_pair_mean(A->jaccard, H)));
-    json_object_set_new(j, "mean_cka", json_real(fv_diag_pair_mean(A->cka, H)));
-    json_object_set_new(j, "mean_cosine", json_real(fv_diag_pair_mean(A->cosine, H)));
-    json_object_set_new(j, "mean_frobenius", json_real(fv_diag_pair_mean(A->frobenius, H)));
+    json_object_set_new(j, "mean_jaccard", num_json(fv_diag_pair_mean(A->jaccard, H)));
+    json_object_set_new(j, "mean_cka", num_json(fv_diag_pair_mean(A->cka, H)));
+    json_object_set_new(j, "mean_cosine", num_json(fv_diag_pair_mean(A->cosine, H)));
+    json_object_set_new(j, "mean_frobenius", num_json(fv_diag_pair_mean(A->frobenius, H)));
     json_object_set_new(j, "jaccard", matrix_json(A->jaccard, H, H));
     json_object_set_new(j, "cka", matrix_json(A->cka, H, H));
     json_object_set_new(j, "cosine", matrix_json(A->cosine, H, H));
     json_object_set_new(j, "frobenius", matrix_json(A->frobenius, H, H));
+    if (kind == FV_ATTN_CASTLING)
+        json_object_set_new(j, "taps", matrix_json(A->taps, H, FV_CASTLING_TAPS));
     return j;
 }
 
@@ -549,8 +566,8 @@ static json_t *result_json(const FvDiagResult *r, unsigned flags)
         const FvDiagLayer *L = &r->layer[l];
         json_t *o = json_object();
         json_object_set_new(o, "layer", json_integer(l));
-        json_object_set_new(o, "spatial", attn_json(&L->attn[FV_DIAG_SPATIAL], H, 1));
-        json_object_set_new(o, "temporal", attn_json(&L->attn[FV_DIAG_TEMPORAL], H, 0));
+        json_object_set_new(o, "spatial", attn_json(&L->attn[FV_DIAG_SPATIAL], H, 1, r->spatial.kind));
+        json_object_set_new(o, "temporal", attn_json(&L->attn[FV_DIAG_TEMPORAL], H, 0, r->temporal.kind));
         if (!(flags & FV_DIAG_JSON_NO_CLS)) {
             json_t *cls = json_array();
             for (int32_t h = 0; h < H; h++)

@@ -48,6 +48,7 @@ struct FvState {
     /* what the arena and plans are built for */
     int32_t Bmax, T, Hp, Wp, P, L;
     uint64_t attn_gen;
+    float aux_weight;          /* Castling's auxiliary branch weight this step (training states) */
     int32_t nthreads;          /* threads the scratch is sized for */
     FvAttnPlan *splan, *tplan; /* (num_layers) */
     int32_t *pos_idx;          /* (1 + P): source row of position_embeddings (nearest-neighbour resize) */
@@ -271,6 +272,9 @@ static int prepare(FvState *st, int32_t B, int32_t T, int32_t Hp, int32_t Wp)
                 free_plans(st);
                 return ret;
             }
+            /* only a training state runs auxiliary branches (their scratch holds an N x N matrix) */
+            st->splan[l].aux = st->tplan[l].aux = st->train;
+            st->splan[l].aux_weight = st->tplan[l].aux_weight = st->train ? st->aux_weight : 0.0f;
             scratch = FV_MAX(scratch, fv_attn_scratch_floats(&st->splan[l]));
             scratch = FV_MAX(scratch, fv_attn_scratch_floats(&st->tplan[l]));
         }
@@ -330,6 +334,15 @@ int fv_state_create_train(FvState **out, const FvModel *m, int32_t max_batch, in
     return ret;
 }
 
+void fv_state_set_aux_weight(FvState *st, float w)
+{
+    if (!st->train)
+        return;
+    st->aux_weight = w;
+    for (int32_t l = 0; st->splan && l < st->m->cfg.num_layers; l++)
+        st->splan[l].aux_weight = st->tplan[l].aux_weight = w;
+}
+
 const float *fv_state_logits(const FvState *st)
 {
     return st->logits;
@@ -343,7 +356,7 @@ const float *fv_state_logits(const FvState *st)
 static int attention(FvState *st, int32_t l, FvDiagAttnKind kind, const FvAttnPlan *p, const float *qkv, float *out,
                      float *aux, int64_t nseq)
 {
-    const float *const *own = st->m->w.layers[l].own[kind == FV_DIAG_TEMPORAL];
+    const float *const *own = st->m->w.layers[l].own[kind == FV_DIAG_TEMPORAL][p->s.kind];
     if (st->diag)
         return fv_diag_attention(st->diag, l, kind, p, own, qkv, out, (int32_t)nseq, &st->ascr);
     return fv_attn_forward_own(p, own, qkv, out, aux, nseq, NULL, &st->ascr);
@@ -598,12 +611,13 @@ static void block_backward(FvState *st, int32_t l, int32_t B)
         }
     }
     fv_linear_backward(Bf, 0, A, a->s_att, W->proj_w, GRAD(W->proj_w), GRAD(W->proj_b), Rs, D, D);
+    const float *const *sown = W->own[0][st->splan[l].s.kind], *const *town = W->own[1][st->tplan[l].s.kind];
     float *sdown[FV_ATTN_MAX_TENSORS], *tdown[FV_ATTN_MAX_TENSORS];
     for (int32_t i = 0; i < FV_ATTN_MAX_TENSORS; i++) {
-        sdown[i] = W->own[0][i] ? GRAD(W->own[0][i]) : NULL;
-        tdown[i] = W->own[1][i] ? GRAD(W->own[1][i]) : NULL;
+        sdown[i] = sown[i] ? GRAD(sown[i]) : NULL;
+        tdown[i] = town[i] ? GRAD(town[i]) : NULL;
     }
-    fv_attn_backward_own(&st->splan[l], W->own[0], sdown, a->s_qkv, a->s_att, a->s_aux, Bf, dqkv, (int64_t)B * T,
+    fv_attn_backward_own(&st->splan[l], sown, sdown, a->s_qkv, a->s_att, a->s_aux, Bf, dqkv, (int64_t)B * T,
                          &st->ascr);
     fv_linear_backward(A, 0, dqkv, a->s_ln, W->qkv_w, GRAD(W->qkv_w), W->qkv_b ? GRAD(W->qkv_b) : NULL, Rs, D, 3 * D);
     ln_backward(st, Bf, D, 0, A, D, a->s_seq, D, a->s_mean, a->s_rstd, W->ln1_w, GRAD(W->ln1_w), GRAD(W->ln1_b), Rs, D);
@@ -632,7 +646,7 @@ static void block_backward(FvState *st, int32_t l, int32_t B)
         memcpy(A + b * PT * D, g + (b * tok + 1) * D, sizeof(float) * (size_t)(PT * D));
     fv_linear_backward(Bf, 0, A, a->t_prj, W->t_fc_w, GRAD(W->t_fc_w), GRAD(W->t_fc_b), Rt, D, D);
     fv_linear_backward(A, 0, Bf, a->t_att, W->t_proj_w, GRAD(W->t_proj_w), GRAD(W->t_proj_b), Rt, D, D);
-    fv_attn_backward_own(&st->tplan[l], W->own[1], tdown, a->t_qkv, a->t_att, a->t_aux, A, dqkv, (int64_t)B * P,
+    fv_attn_backward_own(&st->tplan[l], town, tdown, a->t_qkv, a->t_att, a->t_aux, A, dqkv, (int64_t)B * P,
                          &st->ascr);
     fv_linear_backward(Bf, 0, dqkv, a->t_ln, W->t_qkv_w, GRAD(W->t_qkv_w), W->t_qkv_b ? GRAD(W->t_qkv_b) : NULL, Rt,
                        D, 3 * D);

@@ -12,6 +12,10 @@
  * for fv_state_backward(). Returns 0 and *@out (free with fv_state_close), FV_EINVAL or FV_ENOMEM. */
 int fv_state_create_train(FvState **out, const FvModel *m, int32_t max_batch, int32_t T, int32_t H, int32_t W);
 
+/* The weight of auxiliary training branches (Castling-ViT's masked softmax, SPEC 4.2) from the next forward
+ * of a training state on; inference states never run them. */
+void fv_state_set_aux_weight(FvState *st, float w);
+
 /* The logits (B, num_labels) of the last forward. */
 const float *fv_state_logits(const FvState *st);
 

@@ -25,10 +25,43 @@ static int visit_own(FvModel *m, FvTensorVisitor fn, void *user, int32_t l, int 
     for (int32_t i = 0; i < n; i++) {
         snprintf(name, sizeof(name), "timesformer.encoder.layer.%d.%sattention.attention.%s", l,
                  temporal ? "temporal_" : "", t[i].suffix);
-        if ((ret = fn(user, name, t[i].ndim, t[i].shape, &m->w.layers[l].own[temporal][i])) != 0)
+        if ((ret = fn(user, name, t[i].ndim, t[i].shape, &m->w.layers[l].own[temporal][s->kind][i])) != 0)
             return ret;
     }
     return 0;
+}
+
+int fv_model_is_own_slot(const FvModel *m, const float *const *slot)
+{
+    for (int32_t l = 0; m->w.layers && l < m->cfg.num_layers; l++) {
+        const float *const *own = &m->w.layers[l].own[0][0][0];
+        if (slot >= own && slot < own + 2 * FV_ATTN_KIND_SLOTS * FV_ATTN_MAX_TENSORS)
+            return 1;
+    }
+    return 0;
+}
+
+typedef struct MissingWalk {
+    const FvModel *m;
+    int32_t n;
+} MissingWalk;
+
+static int missing_visitor(void *user, const char *name, int32_t ndim, const int64_t *shape, const float **slot)
+{
+    MissingWalk *mw = user;
+    (void)name, (void)ndim, (void)shape;
+    mw->n += !*slot && fv_model_is_own_slot(mw->m, slot);
+    return 0;
+}
+
+int32_t fv_model_attention_tensors_missing(const FvModel *m)
+{
+    MissingWalk mw = { .m = m };
+    if (!m || !m->w.layers)
+        return 0;
+    /* visiting only reads the slots; the cast is for the shared visitor signature */
+    fv_model_visit_tensors((FvModel *)m, missing_visitor, &mw);
+    return mw.n;
 }
 
 int fv_model_visit_tensors(FvModel *m, FvTensorVisitor fn, void *user)
@@ -311,6 +344,7 @@ double fv_model_flops(const FvModel *m, int32_t T, int32_t H, int32_t W)
 /* weights into one writable block (training), a new classifier (fine-tuning)                             */
 
 typedef struct AdoptWalk {
+    const FvModel *m;
     float *block;
     size_t n;          /* floats used (16-aligned per tensor) */
     FvTensorSlot *tab;
@@ -325,10 +359,11 @@ static int adopt_visitor(void *user, const char *name, int32_t ndim, const int64
     for (int32_t i = 0; i < ndim; i++)
         count *= (size_t)shape[i];
     if (!aw->sizing) {
-        if (!*slot)
+        if (!*slot && !fv_model_is_own_slot(aw->m, slot))
             return fv_error(FV_EINVAL, "fv_model_adopt_weights: tensor \"%s\" has no data", name);
-        float *dst = aw->block + aw->n;
-        memcpy(dst, *slot, sizeof(float) * count);
+        float *dst = aw->block + aw->n; /* zeroed: a kind's missing tensors start at zero */
+        if (*slot)
+            memcpy(dst, *slot, sizeof(float) * count);
         *slot = dst;
     }
     if (aw->tab) {
@@ -348,12 +383,12 @@ static int adopt_visitor(void *user, const char *name, int32_t ndim, const int64
 
 int fv_model_adopt_weights(FvModel *m, FvTensorSlot **tab, int32_t *ntab, size_t *nfloats)
 {
-    AdoptWalk aw = { .sizing = 1 };
+    AdoptWalk aw = { .m = m, .sizing = 1 };
     int ret;
     if ((ret = fv_model_visit_tensors(m, adopt_visitor, &aw)) < 0)
         return ret;
     const int32_t count = aw.ntab;
-    AdoptWalk w2 = { .sizing = 0 };
+    AdoptWalk w2 = { .m = m, .sizing = 0 };
     w2.block = fv_calloc(aw.n ? aw.n : 1, sizeof(float));
     if (tab && !(w2.tab = calloc((size_t)count, sizeof(FvTensorSlot)))) {
         fv_free(w2.block);
@@ -387,6 +422,12 @@ int fv_model_adopt_weights(FvModel *m, FvTensorSlot **tab, int32_t *ntab, size_t
         return ret;
     }
     free(saved_layers);
+    /* other kinds' tensors were not moved: they would point into the released mapping */
+    for (int32_t l = 0; l < m->cfg.num_layers; l++)
+        for (int a = 0; a < 2; a++)
+            for (int32_t k = 0; k < FV_ATTN_KIND_SLOTS; k++)
+                if (k != (int32_t)(a ? m->cfg.temporal.kind : m->cfg.spatial.kind))
+                    memset(m->w.layers[l].own[a][k], 0, sizeof(m->w.layers[l].own[a][k]));
     fv_free(m->owned);
     fv_st_close(&m->st);
     m->owned = w2.block;

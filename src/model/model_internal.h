@@ -20,8 +20,9 @@ typedef struct FvLayerWeights {
     const float *ln2_w, *ln2_b;       /* layernorm_after (D) */
     const float *fc1_w, *fc1_b;       /* intermediate.dense (I, D), (I) */
     const float *fc2_w, *fc2_b;       /* output.dense (D, I), (D) */
-    /* tensors the attention kinds own ([0] spatial, [1] temporal; the kind's table lists them), or NULL */
-    const float *own[2][FV_ATTN_MAX_TENSORS];
+    /* tensors the attention kinds own: [0] spatial, [1] temporal, then per kind (what the kind's table lists),
+     * NULL where the model has none. Kept per kind so that switching kinds and back keeps them. */
+    const float *own[2][FV_ATTN_KIND_SLOTS][FV_ATTN_MAX_TENSORS];
 } FvLayerWeights;
 
 typedef struct FvWeights {
@@ -68,10 +69,15 @@ char *fv_config_to_json(const FvModelConfig *cfg, char *const *labels);
 
 /* model.c: the weight tensor list in HF names and shapes, used by the loader, the saver and random init.
  * Calls @fn for every tensor with a pointer to the FvWeights slot it fills (the slot may be left NULL
- * by the callee only for optional tensors: qkv biases when !qkv_bias). Returns the first non-zero @fn
+ * by the callee only for optional tensors: qkv biases when !qkv_bias, and see fv_model_is_own_slot). Returns the first non-zero @fn
  * result. */
 typedef int (*FvTensorVisitor)(void *user, const char *name, int32_t ndim, const int64_t *shape,
                                const float **slot);
 int fv_model_visit_tensors(FvModel *m, FvTensorVisitor fn, void *user);
+/* 1 when @slot is one of the attention kinds' own tensor slots (m->w.layers[l].own). Such a slot may be NULL
+ * after fv_model_set_attention switched a model to a kind whose tensors it does not have: the kind then runs
+ * with those tensors zero (Castling: no depthwise-convolution term), training starts them at zero and saving
+ * writes zeros. */
+int fv_model_is_own_slot(const FvModel *m, const float *const *slot);
 
 #endif /* FV_MODEL_INTERNAL_H */

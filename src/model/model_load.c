@@ -224,9 +224,13 @@ fail:
 /* Saving */
 
 typedef struct SaveWalk {
+    const FvModel *m;
     FvStWriteTensor *t;
     size_t n, cap;
     char **names;
+    float *zeros[64];  /* written for attention-kind tensors the model does not have (fv_model_is_own_slot) */
+    size_t zeros_n[64];
+    int32_t nzeros;
 } SaveWalk;
 
 int fv_model_load(FvModel **out, const char *path)
@@ -250,10 +254,30 @@ fail:
 static int save_visitor(void *user, const char *name, int32_t ndim, const int64_t *shape, const float **slot)
 {
     SaveWalk *sw = user;
-    if (!*slot)
-        return fv_error(FV_EINVAL, "fv_model_save: tensor \"%s\" has no data", name);
+    const float *data = *slot;
     if (ndim > FV_ST_MAX_DIMS)
         return fv_error(FV_EINVAL, "fv_model_save: tensor \"%s\" has too many dimensions", name);
+    if (!data && fv_model_is_own_slot(sw->m, slot)) {
+        size_t count = 1;
+        for (int32_t d = 0; d < ndim; d++)
+            count *= (size_t)shape[d];
+        /* one zero block per distinct size is enough; kinds own few, small tensors */
+        for (int32_t i = 0; i < sw->nzeros && !data; i++)
+            if (sw->zeros_n[i] >= count)
+                data = sw->zeros[i];
+        if (!data) {
+            if (sw->nzeros == (int32_t)(sizeof(sw->zeros) / sizeof(sw->zeros[0])))
+                return fv_error(FV_ENOMEM, "fv_model_save: too many missing attention tensors");
+            float *z = calloc(count, sizeof(float));
+            if (!z)
+                return fv_error(FV_ENOMEM, "fv_model_save: out of memory");
+            sw->zeros_n[sw->nzeros] = count;
+            sw->zeros[sw->nzeros++] = z;
+            data = z;
+        }
+    }
+    if (!data)
+        return fv_error(FV_EINVAL, "fv_model_save: tensor \"%s\" has no data", name);
     if (sw->n == sw->cap) {
         size_t cap = sw->cap ? 2 * sw->cap : 256;
         FvStWriteTensor *t = realloc(sw->t, cap * sizeof(*t));
@@ -276,14 +300,14 @@ static int save_visitor(void *user, const char *name, int32_t ndim, const int64_
     t->ndim = ndim;
     for (int32_t d = 0; d < ndim; d++)
         t->shape[d] = shape[d];
-    t->data = *slot;
+    t->data = data;
     sw->names[sw->n++] = copy;
     return 0;
 }
 
 int fv_model_save(const FvModel *m, const char *path)
 {
-    SaveWalk sw = { 0 };
+    SaveWalk sw = { .m = m };
     char *cfg = NULL;
     int ret;
 
@@ -307,6 +331,8 @@ done:
         free(sw.names[i]);
     free(sw.names);
     free(sw.t);
+    for (int32_t i = 0; i < sw.nzeros; i++)
+        free(sw.zeros[i]);
     free(cfg);
     return ret;
 }

@@ -34,6 +34,7 @@ void fv_fit_default_settings(FvFitSettings *s)
     s->weight_decay = 0.05;
     s->label_smoothing = 0.1;
     s->clip_norm = 1.0;
+    s->castling_aux_until = 0.8;
     s->seed = 1;
     s->log_every = 10;
 }
@@ -206,8 +207,9 @@ static int log_line(FILE *log, const char *path, json_t *o)
 }
 
 /* Everything that changes the result, compared by resume. */
-static json_t *settings_json(const FvFitSettings *s, const FvDataset *tr, const FvDataset *va, int32_t T, int32_t S,
-                             int32_t lo, int32_t hi, int32_t F, const char *hflip, const char *reverse)
+static json_t *settings_json(const FvFitSettings *s, const FvModelConfig *c, const FvDataset *tr, const FvDataset *va,
+                             int32_t T, int32_t S, int32_t lo, int32_t hi, int32_t F, const char *hflip,
+                             const char *reverse)
 {
     char hash[32], vhash[32];
     snprintf(hash, sizeof(hash), "%016llx", (unsigned long long)fv_dataset_hash(tr));
@@ -230,6 +232,8 @@ static json_t *settings_json(const FvFitSettings *s, const FvDataset *tr, const 
     json_object_set_new(j, "weight_decay", json_real(s->weight_decay));
     json_object_set_new(j, "label_smoothing", json_real(s->label_smoothing));
     json_object_set_new(j, "clip_norm", json_real(s->clip_norm));
+    if (c->spatial.kind == FV_ATTN_CASTLING || c->temporal.kind == FV_ATTN_CASTLING) /* runs of other kinds resume as before */
+        json_object_set_new(j, "castling_aux_until", json_real(s->castling_aux_until));
     json_object_set_new(j, "seed", json_integer((json_int_t)s->seed));
     json_object_set_new(j, "cache_frames", json_integer(F));
     json_object_set_new(j, "scale", json_pack("[i, i]", lo, hi));
@@ -347,7 +351,7 @@ static int check_settings(const FvFitSettings *s)
         return fv_error(FV_EINVAL, "fv_fit_run: %lld epochs of batch %d", (long long)s->epochs, s->batch);
     if (!(s->lr > 0.0) || !(s->min_lr >= 0.0) || s->min_lr > s->lr || !(s->warmup >= 0.0) ||
         !(s->weight_decay >= 0.0) || !(s->label_smoothing >= 0.0) || !(s->label_smoothing < 1.0) ||
-        !(s->clip_norm >= 0.0))
+        !(s->clip_norm >= 0.0) || !(s->castling_aux_until >= 0.0) || s->castling_aux_until > 1.0)
         return fv_error(FV_EINVAL, "fv_fit_run: bad optimisation settings");
     if (s->hflip < -1 || s->hflip > 1 || s->reverse < -1 || s->reverse > 0)
         return fv_error(FV_EINVAL, "fv_fit_run: hflip %d, reverse %d", s->hflip, s->reverse);
@@ -439,7 +443,7 @@ int fv_fit_run(const FvFitSettings *s, FvFitResult *res)
         goto done;
     log_path = fv_path_join(s->out_dir, "train.jsonl");
     ck_path = fv_path_join(s->out_dir, "checkpoint.json");
-    settings = settings_json(s, tds, vds, T, S, lo, hi, F, hflip_desc, reverse_desc);
+    settings = settings_json(s, &cfg, tds, vds, T, S, lo, hi, F, hflip_desc, reverse_desc);
     if (!log_path || !ck_path || !settings) {
         ret = fv_error(FV_ENOMEM, "fv_fit_run: out of memory");
         goto done;
@@ -500,6 +504,7 @@ int fv_fit_run(const FvFitSettings *s, FvFitResult *res)
     ts.weight_decay = (float)s->weight_decay;
     ts.label_smoothing = (float)s->label_smoothing;
     ts.clip_norm = (float)s->clip_norm;
+    ts.castling_aux_until = (float)s->castling_aux_until;
     if ((ret = fv_trainer_new(&tr, m, &ts)) < 0)
         goto done;
     if (s->resume) {

@@ -40,6 +40,15 @@ void fv_train_default_settings(FvTrainSettings *s)
     s->eps = 1e-8f;
     s->label_smoothing = 0.1f;
     s->clip_norm = 1.0f;
+    s->castling_aux_until = 0.8f;
+}
+
+float fv_train_aux_weight(const FvTrainSettings *s, int64_t step)
+{
+    if (!(s->castling_aux_until > 0.0f) || s->total_steps <= 0)
+        return 0.0f;
+    const double w = 1.0 - (double)step / ((double)s->castling_aux_until * (double)s->total_steps);
+    return w > 0.0 ? (float)w : 0.0f;
 }
 
 static int check_settings(const FvTrainSettings *s, const FvModelConfig *c)
@@ -53,7 +62,7 @@ static int check_settings(const FvTrainSettings *s, const FvModelConfig *c)
     if (!(s->lr >= 0.0f) || !(s->min_lr >= 0.0f) || !(s->weight_decay >= 0.0f) || !(s->beta1 >= 0.0f) ||
         !(s->beta1 < 1.0f) || !(s->beta2 >= 0.0f) || !(s->beta2 < 1.0f) || !(s->eps > 0.0f) ||
         !(s->label_smoothing >= 0.0f) || !(s->label_smoothing < 1.0f) || s->warmup_steps < 0 ||
-        isnan(s->clip_norm))
+        isnan(s->clip_norm) || !(s->castling_aux_until >= 0.0f) || !(s->castling_aux_until <= 1.0f))
         return fv_error(FV_EINVAL, "fv_trainer_new: bad optimizer settings");
     if (c->num_channels != 3)
         return fv_error(FV_EINVAL, "fv_trainer_new: %d input channels (3 expected)", c->num_channels);
@@ -172,6 +181,7 @@ int fv_trainer_forward(FvTrainer *tr, const float *clips, int32_t B, float *logi
         return ret;
     if (!logits)
         return fv_error(FV_EINVAL, "fv_trainer_forward: NULL argument");
+    fv_state_set_aux_weight(tr->state, 0.0f); /* the model as inference runs it: no auxiliary branch */
     return fv_state_forward(tr->state, clips, B, tr->T, tr->H, tr->W, logits);
 }
 
@@ -189,6 +199,7 @@ static int forward_backward(FvTrainer *tr, const float *clips, const int32_t *la
             return fv_error(FV_EINVAL, "fv_trainer_backward: label %d of clip %d outside 0..%d", labels[b], b,
                             tr->L - 1);
     float *lg = logits ? logits : tr->dlogits; /* the logits land somewhere before dlogits overwrites them */
+    fv_state_set_aux_weight(tr->state, fv_train_aux_weight(&tr->s, tr->step));
     if ((ret = fv_state_forward(tr->state, clips, B, tr->T, tr->H, tr->W, lg)) < 0)
         return ret;
     const float *z = fv_state_logits(tr->state);
