@@ -263,6 +263,26 @@ static void test_info_and_bench(void **state)
     json_decref(j);
     free(out);
     free(err);
+    /* a model whose config asks for Castling (with its taps: 12 x 9 x 2 more parameters) */
+    snprintf(args, sizeof(args), "info -m '%s/tiny_castling_hf' -f json", d);
+    assert_int_equal(fibvid(args, &out, &err), 0);
+    j = json_loads(out, 0, NULL);
+    assert_non_null(j);
+    assert_int_equal(json_integer_value(json_object_get(j, "num_params")), 117989 + 2 * 2 * 3 * 9);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(json_object_get(j, "attention"),
+                                                                          "temporal"), "kind")), "castling");
+    json_decref(j);
+    free(out);
+    free(err);
+    /* castling on a model without taps runs with zero taps and says so in one line */
+    snprintf(args, sizeof(args), "classify -m '%s/tiny_hf' --spatial-attn castling --temporal-attn sima '%s/clip_ffv1.mkv'",
+             d, d);
+    assert_int_equal(fibvid(args, &out, &err), 0);
+    printf("classify --spatial-attn castling on tiny_hf: %s", err);
+    assert_non_null(strstr(err, "taken as zero"));
+    assert_null(strchr(strchr(err, '\n') + 1, '\n')); /* one line */
+    free(out);
+    free(err);
 
     assert_int_equal(fibvid("bench --config test --frames 4 --size 32 --iters 2 -f json", &out, &err), 0);
     j = json_loads(out, 0, NULL);

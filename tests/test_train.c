@@ -367,6 +367,100 @@ static void test_config_and_finetune(void **state)
     free(o1);
 }
 
+/* The first step's loss in a run's log. */
+static double first_step_loss(const char *dir)
+{
+    json_t *log = read_log(dir);
+    double loss = NAN;
+    for (size_t i = 0; i < json_array_size(log) && isnan(loss); i++) {
+        const json_t *l = json_array_get(log, i);
+        if (!strcmp(json_string_value(json_object_get(l, "type")), "step"))
+            loss = json_real_value(json_object_get(l, "loss"));
+    }
+    json_decref(log);
+    return loss;
+}
+
+/* SimA and Castling from scratch (SPEC 4): the model saves and loads with the kinds and Castling's taps,
+ * which a preset starts at zero (a warning line says so) and training moves; the auxiliary branch's end
+ * (--castling-aux-until, recorded in the run's settings) changes the first step's loss, 0 turns it off;
+ * fine-tuning the castling model into sima drops nothing it needs; a value outside [0, 1] is a usage error. */
+static void test_linear_kinds(void **state)
+{
+    (void)state;
+    char *err = NULL, *out = NULL;
+    char *o1 = fvt_join(g_tmp, "castling"), *o2 = fvt_join(g_tmp, "castling_noaux"), *o3 = fvt_join(g_tmp, "sima_ft");
+    int rc = fibvid(&out, &err, "train --ucf101 '%s' -o '%s' --config test --frames 4 --epochs 1 -b 8 -t 1 -q "
+                    "--spatial-attn sima --temporal-attn castling --log-every 1", g_data, o1);
+    if (rc != 0)
+        fail_msg("train castling: %s", err);
+    printf("train sima/castling: %s", err);
+    assert_non_null(strstr(err, "taken as zero"));
+    free(err);
+    free(out);
+    rc = fibvid(&out, &err, "train --ucf101 '%s' -o '%s' --config test --frames 4 --epochs 1 -b 8 -t 1 -q "
+                "--spatial-attn sima --temporal-attn castling --log-every 1 --castling-aux-until 0", g_data, o2);
+    if (rc != 0)
+        fail_msg("train castling without the branch: %s", err);
+    free(err);
+    free(out);
+    const double l1 = first_step_loss(o1), l2 = first_step_loss(o2);
+    printf("first step loss: %.6f with the auxiliary branch (lambda 1), %.6f without\n", l1, l2);
+    assert_true(isfinite(l1) && isfinite(l2) && fabs(l1 - l2) > 1e-6);
+    json_t *log = read_log(o1);
+    const json_t *st = json_object_get(json_array_get(log, 0), "settings");
+    assert_true(fabs(json_real_value(json_object_get(st, "castling_aux_until")) - 0.8) < 1e-9);
+    json_decref(log);
+
+    char *mp = fvt_join(o1, "model.safetensors");
+    FvModel *m = NULL;
+    if (fv_model_load(&m, mp) < 0)
+        fail_msg("%s", fv_last_error());
+    const FvModelConfig *c = fv_model_config(m);
+    assert_int_equal(c->spatial.kind, FV_ATTN_SIMA);
+    assert_int_equal(c->temporal.kind, FV_ATTN_CASTLING);
+    assert_int_equal(fv_model_attention_tensors_missing(m), 0);
+    /* the taps started at zero and were trained */
+    double tapsum = 0.0;
+    for (int32_t l = 0; l < c->num_layers; l++) {
+        const float *w = m->w.layers[l].own[1][FV_ATTN_CASTLING][0];
+        assert_non_null(w);
+        for (int32_t i = 0; i < c->num_heads * FV_CASTLING_TAPS; i++)
+            tapsum += fabs(w[i]);
+    }
+    printf("castling taps after one epoch: sum |w| = %g\n", tapsum);
+    assert_true(tapsum > 0.0);
+    fv_model_close(&m);
+
+    /* fine-tuning into sima in both attentions */
+    rc = fibvid(&out, &err, "train --ucf101 '%s' -o '%s' -m '%s' --epochs 1 -b 8 -t 1 -q --temporal-attn sima",
+                g_data, o3, mp);
+    if (rc != 0)
+        fail_msg("fine-tune into sima: %s", err);
+    free(err);
+    free(out);
+    char *fp = fvt_join(o3, "model.safetensors");
+    if (fv_model_load(&m, fp) < 0)
+        fail_msg("%s", fv_last_error());
+    assert_int_equal(fv_model_config(m)->temporal.kind, FV_ATTN_SIMA);
+    fv_model_close(&m);
+    log = read_log(o3);
+    st = json_object_get(json_array_get(log, 0), "settings");
+    assert_null(json_object_get(st, "castling_aux_until")); /* runs without castling: as before */
+    json_decref(log);
+
+    rc = fibvid(&out, &err, "train --ucf101 '%s' -o '%s/bad' --config test --castling-aux-until 1.5", g_data, g_tmp);
+    assert_int_equal(rc, 1);
+    assert_non_null(strstr(err, "castling-aux-until"));
+    free(err);
+    free(out);
+    free(fp);
+    free(mp);
+    free(o1);
+    free(o2);
+    free(o3);
+}
+
 typedef struct Embeds {
     const float *pos, *time;
     int64_t npos, ntime;
@@ -502,6 +596,7 @@ int main(void)
         cmocka_unit_test(test_steps_reduce_loss),
         cmocka_unit_test(test_train_resume),
         cmocka_unit_test(test_config_and_finetune),
+        cmocka_unit_test(test_linear_kinds),
         cmocka_unit_test(test_sincos_embeddings),
         cmocka_unit_test(test_bad_input),
     };

@@ -21,7 +21,7 @@ static void help(FILE *f)
 static json_t *attn_json(const FvAttnSettings *a)
 {
     json_t *j = json_object();
-    json_object_set_new(j, "kind", json_string(a->kind == FV_ATTN_FIB ? "fib" : "dense"));
+    json_object_set_new(j, "kind", json_string(fv_attn_kind_name(a->kind)));
     if (a->kind == FV_ATTN_FIB) {
         json_object_set_new(j, "variant", json_string(a->variant == FV_FIB_MODIFIED ? "modified" : "original"));
         json_object_set_new(j, "semantics", json_string(a->semantics == FV_FIB_ZERO ? "zero" : "exclude"));
