@@ -126,6 +126,8 @@ typedef struct FvAttnCheckSettings {
     int32_t      check;      /**< 1: compare every fast entry with its reference (default 1) */
     int32_t      backward;   /**< 1: the backward entries too (default 1) */
     int32_t      iters;      /**< timed runs of each fast entry after a warm-up; 0: no timing (default 0) */
+    const char  *kinds;      /**< comma-separated rows to run: a kind ("fib": every semantics) or a row name
+                                  ("fib-exclude", "castling-aux"); NULL: all (default) */
 } FvAttnCheckSettings;
 
 /** Fill @p s with the defaults listed on each field. */

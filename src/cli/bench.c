@@ -64,6 +64,8 @@ static void help_attn(FILE *f)
         "      --head-dim D     head dimension (default 64)\n"
         "      --iters N        timed iterations (default 5)\n"
         "      --fib-variant modified|original (default modified)\n"
+        "      --kinds LIST     comma-separated kinds or rows to time, e.g. dense,sima or fib-exclude\n"
+        "                       (default: all; the speed-up column needs dense)\n"
         "  -t, --threads N      threads (default: all cores)\n"
         "  -f, --format FMT     text|json (default text)\n"
         "  -h, --help           this help\n");
@@ -76,9 +78,11 @@ static int bench_attention(int argc, char **argv)
         { "heads", required_argument, NULL, 'H' },  { "head-dim", required_argument, NULL, 'D' },
         { "iters", required_argument, NULL, 'i' },  { "fib-variant", required_argument, NULL, 'v' },
         { "threads", required_argument, NULL, 't' }, { "format", required_argument, NULL, 'f' },
-        { "help", no_argument, NULL, 'h' },         { NULL, 0, NULL, 0 },
+        { "kinds", required_argument, NULL, 'k' },  { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
     };
     long N = 197, T = 8, H = 12, D = 64, iters = 5, threads = 0;
+    const char *kinds = NULL;
     FvFibVariant variant = FV_FIB_MODIFIED;
     FvOutFormat fmt = FV_OUT_TEXT;
     int c, li;
@@ -98,6 +102,7 @@ static int bench_attention(int argc, char **argv)
             else bad = -1;
             break;
         case 'f': bad = fv_cli_parse_format(optarg, 1u << FV_OUT_TEXT | 1u << FV_OUT_JSON, &fmt); break;
+        case 'k': kinds = optarg; break;
         case 'h': help_attn(stdout); return FV_EXIT_OK;
         default: help_attn(stderr); return FV_EXIT_USAGE;
         }
@@ -118,11 +123,12 @@ static int bench_attention(int argc, char **argv)
     cs.check = 0;
     cs.backward = 0;
     cs.iters = (int32_t)iters;
+    cs.kinds = kinds;
     FvAttnCheckRow *rows = NULL;
     int32_t nrows = 0;
     if (fv_attn_check(&cs, &rows, &nrows) < 0) {
         fv_cli_error("bench attention", "%s", fv_last_error());
-        return FV_EXIT_RUNTIME;
+        return kinds ? FV_EXIT_USAGE : FV_EXIT_RUNTIME;
     }
     json_t *res = json_array();
     if (fmt == FV_OUT_TEXT)
@@ -136,14 +142,19 @@ static int bench_attention(int argc, char **argv)
         if (!strcmp(r->kind, "dense"))
             dense_min = r->min_ms;
         const char *att = r->spatial ? "spatial" : "temporal";
-        if (fmt == FV_OUT_TEXT)
-            printf("%-9s %-12s %8d %10.3f %10.3f %8.2f%% %8.4f %7.1fx\n", att, r->kind, r->tokens, r->min_ms,
-                   r->median_ms, 100 * r->density, r->gflop, dense_min / r->min_ms);
-        else
-            json_array_append_new(res, json_pack("{s:s, s:s, s:i, s:i, s:i, s:i, s:f, s:f, s:f, s:f, s:f}",
+        const double speedup = dense_min > 0 ? dense_min / r->min_ms : 0.0; /* 0: no dense row */
+        if (fmt == FV_OUT_TEXT) {
+            char sp[32] = "       -";
+            if (speedup > 0)
+                snprintf(sp, sizeof(sp), "%7.1fx", speedup);
+            printf("%-9s %-12s %8d %10.3f %10.3f %8.2f%% %8.4f %s\n", att, r->kind, r->tokens, r->min_ms,
+                   r->median_ms, 100 * r->density, r->gflop, sp);
+        } else {
+            json_array_append_new(res, json_pack("{s:s, s:s, s:i, s:i, s:i, s:i, s:f, s:f, s:f, s:f, s:o}",
                 "attention", att, "kind", r->kind, "tokens", r->tokens, "sequences", r->sequences, "heads",
                 r->heads, "head_dim", r->head_dim, "min_ms", r->min_ms, "median_ms", r->median_ms, "density",
-                r->density, "gflop", r->gflop, "speedup_vs_dense", dense_min / r->min_ms));
+                r->density, "gflop", r->gflop, "speedup_vs_dense", speedup > 0 ? json_real(speedup) : json_null()));
+        }
     }
     if (fmt == FV_OUT_JSON) {
         char *js = json_dumps(res, JSON_INDENT(2) | JSON_REAL_PRECISION(6));

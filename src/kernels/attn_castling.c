@@ -52,12 +52,14 @@ static void normalise_rows(int32_t N, int32_t hd, const float *x, int64_t ld, fl
 {
     for (int32_t n = 0; n < N; n++) {
         const float *r = x + n * ld;
-        double s = 0.0;
+        float s = 0.0f;
+#pragma omp simd reduction(+ : s)
         for (int32_t c = 0; c < hd; c++)
-            s += (double)r[c] * r[c];
-        const double l = sqrt(s);
+            s += r[c] * r[c];
+        const double l = sqrt((double)s);
         nrm[n] = (float)(l > EPS ? l : EPS);
         const float inv = 1.0f / nrm[n];
+#pragma omp simd
         for (int32_t c = 0; c < hd; c++)
             xh[(size_t)n * hd + c] = r[c] * inv;
     }
@@ -71,9 +73,11 @@ static void normalise_rows_backward(int32_t N, int32_t hd, const float *xh, cons
     for (int32_t n = 0; n < N; n++) {
         const float *g = dxh + n * lddxh, *h = xh + (size_t)n * hd;
         float dot = 0.0f;
-        if (nrm[n] > (float)EPS)
+        if (nrm[n] > (float)EPS) {
+#pragma omp simd reduction(+ : dot)
             for (int32_t c = 0; c < hd; c++)
                 dot += g[c] * h[c];
+        }
         const float inv = 1.0f / nrm[n];
         for (int32_t c = 0; c < hd; c++)
             dx[n * ldx + c] += (g[c] - h[c] * dot) * inv;
@@ -107,20 +111,23 @@ static void castling_y(const FvAttnPlan *p, const FvAttnHead *t, const Scr *s)
     normalise_rows(N, hd, t->q, t->ld, s->qh, s->qn);
     normalise_rows(N, hd, t->k, t->ld, s->kh, s->kn);
     fv_attn_linear_product(N, hd, s->qh, s->kh, t->v, t->ld, s->y, hd, s->lin);
-    for (int32_t n = 0; n < N; n++)
-        for (int32_t c = 0; c < hd; c++)
-            s->y[(size_t)n * hd + c] = 0.5f * t->v[n * t->ld + c] + (float)INV_PI * s->y[(size_t)n * hd + c];
-    if (p->aux && p->aux_weight > 0.0f) {
+    const int aux = p->aux && p->aux_weight > 0.0f;
+    if (aux) {
         aux_weights(p, t, s->A, s->S);
         for (size_t i = 0; i < (size_t)N * N; i++)
-            s->S[i] *= p->aux_weight;
-        fv_gemm()->sgemm_nn(N, hd, N, s->S, N, t->v, (int32_t)t->ld, 1.0f, s->y, hd); /* y += lambda S v */
+            s->S[i] *= p->aux_weight * (float)M_PI; /* times pi: added before the 1/pi below */
+        fv_gemm()->sgemm_nn(N, hd, N, s->S, N, t->v, (int32_t)t->ld, 1.0f, s->y, hd);
     }
+    /* y = 0.5 v + (1/pi) (q^ (k^^T v) [+ pi lambda S v]) and its norm, in one pass */
     for (int32_t n = 0; n < N; n++) {
-        double q = 0.0;
-        for (int32_t c = 0; c < hd; c++)
-            q += (double)s->y[(size_t)n * hd + c] * s->y[(size_t)n * hd + c];
-        const double l = sqrt(q);
+        const float *v = t->v + n * t->ld;
+        float *y = s->y + (size_t)n * hd, q = 0.0f;
+#pragma omp simd reduction(+ : q)
+        for (int32_t c = 0; c < hd; c++) {
+            y[c] = 0.5f * v[c] + (float)INV_PI * y[c];
+            q += y[c] * y[c];
+        }
+        const double l = sqrt((double)q);
         s->yn[n] = (float)(l > EPS ? l : EPS);
     }
 }
@@ -137,18 +144,28 @@ static void castling_forward(const FvAttnPlan *p, const FvAttnHead *t, float *sc
     const int32_t N = p->N, hd = p->hd;
     const float *w = taps(t);
     castling_y(p, t, &s);
+    /* x = y / |y| + the taps' sum of v, built in a block of registers and stored once */
     for (int32_t n = 0; n < N; n++) {
         float *o = t->out + n * t->ldo;
-        const float inv = 1.0f / s.yn[n];
-        for (int32_t c = 0; c < hd; c++)
-            o[c] = s.y[(size_t)n * hd + c] * inv;
-        for (int32_t i = 0; w && i < TAPS; i++) {
-            const int32_t src = n - TAPS / 2 + i;
-            if (src < 0 || src >= N || w[i] == 0.0f)
-                continue;
-            const float *vs = t->v + src * t->ld;
-            for (int32_t c = 0; c < hd; c++)
-                o[c] += w[i] * vs[c];
+        const float inv = 1.0f / s.yn[n], *y = s.y + (size_t)n * hd;
+        for (int32_t c0 = 0; c0 < hd; c0 += 64) {
+            const int32_t cn = FV_MIN(64, hd - c0);
+            float acc[64];
+#pragma omp simd
+            for (int32_t c = 0; c < cn; c++)
+                acc[c] = y[c0 + c] * inv;
+            for (int32_t i = 0; w && i < TAPS; i++) {
+                const int32_t src = n - TAPS / 2 + i;
+                if (src < 0 || src >= N || w[i] == 0.0f)
+                    continue;
+                const float wi = w[i], *vs = t->v + src * t->ld + c0;
+#pragma omp simd
+                for (int32_t c = 0; c < cn; c++)
+                    acc[c] += wi * vs[c];
+            }
+#pragma omp simd
+            for (int32_t c = 0; c < cn; c++)
+                o[c0 + c] = acc[c];
         }
     }
 }
@@ -204,9 +221,11 @@ static void castling_backward(const FvAttnPlan *p, const FvAttnHead *t, float *s
         const float *gr = t->dout + n * t->ldo, *y = s.y + (size_t)n * hd;
         const float inv = 1.0f / s.yn[n];
         float dot = 0.0f;
-        if (s.yn[n] > (float)EPS)
+        if (s.yn[n] > (float)EPS) {
+#pragma omp simd reduction(+ : dot)
             for (int32_t c = 0; c < hd; c++)
                 dot += gr[c] * y[c] * inv;
+        }
         for (int32_t c = 0; c < hd; c++)
             s.dy[(size_t)n * hd + c] = (gr[c] - y[c] * inv * dot) * inv;
     }
@@ -223,7 +242,9 @@ static void castling_backward(const FvAttnPlan *p, const FvAttnHead *t, float *s
         const float lam = p->aux_weight, scale = 1.0f / sqrtf((float)hd);
         for (size_t i = 0; i < (size_t)N * hd; i++)
             s.dy[i] *= (float)M_PI; /* back to dL/dy */
-        /* A, S = the branch's weights (S already times lambda in castling_y) */
+        for (size_t i = 0; i < (size_t)N * N; i++)
+            s.S[i] *= (float)INV_PI; /* castling_y left pi lambda S */
+        /* A, S = the branch's weights (S times lambda) */
         g->sgemm_tn(N, hd, N, s.S, N, s.dy, hd, 1.0f, t->dv, ld); /* dv += lambda S^T dy */
         float *dS = s.S;
         g->sgemm_nt(N, N, hd, s.dy, hd, t->v, ld, 0.0f, dS, N); /* dS / lambda = dy v^T */

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <omp.h>
+
 #include "fibvid/attention.h"
 #include "kernels/attention.h"
 #include "util/util.h"
@@ -271,8 +273,11 @@ static int check_one(const FvAttnCheckSettings *s, const Config *cf, const Shape
     Geometry g = { 0 };
     const int nown = own_build(&p, seed, &own);
     const float *const *ow = nown > 0 ? (const float *const *)own.w : NULL;
+    /* one scratch for every call, as a run state holds it (no allocation inside the timed runs) */
+    FvAttnScratch scr = { .stride = fv_attn_scratch_floats(&p), .nthreads = omp_get_max_threads() };
+    scr.buf = fv_malloc(sizeof(float) * scr.stride * (size_t)scr.nthreads);
     if (!qkv || !dout || !out || !out_ref || !aux || !aux_ref || !dq || !dq_ref || !ent || !cls || !tm.t ||
-        geometry(sh, &g) < 0 || nown < 0) {
+        !scr.buf || geometry(sh, &g) < 0 || nown < 0) {
         ret = fv_error(FV_ENOMEM, "fv_attn_check: out of memory");
         goto done;
     }
@@ -291,7 +296,7 @@ static int check_one(const FvAttnCheckSettings *s, const Config *cf, const Shape
     row_init(row, cf, "forward", sh, &p);
     for (int64_t i = 0; i < nout; i++)
         out[i] = NAN; /* every output must be written */
-    if ((ret = fv_attn_forward_own(&p, ow, qkv, out, aux, sh->B, NULL, NULL)) < 0)
+    if ((ret = fv_attn_forward_own(&p, ow, qkv, out, aux, sh->B, NULL, &scr)) < 0)
         goto done;
     if (s->check) {
         fv_attn_forward_ref(&p, ow, qkv, out_ref, aux_ref, sh->B);
@@ -301,9 +306,10 @@ static int check_one(const FvAttnCheckSettings *s, const Config *cf, const Shape
         row->tolerance = TOL_FORWARD;
         row->pass = row->max_err <= row->tolerance;
     }
+    memset(out_ref, 0, sizeof(float) * (size_t)nout); /* its pages in place before the clock runs */
     for (int32_t it = 0; it < s->iters; it++) {
         const double t0 = fv_time_ms();
-        fv_attn_forward_own(&p, ow, qkv, out_ref, NULL, sh->B, NULL, NULL);
+        fv_attn_forward_own(&p, ow, qkv, out_ref, NULL, sh->B, NULL, &scr);
         tm.t[it] = fv_time_ms() - t0;
     }
     timing(&tm, row);
@@ -321,7 +327,7 @@ static int check_one(const FvAttnCheckSettings *s, const Config *cf, const Shape
         float *cls_r = cls + tasks * FV_MAX(n, 1);
         const FvAttnStats st = { .Hp = sh->Wp ? sh->Hp : (int32_t)n, .Wp = sh->Wp, .dtab = g.dtab, .dall = g.dall,
                                  .ent = e, .ent_norm = en, .dist = di, .cls = sh->cls ? cls : NULL };
-        if ((ret = fv_attn_forward_own(&p, ow, qkv, out_ref, NULL, sh->B, &st, NULL)) < 0 ||
+        if ((ret = fv_attn_forward_own(&p, ow, qkv, out_ref, NULL, sh->B, &st, &scr)) < 0 ||
             (ret = stats_ref(&p, sh, qkv, e_r, en_r, di_r, cls_r)) < 0)
             goto done;
         double err = max_err(out_ref, out, nout); /* bit for bit the plain kernel's outputs */
@@ -346,7 +352,7 @@ static int check_one(const FvAttnCheckSettings *s, const Config *cf, const Shape
             goto done;
         }
         row_init(row, cf, "backward", sh, &p);
-        if ((ret = fv_attn_backward_own(&p, ow, nown > 0 ? own.d : NULL, qkv, out, aux, dout, dq, sh->B, NULL)) < 0)
+        if ((ret = fv_attn_backward_own(&p, ow, nown > 0 ? own.d : NULL, qkv, out, aux, dout, dq, sh->B, &scr)) < 0)
             goto done;
         if (s->check) {
             fv_attn_backward_ref(&p, ow, nown > 0 ? own.d_ref : NULL, qkv, out, aux, dout, dq_ref, sh->B);
@@ -356,15 +362,17 @@ static int check_one(const FvAttnCheckSettings *s, const Config *cf, const Shape
             row->tolerance = TOL_BACKWARD;
             row->pass = row->max_err <= row->tolerance;
         }
+        memset(dq_ref, 0, sizeof(float) * (size_t)nqkv);
         for (int32_t it = 0; it < s->iters; it++) {
             const double t0 = fv_time_ms();
-            fv_attn_backward_own(&p, ow, nown > 0 ? own.d : NULL, qkv, out, aux, dout, dq_ref, sh->B, NULL);
+            fv_attn_backward_own(&p, ow, nown > 0 ? own.d : NULL, qkv, out, aux, dout, dq_ref, sh->B, &scr);
             tm.t[it] = fv_time_ms() - t0;
         }
         timing(&tm, row);
     }
     ret = 0;
 done:
+    fv_free(scr.buf);
     fv_free(qkv);
     fv_free(dout);
     fv_free(out);
@@ -409,6 +417,20 @@ static Shape random_shape(uint64_t *seed, int spatial)
     return sh;
 }
 
+/* Whether the row @name of kind @kind is in the comma-separated list @list (NULL: every row). */
+static int wanted(const char *list, const char *kind, const char *name)
+{
+    if (!list)
+        return 1;
+    for (const char *p = list; *p;) {
+        const size_t n = strcspn(p, ",");
+        if ((n == strlen(kind) && !strncmp(p, kind, n)) || (n == strlen(name) && !strncmp(p, name, n)))
+            return 1;
+        p += n + (p[n] == ',');
+    }
+    return 0;
+}
+
 int fv_attn_check(const FvAttnCheckSettings *s, FvAttnCheckRow **out, int32_t *nout)
 {
     if (!s || !out || !nout)
@@ -423,21 +445,25 @@ int fv_attn_check(const FvAttnCheckSettings *s, FvAttnCheckRow **out, int32_t *n
     const FvAttnKindDsp *const *kinds = fv_attn_kinds(&nk);
     for (int32_t k = 0; k < nk && ncfg < 14; k++) {
         for (int sem = 0; sem < (kinds[k]->masked ? 2 : 1); sem++) {
-            Config *c = &cfg[ncfg++];
+            Config *c = &cfg[ncfg];
             c->dsp = kinds[k];
             c->sem = sem ? FV_FIB_EXCLUDE : FV_FIB_ZERO;
             c->aux_weight = 0.0f;
             snprintf(c->name, sizeof(c->name), "%s%s", kinds[k]->name,
                      !kinds[k]->masked ? "" : sem ? "-exclude" : "-zero");
+            ncfg += wanted(s->kinds, kinds[k]->name, c->name);
         }
         if (kinds[k]->aux && s->backward) { /* the training branch, where it exists (lambda 0.5) */
-            Config *c = &cfg[ncfg++];
+            Config *c = &cfg[ncfg];
             c->dsp = kinds[k];
             c->sem = FV_FIB_ZERO;
             c->aux_weight = 0.5f;
             snprintf(c->name, sizeof(c->name), "%s-aux", kinds[k]->name);
+            ncfg += wanted(s->kinds, kinds[k]->name, c->name);
         }
     }
+    if (ncfg == 0)
+        return fv_error(FV_EINVAL, "fv_attn_check: no kind matches \"%s\"", s->kinds);
     Rows rows = { 0 };
     uint64_t seed = s->seed;
     int ret = 0;

@@ -20,11 +20,43 @@ double fv_attn_linear_product_flops(int32_t N, int32_t hd)
     return 4.0 * N * hd * (double)FV_MIN(N, hd);
 }
 
+/* Sequences this short take plain loops: a GEMM call costs more than the product (temporal attention: the
+ * T frames of one patch, thousands of sequences a layer). */
+#define SHORT_N 32
+
+/* A (N, N) = qh kh^T for a short sequence. */
+static void short_scores(int32_t N, int32_t hd, const float *qh, const float *kh, float *A)
+{
+    for (int32_t i = 0; i < N; i++)
+        for (int32_t j = 0; j < N; j++) {
+            const float *a = qh + (size_t)i * hd, *b = kh + (size_t)j * hd;
+            float d = 0.0f;
+#pragma omp simd reduction(+ : d)
+            for (int32_t c = 0; c < hd; c++)
+                d += a[c] * b[c];
+            A[(size_t)i * N + j] = d;
+        }
+}
+
 void fv_attn_linear_product(int32_t N, int32_t hd, const float *qh, const float *kh, const float *v, int64_t ldv,
                             float *out, int64_t ldo, float *scratch)
 {
     const FvGemmDsp *g = fv_gemm();
-    if (N >= hd) {
+    if (N < hd && N <= SHORT_N) {
+        float *A = scratch;
+        short_scores(N, hd, qh, kh, A);
+        for (int32_t i = 0; i < N; i++) {
+            float *o = out + i * ldo;
+            for (int32_t c = 0; c < hd; c++)
+                o[c] = 0.0f;
+            for (int32_t j = 0; j < N; j++) {
+                const float a = A[(size_t)i * N + j], *vr = v + j * ldv;
+#pragma omp simd
+                for (int32_t c = 0; c < hd; c++)
+                    o[c] += a * vr[c];
+            }
+        }
+    } else if (N >= hd) {
         float *M = scratch; // M (hd, hd) = kh^T v
         g->sgemm_tn(hd, hd, N, kh, hd, v, (int32_t)ldv, 0.0f, M, hd);
         g->sgemm_nn(N, hd, hd, qh, hd, M, hd, 0.0f, out, (int32_t)ldo);
@@ -41,7 +73,36 @@ void fv_attn_linear_product_backward(int32_t N, int32_t hd, const float *qh, con
 {
     const FvGemmDsp *g = fv_gemm();
     const int32_t lv = (int32_t)ldv, lg = (int32_t)ldg;
-    if (N >= hd) {
+    if (N < hd && N <= SHORT_N) {
+        float *A = scratch, *dA = scratch + FV_ALIGN16((size_t)N * N);
+        short_scores(N, hd, qh, kh, A);
+        for (int32_t i = 0; i < N; i++)
+            for (int32_t j = 0; j < N; j++) {
+                const float *a = gr + i * ldg, *b = v + j * ldv;
+                float d = 0.0f;
+#pragma omp simd reduction(+ : d)
+                for (int32_t c = 0; c < hd; c++)
+                    d += a[c] * b[c];
+                dA[(size_t)i * N + j] = d; /* dA = G v^T */
+            }
+        for (int32_t i = 0; i < N; i++) {
+            float *dq = dqh + (size_t)i * hd, *dk = dkh + (size_t)i * hd;
+            for (int32_t c = 0; c < hd; c++)
+                dq[c] = dk[c] = 0.0f;
+        }
+        for (int32_t i = 0; i < N; i++)
+            for (int32_t j = 0; j < N; j++) {
+                const float a = A[(size_t)i * N + j], da = dA[(size_t)i * N + j];
+                const float *gi = gr + i * ldg, *kj = kh + (size_t)j * hd, *qi = qh + (size_t)i * hd;
+                float *dvj = dv + j * ldv, *dqi = dqh + (size_t)i * hd, *dkj = dkh + (size_t)j * hd;
+#pragma omp simd
+                for (int32_t c = 0; c < hd; c++) {
+                    dvj[c] += a * gi[c];  /* dv += A^T G */
+                    dqi[c] += da * kj[c]; /* dqh = dA kh */
+                    dkj[c] += da * qi[c]; /* dkh = dA^T qh */
+                }
+            }
+    } else if (N >= hd) {
         float *M = scratch, *dM = scratch + FV_ALIGN16((size_t)hd * hd); // M, dM (hd, hd)
         g->sgemm_tn(hd, hd, N, kh, hd, v, lv, 0.0f, M, hd);             /* M = kh^T v */
         g->sgemm_nt(N, hd, hd, gr, lg, M, hd, 0.0f, dqh, hd);           /* dqh = G M^T */

@@ -12,9 +12,11 @@
 
 #define EPS 1e-12
 
-/* Scratch layout of one task: qh, kh, dqh, dkh (N, hd) each, nq, nk (hd), a weight row (N), the product's. */
+/* Scratch layout of one task: qh, kh, dqh, dkh (N, hd) each, nq, nk (hd), a weight row (N), the product's, and
+ * hd double accumulators. */
 typedef struct Scr {
     float *qh, *kh, *dqh, *dkh, *nq, *nk, *row, *lin;
+    double *acc;
 } Scr;
 
 static Scr carve(const FvAttnPlan *p, float *s)
@@ -23,43 +25,62 @@ static Scr carve(const FvAttnPlan *p, float *s)
     Scr c = { .qh = s, .kh = s + nd, .dqh = s + 2 * nd, .dkh = s + 3 * nd, .nq = s + 4 * nd, .nk = s + 4 * nd + d,
               .row = s + 4 * nd + 2 * d };
     c.lin = c.row + n;
+    c.acc = (double *)(c.lin + fv_attn_linear_scratch(p->N, p->hd)); /* 16-float aligned: fits doubles */
     return c;
 }
 
 static size_t sima_scratch(const FvAttnPlan *p)
 {
     return 4 * FV_ALIGN16((size_t)p->N * p->hd) + 2 * FV_ALIGN16(p->hd) + FV_ALIGN16(p->N) +
-           fv_attn_linear_scratch(p->N, p->hd);
+           fv_attn_linear_scratch(p->N, p->hd) + FV_ALIGN16(2 * (size_t)p->hd);
 }
 
-/* xh (N, hd) = x / max(column l1 norm over the tokens, eps); nrm (hd) the divisors (eps: clamped). */
-static void normalise_columns(int32_t N, int32_t hd, const float *x, int64_t ld, float *xh, float *nrm)
+/* xh (N, hd) = x / max(column l1 norm over the tokens, eps); nrm (hd) the divisors (eps: clamped). The sums
+ * run over the rows in order (row-major reads, one double accumulator per column in @acc (hd)). */
+static void normalise_columns(int32_t N, int32_t hd, const float *x, int64_t ld, float *xh, float *nrm, double *acc)
 {
-    for (int32_t c = 0; c < hd; c++) {
-        double s = 0.0;
-        for (int32_t n = 0; n < N; n++)
-            s += fabs((double)x[n * ld + c]);
-        nrm[c] = (float)(s > EPS ? s : EPS);
-    }
-    for (int32_t n = 0; n < N; n++)
+    for (int32_t c = 0; c < hd; c++)
+        acc[c] = 0.0;
+    for (int32_t n = 0; n < N; n++) {
+        const float *r = x + n * ld;
+#pragma omp simd
         for (int32_t c = 0; c < hd; c++)
-            xh[(size_t)n * hd + c] = x[n * ld + c] / nrm[c];
+            acc[c] += fabs((double)r[c]);
+    }
+    for (int32_t c = 0; c < hd; c++)
+        nrm[c] = (float)(acc[c] > EPS ? acc[c] : EPS);
+    for (int32_t n = 0; n < N; n++) {
+        const float *r = x + n * ld;
+        float *o = xh + (size_t)n * hd;
+#pragma omp simd
+        for (int32_t c = 0; c < hd; c++)
+            o[c] = r[c] / nrm[c];
+    }
 }
 
 /* Backward of normalise_columns: dx (rows @ld, added to) from dxh (N, hd):
  * dx[m, c] = (dxh[m, c] - sign(x[m, c]) sum_n dxh[n, c] xh[n, c]) / nrm[c]; a clamped column passes dxh / eps. */
 static void normalise_columns_backward(int32_t N, int32_t hd, const float *x, int64_t ld, const float *xh,
-                                       const float *nrm, const float *dxh, float *dx)
+                                       const float *nrm, const float *dxh, float *dx, double *acc)
 {
-    for (int32_t c = 0; c < hd; c++) {
-        double s = 0.0;
-        if (nrm[c] > (float)EPS)
-            for (int32_t n = 0; n < N; n++)
-                s += (double)dxh[(size_t)n * hd + c] * xh[(size_t)n * hd + c];
-        const float inv = 1.0f / nrm[c], sf = (float)s;
-        for (int32_t n = 0; n < N; n++) {
-            const float xv = x[n * ld + c], sg = xv > 0.0f ? 1.0f : xv < 0.0f ? -1.0f : 0.0f;
-            dx[n * ld + c] += (dxh[(size_t)n * hd + c] - sg * sf) * inv;
+    for (int32_t c = 0; c < hd; c++)
+        acc[c] = 0.0;
+    for (int32_t n = 0; n < N; n++) {
+        const float *g = dxh + (size_t)n * hd, *h = xh + (size_t)n * hd;
+#pragma omp simd
+        for (int32_t c = 0; c < hd; c++)
+            acc[c] += (double)g[c] * h[c];
+    }
+    for (int32_t c = 0; c < hd; c++)
+        if (!(nrm[c] > (float)EPS))
+            acc[c] = 0.0;
+    for (int32_t n = 0; n < N; n++) {
+        const float *r = x + n * ld, *g = dxh + (size_t)n * hd;
+        float *o = dx + n * ld;
+#pragma omp simd
+        for (int32_t c = 0; c < hd; c++) {
+            const float sg = r[c] > 0.0f ? 1.0f : r[c] < 0.0f ? -1.0f : 0.0f;
+            o[c] += (g[c] - sg * (float)acc[c]) / nrm[c];
         }
     }
 }
@@ -67,8 +88,8 @@ static void normalise_columns_backward(int32_t N, int32_t hd, const float *x, in
 static void sima_forward(const FvAttnPlan *p, const FvAttnHead *t, float *scratch)
 {
     const Scr s = carve(p, scratch);
-    normalise_columns(p->N, p->hd, t->q, t->ld, s.qh, s.nq);
-    normalise_columns(p->N, p->hd, t->k, t->ld, s.kh, s.nk);
+    normalise_columns(p->N, p->hd, t->q, t->ld, s.qh, s.nq, s.acc);
+    normalise_columns(p->N, p->hd, t->k, t->ld, s.kh, s.nk, s.acc);
     fv_attn_linear_product(p->N, p->hd, s.qh, s.kh, t->v, t->ld, t->out, t->ldo, s.lin);
 }
 
@@ -96,11 +117,11 @@ static void sima_backward(const FvAttnPlan *p, const FvAttnHead *t, float *scrat
 {
     const Scr s = carve(p, scratch);
     const int32_t N = p->N, hd = p->hd;
-    normalise_columns(N, hd, t->q, t->ld, s.qh, s.nq);
-    normalise_columns(N, hd, t->k, t->ld, s.kh, s.nk);
+    normalise_columns(N, hd, t->q, t->ld, s.qh, s.nq, s.acc);
+    normalise_columns(N, hd, t->k, t->ld, s.kh, s.nk, s.acc);
     fv_attn_linear_product_backward(N, hd, s.qh, s.kh, t->v, t->ld, t->dout, t->ldo, s.dqh, s.dkh, t->dv, s.lin);
-    normalise_columns_backward(N, hd, t->q, t->ld, s.qh, s.nq, s.dqh, t->dq);
-    normalise_columns_backward(N, hd, t->k, t->ld, s.kh, s.nk, s.dkh, t->dk);
+    normalise_columns_backward(N, hd, t->q, t->ld, s.qh, s.nq, s.dqh, t->dq, s.acc);
+    normalise_columns_backward(N, hd, t->k, t->ld, s.kh, s.nk, s.dkh, t->dk, s.acc);
 }
 
 /* ---------------------------------------------------------------------------------------------------- */
