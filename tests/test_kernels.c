@@ -57,12 +57,14 @@ static void test_random_shapes(void **state)
     /* every kind of the registry, both semantics of the masked ones, took part */
     int32_t nk;
     const FvAttnKindDsp *const *kinds = fv_attn_kinds(&nk);
-    int32_t configs = 0;
-    for (int32_t k = 0; k < nk; k++)
+    int32_t configs = 0, shared = 0;
+    for (int32_t k = 0; k < nk; k++) {
         configs += (kinds[k]->masked ? 2 : 1) + (kinds[k]->aux ? 1 : 0);
-    printf("%d rows (%d kind configurations x 3 entries x 20 shapes x 2 seeds), %d over their bound\n", n, configs,
-           failed);
-    assert_int_equal(n, configs * 3 * 10 * 2 * 2);
+        shared += kinds[k]->keys ? (kinds[k]->masked ? 2 : 1) : 0; /* + attention sharing's 2 entries */
+    }
+    printf("%d rows (%d kind configurations x 3 entries + %d x 2 sharing entries, x 20 shapes x 2 seeds), %d over "
+           "their bound\n", n, configs, shared, failed);
+    assert_int_equal(n, (configs * 3 + shared * 2) * 10 * 2 * 2);
     assert_int_equal(failed, 0);
 }
 

@@ -11,6 +11,24 @@
 extern "C" {
 #endif
 
+/** PSViT token pooling (fibvid's reconstruction, SPEC 4.3): 2x2 windows, stride 2, on each frame's patch grid. */
+typedef enum FvPoolKind {
+    FV_POOL_AVG  = 0, /**< mean of the window's valid cells */
+    FV_POOL_MAX  = 1, /**< per-channel maximum of the valid cells */
+    FV_POOL_CONV = 2, /**< depthwise 3x3 convolution, stride 2, padding 1, with weights and a bias of its own */
+} FvPoolKind;
+
+/** One token pooling: after layer @p after (0-based), of kind @p kind. */
+typedef struct FvTokenPool {
+    int32_t    after;
+    FvPoolKind kind;
+} FvTokenPool;
+
+/** Most token poolings in one model. */
+#define FV_MAX_POOLS 8
+/** Attention sharing is described by a bit per layer: layers 0..63. */
+#define FV_MAX_SHARE_LAYERS 64
+
 /** Model configuration: the HF `config.json` fields plus preprocessing and attention kinds. */
 typedef struct FvModelConfig {
     int32_t image_size;        /**< training input size (square) */
@@ -33,6 +51,11 @@ typedef struct FvModelConfig {
     /* attention */
     FvAttnSettings spatial;
     FvAttnSettings temporal;
+    /* PSViT (fibvid's reconstruction, SPEC 4.3) */
+    int32_t     num_pools;             /**< token poolings in @p pools, by increasing layer */
+    FvTokenPool pools[FV_MAX_POOLS];
+    uint64_t    share_spatial;         /**< bit i: layer i's spatial attention applies layer i-1's weights */
+    uint64_t    share_temporal;        /**< the same for temporal attention */
 } FvModelConfig;
 
 /**
@@ -45,6 +68,11 @@ FV_API int fv_model_config_preset(FvModelConfig *c, const char *name);
 
 /** Check a configuration for consistency; 0 or FV_EINVAL with fv_last_error() saying why. */
 FV_API int fv_model_config_validate(const FvModelConfig *c);
+
+/** The patch grid layer @p layer sees (*@p gh x *@p gw) for an input grid of @p Hp x @p Wp patches: halved
+ *  (rounding up) by every token pooling before it. */
+FV_API void fv_model_layer_grid(const FvModelConfig *c, int32_t layer, int32_t Hp, int32_t Wp, int32_t *gh,
+                                int32_t *gw);
 
 typedef struct FvModel FvModel;
 

@@ -65,4 +65,33 @@ void fv_attn_forward_ref(const FvAttnPlan *p, const float *const *own, const flo
 void fv_attn_backward_ref(const FvAttnPlan *p, const float *const *own, float *const *down, const float *qkv,
                           const float *out, const float *aux, const float *dout, float *dqkv, int64_t B);
 
+/* ---- attention sharing (PSViT, SPEC 4.3; attn_shared.c) ----
+ * A softmax attention (a kind with keys: dense, fib) whose post-softmax weights later layers apply to their own
+ * v. Weights W per sequence: fv_attn_share_floats() floats (dense: N x N per head; masked kinds: a weight per
+ * attended pair, plus under `zero` semantics the weight each row's masked keys share). */
+typedef struct FvAttnShare {
+    const FvAttnPlan *p;    /* the source's plan (its mask is the one applied) */
+    int dense, zero;
+    int64_t per_seq;        /* floats of W per sequence */
+    int64_t *hoff;          /* (H + 1) head h's first float in a sequence's W */
+    int64_t *rowptr;        /* masked kinds: (H, N + 1) into @keys */
+    int32_t *keys;
+} FvAttnShare;
+
+int fv_attn_share_init(FvAttnShare *s, const FvAttnPlan *p); /* FV_EINVAL for a kind without keys */
+void fv_attn_share_free(FvAttnShare *s);
+size_t fv_attn_share_floats(const FvAttnShare *s);
+size_t fv_attn_share_scratch_floats(const FvAttnShare *s);
+/* The source's forward: out (B, N, H, hd) as fv_attn_forward gives it, and its weights W (B, per_seq). */
+int fv_attn_share_forward(const FvAttnShare *s, const float *qkv, float *out, float *W, int64_t B);
+/* A sharing layer: out (B, N, H, hd) = W v, v rows @ldv apart (heads concatenated). */
+int fv_attn_share_apply(const FvAttnShare *s, const float *W, const float *v, int64_t ldv, float *out, int64_t B);
+/* Its backward: dv (rows @ldv apart) += W^T dout, dW += the weights' gradient. */
+int fv_attn_share_apply_backward(const FvAttnShare *s, const float *W, const float *v, int64_t ldv,
+                                 const float *dout, float *dv, float *dW, int64_t B);
+/* The source's backward from its own dout and dW (its sharers' gradients, added to here and used up):
+ * dqkv (B, N, 3, H, hd) overwritten. */
+int fv_attn_share_backward(const FvAttnShare *s, const float *qkv, const float *W, const float *dout, float *dW,
+                           float *dqkv, int64_t B);
+
 #endif /* FV_ATTENTION_H */

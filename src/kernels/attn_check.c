@@ -245,6 +245,96 @@ static void own_free(Own *o)
     }
 }
 
+static int check_share(const FvAttnCheckSettings *s, const Config *cf, const Shape *sh, const FvAttnPlan *p,
+                       const float *qkv, float *out_ref, uint64_t *seed, Rows *rows)
+{
+    const int64_t D = (int64_t)sh->H * sh->hd, R = (int64_t)sh->B * sh->N, nqkv = R * 3 * D, nout = R * D;
+    FvAttnShare sh_;
+    int ret = fv_attn_share_init(&sh_, p);
+    if (ret < 0)
+        return ret;
+    const size_t nw = fv_attn_share_floats(&sh_) * (size_t)sh->B;
+    float *W = fv_malloc(sizeof(float) * FV_MAX(nw, 1)), *dW = fv_calloc(FV_MAX(nw, 1), sizeof(float));
+    float *qkv2 = fv_malloc(sizeof(float) * (size_t)nqkv), *o = fv_malloc(sizeof(float) * (size_t)nout);
+    float *o2 = fv_malloc(sizeof(float) * (size_t)nout), *o2r = fv_malloc(sizeof(float) * (size_t)nout);
+    float *d1 = fv_malloc(sizeof(float) * (size_t)nout), *d2 = fv_malloc(sizeof(float) * (size_t)nout);
+    float *g = fv_malloc(sizeof(float) * (size_t)nqkv), *dv2 = fv_calloc((size_t)nout, sizeof(float));
+    float *ga = fv_malloc(sizeof(float) * (size_t)nqkv), *gb = fv_malloc(sizeof(float) * (size_t)nqkv);
+    FvAttnCheckRow *row;
+    if (!W || !dW || !qkv2 || !o || !o2 || !o2r || !d1 || !d2 || !g || !dv2 || !ga || !gb) {
+        ret = fv_error(FV_ENOMEM, "fv_attn_check: out of memory");
+        goto done;
+    }
+    memcpy(qkv2, qkv, sizeof(float) * (size_t)nqkv); /* the same q, k; another v */
+    for (int64_t r = 0; r < R; r++)
+        fill(qkv2 + r * 3 * D + 2 * D, D, seed);
+    fill(d1, nout, seed);
+    fill(d2, nout, seed);
+    /* forward: the source's output and weights, then the weights on v2 */
+    if (!(row = push_row(rows))) {
+        ret = fv_error(FV_ENOMEM, "fv_attn_check: out of memory");
+        goto done;
+    }
+    row_init(row, cf, "shared", sh, p);
+    if ((ret = fv_attn_share_forward(&sh_, qkv, o, W, sh->B)) < 0 ||
+        (ret = fv_attn_share_apply(&sh_, W, qkv2 + 2 * D, 3 * D, o2, sh->B)) < 0)
+        goto done;
+    if (s->check) {
+        fv_attn_forward_ref(p, NULL, qkv, out_ref, NULL, sh->B); /* @out_ref: the caller's, free to reuse */
+        fv_attn_forward_ref(p, NULL, qkv2, o2r, NULL, sh->B);
+        row->max_err = fmax(max_err(o, out_ref, nout), max_err(o2, o2r, nout));
+        row->tolerance = TOL_FORWARD;
+        row->pass = row->max_err <= row->tolerance;
+    }
+    if (s->backward) {
+        if (!(row = push_row(rows))) {
+            ret = fv_error(FV_ENOMEM, "fv_attn_check: out of memory");
+            goto done;
+        }
+        row_init(row, cf, "shared-bwd", sh, p);
+        /* the sharer (v2, dout d2) first, then the source (v, d1) with the sharer's weight gradient */
+        memset(g, 0, sizeof(float) * (size_t)nqkv);
+        if ((ret = fv_attn_share_apply_backward(&sh_, W, qkv2 + 2 * D, 3 * D, d2, g + 2 * D, dW, sh->B)) < 0)
+            goto done;
+        for (int64_t r = 0; r < R; r++) /* dv2 from g's v columns, before the source overwrites g */
+            memcpy(dv2 + r * D, g + r * 3 * D + 2 * D, sizeof(float) * (size_t)D);
+        if ((ret = fv_attn_share_backward(&sh_, qkv, W, d1, dW, g, sh->B)) < 0)
+            goto done;
+        if (s->check) {
+            fv_attn_backward_ref(p, NULL, NULL, qkv, out_ref, NULL, d1, ga, sh->B);
+            fv_attn_backward_ref(p, NULL, NULL, qkv2, o2r, NULL, d2, gb, sh->B);
+            double e = 0.0;
+            for (int64_t r = 0; r < R; r++)
+                for (int64_t c = 0; c < D; c++) {
+                    const int64_t i = r * 3 * D + c;
+                    float want[3] = { ga[i] + gb[i], ga[i + D] + gb[i + D], ga[i + 2 * D] };
+                    float got[3] = { g[i], g[i + D], g[i + 2 * D] };
+                    e = fmax(e, max_err(got, want, 3));
+                    e = fmax(e, max_err(&dv2[r * D + c], &gb[i + 2 * D], 1));
+                }
+            row->max_err = e;
+            row->tolerance = TOL_BACKWARD;
+            row->pass = row->max_err <= row->tolerance;
+        }
+    }
+    ret = 0;
+done:
+    fv_attn_share_free(&sh_);
+    fv_free(W);
+    fv_free(dW);
+    fv_free(qkv2);
+    fv_free(o);
+    fv_free(o2);
+    fv_free(o2r);
+    fv_free(d1);
+    fv_free(d2);
+    fv_free(g);
+    fv_free(dv2);
+    fv_free(ga);
+    fv_free(gb);
+    return ret;
+}
+
 static int check_one(const FvAttnCheckSettings *s, const Config *cf, const Shape *sh, uint64_t *seed, Rows *rows)
 {
     FvAttnSettings as;
@@ -344,6 +434,13 @@ static int check_one(const FvAttnCheckSettings *s, const Config *cf, const Shape
         row->tolerance = TOL_STATS;
         row->pass = err <= TOL_STATS;
     }
+
+    /* attention sharing (softmax kinds): the source's weights applied to another v, and both backwards, against
+     * the reference run twice (q, k with v and with v2) */
+    if (cf->dsp->keys && cf->aux_weight == 0.0f && (ret = check_share(s, cf, sh, &p, qkv, out_ref, seed, rows)) < 0)
+        goto done;
+    if (cf->dsp->keys && cf->aux_weight == 0.0f && s->check) /* the backward below compares with it */
+        fv_attn_forward_ref(&p, ow, qkv, out_ref, aux_ref, sh->B);
 
     /* backward, from the fast forward's outputs */
     if (s->backward) {

@@ -340,4 +340,5 @@ const FvAttnKindDsp fv_attn_dense_dsp = {
     .forward_ref = fv_attn_softmax_forward_ref,
     .backward_ref = fv_attn_softmax_backward_ref,
     .weights_ref = fv_attn_softmax_ref_weights,
+    .keys = all_keys,
 };

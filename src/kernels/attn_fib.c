@@ -552,4 +552,5 @@ const FvAttnKindDsp fv_attn_fib_dsp = {
     .forward_ref = fv_attn_softmax_forward_ref,
     .backward_ref = fv_attn_softmax_backward_ref,
     .weights_ref = fv_attn_softmax_ref_weights,
+    .keys = fib_keys,
 };

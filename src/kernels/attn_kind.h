@@ -96,7 +96,12 @@ typedef struct FvAttnStats {
     float *cls;         /* (B*H, n) the cls query's weights over the patch keys; NULL: not gathered */
 } FvAttnStats;
 
-/* The table of one kind. Every pointer is set (kinds without data of their own use the shared helpers). */
+/* The keys query @j of head @h attends, each once, in sequence coordinates (cls = 0 when has_cls); returns
+ * their count (at most N). */
+typedef int32_t (*FvAttnKeysFn)(const FvAttnPlan *p, int32_t h, int32_t j, int32_t *keys);
+
+/* The table of one kind. Every pointer is set (kinds without data of their own use the shared helpers), but
+ * @keys, which only softmax kinds have. */
 struct FvAttnKindDsp {
     FvAttnKind kind;
     const char *name;                                    /* as in configs and on the command line */
@@ -132,6 +137,9 @@ struct FvAttnKindDsp {
     void (*forward_ref)(const FvAttnPlan *p, const FvAttnHead *t);
     void (*backward_ref)(const FvAttnPlan *p, const FvAttnHead *t);
     double (*weights_ref)(const FvAttnPlan *p, const FvAttnHead *t, int32_t i, double *w);
+    /* softmax kinds: the keys each query attends; their post-softmax weights are what a later layer may share
+     * (PSViT, SPEC 4.3; attn_shared.c). NULL for kinds without attention weights (SimA, Castling) */
+    FvAttnKeysFn keys;
 };
 
 extern const FvAttnKindDsp fv_attn_dense_dsp; /* attn_dense.c */
@@ -155,7 +163,6 @@ double fv_attn_softmax_ref_weights(const FvAttnPlan *p, const FvAttnHead *t, int
 /* The backward of one softmax task by (query, key) pairs from the saved log-sum-exp: every query visits the
  * keys @keys_of lists (each once) at O(keys * hd); masked keys under `zero` semantics (@zero = 1) share one
  * weight e^(0 - lse) and are handled through sums over all rows. Scratch: N ints + N floats + hd floats. */
-typedef int32_t (*FvAttnKeysFn)(const FvAttnPlan *p, int32_t h, int32_t j, int32_t *keys);
 void fv_attn_softmax_backward_pairs(const FvAttnPlan *p, const FvAttnHead *t, float *scratch, FvAttnKeysFn keys_of,
                                     int zero);
 size_t fv_attn_softmax_pairs_scratch(const FvAttnPlan *p);

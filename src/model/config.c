@@ -112,7 +112,67 @@ int fv_model_config_validate(const FvModelConfig *c)
     if ((ret = fv_attn_settings_validate(&c->spatial, fn, "spatial")) ||
         (ret = fv_attn_settings_validate(&c->temporal, fn, "temporal")))
         return ret;
+    if (c->num_pools < 0 || c->num_pools > FV_MAX_POOLS)
+        return fv_error(FV_EINVAL, "%s: fibvid_token_pool has %d entries (at most %d)", fn, c->num_pools,
+                        FV_MAX_POOLS);
+    for (int32_t i = 0; i < c->num_pools; i++) {
+        const FvTokenPool *tp = &c->pools[i];
+        if (tp->after < 0 || tp->after > c->num_layers - 2)
+            return fv_error(FV_EINVAL, "%s: fibvid_token_pool: pooling after layer %d; layers are 0..%d and the "
+                            "last one cannot pool (after 0..%d)", fn, tp->after, c->num_layers - 1, c->num_layers - 2);
+        if (i && tp->after <= c->pools[i - 1].after)
+            return fv_error(FV_EINVAL, "%s: fibvid_token_pool: layers must be strictly increasing (%d after %d)", fn,
+                            tp->after, c->pools[i - 1].after);
+        if (tp->kind != FV_POOL_AVG && tp->kind != FV_POOL_MAX && tp->kind != FV_POOL_CONV)
+            return fv_error(FV_EINVAL, "%s: fibvid_token_pool: invalid kind %d after layer %d", fn, (int)tp->kind,
+                            tp->after);
+    }
+    return fv_config_check_sharing(c, &c->spatial, &c->temporal, fn);
+}
+
+int fv_config_pool_after(const FvModelConfig *c, int32_t layer)
+{
+    for (int32_t i = 0; i < c->num_pools; i++)
+        if (c->pools[i].after == layer)
+            return i;
+    return -1;
+}
+
+int fv_config_check_sharing(const FvModelConfig *c, const FvAttnSettings *sp, const FvAttnSettings *tp,
+                            const char *fn)
+{
+    for (int a = 0; a < 2; a++) {
+        const uint64_t bits = a ? c->share_temporal : c->share_spatial;
+        const char *key = a ? "fibvid_share_temporal" : "fibvid_share_spatial";
+        const FvAttnSettings *s = a ? tp : sp;
+        for (int32_t i = 0; i < FV_MAX_SHARE_LAYERS; i++) {
+            if (!(bits >> i & 1))
+                continue;
+            if (i == 0)
+                return fv_error(FV_EINVAL, "%s: %s: layer 0 has no previous layer to share from", fn, key);
+            if (i >= c->num_layers)
+                return fv_error(FV_EINVAL, "%s: %s: layer %d does not exist (layers 0..%d)", fn, key, i,
+                                c->num_layers - 1);
+            if (fv_config_pool_after(c, i - 1) >= 0)
+                return fv_error(FV_EINVAL, "%s: %s: layer %d cannot share layer %d's attention: tokens are pooled "
+                                "between them", fn, key, i, i - 1);
+            const FvAttnKindDsp *k = fv_attn_kind_dsp(s->kind);
+            if (!k || !k->keys)
+                return fv_error(FV_EINVAL, "%s: %s: layer %d cannot share layer %d's %s attention: only dense and fib "
+                                "attention have weights to share", fn, key, i, i - 1, k ? k->name : "unknown");
+        }
+    }
     return 0;
+}
+
+void fv_model_layer_grid(const FvModelConfig *c, int32_t layer, int32_t Hp, int32_t Wp, int32_t *gh, int32_t *gw)
+{
+    for (int32_t i = 0; c && i < c->num_pools && c->pools[i].after < layer; i++) {
+        Hp = (Hp + 1) / 2;
+        Wp = (Wp + 1) / 2;
+    }
+    *gh = Hp;
+    *gw = Wp;
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -230,6 +290,90 @@ static int parse_attn(const json_t *root, const char *key, const char *what, FvA
     a->kind = (FvAttnKind)kind;
     a->variant = (FvFibVariant)var;
     a->semantics = (FvFibSemantics)sem;
+    return 0;
+}
+
+/* "fibvid_token_pool": [{"after": i, "kind": "avg" | "max" | "conv"}, ...] */
+static int parse_pools(const json_t *root, const char *what, FvModelConfig *c)
+{
+    static const char *const kinds[] = { "avg", "max", "conv", NULL };
+    const json_t *a = json_object_get(root, "fibvid_token_pool");
+    char ctx[512];
+    if (!a || json_is_null(a))
+        return 0;
+    if (!json_is_array(a))
+        return fv_error(FV_EINVAL, "%s: \"fibvid_token_pool\" must be a list of {\"after\": layer, \"kind\": "
+                        "\"avg\" | \"max\" | \"conv\"}", what);
+    if (json_array_size(a) > FV_MAX_POOLS)
+        return fv_error(FV_EINVAL, "%s: \"fibvid_token_pool\" has %zu entries (at most %d)", what, json_array_size(a),
+                        FV_MAX_POOLS);
+    c->num_pools = 0;
+    for (size_t i = 0; i < json_array_size(a); i++) {
+        const json_t *o = json_array_get(a, i);
+        snprintf(ctx, sizeof(ctx), "%s: fibvid_token_pool[%zu]", what, i);
+        if (!json_is_object(o))
+            return fv_error(FV_EINVAL, "%s must be an object {\"after\", \"kind\"}", ctx);
+        const char *k;
+        json_t *v;
+        json_object_foreach((json_t *)o, k, v) {
+            if (strcmp(k, "after") && strcmp(k, "kind"))
+                return fv_error(FV_EINVAL, "%s: unknown key \"%.64s\" (after, kind)", ctx, k);
+        }
+        int32_t after = -1;
+        int kind = -1, ret;
+        if ((ret = get_int(o, "after", ctx, &after)) || (ret = get_enum(o, "kind", ctx, kinds, &kind)))
+            return ret;
+        if (!json_object_get(o, "after") || !json_object_get(o, "kind"))
+            return fv_error(FV_EINVAL, "%s: needs both \"after\" and \"kind\"", ctx);
+        c->pools[c->num_pools].after = after;
+        c->pools[c->num_pools++].kind = (FvPoolKind)kind;
+    }
+    return 0;
+}
+
+/* "fibvid_share_spatial" / "fibvid_share_temporal": [layer, ...] -> a bit per layer */
+static int parse_share(const json_t *root, const char *key, const char *what, uint64_t *bits)
+{
+    const json_t *a = json_object_get(root, key);
+    if (!a || json_is_null(a))
+        return 0;
+    if (!json_is_array(a))
+        return fv_error(FV_EINVAL, "%s: \"%s\" must be a list of layer numbers", what, key);
+    *bits = 0;
+    for (size_t i = 0; i < json_array_size(a); i++) {
+        const json_t *v = json_array_get(a, i);
+        if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) >= FV_MAX_SHARE_LAYERS)
+            return fv_error(FV_EINVAL, "%s: \"%s\" entry %zu must be a layer number 0..%d", what, key, i,
+                            FV_MAX_SHARE_LAYERS - 1);
+        const int64_t l = json_integer_value(v);
+        if (*bits >> l & 1)
+            return fv_error(FV_EINVAL, "%s: \"%s\" lists layer %lld twice", what, key, (long long)l);
+        *bits |= (uint64_t)1 << l;
+    }
+    return 0;
+}
+
+/* Keys starting with "fibvid_" that fibvid does not know: a typo (or a newer fibvid's feature) would otherwise
+ * run the model without it. */
+static int check_fibvid_keys(const json_t *root, const char *what)
+{
+    static const char *const known[] = {
+        "fibvid_sampling", "fibvid_sampling_rate", "fibvid_short_side", "fibvid_spatial_attention",
+        "fibvid_temporal_attention", "fibvid_token_pool", "fibvid_share_spatial", "fibvid_share_temporal", NULL,
+    };
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)root, k, v) {
+        if (strncmp(k, "fibvid_", 7))
+            continue;
+        int ok = 0;
+        for (int i = 0; known[i] && !ok; i++)
+            ok = !strcmp(k, known[i]);
+        if (!ok)
+            return fv_error(FV_EINVAL, "%s: unknown key \"%.64s\" (fibvid knows fibvid_sampling, fibvid_sampling_rate, "
+                            "fibvid_short_side, fibvid_spatial_attention, fibvid_temporal_attention, fibvid_token_pool, "
+                            "fibvid_share_spatial, fibvid_share_temporal)", what, k);
+    }
     return 0;
 }
 
@@ -386,7 +530,11 @@ int fv_config_parse(const char *json_text, const char *pre_text, const char *wha
     if ((ret = get_int(root, "fibvid_sampling_rate", what, &c.sampling_rate)) ||
         (ret = get_int(root, "fibvid_short_side", what, &c.short_side)) ||
         (ret = parse_attn(root, "fibvid_spatial_attention", what, &c.spatial)) ||
-        (ret = parse_attn(root, "fibvid_temporal_attention", what, &c.temporal)))
+        (ret = parse_attn(root, "fibvid_temporal_attention", what, &c.temporal)) ||
+        (ret = parse_pools(root, what, &c)) ||
+        (ret = parse_share(root, "fibvid_share_spatial", what, &c.share_spatial)) ||
+        (ret = parse_share(root, "fibvid_share_temporal", what, &c.share_temporal)) ||
+        (ret = check_fibvid_keys(root, what)))
         goto fail;
 
     /* preprocessor_config.json overrides config.json: it is what HF's image processor applies. */
@@ -513,6 +661,25 @@ char *fv_config_to_json(const FvModelConfig *c, char *const *labels)
     json_object_set_new(root, "fibvid_short_side", json_integer(c->short_side));
     json_object_set_new(root, "fibvid_spatial_attention", attn_to_json(&c->spatial));
     json_object_set_new(root, "fibvid_temporal_attention", attn_to_json(&c->temporal));
+    /* PSViT keys only when used: configs without them stay as before */
+    if (c->num_pools > 0) {
+        static const char *const pk[] = { "avg", "max", "conv" };
+        json_t *a = json_array();
+        for (int32_t i = 0; i < c->num_pools; i++)
+            json_array_append_new(a, json_pack("{s:i, s:s}", "after", c->pools[i].after, "kind",
+                                               pk[(int)c->pools[i].kind]));
+        json_object_set_new(root, "fibvid_token_pool", a);
+    }
+    for (int t = 0; t < 2; t++) {
+        const uint64_t bits = t ? c->share_temporal : c->share_spatial;
+        if (!bits)
+            continue;
+        json_t *a = json_array();
+        for (int32_t i = 0; i < FV_MAX_SHARE_LAYERS; i++)
+            if (bits >> i & 1)
+                json_array_append_new(a, json_integer(i));
+        json_object_set_new(root, t ? "fibvid_share_temporal" : "fibvid_share_spatial", a);
+    }
     text = json_dumps(root, JSON_INDENT(2) | JSON_REAL_PRECISION(9));
 done:
     json_decref(root);

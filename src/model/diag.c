@@ -29,6 +29,10 @@ struct FvDiag {
     float *dall_t;             /* temporal line geometry (T) */
     float *xc;                 /* (max rows, D) centred head outputs */
     float *gram;               /* (D, D) */
+    /* token pooling (SPEC 4.3): each layer's grid and pooling level, and the geometry of each pooled grid */
+    int32_t *lgh, *lgw, *llevel;            /* (L) */
+    float *pdtab[FV_MAX_POOLS + 1], *pdall[FV_MAX_POOLS + 1]; /* [0]: dtab, dall */
+    float *clsp;                            /* (T * H * P) pooled cls weights before they are spread */
 };
 
 /* ---------------------------------------------------------------------------------------------------- */
@@ -348,6 +352,16 @@ static void free_buffers(FvDiag *d)
     fv_free(d->dall_t);
     fv_free(d->xc);
     fv_free(d->gram);
+    fv_free(d->clsp);
+    d->clsp = NULL;
+    for (int i = 1; i <= FV_MAX_POOLS; i++) {
+        fv_free(d->pdtab[i]);
+        fv_free(d->pdall[i]);
+    }
+    memset(d->pdtab, 0, sizeof(d->pdtab));
+    memset(d->pdall, 0, sizeof(d->pdall));
+    free(d->lgh);
+    d->lgh = d->lgw = d->llevel = NULL;
     d->ent = d->entn = d->dist = NULL;
     d->cls = d->dtab = d->dall = d->dall_t = d->xc = d->gram = NULL;
     fv_diag_result_free(&d->cur);
@@ -380,9 +394,14 @@ int fv_diag_forward_begin(FvDiag *d, const FvModelConfig *cfg, int32_t T, int32_
                           const FvAttnPlan *splan, const FvAttnPlan *tplan)
 {
     const int32_t L = cfg->num_layers, H = cfg->num_heads, hd = cfg->hidden_size / cfg->num_heads;
-    const int same = d->L == L && d->H == H && d->hd == hd && d->T == T && d->Hp == Hp && d->Wp == Wp &&
-                     d->patch == cfg->patch_size && !memcmp(&d->spatial, &splan[0].s, sizeof(d->spatial)) &&
-                     !memcmp(&d->temporal, &tplan[0].s, sizeof(d->temporal));
+    int same = d->L == L && d->H == H && d->hd == hd && d->T == T && d->Hp == Hp && d->Wp == Wp &&
+               d->patch == cfg->patch_size && !memcmp(&d->spatial, &splan[0].s, sizeof(d->spatial)) &&
+               !memcmp(&d->temporal, &tplan[0].s, sizeof(d->temporal));
+    for (int32_t l = 0; same && l < L; l++) {
+        int32_t gh, gw;
+        fv_model_layer_grid(cfg, l, Hp, Wp, &gh, &gw);
+        same = d->lgh[l] == gh && d->lgw[l] == gw;
+    }
     if (!same && d->passes > 0)
         return fv_error(FV_EINVAL, "fv_model_forward: the diagnostics collector holds passes of another shape or "
                         "attention (%d frames, %dx%d patches); call fv_diag_reset() first", d->T, d->Hp, d->Wp);
@@ -409,6 +428,29 @@ int fv_diag_forward_begin(FvDiag *d, const FvModelConfig *cfg, int32_t T, int32_
             free_buffers(d);
             return ret;
         }
+        /* pooled layers: their grid, level (poolings before them) and its geometry */
+        d->pdtab[0] = d->dtab;
+        d->pdall[0] = d->dall;
+        d->lgh = malloc(sizeof(int32_t) * 3 * (size_t)L);
+        d->clsp = fv_malloc(sizeof(float) * (size_t)T * H * P);
+        if (!d->lgh || !d->clsp) {
+            free_buffers(d);
+            return fv_error(FV_ENOMEM, "fv_model_forward: out of memory for diagnostics");
+        }
+        d->lgw = d->lgh + L;
+        d->llevel = d->lgh + 2 * L;
+        for (int32_t l = 0; l < L; l++) {
+            fv_model_layer_grid(cfg, l, Hp, Wp, &d->lgh[l], &d->lgw[l]);
+            int32_t lv = 0;
+            while (lv < cfg->num_pools && cfg->pools[lv].after < l)
+                lv++;
+            d->llevel[l] = lv;
+            if (lv > 0 && !d->pdtab[lv] &&
+                (ret = fv_diag_geometry(d->lgh[l], d->lgw[l], &d->pdtab[lv], &d->pdall[lv])) < 0) {
+                free_buffers(d);
+                return ret;
+            }
+        }
         d->L = L, d->H = H, d->hd = hd, d->T = T, d->Hp = Hp, d->Wp = Wp, d->patch = cfg->patch_size;
         d->spatial = splan[0].s;
         d->temporal = tplan[0].s;
@@ -422,16 +464,19 @@ int fv_diag_attention(FvDiag *d, int32_t layer, FvDiagAttnKind kind, const FvAtt
 {
     const int32_t H = p->H, N = p->N, c = p->has_cls ? 1 : 0, n = N - c;
     const int spatial = kind == FV_DIAG_SPATIAL;
-    if (layer < 0 || layer >= d->L || H != d->H || (spatial && (n != d->Hp * d->Wp || B != d->T)) ||
-        (!spatial && (N != d->T || B != d->Hp * d->Wp)))
+    if (layer < 0 || layer >= d->L || H != d->H)
+        return fv_error(FV_EINVAL, "fv_diag_attention: plan does not match the collector's shape");
+    /* the layer's grid: the input's, or a pooled one (level lv: distances in original patches x 2^lv) */
+    const int32_t gh = d->lgh[layer], gw = d->lgw[layer], lv = d->llevel[layer];
+    if ((spatial && (n != gh * gw || B != d->T)) || (!spatial && (N != d->T || B != gh * gw)))
         return fv_error(FV_EINVAL, "fv_diag_attention: plan does not match the collector's shape");
     memset(d->ent, 0, sizeof(double) * (size_t)B * H);
     memset(d->entn, 0, sizeof(double) * (size_t)B * H);
     memset(d->dist, 0, sizeof(double) * (size_t)B * H);
     FvAttnStats st = {
-        .Hp = spatial ? d->Hp : n, .Wp = spatial ? d->Wp : 0, .dtab = spatial ? d->dtab : NULL,
-        .dall = spatial ? d->dall : d->dall_t, .ent = d->ent, .ent_norm = d->entn, .dist = d->dist,
-        .cls = spatial && c ? d->cls : NULL,
+        .Hp = spatial ? gh : n, .Wp = spatial ? gw : 0, .dtab = spatial ? d->pdtab[lv] : NULL,
+        .dall = spatial ? d->pdall[lv] : d->dall_t, .ent = d->ent, .ent_norm = d->entn, .dist = d->dist,
+        .cls = spatial && c ? (lv ? d->clsp : d->cls) : NULL,
     };
     int ret = fv_attn_forward_own(p, own, qkv, out, NULL, B, &st, scr);
     if (ret < 0)
@@ -449,22 +494,46 @@ int fv_diag_attention(FvDiag *d, int32_t layer, FvDiagAttnKind kind, const FvAtt
         hs->density = fv_attn_plan_density(p, h);
         hs->entropy = e / ((double)B * N);
         hs->entropy_norm = en / ((double)B * N);
-        hs->mean_distance = ds / ((double)B * n);
+        hs->mean_distance = ds / ((double)B * n) * (spatial ? (double)(1 << lv) : 1.0);
         hs->mean_distance_px = spatial ? hs->mean_distance * d->patch : hs->mean_distance;
         for (int32_t g = 0; g < H; g++)
             A->jaccard[(int64_t)h * H + g] = fv_diag_plan_jaccard(p, h, g);
-        if (st.cls)
-            for (int32_t k = 0; k < n; k++) {
+        if (st.cls) {
+            /* on the input grid: a pooled patch's weight shared evenly by the cells it covers */
+            const int32_t P0 = d->Hp * d->Wp;
+            for (int32_t k = 0; k < P0; k++) {
+                const int32_t y = k / d->Wp, x = k % d->Wp, py = y >> lv, px = x >> lv;
+                const int32_t cy = FV_MIN(d->Hp, (py + 1) << lv) - (py << lv);
+                const int32_t cx = FV_MIN(d->Wp, (px + 1) << lv) - (px << lv);
                 double s = 0.0;
                 for (int32_t b = 0; b < B; b++)
-                    s += st.cls[((int64_t)b * H + h) * n + k];
-                L->cls_attention[(int64_t)h * n + k] = s / B;
+                    s += st.cls[((int64_t)b * H + h) * n + py * gw + px];
+                L->cls_attention[(int64_t)h * P0 + k] = s / B / ((double)cy * cx);
             }
+        }
     }
     if (p->s.kind == FV_ATTN_CASTLING && own && own[0]) /* its weights, reported as they are (SPEC 4.2) */
         for (int32_t i = 0; i < H * FV_CASTLING_TAPS; i++)
             A->taps[i] = own[0][i];
     fv_diag_head_sims(out, (int64_t)B * N, (int64_t)H * p->hd, H, p->hd, d->xc, d->gram, A->cka, A->cosine,
+                      A->frobenius);
+    return 0;
+}
+
+int fv_diag_shared(FvDiag *d, int32_t layer, FvDiagAttnKind kind, int32_t root, const float *out, int32_t B,
+                   int32_t N)
+{
+    if (layer < 0 || layer >= d->L || root < 0 || root >= layer)
+        return fv_error(FV_EINVAL, "fv_diag_shared: layer %d cannot share layer %d", layer, root);
+    const int32_t H = d->H;
+    FvDiagAttn *A = &d->cur.layer[layer].attn[kind];
+    const FvDiagAttn *R = &d->cur.layer[root].attn[kind];
+    memcpy(A->head, R->head, sizeof(FvDiagHead) * (size_t)H);
+    memcpy(A->jaccard, R->jaccard, sizeof(double) * (size_t)H * H);
+    if (kind == FV_DIAG_SPATIAL)
+        memcpy(d->cur.layer[layer].cls_attention, d->cur.layer[root].cls_attention,
+               sizeof(double) * (size_t)H * d->Hp * d->Wp);
+    fv_diag_head_sims(out, (int64_t)B * N, (int64_t)H * d->hd, H, d->hd, d->xc, d->gram, A->cka, A->cosine,
                       A->frobenius);
     return 0;
 }

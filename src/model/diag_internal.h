@@ -16,6 +16,11 @@ int fv_diag_forward_begin(FvDiag *d, const FvModelConfig *cfg, int32_t T, int32_
  * attention's statistics and head-output similarities. */
 int fv_diag_attention(FvDiag *d, int32_t layer, FvDiagAttnKind kind, const FvAttnPlan *p, const float *const *own,
                       const float *qkv, float *out, int32_t B, const FvAttnScratch *scr);
+/* A layer whose attention @kind applies layer @root's weights (attention sharing, SPEC 4.3): the same weights,
+ * so the same statistics (density, entropy, distances, masks' Jaccard, cls map) as @root's in this pass, and
+ * its own head-output similarities from @out (B sequences of @N tokens). */
+int fv_diag_shared(FvDiag *d, int32_t layer, FvDiagAttnKind kind, int32_t root, const float *out, int32_t B,
+                   int32_t N);
 /* The pass finished: count it. */
 void fv_diag_forward_end(FvDiag *d);
 

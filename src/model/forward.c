@@ -17,11 +17,13 @@
 #include "model/diag_internal.h"
 #include "model/forward.h"
 #include "model/model_internal.h"
+#include "model/pool.h"
 #include "util/util.h"
 
 /* Activations of one layer for B clips; rows: Rt = B*P*T (temporal, no cls), Rs = B*T*(1+P) (spatial
- * sequences), Rx = B*(1+P*T) (the residual stream, model token order per clip). In an inference state every
- * layer points at the same buffers, xin = y = the residual stream, and the statistics are NULL. */
+ * sequences), Rx = B*(1+P*T) (the residual stream, model token order per clip), P the layer's patches per frame
+ * (fewer after a token pooling). In an inference state every layer points at the same buffers (sized for the
+ * first layer, the largest), xin = y = the residual stream, and the statistics are NULL. */
 typedef struct LayerActs {
     float *xin;              // xin (Rx, D): the block's input
     float *t_mean, *t_rstd;  // (Rt) LayerNorm statistics, or NULL
@@ -40,17 +42,23 @@ typedef struct LayerActs {
     float *m_mean, *m_rstd;  // (Rx) or NULL
     float *m_ln;             // m_ln (Rx, D)
     float *h_pre;            // h_pre (Rx, I): intermediate.dense output (GELU'd in place when not training)
+    float *pool_in;          // pool_in (Rx, D): the block's output before the token pooling after it (training), or NULL
+    /* attention sharing (training): a chain root's weights and their gradient, per attention ([0] spatial) */
+    float *shW[2], *shdW[2];
 } LayerActs;
 
 struct FvState {
     const FvModel *m;
     int train;                 /* 1: keep what the backward needs (fixed shape and batch) */
     /* what the arena and plans are built for */
-    int32_t Bmax, T, Hp, Wp, P, L;
+    int32_t Bmax, T, Hp, Wp, P, L;  /* P = Hp * Wp: the input grid's patches per frame */
+    int32_t *lP, *lgh, *lgw;        /* (num_layers) each layer's patches per frame and grid (token pooling) */
     uint64_t attn_gen;
     float aux_weight;          /* Castling's auxiliary branch weight this step (training states) */
     int32_t nthreads;          /* threads the scratch is sized for */
     FvAttnPlan *splan, *tplan; /* (num_layers) */
+    FvAttnShare *share[2];     /* (num_layers) [0] spatial, [1] temporal: set at the roots of sharing chains */
+    float *shW[2];             /* inference: the current chain's weights, per attention */
     int32_t *pos_idx;          /* (1 + P): source row of position_embeddings (nearest-neighbour resize) */
     int32_t *time_idx;         /* (T): source row of time_embeddings */
     FvAttnScratch ascr;        /* attention kernels, per thread */
@@ -90,6 +98,12 @@ static void free_plans(FvState *st)
         fv_attn_plan_free(&st->splan[l]);
     for (int32_t l = 0; st->tplan && l < L; l++)
         fv_attn_plan_free(&st->tplan[l]);
+    for (int a = 0; a < 2; a++) {
+        for (int32_t l = 0; st->share[a] && l < L; l++)
+            fv_attn_share_free(&st->share[a][l]);
+        free(st->share[a]);
+        st->share[a] = NULL;
+    }
     free(st->splan);
     free(st->tplan);
     st->splan = st->tplan = NULL;
@@ -104,6 +118,8 @@ static void free_arena(FvState *st)
     free(st->pos_idx);
     free(st->time_idx);
     st->pos_idx = st->time_idx = NULL;
+    free(st->lP);
+    st->lP = st->lgh = st->lgw = NULL;
     st->Bmax = st->T = st->Hp = st->Wp = st->P = 0;
 }
 
@@ -170,10 +186,41 @@ static int32_t nearest_src(int32_t dst, int32_t in, int32_t out)
     return s < in - 1 ? s : in - 1;
 }
 
+/* Attention sharing (SPEC 4.3) of attention @a (0 spatial, 1 temporal) in layer @l: it applies the weights of
+ * an earlier layer (a sharer), or a later layer applies its weights (the root of a chain), or neither. */
+static int sharer(const FvModelConfig *c, int a, int32_t l)
+{
+    const uint64_t bits = a ? c->share_temporal : c->share_spatial;
+    return l >= 0 && l < FV_MAX_SHARE_LAYERS && (bits >> l & 1);
+}
+
+static int chain_root(const FvModelConfig *c, int a, int32_t l)
+{
+    return !sharer(c, a, l) && sharer(c, a, l + 1);
+}
+
+/* The root whose weights sharer @l applies. */
+static int32_t root_of(const FvModelConfig *c, int a, int32_t l)
+{
+    while (sharer(c, a, l))
+        l--;
+    return l;
+}
+
+/* Floats of a root's weights for @B clips: at most H N (N + 1) per sequence whatever the kind (so the arena
+ * does not depend on the attention kinds). */
+static int64_t share_floats(const FvState *st, int a, int32_t l, int64_t B)
+{
+    const FvModelConfig *c = &st->m->cfg;
+    const int64_t P = st->lP[l], N = a ? st->T : 1 + P, seqs = a ? B * P : B * st->T;
+    return seqs * c->num_heads * N * (N + 1);
+}
+
 /* Carve the arena for @B clips: with @base NULL only count. Every buffer 16-float aligned. */
 static size_t carve(FvState *st, float *base, int32_t B)
 {
     const FvModelConfig *c = &st->m->cfg;
+    /* the first layer's sizes are the largest: token pooling only removes tokens */
     const int64_t T = st->T, P = st->P, D = c->hidden_size, I = c->intermediate_size, H = c->num_heads, S = 1 + P;
     const int64_t Rt = B * P * T, Rs = B * T * S, Rx = B * (1 + P * T), Rts = FV_MAX(Rt, Rs);
     const int64_t Cpp = (int64_t)c->num_channels * c->patch_size * c->patch_size;
@@ -187,6 +234,10 @@ static size_t carve(FvState *st, float *base, int32_t B)
     if (st->train) {
         for (int32_t l = 0; l < c->num_layers; l++) {
             LayerActs *a = &st->la[l];
+            const int64_t Pl = st->lP[l], Rt = B * Pl * T, Rs = B * T * (1 + Pl), Rx = B * (1 + Pl * T);
+            a->pool_in = NULL;
+            if (fv_config_pool_after(c, l) >= 0)
+                TAKE(a->pool_in, Rx * D);
             TAKE(a->xin, Rx * D);
             TAKE(a->t_mean, Rt);
             TAKE(a->t_rstd, Rt);
@@ -202,6 +253,13 @@ static size_t carve(FvState *st, float *base, int32_t B)
             TAKE(a->s_qkv, Rs * 3 * D);
             TAKE(a->s_aux, Rs * H);
             TAKE(a->s_att, Rs * D);
+            for (int k = 0; k < 2; k++) {
+                a->shW[k] = a->shdW[k] = NULL;
+                if (chain_root(c, k, l)) {
+                    TAKE(a->shW[k], share_floats(st, k, l, B));
+                    TAKE(a->shdW[k], share_floats(st, k, l, B));
+                }
+            }
             TAKE(a->y, Rx * D);
             TAKE(a->m_mean, Rx);
             TAKE(a->m_rstd, Rx);
@@ -221,7 +279,7 @@ static size_t carve(FvState *st, float *base, int32_t B)
     } else {
         /* one set of buffers for every layer: the residual stream is updated in place */
         LayerActs a = { 0 };
-        TAKE(a.xin, Rx * D);
+        TAKE(a.xin, Rx * D); /* a token pooling rewrites it in place, through tmp */
         TAKE(a.t_ln, FV_MAX(Rts, Rx) * D);
         TAKE(a.t_qkv, Rts * 3 * D);
         TAKE(a.t_att, Rts * D);
@@ -240,6 +298,15 @@ static size_t carve(FvState *st, float *base, int32_t B)
             st->f_mean = st->f_rstd = NULL;
         }
     }
+    for (int k = 0; k < 2; k++) { /* inference: one chain's weights at a time */
+        int64_t most = 0;
+        for (int32_t l = 0; !st->train && l < c->num_layers; l++)
+            if (chain_root(c, k, l))
+                most = FV_MAX(most, share_floats(st, k, l, B));
+        st->shW[k] = NULL;
+        if (most)
+            TAKE(st->shW[k], most);
+    }
     TAKE(st->patches, Rt * Cpp);
     TAKE(st->tmp, Rts * D);
     TAKE(st->f_ln, B * D);
@@ -257,21 +324,47 @@ static int prepare(FvState *st, int32_t B, int32_t T, int32_t Hp, int32_t Wp)
     const int same_shape = st->T == T && st->Hp == Hp && st->Wp == Wp;
     int ret;
 
+    int32_t *lP = NULL;
+    if (!same_shape || !st->lP) {
+        /* each layer's grid: the input's, halved (rounding up) by every token pooling before it */
+        if (!(lP = malloc(sizeof(int32_t) * 3 * (size_t)c->num_layers)))
+            return fv_error(FV_ENOMEM, "fv_state_forward: out of memory");
+        for (int32_t l = 0; l < c->num_layers; l++) {
+            fv_model_layer_grid(c, l, Hp, Wp, &lP[c->num_layers + l], &lP[2 * c->num_layers + l]);
+            lP[l] = lP[c->num_layers + l] * lP[2 * c->num_layers + l];
+        }
+    }
+    const int32_t *layerP = lP ? lP : st->lP;
     if (!st->splan || !same_shape || st->attn_gen != m->attn_gen) {
         free_plans(st);
         st->splan = calloc((size_t)c->num_layers, sizeof(FvAttnPlan));
         st->tplan = calloc((size_t)c->num_layers, sizeof(FvAttnPlan));
         if (!st->splan || !st->tplan) {
             free_plans(st);
+            free(lP);
             return fv_error(FV_ENOMEM, "fv_state_forward: out of memory");
         }
         size_t scratch = 0;
         for (int32_t l = 0; l < c->num_layers; l++) {
-            if ((ret = fv_attn_plan_init(&st->splan[l], &c->spatial, l, 1 + P, 1, H, hd)) < 0 ||
+            if ((ret = fv_attn_plan_init(&st->splan[l], &c->spatial, l, 1 + layerP[l], 1, H, hd)) < 0 ||
                 (ret = fv_attn_plan_init(&st->tplan[l], &c->temporal, l, T, 0, H, hd)) < 0) {
                 free_plans(st);
+                free(lP);
                 return ret;
             }
+            for (int k = 0; k < 2; k++)
+                if (chain_root(c, k, l)) {
+                    if (!st->share[k] && !(st->share[k] = calloc((size_t)c->num_layers, sizeof(FvAttnShare)))) {
+                        free_plans(st);
+                        free(lP);
+                        return fv_error(FV_ENOMEM, "fv_state_forward: out of memory");
+                    }
+                    if ((ret = fv_attn_share_init(&st->share[k][l], k ? &st->tplan[l] : &st->splan[l])) < 0) {
+                        free_plans(st);
+                        free(lP);
+                        return ret;
+                    }
+                }
             /* only a training state runs auxiliary branches (their scratch holds an N x N matrix) */
             st->splan[l].aux = st->tplan[l].aux = st->train;
             st->splan[l].aux_weight = st->tplan[l].aux_weight = st->train ? st->aux_weight : 0.0f;
@@ -282,16 +375,29 @@ static int prepare(FvState *st, int32_t B, int32_t T, int32_t Hp, int32_t Wp)
         st->ascr.stride = scratch;
         if (!(st->ascr.buf = fv_malloc(sizeof(float) * scratch * (size_t)st->ascr.nthreads))) {
             free_plans(st);
+            free(lP);
             return fv_error(FV_ENOMEM, "fv_state_forward: out of memory for attention scratch");
         }
         st->attn_gen = m->attn_gen;
     }
-    if (st->arena && same_shape && B <= st->Bmax && st->L == c->num_labels)
+    if (st->arena && same_shape && B <= st->Bmax && st->L == c->num_labels) {
+        free(lP);
         return 0;
-    if (st->train && st->arena)
+    }
+    if (st->train && st->arena) {
+        free(lP);
         return fv_error(FV_EINVAL, "fv_state_forward: this training state takes at most %d clips of %dx%dx%d",
                         st->Bmax, st->T, st->Hp * c->patch_size, st->Wp * c->patch_size);
+    }
+    if (!lP) { /* same grid, a larger batch: keep the layers' grids */
+        if (!(lP = malloc(sizeof(int32_t) * 3 * (size_t)c->num_layers)))
+            return fv_error(FV_ENOMEM, "fv_state_forward: out of memory");
+        memcpy(lP, st->lP, sizeof(int32_t) * 3 * (size_t)c->num_layers);
+    }
     free_arena(st);
+    st->lP = lP;
+    st->lgh = lP + c->num_layers;
+    st->lgw = lP + 2 * c->num_layers;
     st->T = T, st->Hp = Hp, st->Wp = Wp, st->P = P;
     st->nthreads = FV_MAX(1, omp_get_max_threads());
     st->lnstride = FV_ALIGN16(2 * (size_t)D);
@@ -356,7 +462,23 @@ const float *fv_state_logits(const FvState *st)
 static int attention(FvState *st, int32_t l, FvDiagAttnKind kind, const FvAttnPlan *p, const float *qkv, float *out,
                      float *aux, int64_t nseq)
 {
-    const float *const *own = st->m->w.layers[l].own[kind == FV_DIAG_TEMPORAL][p->s.kind];
+    const FvModelConfig *c = &st->m->cfg;
+    const int a = kind == FV_DIAG_TEMPORAL;
+    int ret;
+    if (sharer(c, a, l)) { /* @qkv holds v only: the chain root's weights on it */
+        const int32_t r = root_of(c, a, l);
+        const float *W = st->train ? st->la[r].shW[a] : st->shW[a];
+        if ((ret = fv_attn_share_apply(&st->share[a][r], W, qkv, c->hidden_size, out, nseq)) < 0)
+            return ret;
+        return st->diag ? fv_diag_shared(st->diag, l, kind, r, out, (int32_t)nseq, p->N) : 0;
+    }
+    if (chain_root(c, a, l)) { /* the weights for the layers that share them */
+        float *W = st->train ? st->la[l].shW[a] : st->shW[a];
+        if ((ret = fv_attn_share_forward(&st->share[a][l], qkv, out, W, nseq)) < 0 || !st->diag)
+            return ret;
+        /* with diagnostics the kind's kernels run again below: the same outputs, and the statistics */
+    }
+    const float *const *own = st->m->w.layers[l].own[a][p->s.kind];
     if (st->diag)
         return fv_diag_attention(st->diag, l, kind, p, own, qkv, out, (int32_t)nseq, &st->ascr);
     return fv_attn_forward_own(p, own, qkv, out, aux, nseq, NULL, &st->ascr);
@@ -375,7 +497,7 @@ static int block_forward(FvState *st, int32_t l, int32_t B, float *xout)
     const FvModelConfig *c = &st->m->cfg;
     const FvLayerWeights *W = &st->m->w.layers[l];
     LayerActs *a = &st->la[l];
-    const int32_t T = st->T, P = st->P, D = c->hidden_size, I = c->intermediate_size;
+    const int32_t T = st->T, P = st->lP[l], D = c->hidden_size, I = c->intermediate_size;
     const int64_t PT = (int64_t)P * T, tok = 1 + PT, S = 1 + P;
     const int64_t Rt = B * PT, Rs = (int64_t)B * T * S, Rx = B * tok;
     const float eps = c->layer_norm_eps;
@@ -387,7 +509,9 @@ static int block_forward(FvState *st, int32_t l, int32_t B, float *xout)
         fv_layernorm_forward(a->t_ln + b * PT * D, D, a->xin + (b * tok + 1) * D, D,
                              a->t_mean ? a->t_mean + b * PT : NULL, a->t_rstd ? a->t_rstd + b * PT : NULL,
                              W->t_ln_w, W->t_ln_b, PT, D, eps);
-    fv_linear(a->t_qkv, a->t_ln, W->t_qkv_w, W->t_qkv_b, (int32_t)Rt, D, 3 * D, 0);
+    /* an attention that shares an earlier layer's weights projects v only */
+    const int tq = sharer(c, 1, l) ? D : 3 * D, sq = sharer(c, 0, l) ? D : 3 * D;
+    fv_linear(a->t_qkv, a->t_ln, W->t_qkv_w, W->t_qkv_b, (int32_t)Rt, D, tq, 0);
     if ((ret = attention(st, l, FV_DIAG_TEMPORAL, &st->tplan[l], a->t_qkv, a->t_att, a->t_aux, (int64_t)B * P)) < 0)
         return ret;
     fv_linear(a->t_prj, a->t_att, W->t_proj_w, W->t_proj_b, (int32_t)Rt, D, D, 0);
@@ -419,7 +543,7 @@ static int block_forward(FvState *st, int32_t l, int32_t B, float *xout)
             memcpy(seq + (1 + (int64_t)n) * D, yb + (1 + (int64_t)n * T + t) * D, sizeof(float) * D);
     }
     fv_layernorm_forward(a->s_ln, D, a->s_seq, D, a->s_mean, a->s_rstd, W->ln1_w, W->ln1_b, Rs, D, eps);
-    fv_linear(a->s_qkv, a->s_ln, W->qkv_w, W->qkv_b, (int32_t)Rs, D, 3 * D, 0);
+    fv_linear(a->s_qkv, a->s_ln, W->qkv_w, W->qkv_b, (int32_t)Rs, D, sq, 0);
     if ((ret = attention(st, l, FV_DIAG_SPATIAL, &st->splan[l], a->s_qkv, a->s_att, a->s_aux, (int64_t)B * T)) < 0)
         return ret;
     fv_linear(tmp, a->s_att, W->proj_w, W->proj_b, (int32_t)Rs, D, D, 0); // tmp (Rs, D) = S
@@ -503,17 +627,37 @@ static int forward(FvState *st, const float *clips, int32_t B)
         hook_clips(st, "embeddings", x0, B, tok, tok * D, D);
 
     for (int32_t l = 0; l < c->num_layers; l++) {
-        float *xout = l + 1 < c->num_layers ? st->la[l + 1].xin : st->xout;
+        const int j = fv_config_pool_after(c, l);
+        float *next = l + 1 < c->num_layers ? st->la[l + 1].xin : st->xout;
+        /* before a token pooling the block writes where the pooling reads: its own buffer (training) or the
+         * residual stream in place (inference) */
+        float *xout = j < 0 ? next : st->la[l].pool_in ? st->la[l].pool_in : st->la[l].xin;
+        const int64_t ltok = 1 + (int64_t)st->lP[l] * T;
         if ((ret = block_forward(st, l, B, xout)) < 0)
             return ret;
         if (st->hook) {
             char name[32];
             snprintf(name, sizeof(name), "layer.%d", l);
-            hook_clips(st, name, xout, B, tok, tok * D, D);
+            hook_clips(st, name, xout, B, ltok, ltok * D, D);
+        }
+        if (j >= 0) {
+            const int64_t ntok = 1 + (int64_t)st->lP[l + 1] * T;
+            float *dst = xout == next ? st->tmp : next; /* in place: through tmp */
+            if ((ret = fv_token_pool_forward(c->pools[j].kind, xout, dst, B, T, st->lgh[l], st->lgw[l], D,
+                                             w->pool_w[j], w->pool_b[j])) < 0)
+                return ret;
+            if (dst != next)
+                memcpy(next, dst, sizeof(float) * (size_t)(B * ntok * D));
+            if (st->hook) {
+                char name[32];
+                snprintf(name, sizeof(name), "pool.%d", j);
+                hook_clips(st, name, next, B, ntok, ntok * D, D);
+            }
         }
     }
 
-    fv_layernorm_forward(st->f_ln, D, st->xout, tok * D, st->f_mean, st->f_rstd, w->norm_w, w->norm_b, B, D,
+    const int64_t ftok = 1 + (int64_t)st->lP[c->num_layers - 1] * T; /* the last layer's tokens */
+    fv_layernorm_forward(st->f_ln, D, st->xout, ftok * D, st->f_mean, st->f_rstd, w->norm_w, w->norm_b, B, D,
                          c->layer_norm_eps);
     if (st->hook)
         hook_clips(st, "final_norm", st->f_ln, B, 1, D, D);
@@ -577,16 +721,38 @@ static void ln_backward(FvState *st, float *dx, int64_t lddx, int acc, const flo
                           FV_MIN(st->nthreads, omp_get_max_threads()));
 }
 
+/* Backward of attention @a (0 spatial, 1 temporal) of layer @l: dout -> dqkv (overwritten; a sharer's is v
+ * only), through the kind's kernels, a sharing chain's root (its own output and its sharers' weight gradients,
+ * gathered before: layers run backwards) or a sharer. */
+static int attention_backward(FvState *st, int32_t l, int a, const float *const *own, float *const *down,
+                              const float *qkv, const float *out, const float *aux, const float *dout, float *dqkv,
+                              int64_t nseq)
+{
+    const FvModelConfig *c = &st->m->cfg;
+    const FvAttnPlan *p = a ? &st->tplan[l] : &st->splan[l];
+    const int64_t D = c->hidden_size;
+    if (sharer(c, a, l)) {
+        const int32_t r = root_of(c, a, l);
+        memset(dqkv, 0, sizeof(float) * (size_t)(nseq * p->N * D));
+        return fv_attn_share_apply_backward(&st->share[a][r], st->la[r].shW[a], qkv, D, dout, dqkv, st->la[r].shdW[a],
+                                            nseq);
+    }
+    if (chain_root(c, a, l))
+        return fv_attn_share_backward(&st->share[a][l], qkv, st->la[l].shW[a], dout, st->la[l].shdW[a], dqkv, nseq);
+    return fv_attn_backward_own(p, own, down, qkv, out, aux, dout, dqkv, nseq, &st->ascr);
+}
+
 /* g (Rx, D): gradient of the block's output on entry, of its input on return. */
-static void block_backward(FvState *st, int32_t l, int32_t B)
+static int block_backward(FvState *st, int32_t l, int32_t B)
 {
     const FvModelConfig *c = &st->m->cfg;
     const FvLayerWeights *W = &st->m->w.layers[l];
     const LayerActs *a = &st->la[l];
-    const int32_t T = st->T, P = st->P, D = c->hidden_size, I = c->intermediate_size;
+    const int32_t T = st->T, P = st->lP[l], D = c->hidden_size, I = c->intermediate_size;
     const int64_t PT = (int64_t)P * T, tok = 1 + PT, S = 1 + P;
     const int64_t Rt = B * PT, Rs = (int64_t)B * T * S, Rx = B * tok;
     float *g = st->g, *A = st->bufa, *Bf = st->bufb, *dqkv = st->dqkv;
+    int ret;
 
     /* MLP: x_out = y + fc2(gelu(fc1(ln2(y)))) */
     memcpy(st->hbuf, a->h_pre, sizeof(float) * (size_t)(Rx * I));
@@ -617,9 +783,10 @@ static void block_backward(FvState *st, int32_t l, int32_t B)
         sdown[i] = sown[i] ? GRAD(sown[i]) : NULL;
         tdown[i] = town[i] ? GRAD(town[i]) : NULL;
     }
-    fv_attn_backward_own(&st->splan[l], sown, sdown, a->s_qkv, a->s_att, a->s_aux, Bf, dqkv, (int64_t)B * T,
-                         &st->ascr);
-    fv_linear_backward(A, 0, dqkv, a->s_ln, W->qkv_w, GRAD(W->qkv_w), W->qkv_b ? GRAD(W->qkv_b) : NULL, Rs, D, 3 * D);
+    const int sq = sharer(c, 0, l) ? D : 3 * D, tq = sharer(c, 1, l) ? D : 3 * D;
+    if ((ret = attention_backward(st, l, 0, sown, sdown, a->s_qkv, a->s_att, a->s_aux, Bf, dqkv, (int64_t)B * T)) < 0)
+        return ret;
+    fv_linear_backward(A, 0, dqkv, a->s_ln, W->qkv_w, GRAD(W->qkv_w), W->qkv_b ? GRAD(W->qkv_b) : NULL, Rs, D, sq);
     ln_backward(st, Bf, D, 0, A, D, a->s_seq, D, a->s_mean, a->s_rstd, W->ln1_w, GRAD(W->ln1_w), GRAD(W->ln1_b), Rs, D);
     /* scatter the sequences' gradient back: cls gets the sum over frames */
 #pragma omp parallel for schedule(static)
@@ -646,13 +813,14 @@ static void block_backward(FvState *st, int32_t l, int32_t B)
         memcpy(A + b * PT * D, g + (b * tok + 1) * D, sizeof(float) * (size_t)(PT * D));
     fv_linear_backward(Bf, 0, A, a->t_prj, W->t_fc_w, GRAD(W->t_fc_w), GRAD(W->t_fc_b), Rt, D, D);
     fv_linear_backward(A, 0, Bf, a->t_att, W->t_proj_w, GRAD(W->t_proj_w), GRAD(W->t_proj_b), Rt, D, D);
-    fv_attn_backward_own(&st->tplan[l], town, tdown, a->t_qkv, a->t_att, a->t_aux, A, dqkv, (int64_t)B * P,
-                         &st->ascr);
+    if ((ret = attention_backward(st, l, 1, town, tdown, a->t_qkv, a->t_att, a->t_aux, A, dqkv, (int64_t)B * P)) < 0)
+        return ret;
     fv_linear_backward(Bf, 0, dqkv, a->t_ln, W->t_qkv_w, GRAD(W->t_qkv_w), W->t_qkv_b ? GRAD(W->t_qkv_b) : NULL, Rt,
-                       D, 3 * D);
+                       D, tq);
     for (int32_t b = 0; b < B; b++)
         ln_backward(st, g + (b * tok + 1) * D, D, 1, Bf + b * PT * D, D, a->xin + (b * tok + 1) * D, D,
                     a->t_mean + b * PT, a->t_rstd + b * PT, W->t_ln_w, GRAD(W->t_ln_w), GRAD(W->t_ln_b), PT, D);
+    return 0;
 }
 
 int fv_state_backward(FvState *st, const float *dlogits, float *grad, const float *param)
@@ -669,14 +837,37 @@ int fv_state_backward(FvState *st, const float *dlogits, float *grad, const floa
     st->param = param;
     fv_flush_denormals();
 
-    memset(g, 0, sizeof(float) * (size_t)(B * tok * D));
+    const int64_t ftok = 1 + (int64_t)st->lP[c->num_layers - 1] * T; /* the last layer's tokens */
+    memset(g, 0, sizeof(float) * (size_t)(B * ftok * D));
     /* head and final LayerNorm on the cls rows */
     fv_linear_backward(st->bufa, 0, dlogits, st->f_ln, w->head_w, GRAD(w->head_w), GRAD(w->head_b), B, D,
                        c->num_labels);
-    ln_backward(st, g, tok * D, 0, st->bufa, D, st->xout, tok * D, st->f_mean, st->f_rstd, w->norm_w, GRAD(w->norm_w),
-                GRAD(w->norm_b), B, D);
-    for (int32_t l = c->num_layers - 1; l >= 0; l--)
-        block_backward(st, l, B);
+    ln_backward(st, g, ftok * D, 0, st->bufa, D, st->xout, ftok * D, st->f_mean, st->f_rstd, w->norm_w,
+                GRAD(w->norm_w), GRAD(w->norm_b), B, D);
+    for (int32_t l = 0; l < c->num_layers; l++) /* the sharing chains' weight gradients gather from zero */
+        for (int k = 0; k < 2; k++)
+            if (st->la[l].shdW[k])
+                memset(st->la[l].shdW[k], 0, sizeof(float) * (size_t)share_floats(st, k, l, B));
+    int ret;
+    for (int32_t l = c->num_layers - 1; l >= 0; l--) {
+        const int j = fv_config_pool_after(c, l);
+        if (j >= 0) { /* g: of the pooled tokens -> of the block's output */
+            ret = fv_token_pool_backward(c->pools[j].kind, st->la[l].pool_in, g, st->bufa, B, T, st->lgh[l],
+                                             st->lgw[l], D, w->pool_w[j], w->pool_w[j] ? GRAD(w->pool_w[j]) : NULL,
+                                             w->pool_b[j] ? GRAD(w->pool_b[j]) : NULL);
+            if (ret < 0) {
+                st->grad = NULL;
+                st->param = NULL;
+                return ret;
+            }
+            memcpy(g, st->bufa, sizeof(float) * (size_t)(B * (1 + (int64_t)st->lP[l] * T) * D));
+        }
+        if ((ret = block_backward(st, l, B)) < 0) {
+            st->grad = NULL;
+            st->param = NULL;
+            return ret;
+        }
+    }
 
     /* embeddings: x0 = [cls + pos[0]; conv + pos[1 + n] + time[t]] (resized by nearest neighbour) */
     float *A = st->bufa;

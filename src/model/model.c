@@ -86,11 +86,13 @@ int fv_model_visit_tensors(FvModel *m, FvTensorVisitor fn, void *user)
     VISIT("timesformer.embeddings.patch_embeddings.projection.bias", w->patch_b, D);
     for (int32_t i = 0; i < c->num_layers; i++) {
         FvLayerWeights *L = &w->layers[i];
+        /* an attention that shares the previous layer's weights projects v only (SPEC 4.3) */
+        const int64_t sq = (c->share_spatial >> i & 1) ? D : 3 * D, tq = (c->share_temporal >> i & 1) ? D : 3 * D;
 #define LNAME(suffix) (snprintf(name, sizeof(name), "timesformer.encoder.layer.%d.%s", i, suffix), name)
-        VISIT(LNAME("attention.attention.qkv.weight"), L->qkv_w, 3 * D, D);
+        VISIT(LNAME("attention.attention.qkv.weight"), L->qkv_w, sq, D);
         if (c->qkv_bias)
-            VISIT(LNAME("attention.attention.qkv.bias"), L->qkv_b, 3 * D);
-        if ((ret = visit_own(m, fn, user, i, 0)) != 0)
+            VISIT(LNAME("attention.attention.qkv.bias"), L->qkv_b, sq);
+        if (sq == 3 * D && (ret = visit_own(m, fn, user, i, 0)) != 0)
             return ret;
         VISIT(LNAME("attention.output.dense.weight"), L->proj_w, D, D);
         VISIT(LNAME("attention.output.dense.bias"), L->proj_b, D);
@@ -104,16 +106,23 @@ int fv_model_visit_tensors(FvModel *m, FvTensorVisitor fn, void *user)
         VISIT(LNAME("layernorm_after.bias"), L->ln2_b, D);
         VISIT(LNAME("temporal_layernorm.weight"), L->t_ln_w, D);
         VISIT(LNAME("temporal_layernorm.bias"), L->t_ln_b, D);
-        VISIT(LNAME("temporal_attention.attention.qkv.weight"), L->t_qkv_w, 3 * D, D);
+        VISIT(LNAME("temporal_attention.attention.qkv.weight"), L->t_qkv_w, tq, D);
         if (c->qkv_bias)
-            VISIT(LNAME("temporal_attention.attention.qkv.bias"), L->t_qkv_b, 3 * D);
-        if ((ret = visit_own(m, fn, user, i, 1)) != 0)
+            VISIT(LNAME("temporal_attention.attention.qkv.bias"), L->t_qkv_b, tq);
+        if (tq == 3 * D && (ret = visit_own(m, fn, user, i, 1)) != 0)
             return ret;
         VISIT(LNAME("temporal_attention.output.dense.weight"), L->t_proj_w, D, D);
         VISIT(LNAME("temporal_attention.output.dense.bias"), L->t_proj_b, D);
         VISIT(LNAME("temporal_dense.weight"), L->t_fc_w, D, D);
         VISIT(LNAME("temporal_dense.bias"), L->t_fc_b, D);
 #undef LNAME
+        const int j = fv_config_pool_after(c, i);
+        if (j >= 0 && c->pools[j].kind == FV_POOL_CONV) { /* the pooling after this layer (SPEC 4.3) */
+            snprintf(name, sizeof(name), "timesformer.encoder.pool.%d.weight", j);
+            VISIT(name, w->pool_w[j], D, 1, 3, 3);
+            snprintf(name, sizeof(name), "timesformer.encoder.pool.%d.bias", j);
+            VISIT(name, w->pool_b[j], D);
+        }
     }
     VISIT("timesformer.layernorm.weight", w->norm_w, D);
     VISIT("timesformer.layernorm.bias", w->norm_b, D);
@@ -164,8 +173,11 @@ static int rand_visitor(void *user, const char *name, int32_t ndim, const int64_
     size_t len = strlen(name);
     int is_ln = strstr(name, "layernorm") != NULL;
     int is_bias = len > 5 && strcmp(name + len - 5, ".bias") == 0;
+    int is_pool = strstr(name, "encoder.pool.") != NULL; /* conv token pooling: starts as the 3x3 mean */
     for (int64_t i = 0; i < n; i++) {
-        if (is_ln)
+        if (is_pool && !is_bias)
+            dst[i] = 1.0f / 9.0f;
+        else if (is_ln)
             dst[i] = is_bias ? 0.0f : 1.0f;
         else if (is_bias)
             dst[i] = 0.0f;
@@ -307,6 +319,9 @@ int fv_model_set_attention(FvModel *m, const FvAttnSettings *spatial, const FvAt
         return ret;
     if (temporal && (ret = fv_attn_settings_validate(temporal, "fv_model_set_attention", "temporal")) < 0)
         return ret;
+    if ((ret = fv_config_check_sharing(&m->cfg, spatial ? spatial : &m->cfg.spatial,
+                                       temporal ? temporal : &m->cfg.temporal, "attention")) < 0)
+        return ret;
     if (spatial)
         m->cfg.spatial = *spatial;
     if (temporal)
@@ -319,13 +334,19 @@ double fv_model_flops(const FvModel *m, int32_t T, int32_t H, int32_t W)
 {
     const FvModelConfig *c = &m->cfg;
     const double D = c->hidden_size, I = c->intermediate_size, p = c->patch_size;
-    const int32_t Hp = H / c->patch_size, Wp = W / c->patch_size, P = Hp * Wp;
-    const double PT = (double)P * T, S = 1.0 + P, hd = D / c->num_heads;
-    double f = 2.0 * PT * D * (c->num_channels * p * p) + 2.0 * D * c->num_labels;
+    const int32_t Hp0 = H / c->patch_size, Wp0 = W / c->patch_size;
+    const double hd = D / c->num_heads;
+    double f = 2.0 * (double)Hp0 * Wp0 * T * D * (c->num_channels * p * p) + 2.0 * D * c->num_labels;
     for (int32_t l = 0; l < c->num_layers; l++) {
-        f += 2.0 * PT * D * (3 * D + D + D);   /* temporal qkv, proj, temporal_dense */
-        f += 2.0 * T * S * D * (3 * D + D);     /* spatial qkv, proj */
-        f += 2.0 * (1 + PT) * D * I * 2;        /* MLP */
+        int32_t gh, gw;
+        fv_model_layer_grid(c, l, Hp0, Wp0, &gh, &gw); /* after any token pooling */
+        const int32_t P = gh * gw;
+        const double PT = (double)P * T, S = 1.0 + P;
+        /* a sharing attention projects v only and applies the weights it is given: one product a pair */
+        const int ss = c->share_spatial >> l & 1, st = c->share_temporal >> l & 1;
+        f += 2.0 * PT * D * ((st ? 1 : 3) * D + D + D); /* temporal qkv, proj, temporal_dense */
+        f += 2.0 * T * S * D * ((ss ? 1 : 3) * D + D);   /* spatial qkv, proj */
+        f += 2.0 * (1 + PT) * D * I * 2;                  /* MLP */
         FvAttnPlan ps, pt;
         if (fv_attn_plan_init(&ps, &c->spatial, l, 1 + P, 1, c->num_heads, (int32_t)hd) < 0)
             return -1.0;
@@ -333,9 +354,15 @@ double fv_model_flops(const FvModel *m, int32_t T, int32_t H, int32_t W)
             fv_attn_plan_free(&ps);
             return -1.0;
         }
-        f += fv_attn_plan_flops(&ps) * T + fv_attn_plan_flops(&pt) * P; /* the kinds' own counts */
+        f += fv_attn_plan_flops(&ps) * T * (ss ? 0.5 : 1.0) + fv_attn_plan_flops(&pt) * P * (st ? 0.5 : 1.0);
         fv_attn_plan_free(&ps);
         fv_attn_plan_free(&pt);
+        const int j = fv_config_pool_after(c, l);
+        if (j >= 0) { /* pooling the patch tokens: a 2x2 window each (conv: 3x3 taps) */
+            int32_t nh, nw;
+            fv_model_layer_grid(c, l + 1, Hp0, Wp0, &nh, &nw);
+            f += (c->pools[j].kind == FV_POOL_CONV ? 2.0 * 9 : 4.0) * nh * nw * T * D;
+        }
     }
     return f;
 }

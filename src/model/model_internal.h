@@ -26,6 +26,7 @@ typedef struct FvLayerWeights {
 } FvLayerWeights;
 
 typedef struct FvWeights {
+    const float *pool_w[FV_MAX_POOLS], *pool_b[FV_MAX_POOLS]; /* conv token pooling j: (D, 1, 3, 3), (D) */
     const float *cls_token;  /* (D) */
     const float *pos_embed;  /* (1 + P0, D), P0 = (image_size/patch)^2 */
     const float *time_embed; /* (T0, D), T0 = num_frames */
@@ -66,6 +67,13 @@ int fv_config_parse(const char *json_text, const char *pre_text, const char *wha
                     char ***labels);
 /* Serialise to config.json text (HF field names + fibvid_* keys + id2label/label2id); caller frees. */
 char *fv_config_to_json(const FvModelConfig *cfg, char *const *labels);
+/* The index in c->pools of the pooling after layer @layer, or -1. */
+int fv_config_pool_after(const FvModelConfig *c, int32_t layer);
+/* Attention sharing of @c with the attention kinds @sp and @tp (SPEC 4.3): 0, or FV_EINVAL naming the layer
+ * (layer 0, a layer that does not exist, a pooling in between, a kind without attention weights); @fn
+ * prefixes the message. */
+int fv_config_check_sharing(const FvModelConfig *c, const FvAttnSettings *sp, const FvAttnSettings *tp,
+                            const char *fn);
 
 /* model.c: the weight tensor list in HF names and shapes, used by the loader, the saver and random init.
  * Calls @fn for every tensor with a pointer to the FvWeights slot it fills (the slot may be left NULL
