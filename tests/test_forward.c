@@ -44,6 +44,13 @@ static const char *const k_fixtures[] = {
     "ref_mixed_fib_sima.safetensors",
     "ref_mixed_castling_fib_96x64.safetensors",
     "ref_mixed_sima_castling_t6.safetensors",
+    /* PSViT (SPEC 4.3): token pooling (avg, max, conv) and attention sharing, on the tiny_psvit_* models */
+    "ref_psvit_avg.safetensors",
+    "ref_psvit_avg_48x40.safetensors",
+    "ref_psvit_max.safetensors",
+    "ref_psvit_max_48x40.safetensors",
+    "ref_psvit_conv.safetensors",
+    "ref_psvit_conv_48x40.safetensors",
 };
 #define NUM_FIXTURES (sizeof(k_fixtures) / sizeof(k_fixtures[0]))
 
@@ -299,23 +306,30 @@ static double run_fixture(FvModel *m, const Fixture *fx, const char *name, int v
                attn_desc(&fx->spatial, a, sizeof(a)), attn_desc(&fx->temporal, b, sizeof(b)));
     }
 
-    /* the hook must report every activation exactly once, with the documented shapes */
-    int P = (fx->H / cfg->patch_size) * (fx->W / cfg->patch_size);
-    int64_t ntok = 1 + (int64_t)P * fx->T;
-    assert_int_equal(cap.calls, cfg->num_layers + 2);
-    for (int i = -1; i <= cfg->num_layers; i++) {
+    /* the hook must report every activation exactly once, with the documented shapes: each layer's output on
+     * its own grid (token pooling halves it), each pooling's output on the next layer's */
+    const int32_t Hp = fx->H / cfg->patch_size, Wp = fx->W / cfg->patch_size;
+    assert_int_equal(cap.calls, cfg->num_layers + 2 + cfg->num_pools);
+    for (int i = -1; i <= cfg->num_layers + cfg->num_pools; i++) {
         char nm[32];
-        if (i < 0)
+        int32_t gh = Hp, gw = Wp;
+        if (i < 0) {
             snprintf(nm, sizeof(nm), "embeddings");
-        else if (i < cfg->num_layers)
+        } else if (i < cfg->num_layers) {
             snprintf(nm, sizeof(nm), "layer.%d", i);
-        else
+            fv_model_layer_grid(cfg, i, Hp, Wp, &gh, &gw);
+        } else if (i < cfg->num_layers + cfg->num_pools) {
+            const int j = i - cfg->num_layers;
+            snprintf(nm, sizeof(nm), "pool.%d", j);
+            fv_model_layer_grid(cfg, cfg->pools[j].after + 1, Hp, Wp, &gh, &gw);
+        } else {
             snprintf(nm, sizeof(nm), "final_norm");
+        }
         int k = capture_find(&cap, nm);
         if (k < 0 || cap.rows[k] < 0)
             fail_msg("%s: hook saw %s %s", name, nm, k < 0 ? "never" : "twice");
-        if (i < cfg->num_layers) {
-            assert_int_equal(cap.rows[k], ntok);
+        if (i < cfg->num_layers + cfg->num_pools) {
+            assert_int_equal(cap.rows[k], 1 + (int64_t)gh * gw * fx->T);
             assert_int_equal(cap.cols[k], cfg->hidden_size);
         } else {
             assert_int_equal(cap.rows[k] * cap.cols[k], cfg->hidden_size);
@@ -451,6 +465,66 @@ static void test_settings_matter(void **state)
     printf("ref_castling_notaps on tiny_castling_hf (its taps): max abs diff %g (must be > 1e-2)\n", d);
     assert_true(d > 1e-2);
     fixture_close(&fx);
+    fv_model_close(&m);
+}
+
+/* PSViT models (SPEC 4.3): loading checks the tensor shapes the config implies (a sharing attention's qkv is
+ * [D, D]: tiny_hf's weights under a config that shares layer 1 are refused, naming the tensor and both shapes);
+ * switching a shared attention to a kind without weights is refused naming the layer; FLOPs and the layer
+ * grids follow the pooling. */
+static void test_psvit_model(void **state)
+{
+    (void)state;
+    char *dir = fvt_tmpdir(), *src = fvt_join(fvt_data_dir(), "tiny_hf"), *a = fvt_join(src, "config.json");
+    size_t len = 0;
+    char *text = fvt_read_file(a, &len);
+    assert_non_null(text);
+    char *brace = strrchr(text, '}');
+    assert_non_null(brace);
+    *brace = '\0';
+    char cfg[16384];
+    snprintf(cfg, sizeof(cfg), "%s, \"fibvid_share_spatial\": [1]}", text);
+    char *b = fvt_join(dir, "config.json"), *ms = fvt_join(src, "model.safetensors"), *md = fvt_join(dir, "model.safetensors");
+    assert_int_equal(fvt_write_file(b, cfg, strlen(cfg)), 0);
+    char *w = fvt_read_file(ms, &len);
+    assert_non_null(w);
+    assert_int_equal(fvt_write_file(md, w, len), 0);
+    FvModel *m = NULL;
+    assert_true(fv_model_load(&m, dir) < 0);
+    printf("tiny_hf's weights, layer 1 sharing: %s\n", fv_last_error());
+    assert_non_null(strstr(fv_last_error(), "layer.1.attention.attention.qkv.weight"));
+    assert_non_null(strstr(fv_last_error(), "expected [48, 48]"));
+    free(text);
+    free(w);
+    free(a);
+    free(b);
+    free(ms);
+    free(md);
+    free(src);
+    fvt_rmtree(dir);
+    free(dir);
+
+    m = load_model("tiny_psvit_avg_hf");
+    const FvModelConfig *c = fv_model_config(m);
+    FvAttnSettings sima = c->spatial;
+    sima.kind = FV_ATTN_SIMA;
+    assert_true(fv_model_set_attention(m, &sima, NULL) < 0);
+    printf("sima on a shared spatial attention: %s\n", fv_last_error());
+    assert_non_null(strstr(fv_last_error(), "layer 2 cannot share layer 1's sima attention"));
+    int32_t gh, gw;
+    fv_model_layer_grid(c, 0, 6, 5, &gh, &gw);
+    assert_true(gh == 6 && gw == 5);
+    fv_model_layer_grid(c, 1, 6, 5, &gh, &gw); /* pooled after layer 0: ceil halves */
+    assert_true(gh == 3 && gw == 3);
+    FvModelConfig flat = *c;
+    flat.num_pools = 0;
+    flat.share_spatial = flat.share_temporal = 0;
+    FvModel *f = NULL;
+    assert_int_equal(fv_model_create_random(&f, &flat, 1), 0);
+    const double pooled = fv_model_flops(m, 4, 32, 32), full = fv_model_flops(f, 4, 32, 32);
+    printf("tiny_psvit_avg_hf: %.0f FLOPs, without pooling and sharing %.0f\n", pooled, full);
+    assert_true(pooled > 0 && pooled < 0.6 * full);
+    fv_model_close(&f);
     fv_model_close(&m);
 }
 
@@ -690,7 +764,7 @@ static void test_batch(void **state)
 
 int main(void)
 {
-    struct CMUnitTest tests[NUM_FIXTURES + 7];
+    struct CMUnitTest tests[NUM_FIXTURES + 16];
     size_t n = 0;
     for (size_t i = 0; i < NUM_FIXTURES; i++) {
         struct CMUnitTest t = cmocka_unit_test_prestate(test_fixture, (void *)k_fixtures[i]);
@@ -702,6 +776,7 @@ int main(void)
         cmocka_unit_test(test_one_model_all_fixtures),
         cmocka_unit_test(test_settings_matter),
         cmocka_unit_test(test_castling_tensors),
+        cmocka_unit_test(test_psvit_model),
         cmocka_unit_test(test_bad_shapes),
         cmocka_unit_test(test_two_threads),
         cmocka_unit_test(test_batch),

@@ -294,6 +294,21 @@ static void test_grad_linear(void **state)
     check_fixture("grad_castling_notaps.safetensors");
 }
 
+/* PSViT (SPEC 4.3): gradients through avg, max and conv token pooling (the conv's weights too) and through
+ * attention sharing into the layers whose weights are shared (a spatial fib-zero chain, fib exclude, dense),
+ * on the tiny_psvit_* models at 32x32 and at 48x40 (odd grids). */
+static void test_grad_psvit(void **state)
+{
+    (void)state;
+    static const char *const names[] = { "avg", "max", "conv" };
+    char file[64];
+    for (int i = 0; i < 3; i++)
+        for (int odd = 0; odd < 2; odd++) {
+            snprintf(file, sizeof(file), "grad_psvit_%s%s.safetensors", names[i], odd ? "_48x40" : "");
+            check_fixture(file);
+        }
+}
+
 static void test_grad_fib_zero(void **state)
 {
     (void)state;
@@ -752,6 +767,7 @@ int main(void)
         cmocka_unit_test(test_grad_fib_zero),
         cmocka_unit_test(test_grad_fib_exclude),
         cmocka_unit_test(test_grad_linear),
+        cmocka_unit_test(test_grad_psvit),
         cmocka_unit_test(test_finite_differences),
         cmocka_unit_test(test_adamw_reduces_loss),
         cmocka_unit_test(test_state_roundtrip),

@@ -654,6 +654,28 @@ static void test_config_errors(void **state)
         { "{\"num_labels\": 2}", "{\"image_std\": [0, 1, 1]}", FV_EINVAL, "image_std[0] must be > 0" },
         { "{\"num_labels\": 2}", "{\"image_mean\": \"x\"}", FV_EINVAL, "cfg (preprocessor config): \"image_mean\"" },
         { "{\"num_labels\": 2}", "{oops", FV_EINVAL, "cfg (preprocessor config): invalid JSON" },
+        /* PSViT (SPEC 4.3): a typo in a fibvid key is refused, not ignored; invalid pooling and sharing name the
+         * layer */
+        { "{\"num_labels\": 2, \"fibvid_token_pooling\": []}", NULL, FV_EINVAL, "unknown key \"fibvid_token_pooling\"" },
+        { "{\"num_labels\": 2, \"fibvid_token_pool\": {\"after\": 1}}", NULL, FV_EINVAL, "must be a list" },
+        { "{\"num_labels\": 2, \"fibvid_token_pool\": [{\"after\": 1, \"kind\": \"mean\"}]}", NULL, FV_EINVAL,
+          "\"kind\" is \"mean\"" },
+        { "{\"num_labels\": 2, \"fibvid_token_pool\": [{\"after\": 1}]}", NULL, FV_EINVAL, "needs both" },
+        { "{\"num_labels\": 2, \"fibvid_token_pool\": [{\"after\": 1, \"kind\": \"avg\", \"size\": 2}]}", NULL,
+          FV_EINVAL, "unknown key \"size\"" },
+        { "{\"num_labels\": 2, \"fibvid_token_pool\": [{\"after\": 11, \"kind\": \"avg\"}]}", NULL, FV_EINVAL,
+          "pooling after layer 11" },
+        { "{\"num_labels\": 2, \"fibvid_token_pool\": [{\"after\": 3, \"kind\": \"avg\"}, {\"after\": 2, "
+          "\"kind\": \"max\"}]}", NULL, FV_EINVAL, "strictly increasing (2 after 3)" },
+        { "{\"num_labels\": 2, \"fibvid_share_spatial\": [0]}", NULL, FV_EINVAL,
+          "fibvid_share_spatial: layer 0 has no previous layer" },
+        { "{\"num_labels\": 2, \"fibvid_share_temporal\": [12]}", NULL, FV_EINVAL,
+          "fibvid_share_temporal: layer 12 does not exist" },
+        { "{\"num_labels\": 2, \"fibvid_share_spatial\": [3, 3]}", NULL, FV_EINVAL, "lists layer 3 twice" },
+        { "{\"num_labels\": 2, \"fibvid_token_pool\": [{\"after\": 4, \"kind\": \"conv\"}], "
+          "\"fibvid_share_spatial\": [5]}", NULL, FV_EINVAL, "layer 5 cannot share layer 4's attention: tokens are pooled" },
+        { "{\"num_labels\": 2, \"fibvid_temporal_attention\": {\"kind\": \"sima\"}, \"fibvid_share_temporal\": [6]}",
+          NULL, FV_EINVAL, "layer 6 cannot share layer 5's sima attention" },
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         FvModelConfig c;

@@ -87,10 +87,11 @@ int fv_token_pool_backward(FvPoolKind kind, const float *x, const float *dy, flo
     const int32_t ph = (gh + 1) / 2, pw = (gw + 1) / 2;
     const int64_t tin = 1 + (int64_t)gh * gw * T, tout = 1 + (int64_t)ph * pw * T;
     const int nt = omp_get_max_threads();
-    float *wt = NULL, *part = NULL;
+    float *wt = NULL;
+    double *part = NULL; /* the weights' gradients sum many products that cancel: in double */
     if (kind == FV_POOL_CONV) {
         wt = taps_by_row(w, D);
-        part = calloc((size_t)nt * 10 * (size_t)D, sizeof(float)); /* per thread: 9 taps and the bias */
+        part = calloc((size_t)nt * 10 * (size_t)D, sizeof(double)); /* per thread: 9 taps and the bias */
         if (!wt || !part) {
             free(wt);
             free(part);
@@ -124,29 +125,31 @@ int fv_token_pool_backward(FvPoolKind kind, const float *x, const float *dy, flo
             const int64_t c = r / ((int64_t)ph * pw * T), n = r / T % ((int64_t)ph * pw), t = r % T;
             const int32_t oy = (int32_t)(n / pw), ox = (int32_t)(n % pw);
             const float *g = dy + (c * tout + 1 + n * T + t) * D;
-            float *pt = part + (size_t)omp_get_thread_num() * 10 * D;
+            double *pt = part + (size_t)omp_get_thread_num() * 10 * D;
             for (int32_t k = 0; k < 9; k++) {
                 const int32_t iy = 2 * oy + k / 3 - 1, ix = 2 * ox + k % 3 - 1;
                 if (iy < 0 || iy >= gh || ix < 0 || ix >= gw)
                     continue;
                 const float *xi = x + (c * tin + 1 + ((int64_t)iy * gw + ix) * T + t) * D;
-                float *pk = pt + (size_t)k * D;
+                double *pk = pt + (size_t)k * D;
 #pragma omp simd
                 for (int32_t d = 0; d < D; d++)
-                    pk[d] += g[d] * xi[d];
+                    pk[d] += (double)g[d] * xi[d];
             }
-            float *pb = pt + 9 * (size_t)D;
+            double *pb = pt + 9 * (size_t)D;
 #pragma omp simd
             for (int32_t d = 0; d < D; d++)
                 pb[d] += g[d];
         }
-        for (int i = 0; i < nt; i++) {
-            const float *pt = part + (size_t)i * 10 * D;
-            for (int32_t d = 0; d < D; d++) {
-                for (int32_t k = 0; dw && k < 9; k++)
-                    dw[(size_t)d * 9 + k] += pt[(size_t)k * D + d];
-                if (db)
-                    db[d] += pt[9 * (size_t)D + d];
+        for (int32_t d = 0; d < D; d++) {
+            for (int32_t k = 0; k < 10; k++) {
+                double sum = 0.0;
+                for (int i = 0; i < nt; i++)
+                    sum += part[((size_t)i * 10 + k) * D + d];
+                if (k < 9 && dw)
+                    dw[(size_t)d * 9 + k] += (float)sum;
+                else if (k == 9 && db)
+                    db[d] += (float)sum;
             }
         }
         free(wt);
