@@ -292,6 +292,11 @@ typedef struct FvFitSettings {
     int32_t     frames;          /**< a new model: num_frames override; 0: the config's (default 0) */
     int32_t     image_size;      /**< a new model: image_size override; 0: the config's (default 0) */
     int32_t     embed_random;    /**< a new model: 1 N(0, 0.02^2) position/time embeddings, 0 sin-cos (default 0) */
+    int32_t     num_pools;       /**< a new model: PSViT token pooling replacing the config's (@p pools); 0: the
+                                      config's (default 0) */
+    FvTokenPool pools[FV_MAX_POOLS];
+    uint64_t    share_spatial, share_temporal; /**< a new model: attention sharing replacing the config's (a bit
+                                                    per layer); 0: the config's (default 0) */
     /* optimisation */
     int64_t     epochs;          /**< default 30 */
     int32_t     batch;           /**< clips per step (default 16; at most the training clips) */

@@ -45,7 +45,7 @@ static void help_model(FILE *f)
         "  -t, --threads N      threads (default: all cores)\n"
         "  -f, --format FMT     text|json (default text)\n"
         "  -h, --help           this help\n"
-        "%s", fv_cli_attn_help);
+        "%s%s", fv_cli_attn_help, fv_cli_psvit_help);
 }
 
 static void help_attn(FILE *f)
@@ -175,9 +175,13 @@ int fv_cli_bench(int argc, char **argv)
         { "frames", required_argument, NULL, 'T' }, { "size", required_argument, NULL, 'S' },
         { "iters", required_argument, NULL, 'i' }, { "threads", required_argument, NULL, 't' },
         { "format", required_argument, NULL, 'f' }, { "help", no_argument, NULL, 'h' },
-        FV_CLI_ATTN_LONGOPTS, { NULL, 0, NULL, 0 },
+        { "token-pool", required_argument, NULL, 'P' }, { "share-spatial", required_argument, NULL, 's' },
+        { "share-temporal", required_argument, NULL, 'r' }, FV_CLI_ATTN_LONGOPTS, { NULL, 0, NULL, 0 },
     };
     const char *model = NULL, *config = NULL;
+    FvTokenPool pools[FV_MAX_POOLS];
+    int32_t npools = 0;
+    uint64_t shs = 0, sht = 0;
     long T = 8, S = 224, iters = 5, threads = 0;
     FvOutFormat fmt = FV_OUT_TEXT;
     FvAttnOverrides ov;
@@ -194,6 +198,9 @@ int fv_cli_bench(int argc, char **argv)
         case 'i': bad = fv_cli_parse_int(optarg, 1, 100000, &iters); break;
         case 't': bad = fv_cli_parse_int(optarg, 1, 1024, &threads); break;
         case 'f': bad = fv_cli_parse_format(optarg, 1u << FV_OUT_TEXT | 1u << FV_OUT_JSON, &fmt); break;
+        case 'P': bad = fv_cli_parse_pools(optarg, pools, &npools); break;
+        case 's': bad = fv_cli_parse_layers(optarg, &shs); break;
+        case 'r': bad = fv_cli_parse_layers(optarg, &sht); break;
         case 'h': help_model(stdout); return FV_EXIT_OK;
         case FV_OPT_ATTN:
             if (fv_cli_attn_option(&ov, "bench", longopts[li].name, optarg) < 0)
@@ -210,6 +217,10 @@ int fv_cli_bench(int argc, char **argv)
         fv_cli_error("bench", "give either -m or --config, not both");
         return FV_EXIT_USAGE;
     }
+    if (model && (npools || shs || sht)) {
+        fv_cli_error("bench", "--token-pool and --share-* change a model's structure: they go with --config");
+        return FV_EXIT_USAGE;
+    }
     fv_set_num_threads((int32_t)threads);
     FvModel *m = NULL;
     int rc;
@@ -223,6 +234,12 @@ int fv_cli_bench(int argc, char **argv)
             return FV_EXIT_USAGE;
         }
         fv_cli_attn_resolve(&ov, &cfg.spatial, &cfg.temporal); /* random weights for the kinds' own tensors too */
+        if (npools) {
+            cfg.num_pools = npools;
+            memcpy(cfg.pools, pools, sizeof(pools));
+        }
+        cfg.share_spatial = shs;
+        cfg.share_temporal = sht;
         int ret = fv_model_create_random(&m, &cfg, 42);
         if (ret < 0) {
             fv_cli_error("bench", "%s", fv_last_error());
@@ -268,6 +285,9 @@ int fv_cli_bench(int argc, char **argv)
             fv_num_threads(), "gemm", fv_gemm_backend_current(), "iters", (int)iters, "min_ms", mn, "median_ms", med, "gflop", flops * 1e-9,
             "gflops", flops * 1e-9 / (mn * 1e-3), "peak_rss_mb", peak_rss_mb(), "attention", "spatial", sa,
             "temporal", ta, "params", (json_int_t)fv_model_num_params(m));
+        json_object_set_new(j, "token_pools", json_integer(cf->num_pools));
+        json_object_set_new(j, "shared_attentions", json_integer(__builtin_popcountll(cf->share_spatial) +
+                                                                  __builtin_popcountll(cf->share_temporal)));
         char *s = json_dumps(j, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
         puts(s);
         free(s);
@@ -278,6 +298,14 @@ int fv_cli_bench(int argc, char **argv)
         printf("input      %ld frames x %ldx%ld, fp32, %d threads, GEMM %s\n", T, S, S, fv_num_threads(),
                fv_gemm_backend_current());
         printf("attention  spatial %s, temporal %s\n", sa, ta);
+        if (cf->num_pools || cf->share_spatial || cf->share_temporal) {
+            static const char *const pk[] = { "avg", "max", "conv" };
+            printf("psvit     ");
+            for (int32_t i = 0; i < cf->num_pools; i++)
+                printf(" pool %s after %d;", pk[(int)cf->pools[i].kind], cf->pools[i].after);
+            printf(" %d spatial and %d temporal attentions share the previous layer's weights\n",
+                   __builtin_popcountll(cf->share_spatial), __builtin_popcountll(cf->share_temporal));
+        }
         printf("forward    min %.1f ms, median %.1f ms over %ld iterations\n", mn, med, iters);
         printf("compute    %.1f GFLOP, %.1f GFLOP/s (at the minimum)\n", flops * 1e-9, flops * 1e-9 / (mn * 1e-3));
         printf("memory     peak RSS %.0f MB\n", peak_rss_mb());

@@ -37,6 +37,11 @@ void fv_cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(p
 
 /* Parse a decimal integer in [lo, hi]; 0 on success. */
 int fv_cli_parse_int(const char *s, long lo, long hi, long *out);
+/* PSViT options (SPEC 4.3): "--token-pool 1:avg,2:conv" into @pools / *@n; "--share-spatial 2,3" into a bit per
+ * layer. 0 or -1 (malformed). */
+int fv_cli_parse_pools(const char *s, FvTokenPool *pools, int32_t *n);
+int fv_cli_parse_layers(const char *s, uint64_t *bits);
+extern const char fv_cli_psvit_help[];
 /* Parse --format values allowed by @allowed (bit mask of 1 << FvOutFormat). */
 int fv_cli_parse_format(const char *s, unsigned allowed, FvOutFormat *out);
 

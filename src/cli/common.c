@@ -37,6 +37,58 @@ int fv_cli_parse_int(const char *s, long lo, long hi, long *out)
     return 0;
 }
 
+int fv_cli_parse_pools(const char *s, FvTokenPool *pools, int32_t *n)
+{
+    static const char *const kinds[] = { "avg", "max", "conv" };
+    char buf[256];
+    if (strlen(s) >= sizeof(buf))
+        return -1;
+    strcpy(buf, s);
+    *n = 0;
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char *colon = strchr(tok, ':');
+        long after;
+        if (!colon || *n >= FV_MAX_POOLS)
+            return -1;
+        *colon = '\0';
+        if (fv_cli_parse_int(tok, 0, 4095, &after) < 0)
+            return -1;
+        int k = -1;
+        for (int i = 0; i < 3; i++)
+            if (!strcmp(colon + 1, kinds[i]))
+                k = i;
+        if (k < 0)
+            return -1;
+        pools[*n].after = (int32_t)after;
+        pools[(*n)++].kind = (FvPoolKind)k;
+    }
+    return *n > 0 ? 0 : -1;
+}
+
+int fv_cli_parse_layers(const char *s, uint64_t *bits)
+{
+    char buf[256];
+    if (strlen(s) >= sizeof(buf))
+        return -1;
+    strcpy(buf, s);
+    *bits = 0;
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        long l;
+        if (fv_cli_parse_int(tok, 0, FV_MAX_SHARE_LAYERS - 1, &l) < 0)
+            return -1;
+        *bits |= (uint64_t)1 << l;
+    }
+    return *bits ? 0 : -1;
+}
+
+const char fv_cli_psvit_help[] =
+    "PSViT (fibvid's reconstruction of token pooling and attention sharing, SPEC 4.3; a new model only):\n"
+    "      --token-pool LIST            pool each frame's patch grid 2x2 after these layers, e.g. 1:avg,2:conv\n"
+    "                                   (kinds avg, max, conv; layers 0-based, increasing, not the last)\n"
+    "      --share-spatial LAYERS       these layers' spatial attention applies the previous layer's weights\n"
+    "                                   to their own v (e.g. 2,3; dense or fib attention, no pooling between)\n"
+    "      --share-temporal LAYERS      the same for temporal attention\n";
+
 int fv_cli_parse_format(const char *s, unsigned allowed, FvOutFormat *out)
 {
     static const char *names[] = { "text", "json", "jsonl", "csv", "svg", "png" };

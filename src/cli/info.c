@@ -32,6 +32,57 @@ static json_t *attn_json(const FvAttnSettings *a)
     return j;
 }
 
+/* PSViT (SPEC 4.3): the layers' patch grids at the model's size, the poolings and the sharing layers. */
+static json_t *psvit_json(const FvModelConfig *cf)
+{
+    static const char *const pk[] = { "avg", "max", "conv" };
+    const int32_t g = cf->image_size / cf->patch_size;
+    json_t *j = json_object(), *pools = json_array(), *grids = json_array(), *ss = json_array(), *st = json_array();
+    for (int32_t i = 0; i < cf->num_pools; i++)
+        json_array_append_new(pools, json_pack("{s:i, s:s}", "after", cf->pools[i].after, "kind",
+                                               pk[(int)cf->pools[i].kind]));
+    for (int32_t l = 0; l < cf->num_layers; l++) {
+        int32_t gh, gw;
+        fv_model_layer_grid(cf, l, g, g, &gh, &gw);
+        json_array_append_new(grids, json_pack("[i, i]", gh, gw));
+        if (cf->share_spatial >> l & 1)
+            json_array_append_new(ss, json_integer(l));
+        if (cf->share_temporal >> l & 1)
+            json_array_append_new(st, json_integer(l));
+    }
+    json_object_set_new(j, "token_pool", pools);
+    json_object_set_new(j, "share_spatial", ss);
+    json_object_set_new(j, "share_temporal", st);
+    json_object_set_new(j, "layer_grids", grids);
+    return j;
+}
+
+static void psvit_text(const FvModelConfig *cf)
+{
+    static const char *const pk[] = { "avg", "max", "conv" };
+    const int32_t g = cf->image_size / cf->patch_size;
+    if (!cf->num_pools && !cf->share_spatial && !cf->share_temporal)
+        return;
+    printf("psvit          (fibvid's reconstruction of PSViT)\n");
+    for (int32_t i = 0; i < cf->num_pools; i++) {
+        int32_t gh, gw, ph, pw;
+        fv_model_layer_grid(cf, cf->pools[i].after, g, g, &gh, &gw);
+        fv_model_layer_grid(cf, cf->pools[i].after + 1, g, g, &ph, &pw);
+        printf("  pooling      after layer %d: %s, %dx%d -> %dx%d patches per frame\n", cf->pools[i].after,
+               pk[(int)cf->pools[i].kind], gh, gw, ph, pw);
+    }
+    for (int a = 0; a < 2; a++) {
+        const uint64_t bits = a ? cf->share_temporal : cf->share_spatial;
+        if (!bits)
+            continue;
+        printf("  sharing      %s:", a ? "temporal" : "spatial");
+        for (int32_t l = 0; l < FV_MAX_SHARE_LAYERS; l++)
+            if (bits >> l & 1)
+                printf(" layer %d applies layer %d's weights;", l, l - 1);
+        printf("\n");
+    }
+}
+
 int fv_cli_info(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -88,6 +139,7 @@ int fv_cli_info(int argc, char **argv)
             "image_std", (double)cf->image_std[0], (double)cf->image_std[1], (double)cf->image_std[2]));
         json_object_set_new(j, "attention", json_pack("{s:o, s:o}", "spatial", attn_json(&cf->spatial),
                                                       "temporal", attn_json(&cf->temporal)));
+        json_object_set_new(j, "psvit", psvit_json(cf));
         json_t *labels = json_array();
         for (int32_t i = 0; i < cf->num_labels; i++)
             json_array_append_new(labels, json_string(fv_model_label(m, i)));
@@ -106,14 +158,16 @@ int fv_cli_info(int argc, char **argv)
         printf("size           hidden %d, %d layers, %d heads, MLP %d, qkv bias %s, LayerNorm eps %g\n",
                cf->hidden_size, cf->num_layers, cf->num_heads, cf->intermediate_size, cf->qkv_bias ? "yes" : "no",
                (double)cf->layer_norm_eps);
-        printf("input          %d frames x %dx%d, patch %d (%d patches per frame, %d tokens)\n", cf->num_frames,
-               cf->image_size, cf->image_size, cf->patch_size, P, 1 + P * cf->num_frames);
+        printf("input          %d frames x %dx%d, patch %d (%d patches per frame, %d tokens%s)\n", cf->num_frames,
+               cf->image_size, cf->image_size, cf->patch_size, P, 1 + P * cf->num_frames,
+               cf->num_pools ? " in the first layer" : "");
         printf("compute        %.2f GFLOP per view\n", gflop);
         printf("preprocessing  %s sampling (rate %d), short side %d, crop %d, mean %.3f %.3f %.3f, std %.3f %.3f %.3f\n",
                fv_cli_sampling_name(cf->sampling), cf->sampling_rate, cf->short_side ? cf->short_side : cf->image_size,
                cf->image_size, (double)cf->image_mean[0], (double)cf->image_mean[1], (double)cf->image_mean[2],
                (double)cf->image_std[0], (double)cf->image_std[1], (double)cf->image_std[2]);
         printf("attention      spatial %s, temporal %s\n", sa, ta);
+        psvit_text(cf);
         printf("labels         %d:", cf->num_labels);
         for (int32_t i = 0; i < cf->num_labels && i < 8; i++)
             printf("%s %s", i ? "," : "", fv_model_label(m, i));

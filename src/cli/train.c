@@ -101,11 +101,11 @@ static void help(FILE *f)
         "  -q, --quiet             no progress line and no per-epoch lines (progress is shown only when\n"
         "                          stderr is a terminal; per-epoch lines go to stdout)\n"
         "  -h, --help              this help\n"
-        "%s"
+        "%s%s"
         "\n"
         "Exit codes: 0 success, 1 usage error, 2 input error (lists, videos, config, model, or an --out that\n"
         "holds another run), 3 runtime failure (out of memory, diverged training).\n",
-        fv_cli_attn_help);
+        fv_cli_attn_help, fv_cli_psvit_help);
 }
 
 /* ------------------------------------------------------------------------------------------------ */
@@ -321,7 +321,7 @@ int fv_cli_train(int argc, char **argv)
     enum {
         O_ROOT = 0x100, O_UCF, O_SPLIT, O_LIST, O_VAL, O_CLASSES, O_BASE, O_NOVAL, O_CONFIG, O_FRAMES, O_ISIZE,
         O_RESUME, O_EPOCHS, O_STOP, O_LR, O_MINLR, O_WARMUP, O_WD, O_LS, O_CLIP, O_SEED, O_CACHE, O_SCALE,
-        O_HFLIP, O_SJSON, O_LOGEVERY, O_EMBED, O_REVERSE, O_AUX,
+        O_HFLIP, O_SJSON, O_LOGEVERY, O_EMBED, O_REVERSE, O_AUX, O_POOL, O_SHS, O_SHT,
     };
     static const struct option longopts[] = {
         { "root", required_argument, NULL, O_ROOT },
@@ -349,6 +349,9 @@ int fv_cli_train(int argc, char **argv)
         { "label-smoothing", required_argument, NULL, O_LS },
         { "clip-norm", required_argument, NULL, O_CLIP },
         { "castling-aux-until", required_argument, NULL, O_AUX },
+        { "token-pool", required_argument, NULL, O_POOL },
+        { "share-spatial", required_argument, NULL, O_SHS },
+        { "share-temporal", required_argument, NULL, O_SHT },
         { "seed", required_argument, NULL, O_SEED },
         { "cache-frames", required_argument, NULL, O_CACHE },
         { "scale", required_argument, NULL, O_SCALE },
@@ -443,6 +446,18 @@ int fv_cli_train(int argc, char **argv)
             if (parse_double(optarg, 0.0, 1.0, &f->castling_aux_until) < 0)
                 goto bad;
             break;
+        case O_POOL:
+            if (fv_cli_parse_pools(optarg, f->pools, &f->num_pools) < 0)
+                goto bad;
+            break;
+        case O_SHS:
+            if (fv_cli_parse_layers(optarg, &f->share_spatial) < 0)
+                goto bad;
+            break;
+        case O_SHT:
+            if (fv_cli_parse_layers(optarg, &f->share_temporal) < 0)
+                goto bad;
+            break;
         case O_SEED: {
             char *end;
             errno = 0;
@@ -528,8 +543,10 @@ int fv_cli_train(int argc, char **argv)
         fv_cli_error(CMD, "-o/--out DIR is required (see --help)");
         return FV_EXIT_USAGE;
     }
-    if (f->init_model && (o_config || f->frames || f->image_size)) {
-        fv_cli_error(CMD, "-m (fine-tuning) and --config/--frames/--image-size exclude each other");
+    if (f->init_model && (o_config || f->frames || f->image_size || f->num_pools || f->share_spatial ||
+                          f->share_temporal)) {
+        fv_cli_error(CMD, "-m (fine-tuning) and --config/--frames/--image-size/--token-pool/--share-spatial/"
+                     "--share-temporal exclude each other (those make a new model)");
         return FV_EXIT_USAGE;
     }
     if (f->min_lr > f->lr) {

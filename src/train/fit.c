@@ -89,13 +89,26 @@ static int new_model(const FvFitSettings *s, int32_t nc, FvModel **m)
         cfg.spatial.kind = cfg.temporal.kind = FV_ATTN_FIB; /* presets train Fibottention */
     }
     cfg.num_labels = nc;
+    if (s->num_pools) { /* PSViT: token pooling and attention sharing as asked (SPEC 4.3) */
+        cfg.num_pools = s->num_pools;
+        memcpy(cfg.pools, s->pools, sizeof(cfg.pools));
+    }
+    if (s->share_spatial)
+        cfg.share_spatial = s->share_spatial;
+    if (s->share_temporal)
+        cfg.share_temporal = s->share_temporal;
     if (s->frames)
         cfg.num_frames = s->frames;
     if (s->image_size)
         cfg.image_size = s->image_size;
     cfg.short_side = 0;
-    if ((ret = fv_model_config_validate(&cfg)) < 0 ||
-        (ret = fv_model_create_random(m, &cfg, fv_rng_stream(s->seed, RNG_WEIGHTS, 0, 0))) < 0 ||
+    if ((ret = fv_model_config_validate(&cfg)) < 0) {
+        char msg[1024];
+        const char *colon = strstr(fv_last_error(), ": ");
+        snprintf(msg, sizeof(msg), "%s", colon ? colon + 2 : fv_last_error());
+        return fv_error(ret, "config %s: %s", name, msg);
+    }
+    if ((ret = fv_model_create_random(m, &cfg, fv_rng_stream(s->seed, RNG_WEIGHTS, 0, 0))) < 0 ||
         (!s->embed_random && (ret = fv_model_init_sincos_embeddings(*m)) < 0))
         return ret;
     return 0;
@@ -234,6 +247,22 @@ static json_t *settings_json(const FvFitSettings *s, const FvModelConfig *c, con
     json_object_set_new(j, "clip_norm", json_real(s->clip_norm));
     if (c->spatial.kind == FV_ATTN_CASTLING || c->temporal.kind == FV_ATTN_CASTLING) /* runs of other kinds resume as before */
         json_object_set_new(j, "castling_aux_until", json_real(s->castling_aux_until));
+    if (c->num_pools || c->share_spatial || c->share_temporal) { /* PSViT, likewise only when used */
+        static const char *const pk[] = { "avg", "max", "conv" };
+        json_t *pools = json_array(), *ss = json_array(), *st = json_array();
+        for (int32_t i = 0; i < c->num_pools; i++)
+            json_array_append_new(pools, json_pack("{s:i, s:s}", "after", c->pools[i].after, "kind",
+                                                   pk[(int)c->pools[i].kind]));
+        for (int32_t i = 0; i < FV_MAX_SHARE_LAYERS; i++) {
+            if (c->share_spatial >> i & 1)
+                json_array_append_new(ss, json_integer(i));
+            if (c->share_temporal >> i & 1)
+                json_array_append_new(st, json_integer(i));
+        }
+        json_object_set_new(j, "token_pool", pools);
+        json_object_set_new(j, "share_spatial", ss);
+        json_object_set_new(j, "share_temporal", st);
+    }
     json_object_set_new(j, "seed", json_integer((json_int_t)s->seed));
     json_object_set_new(j, "cache_frames", json_integer(F));
     json_object_set_new(j, "scale", json_pack("[i, i]", lo, hi));
@@ -353,6 +382,11 @@ static int check_settings(const FvFitSettings *s)
         !(s->weight_decay >= 0.0) || !(s->label_smoothing >= 0.0) || !(s->label_smoothing < 1.0) ||
         !(s->clip_norm >= 0.0) || !(s->castling_aux_until >= 0.0) || s->castling_aux_until > 1.0)
         return fv_error(FV_EINVAL, "fv_fit_run: bad optimisation settings");
+    if (s->init_model && (s->num_pools || s->share_spatial || s->share_temporal))
+        return fv_error(FV_EINVAL, "fv_fit_run: token pooling and attention sharing change a model's structure: they "
+                        "apply to a new model (a config), not to one being fine-tuned");
+    if (s->num_pools < 0 || s->num_pools > FV_MAX_POOLS)
+        return fv_error(FV_EINVAL, "fv_fit_run: %d token poolings (at most %d)", s->num_pools, FV_MAX_POOLS);
     if (s->hflip < -1 || s->hflip > 1 || s->reverse < -1 || s->reverse > 0)
         return fv_error(FV_EINVAL, "fv_fit_run: hflip %d, reverse %d", s->hflip, s->reverse);
     if (s->val && s->val->num_classes > s->train->num_classes)
