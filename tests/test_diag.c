@@ -469,6 +469,73 @@ static void test_model(void **state)
 }
 
 /* identical heads through the kernels: every head gets the same q, k, v -> CKA 1, cosine 1, Frobenius 0 */
+/* Diagnostics of a PSViT model (SPEC 4.3): pooled layers report on the input grid (cls maps spread over the
+ * cells a pooled patch covers, so each still sums to below 1 as the cls key keeps its share), distances in
+ * input patches (x 2 after one pooling: at most the pooled grid's diagonal x 2); a sharing layer reports the
+ * statistics of the layer whose weights it applies, and its own head similarities; the logits do not change. */
+static void test_psvit(void **state)
+{
+    (void)state;
+    FvModelConfig c;
+    assert_int_equal(fv_model_config_preset(&c, "test"), 0);
+    c.num_layers = 4;
+    c.image_size = 64; /* 4x4 patches, pooled to 2x2 after layer 0 */
+    c.spatial.kind = c.temporal.kind = FV_ATTN_FIB;
+    c.num_pools = 1;
+    c.pools[0] = (FvTokenPool){ .after = 0, .kind = FV_POOL_MAX };
+    c.share_spatial = 1u << 2 | 1u << 3;
+    c.share_temporal = 1u << 2;
+    FvModel *m = NULL;
+    assert_int_equal(fv_model_create_random(&m, &c, 7), 0);
+    const int32_t T = c.num_frames, S = c.image_size, L = c.num_labels, H = c.num_heads;
+    const int64_t nf = (int64_t)T * 3 * S * S;
+    float *frames = malloc(sizeof(float) * nf), *l0 = malloc(sizeof(float) * L), *l1 = malloc(sizeof(float) * L);
+    uint64_t seed = 3;
+    for (int64_t i = 0; i < nf; i++)
+        frames[i] = fv_rand_normal(&seed);
+    assert_int_equal(fv_model_forward(m, frames, T, S, S, l0), 0);
+    FvDiag *d = NULL;
+    FvState *st = NULL;
+    assert_int_equal(fv_diag_create(&d), 0);
+    assert_int_equal(fv_state_create(&st, m), 0);
+    assert_int_equal(fv_state_set_diag(st, d), 0);
+    assert_int_equal(fv_state_forward(st, frames, 1, T, S, S, l1), 0);
+    assert_true(fvt_max_abs_diff(l0, l1, L) == 0.0);
+    const FvDiagResult *r = fv_diag_result(d);
+    assert_non_null(r);
+    assert_true(r->grid_h == 4 && r->grid_w == 4);
+    const int32_t P = 16;
+    for (int32_t l = 0; l < 4; l++)
+        for (int32_t h = 0; h < H; h++) {
+            double sum = 0.0;
+            for (int32_t x = 0; x < P; x++)
+                sum += r->layer[l].cls_attention[h * P + x];
+            const FvDiagHead *hs = &r->layer[l].attn[0].head[h];
+            printf("layer %d head %d: cls map sum %.4f, mean distance %.3f patches (%.1f px)\n", l, h, sum,
+                   hs->mean_distance, hs->mean_distance_px);
+            assert_true(sum > 0 && sum < 1);
+            assert_true(hs->mean_distance >= 0 && hs->mean_distance <= (l ? 2.0 * sqrt(2.0) : 3.0 * sqrt(2.0)) + 1e-9);
+            if (l >= 1) /* pooled: cells of one 2x2 window carry the same weight */
+                for (int32_t x = 0; x < P; x++) {
+                    const int32_t y = x / 4, xx = x % 4, first = (y & ~1) * 4 + (xx & ~1);
+                    assert_true(fabs(r->layer[l].cls_attention[h * P + x] - r->layer[l].cls_attention[h * P + first]) < 1e-12);
+                }
+        }
+    /* layers 2 and 3 apply layer 1's spatial weights, layer 2 its temporal ones */
+    for (int32_t l = 2; l < 4; l++) {
+        assert_memory_equal(r->layer[l].attn[0].head, r->layer[1].attn[0].head, sizeof(FvDiagHead) * (size_t)H);
+        assert_memory_equal(r->layer[l].cls_attention, r->layer[1].cls_attention, sizeof(double) * (size_t)H * P);
+    }
+    assert_memory_equal(r->layer[2].attn[1].head, r->layer[1].attn[1].head, sizeof(FvDiagHead) * (size_t)H);
+    assert_true(fabs(r->layer[2].attn[0].cka[1] - r->layer[1].attn[0].cka[1]) > 1e-9); /* its own outputs */
+    fv_state_close(&st);
+    fv_diag_close(&d);
+    fv_model_close(&m);
+    free(frames);
+    free(l0);
+    free(l1);
+}
+
 static void test_identical_heads(void **state)
 {
     (void)state;
@@ -554,6 +621,7 @@ int main(void)
         cmocka_unit_test(test_similarity),
         cmocka_unit_test(test_identical_heads),
         cmocka_unit_test(test_model),
+        cmocka_unit_test(test_psvit),
         cmocka_unit_test(test_aggregate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -472,13 +472,15 @@ static int attention(FvState *st, int32_t l, FvDiagAttnKind kind, const FvAttnPl
             return ret;
         return st->diag ? fv_diag_shared(st->diag, l, kind, r, out, (int32_t)nseq, p->N) : 0;
     }
+    const float *const *own = st->m->w.layers[l].own[a][p->s.kind];
     if (chain_root(c, a, l)) { /* the weights for the layers that share them */
         float *W = st->train ? st->la[l].shW[a] : st->shW[a];
         if ((ret = fv_attn_share_forward(&st->share[a][l], qkv, out, W, nseq)) < 0 || !st->diag)
             return ret;
-        /* with diagnostics the kind's kernels run again below: the same outputs, and the statistics */
+        /* with diagnostics the kind's kernels run again for the statistics, into tmp (free while the attention
+         * runs): the layer's output stays the one the weights give, as without diagnostics */
+        return fv_diag_attention(st->diag, l, kind, p, own, qkv, st->tmp, (int32_t)nseq, &st->ascr);
     }
-    const float *const *own = st->m->w.layers[l].own[a][p->s.kind];
     if (st->diag)
         return fv_diag_attention(st->diag, l, kind, p, own, qkv, out, (int32_t)nseq, &st->ascr);
     return fv_attn_forward_own(p, own, qkv, out, aux, nseq, NULL, &st->ascr);
