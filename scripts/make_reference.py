@@ -159,6 +159,10 @@ def random_weights(cfg, num_labels, seed, scale=1.0):
             a = 0.2 * rs.standard_normal(shape)
         elif "embeddings." in name and "patch" not in name:
             a = 0.5 * rs.standard_normal(shape)
+        elif "encoder.pool." in name:
+            # conv token pooling: about the 3x3 mean fibvid starts from (1/9), +- 0.05; a fan-in scaled draw (std
+            # 0.53) amplified every pooled token ~1.6x and left the model's float32 gradients ill-conditioned
+            a = 1.0 / 9.0 + 0.05 * rs.standard_normal(shape)
         else:
             fan_in = int(np.prod(shape[1:]))
             a = (scale * 1.6 / math.sqrt(fan_in)) * rs.standard_normal(shape)
@@ -948,12 +952,7 @@ def make_grads(out, cfg, weights):
         pw = random_weights(pcfg, len(TINY_LABELS), PSVIT_SEED + k)
         for fx, (T, H, W) in (("", (4, 32, 32)), ("_48x40", (4, 48, 40))):
             path = os.path.join(out, "grad_" + model[5:-3] + fx + ".safetensors")
-            # conv at 32x32: not seeds 21, 22, where one element of pool.0.weight's gradient (16 products that
-            # cancel to 1/16 of their magnitude) lands at 1.25x test_grad.c's bound in float32 while every other
-            # element is within 0.7x; seeds 31, 32 and 41, 42 give 0.56x and 0.45x overall (measured with fibvid;
-            # PyTorch's own float32 autograd is at 0.58x on this model)
-            seeds = [31, 32] if model == "tiny_psvit_conv_hf" and not fx else [21, 22]
-            make_grad_fixture(path, pcfg, pw, T, H, W, seeds, sp, tp, "PSViT %s at %dx%d" % (model, H, W), model)
+            make_grad_fixture(path, pcfg, pw, T, H, W, [21, 22], sp, tp, "PSViT %s at %dx%d" % (model, H, W), model)
             total += os.path.getsize(path)
     linear += [None] * (2 * len(psvit))  # counted below
     cases = [
