@@ -246,6 +246,28 @@ static void test_bad_model_and_usage(void **state)
     free(err);
 }
 
+/* Issue 20, bug 7: an output file that cannot be written is found before any clip is classified: exit 2, the
+ * OS reason, nothing on stdout. */
+static void test_unwritable_diag(void **state)
+{
+    (void)state;
+    char args[4096], *out = NULL, *err = NULL;
+    snprintf(args, sizeof(args), "classify -m '%s/tiny_hf' --diag '%s/no/such/dir/d.json' '%s/clip_ffv1.mkv'",
+             fvt_data_dir(), g_tmp, fvt_data_dir());
+    assert_int_equal(fibvid(args, &out, &err), 2);
+    printf("%s", err);
+    assert_non_null(strstr(err, "d.json: cannot write: No such file or directory"));
+    assert_string_equal(out, "");
+    free(out);
+    free(err);
+    snprintf(args, sizeof(args), "classify -m '%s/tiny_hf' --diag '%s' '%s/clip_ffv1.mkv'", fvt_data_dir(), g_tmp,
+             fvt_data_dir());
+    assert_int_equal(fibvid(args, &out, &err), 2);
+    assert_non_null(strstr(err, "is a directory"));
+    free(out);
+    free(err);
+}
+
 static void test_info_and_bench(void **state)
 {
     (void)state;
@@ -284,6 +306,16 @@ static void test_info_and_bench(void **state)
     free(out);
     free(err);
 
+    /* a model is timed at its own frames and size unless told otherwise (issue 20: it was always 8 x 224) */
+    snprintf(args, sizeof(args), "bench -m '%s/tiny_hf' --iters 1 -f json", d);
+    assert_int_equal(fibvid(args, &out, &err), 0);
+    j = json_loads(out, 0, NULL);
+    assert_non_null(j);
+    assert_int_equal(json_integer_value(json_object_get(j, "frames")), 4);
+    assert_int_equal(json_integer_value(json_object_get(j, "size")), 32);
+    json_decref(j);
+    free(out);
+    free(err);
     assert_int_equal(fibvid("bench --config test --frames 4 --size 32 --iters 2 -f json", &out, &err), 0);
     j = json_loads(out, 0, NULL);
     assert_non_null(j);
@@ -447,6 +479,7 @@ int main(void)
         cmocka_unit_test(test_bad_inputs),
         cmocka_unit_test(test_bad_model_and_usage),
         cmocka_unit_test(test_info_and_bench),
+        cmocka_unit_test(test_unwritable_diag),
         cmocka_unit_test(test_masks),
         cmocka_unit_test(test_default_model),
     };

@@ -69,6 +69,10 @@ FV_API const char *fv_gemm_backend_current(void);
 /** Number of threads fibvid's own loops and the BLAS library use; 0 or less = all cores. */
 FV_API void fv_set_num_threads(int32_t n);
 
+/** Write @p n bytes to @p path atomically: a temporary file beside it, fsync(), rename(); a kill never leaves
+ *  half a file. Returns 0 or a negative code with fv_last_error() naming the file and the OS reason. */
+FV_API int fv_write_file_atomic(const char *path, const void *data, size_t n);
+
 /** Threads fibvid uses: what fv_set_num_threads() set, else OpenMP's default (all cores). */
 FV_API int32_t fv_num_threads(void);
 

@@ -39,8 +39,8 @@ static void help_model(FILE *f)
         "\n"
         "  -m, --model PATH     model to time\n"
         "      --config NAME    preset with random weights (default base when no -m)\n"
-        "      --frames N       frames (default 8)\n"
-        "      --size N         input height and width (default 224)\n"
+        "      --frames N       frames (default: the model's num_frames)\n"
+        "      --size N         input height and width (default: the model's image_size)\n"
         "      --iters N        timed iterations after one warm-up (default 5)\n"
         "  -t, --threads N      threads (default: all cores)\n"
         "  -f, --format FMT     text|json (default text)\n"
@@ -182,7 +182,7 @@ int fv_cli_bench(int argc, char **argv)
     FvTokenPool pools[FV_MAX_POOLS];
     int32_t npools = 0;
     uint64_t shs = 0, sht = 0;
-    long T = 8, S = 224, iters = 5, threads = 0;
+    long T = 0, S = 0, iters = 5, threads = 0; /* 0: the model's own */
     FvOutFormat fmt = FV_OUT_TEXT;
     FvAttnOverrides ov;
     fv_cli_attn_overrides_init(&ov);
@@ -248,6 +248,10 @@ int fv_cli_bench(int argc, char **argv)
     }
     int ret = fv_cli_attn_apply(&ov, m);
     const FvModelConfig *cf = fv_model_config(m);
+    if (!T)
+        T = cf->num_frames;
+    if (!S)
+        S = cf->image_size;
     if (ret >= 0 && S % cf->patch_size) {
         fv_cli_error("bench", "--size %ld is not a multiple of the patch size %d", S, cf->patch_size);
         fv_model_close(&m);

@@ -169,9 +169,12 @@ int fv_cli_classify(int argc, char **argv)
         return FV_EXIT_USAGE;
     }
     fv_set_num_threads((int32_t)o.threads);
+    int rc;
+    if (o.diag && (rc = fv_cli_check_writable("classify", o.diag)) != 0) /* before any clip is classified */
+        return rc;
 
     FvModel *m = NULL;
-    int rc = fv_cli_load_model("classify", o.model, &m);
+    rc = fv_cli_load_model("classify", o.model, &m);
     if (rc)
         return rc;
     int ret = fv_cli_attn_apply(&o.attn, m);
@@ -262,10 +265,15 @@ int fv_cli_classify(int argc, char **argv)
     }
     if (diag) {
         json_t *dj = json_pack("{s:s, s:o}", "model", o.model ? o.model : fv_cli_default_model(), "clips", diag_clips);
-        if (!dj || json_dump_file(dj, o.diag, JSON_INDENT(1) | JSON_REAL_PRECISION(6)) != 0) {
-            fv_cli_error("classify", "%s: cannot write the diagnostics", o.diag);
+        char *text = dj ? json_dumps(dj, JSON_INDENT(1) | JSON_REAL_PRECISION(6)) : NULL;
+        if (!text) {
+            fv_cli_error("classify", "%s: out of memory for the diagnostics", o.diag);
+            rc = FV_EXIT_RUNTIME;
+        } else if (fv_write_file_atomic(o.diag, text, strlen(text)) < 0) {
+            fv_cli_error("classify", "%s", fv_last_error()); /* names the file and the OS reason */
             rc = FV_EXIT_RUNTIME;
         }
+        free(text);
         json_decref(dj);
         fv_diag_close(&diag);
     }

@@ -80,6 +80,9 @@ char *fv_cli_path_join(const char *dir, const char *name);
 const char *fv_cli_default_model(void);
 /* Load -m PATH (or the default) and report errors; returns an exit code (0 on success). */
 int fv_cli_load_model(const char *cmd, const char *path, FvModel **out);
+/* An output file the command will write at the end: checked before any work (its directory exists and takes a
+ * new file, @path is not a directory). 0, or FV_EXIT_INPUT after one line naming the file and the OS reason. */
+int fv_cli_check_writable(const char *cmd, const char *path);
 
 /* "M:SS" or "H:MM:SS" of @s seconds into @buf (progress lines). */
 void fv_cli_fmt_eta(double s, char *buf, size_t n);

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -313,4 +314,30 @@ void fv_cli_fmt_eta(double s, char *buf, size_t n)
         snprintf(buf, n, "%ld:%02ld:%02ld", v / 3600, v / 60 % 60, v % 60);
     else
         snprintf(buf, n, "%ld:%02ld", v / 60, v % 60);
+}
+
+int fv_cli_check_writable(const char *cmd, const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        fv_cli_error(cmd, "%s: cannot write: is a directory", path);
+        return FV_EXIT_INPUT;
+    }
+    const size_t n = strlen(path) + 16;
+    char *tmp = malloc(n);
+    if (!tmp) {
+        fv_cli_error(cmd, "out of memory");
+        return FV_EXIT_RUNTIME;
+    }
+    snprintf(tmp, n, "%s.tmp.XXXXXX", path);
+    const int fd = mkstemp(tmp); /* what the atomic write at the end will need: a new file beside @path */
+    if (fd < 0) {
+        fv_cli_error(cmd, "%s: cannot write: %s", path, strerror(errno));
+        free(tmp);
+        return FV_EXIT_INPUT;
+    }
+    close(fd);
+    unlink(tmp);
+    free(tmp);
+    return 0;
 }

@@ -66,9 +66,8 @@ int fv_mkdir_p(const char *dir);
  * Returns 0, FV_ENOENT, FV_EIO, FV_EINVAL or FV_ENOMEM with fv_last_error() set. */
 int fv_read_file(const char *path, size_t max_bytes, const char *what, char **out, size_t *len);
 
-/* Write @n bytes to @path atomically: a temporary file beside it (@path + ".tmp"), fsync(), rename().
- * A kill never leaves half a file. Returns 0 or FV_EIO / FV_ENOMEM with fv_last_error() naming the file. */
-int fv_write_file_atomic(const char *path, const void *data, size_t n);
+/* fv_write_file_atomic (fibvid/common.h, public): a temporary file beside @path (@path + ".tmp"), fsync(),
+ * rename(); FV_EIO / FV_ENOMEM with fv_last_error() naming the file. */
 
 /* write() all of @n bytes to @fd, retrying on EINTR; 0 or -1 (errno set). */
 int fv_write_all(int fd, const void *data, size_t n);
