@@ -44,11 +44,11 @@ jget() { sed -n "s/^ *\"$1\": *\([-0-9.eE+]*\).*/\1/p" | head -n 1; }
 # data
 if [ ! -f "$out/data/synth.json" ]; then
     log "data: fibvid synth -n $cpc -s 8 --clean"
-    "$bin" synth -o "$out/data" -n "$cpc" -s 8 --clean -q -t "$threads"
+    "$bin" synth -o "$out/data" -n "$cpc" -s 8 --clean -q -t "$threads" --force # an interrupted one is redone
 fi
 if [ ! -f "$out/heldout/all.txt" ]; then
     log "held-out: fibvid synth -n $hcpc -s 1001 --clean"
-    "$bin" synth -o "$out/heldout" -n "$hcpc" -s 1001 --clean -q -t "$threads"
+    "$bin" synth -o "$out/heldout" -n "$hcpc" -s 1001 --clean -q -t "$threads" --force
     awk 'NR==FNR { gsub("\r", ""); id[$2] = $1; next } { gsub("\r", ""); split($1, a, "/"); print $1 " " id[a[1]] }' \
         "$out/heldout/classInd.txt" "$out/heldout/trainlist01.txt" "$out/heldout/testlist01.txt" > "$out/heldout/all.tmp"
     cut -d' ' -f2 "$out/heldout/classInd.txt" | tr -d '\r' > "$out/heldout/classes.txt"

@@ -245,11 +245,25 @@ static void test_dataset_and_errors(void **state)
         free(se);
     }
     /* no readable clip: input error */
-    snprintf(cmd, sizeof(cmd), "%s diversity -q -m %s -o %s %s/nope.avi %s", fvt_bin(), c->model, out, c->dir, list);
+    snprintf(cmd, sizeof(cmd), "%s diversity -q --force -m %s -o %s %s/nope.avi %s", fvt_bin(), c->model, out, c->dir,
+             list);
     se = NULL;
     rc = run(cmd, NULL, &se);
     printf("  %s", se ? se : "");
     assert_int_equal(rc, 2);
+    assert_non_null(strstr(se, "no clip could be read"));
+    free(se);
+    /* issue 20, bug 6: a directory that holds a report is not overwritten unless --force */
+    snprintf(cmd, sizeof(cmd), "%s diversity -q -m %s -o %s %s", fvt_bin(), c->model, out, c->clip1);
+    se = NULL;
+    rc = run(cmd, NULL, &se);
+    printf("  %s", se ? se : "");
+    assert_int_equal(rc, 2);
+    assert_non_null(strstr(se, "is not empty"));
+    free(se);
+    snprintf(cmd, sizeof(cmd), "%s diversity -q --force -m %s -o %s %s", fvt_bin(), c->model, out, c->clip1);
+    se = NULL;
+    assert_int_equal(run(cmd, NULL, &se), 0);
     free(se);
     free(out);
     free(list);

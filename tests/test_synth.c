@@ -2,6 +2,7 @@
  * determinism (same seed and any thread count -> same bytes, another seed -> other clips), the UCF101 layout
  * and group split, every listed clip decoding with the expected frame count, the motions themselves (clean
  * renders measured frame by frame) and the command line. Inputs are generated here, at tiny sizes. */
+#include <dirent.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 #include <cmocka.h>
 
@@ -621,6 +623,34 @@ static void test_cli(void **state)
         free(pa);
         free(pb);
     }
+    /* issue 20, bug 6: the same directory again is refused (the old run's files would stay beside the new ones);
+     * --force replaces the synth run: 2 clips a class after N_CLIPS, and none of the old clips is left */
+    snprintf(args, sizeof(args), "synth -q --out '%s' -n 2 -s 8 --size 64x48 --fps 25 --seconds 0.4:0.64", dir);
+    assert_int_equal(fibvid(args, &out, &err), 2);
+    printf("%s", err);
+    assert_int_equal(count_lines(err), 1);
+    assert_non_null(strstr(err, "is not empty"));
+    free(out);
+    free(err);
+    char *keep = fvt_join(dir, "notes.txt"); /* not synth's: kept */
+    assert_int_equal(fvt_write_file(keep, "x", 1), 0);
+    snprintf(args, sizeof(args), "synth -q --force --out '%s' -n 2 -s 8 --size 64x48 --fps 25 --seconds 0.4:0.64",
+             dir);
+    assert_int_equal(fibvid(args, &out, &err), 0);
+    free(out);
+    free(err);
+    char *bounce = fvt_join(dir, "Bounce");
+    int clips = 0;
+    DIR *d = opendir(bounce);
+    assert_non_null(d);
+    for (struct dirent *e; (e = readdir(d));)
+        clips += !strncmp(e->d_name, "v_", 2);
+    closedir(d);
+    printf("after --force: %d clips in Bounce (2 a class), notes.txt %s\n", clips, access(keep, F_OK) ? "gone" : "kept");
+    assert_int_equal(clips, 2);
+    assert_int_equal(access(keep, F_OK), 0);
+    free(bounce);
+    free(keep);
     free(dir);
     free(file);
 }

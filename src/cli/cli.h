@@ -83,6 +83,9 @@ int fv_cli_load_model(const char *cmd, const char *path, FvModel **out);
 /* An output file the command will write at the end: checked before any work (its directory exists and takes a
  * new file, @path is not a directory). 0, or FV_EXIT_INPUT after one line naming the file and the OS reason. */
 int fv_cli_check_writable(const char *cmd, const char *path);
+/* An output directory that must not hold another run's files: 1 when @dir exists and is not empty, 0 when it is
+ * missing or empty, -1 when it is not a directory (message printed). */
+int fv_cli_dir_in_use(const char *cmd, const char *dir);
 
 /* "M:SS" or "H:MM:SS" of @s seconds into @buf (progress lines). */
 void fv_cli_fmt_eta(double s, char *buf, size_t n);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <dirent.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -340,4 +341,23 @@ int fv_cli_check_writable(const char *cmd, const char *path)
     unlink(tmp);
     free(tmp);
     return 0;
+}
+
+int fv_cli_dir_in_use(const char *cmd, const char *dir)
+{
+    struct stat st;
+    if (stat(dir, &st) != 0)
+        return 0;
+    if (!S_ISDIR(st.st_mode)) {
+        fv_cli_error(cmd, "%s: not a directory", dir);
+        return -1;
+    }
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0; /* unreadable: the write will say why */
+    int used = 0;
+    for (struct dirent *e; !used && (e = readdir(d));)
+        used = strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+    closedir(d);
+    return used;
 }

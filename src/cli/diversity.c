@@ -23,6 +23,7 @@ typedef struct DivOpts {
     long split, label_base, max_clips, report_clips, threads;
     FvSubset subset;
     int quiet;
+    int force;         /* --force: replace the diversity.json and report.html of an earlier run */
     FvPredictSettings pred;
     FvAttnOverrides attn;
 } DivOpts;
@@ -39,7 +40,9 @@ static void help(FILE *f)
         "overlap of the masks), per clip and as mean and spread over the clips, under one or more attention\n"
         "settings. Writes DIR/diversity.json and DIR/report.html (one self-contained page).\n"
         "\n"
-        "  -o, --out DIR           output directory (required; created when missing)\n"
+        "  -o, --out DIR           output directory (required; created when missing; one that holds files is\n"
+        "                          refused unless --force, which replaces diversity.json and report.html)\n"
+        "      --force             write into a directory that is not empty\n"
         "      --compare KINDS     comma-separated attention settings run on the same clips, side by side:\n"
         "                          model (the model's own, after the attention options below); dense, fib,\n"
         "                          sima, castling (that kind in both attentions); fib-spatial (Fibottention\n"
@@ -156,6 +159,7 @@ int fv_cli_diversity(int argc, char **argv)
         { "subset", required_argument, NULL, 'u' },    { "label-base", required_argument, NULL, 'b' },
         { "classes", required_argument, NULL, 'c' },   { "threads", required_argument, NULL, 't' },
         { "quiet", no_argument, NULL, 'q' },           { "help", no_argument, NULL, 'h' },
+        { "force", no_argument, NULL, 'X' },
         FV_CLI_ATTN_LONGOPTS,
         FV_CLI_CLIP_LONGOPTS,
         { NULL, 0, NULL, 0 },
@@ -191,6 +195,7 @@ int fv_cli_diversity(int argc, char **argv)
             break;
         case 't': bad = fv_cli_parse_int(optarg, 1, 1024, &o.threads); break;
         case 'q': o.quiet = 1; break;
+        case 'X': o.force = 1; break;
         case 'h': help(stdout); return FV_EXIT_OK;
         case FV_OPT_ATTN:
             if (fv_cli_attn_option(&o.attn, CMD, longopts[li].name, optarg) < 0)
@@ -212,6 +217,7 @@ int fv_cli_diversity(int argc, char **argv)
         fv_cli_error(CMD, "give either clips or one of --ucf101/--hmdb51/--list with --root (see --help)");
         return FV_EXIT_USAGE;
     }
+
     fv_set_num_threads((int32_t)o.threads);
 
     /* the clips */
@@ -275,6 +281,13 @@ int fv_cli_diversity(int argc, char **argv)
                      o.compare);
         nsets = 0;
         rc = FV_EXIT_USAGE;
+        goto done;
+    }
+    const int used = fv_cli_dir_in_use(CMD, o.out); /* before any clip is decoded */
+    if (used && (used < 0 || !o.force)) {
+        if (used > 0)
+            fv_cli_error(CMD, "%s is not empty: choose another --out, or --force to replace its report", o.out);
+        rc = FV_EXIT_INPUT;
         goto done;
     }
     if (mkdir(o.out, 0777) != 0 && errno != EEXIST) {

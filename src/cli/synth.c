@@ -1,5 +1,6 @@
 /* `fibvid synth`: render the procedural action data set (fibvid/synth.h) in the UCF101 layout. */
 #include <errno.h>
+#include <dirent.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +22,10 @@ static void help(FILE *f)
         "flip_pairs: the classes a horizontal flip swaps). %d classes that only motion tells apart; the same\n"
         "seed and options give the same bytes.\n"
         "\n"
-        "  -o, --out DIR             output directory, created when missing (required)\n"
+        "  -o, --out DIR             output directory, created when missing (required); one that holds files\n"
+        "                            is refused unless --force, which first removes a previous synth run's\n"
+        "                            files there (its lists, synth.json and class folders' v_*.avi)\n"
+        "      --force               write into a directory that is not empty\n"
         "  -n, --clips-per-class N   clips per class, 2..2000 (default %d)\n"
         "  -s, --seed S              random seed, 0..2^64-1 (default %llu)\n"
         "      --size WxH            frame size, even, 32..1920 x 32..1080 (default %dx%d)\n"
@@ -107,6 +111,37 @@ static void list_classes(void)
                fv_synth_class_name(fv_synth_hflip_class(i)), fv_synth_class_name(fv_synth_reverse_class(i)));
 }
 
+/* --force: what an earlier run wrote, so that its clips do not stay beside the new ones (a run with more clips
+ * per class or other classes leaves more than the new one writes). Other files stay. */
+static void remove_previous_run(const char *dir)
+{
+    static const char *const files[] = { "classInd.txt", "trainlist01.txt", "testlist01.txt", "synth.json" };
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        char *p = fv_cli_path_join(dir, files[i]);
+        if (p)
+            unlink(p);
+        free(p);
+    }
+    for (int32_t c = 0; c < fv_synth_num_classes(); c++) {
+        char *cd = fv_cli_path_join(dir, fv_synth_class_name(c));
+        DIR *d = cd ? opendir(cd) : NULL;
+        for (struct dirent *e; d && (e = readdir(d));) {
+            const size_t n = strlen(e->d_name);
+            if (strncmp(e->d_name, "v_", 2) || n < 5 || strcmp(e->d_name + n - 4, ".avi"))
+                continue;
+            char *f = fv_cli_path_join(cd, e->d_name);
+            if (f)
+                unlink(f);
+            free(f);
+        }
+        if (d)
+            closedir(d);
+        if (cd)
+            rmdir(cd); /* only when now empty */
+        free(cd);
+    }
+}
+
 int fv_cli_synth(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -122,17 +157,19 @@ int fv_cli_synth(int argc, char **argv)
         { "list-classes", no_argument, NULL, 'L' },
         { "threads", required_argument, NULL, 't' },
         { "quiet", no_argument, NULL, 'q' },
+        { "force", no_argument, NULL, 'X' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     FvSynthSettings s;
     fv_synth_default_settings(&s);
     long v, threads = 0;
-    int quiet = 0, c, li = -1;
+    int quiet = 0, force = 0, c, li = -1;
     optind = 1;
     while ((c = getopt_long(argc, argv, "o:n:s:t:qh", longopts, &li)) != -1) {
         switch (c) {
         case 'o': s.out_dir = optarg; break;
+        case 'X': force = 1; break;
         case 'n':
             if (fv_cli_parse_int(optarg, 2, 2000, &v) < 0)
                 goto bad;
@@ -193,6 +230,16 @@ int fv_cli_synth(int argc, char **argv)
         fv_cli_error("synth", "no output directory given: --out DIR (see --help)");
         return FV_EXIT_USAGE;
     }
+    const int used = fv_cli_dir_in_use("synth", s.out_dir);
+    if (used < 0)
+        return FV_EXIT_INPUT;
+    if (used && !force) {
+        fv_cli_error("synth", "%s is not empty: choose another --out, or --force to replace a synth run there",
+                     s.out_dir);
+        return FV_EXIT_INPUT;
+    }
+    if (used)
+        remove_previous_run(s.out_dir);
     fv_set_num_threads((int32_t)threads);
     const int show = !quiet && isatty(STDERR_FILENO);
     double t0 = fv_cli_now_ms();
