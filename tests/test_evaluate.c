@@ -517,6 +517,41 @@ static void test_kill_and_resume(void **state)
     free(dir);
 }
 
+/* Issue 20, bug 2: a wrong --root fails every video: exit 2, accuracies null (not 0), the resume says how to
+ * retry, and --retry-failed after fixing the root gives the same results as a run that never failed. */
+static void test_nothing_evaluated(void **state)
+{
+    (void)state;
+    char *dir = pathf("%s/wrongroot", g_tmp), *bad = pathf("%s/no-such-root", g_tmp), *out = NULL, *err = NULL;
+    char args[16384];
+    snprintf(args, sizeof(args), "evaluate -q -m '%s' --root '%s' --ucf101 '%s' --out '%s' " THREADS, g_model, bad,
+             g_ucf, dir);
+    assert_int_equal(fibvid(args, &out, &err), 2);
+    printf("%s", err);
+    assert_non_null(strstr(err, "no video could be evaluated"));
+    assert_non_null(strstr(err, "--retry-failed"));
+    assert_non_null(strstr(out, "no accuracy"));
+    free(out);
+    free(err);
+    json_t *sum = load_json(dir, "summary.json");
+    assert_true(json_is_null(json_object_get(sum, "top1_acc")));
+    assert_true(json_is_null(json_object_get(sum, "acc/top1")));
+    assert_int_equal((int)num(sum, "num_evaluated"), 0);
+    json_decref(sum);
+    /* a plain resume keeps the failures and says how to retry them */
+    snprintf(args, sizeof(args), "evaluate -m '%s' --root '%s' --ucf101 '%s' --out '%s' --resume " THREADS, g_model,
+             g_videos, g_ucf, dir);
+    assert_int_equal(fibvid(args, &out, &err), 2);
+    assert_non_null(strstr(err, "failed: --retry-failed evaluates them again"));
+    free(out);
+    free(err);
+    fibvid_expect(0, "evaluate -q -m '%s' --root '%s' --ucf101 '%s' --out '%s' --retry-failed " THREADS, g_model,
+                  g_videos, g_ucf, dir);
+    assert_same_run(g_ref, dir);
+    free(dir);
+    free(bad);
+}
+
 /* A real kill -9 at whatever moment the timer hits, twice, then --resume. */
 static void test_kill9_any_moment(void **state)
 {
@@ -754,6 +789,7 @@ int main(void)
         cmocka_unit_test(test_metrics_match_predictions),
         cmocka_unit_test(test_matches_classify),
         cmocka_unit_test(test_kill_and_resume),
+        cmocka_unit_test(test_nothing_evaluated),
         cmocka_unit_test(test_kill9_any_moment),
         cmocka_unit_test(test_shards_merge),
         cmocka_unit_test(test_class_matching),

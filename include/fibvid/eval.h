@@ -216,7 +216,8 @@ typedef struct FvEval FvEval;
  * directory). With @p resume 1 the earlier `run.json` must equal this run's, and `predictions.jsonl`
  * and `failures.jsonl` are read back: a torn last line (the process was killed while writing it) is
  * cut off, so that video is evaluated again; fv_eval_done() then tells which videos to skip.
- * Resuming a directory without `run.json` starts a fresh run.
+ * @p resume 2 resumes likewise but drops the recorded failures, so those videos are evaluated again (after the
+ * cause, e.g. a wrong video root, was fixed). Resuming a directory without `run.json` starts a fresh run.
  * @p ds and @p run's arrays must outlive the returned context. Returns 0 and *@p out (free with
  * fv_eval_close()), or a negative code with fv_last_error() saying why.
  */

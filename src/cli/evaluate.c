@@ -72,6 +72,8 @@ static void help(FILE *f)
         "output and running:\n"
         "  -o, --out DIR           output directory (default ./fibvid-eval-<YYYYmmdd-HHMMSS>)\n"
         "      --resume            continue the run recorded in --out (same settings required; default off)\n"
+        "      --retry-failed      --resume, and evaluate the videos recorded as failed again (e.g. after fixing\n"
+        "                          --root); their failure records are dropped\n"
         "      --shard K/N         evaluate list positions i with i %% N == K-1 only (default 1/1); combine\n"
         "                          the shard directories with `fibvid merge`\n"
         "      --prefetch N        clips decoded ahead by the decoder thread, 0..16 (default 2; 0 = decode\n"
@@ -86,7 +88,8 @@ static void help(FILE *f)
         "model, attention, wall_s, clips_per_s, and `timing` of this invocation), per_class.csv,\n"
         "confusion.csv, confusion.svg, confusion.png.\n"
         "Videos that cannot be read are recorded in failures.jsonl and the run goes on.\n"
-        "Exit codes: 0 the run is complete (failed videos are counted, not an error), 1 usage error,\n"
+        "Exit codes: 0 the run is complete (failed videos are counted, not an error; but when every video\n"
+        "failed: 2), 1 usage error,\n"
         "2 input error (list, model, class names, or an --out that holds another run), 3 runtime failure.\n"
         "A run stopped by SIGINT/SIGTERM writes its reports first; continue it with --resume.\n",
         fv_cli_attn_help);
@@ -144,10 +147,14 @@ int fv_cli_summary_print(const char *cmd, const char *dir, FILE *f)
         free(path);
         return FV_EXIT_INPUT;
     }
-    fprintf(f, "%s: top1_acc %.2f  top5_acc %.2f  mean_class_acc %.2f  (%lld of %lld videos evaluated, %lld failed%s)\n",
+    char acc[128] = "no accuracy: no video evaluated";
+    if (json_is_number(json_object_get(o, "top1_acc")))
+        snprintf(acc, sizeof(acc), "top1_acc %.2f  top5_acc %.2f  mean_class_acc %.2f",
+                 json_number_value(json_object_get(o, "top1_acc")), json_number_value(json_object_get(o, "top5_acc")),
+                 json_number_value(json_object_get(o, "mean_class_acc")));
+    fprintf(f, "%s: %s  (%lld of %lld videos evaluated, %lld failed%s)\n",
             json_string_value(json_object_get(o, "dataset")) ? json_string_value(json_object_get(o, "dataset")) : "?",
-            json_number_value(json_object_get(o, "top1_acc")), json_number_value(json_object_get(o, "top5_acc")),
-            json_number_value(json_object_get(o, "mean_class_acc")),
+            acc,
             (long long)json_integer_value(json_object_get(o, "num_evaluated")),
             (long long)json_integer_value(json_object_get(o, "num_videos")),
             (long long)json_integer_value(json_object_get(o, "num_failed")),
@@ -347,9 +354,15 @@ static int run(const EvalOpts *o, double t_start)
     }
     const int64_t total = fv_eval_num_todo(e), before = fv_eval_num_done(e);
     const int progress = !o->quiet && isatty(STDERR_FILENO);
-    if (o->resume && before > 0 && !o->quiet)
-        fprintf(stderr, "fibvid evaluate: resuming %s: %lld of %lld videos already done\n", out,
-                (long long)before, (long long)total);
+    if (o->resume && before > 0 && !o->quiet) {
+        FvMetricsSummary s0;
+        fv_eval_metrics(e, &s0);
+        fprintf(stderr, "fibvid evaluate: resuming %s: %lld of %lld videos already done", out, (long long)before,
+                (long long)total);
+        if (s0.num_failed > 0) /* never a dead end: say how to try them again */
+            fprintf(stderr, " (%lld failed: --retry-failed evaluates them again)", (long long)s0.num_failed);
+        fputc('\n', stderr);
+    }
 
     if ((ret = fv_prefetch_start(&pf, &cs, (const char *const *)paths, ids, ntodo, (int32_t)o->prefetch,
                                  o->prefetch > 0 ? 1 : 0)) < 0) {
@@ -445,6 +458,13 @@ static int run(const EvalOpts *o, double t_start)
                 "--out %s\n", (int)g_signal, (long long)fv_eval_num_done(e), (long long)total, out);
     } else if (rc == FV_EXIT_OK) {
         fv_cli_summary_print(CMD, out, stdout);
+        FvMetricsSummary s;
+        fv_eval_metrics(e, &s);
+        if (s.num_evaluated == 0 && s.num_failed > 0) { /* nothing could be read: an input error, not a result */
+            fv_cli_error(CMD, "no video could be evaluated (%lld failed, %s/failures.jsonl says why); fix the cause "
+                         "and continue with --retry-failed --out %s", (long long)s.num_failed, out, out);
+            rc = FV_EXIT_INPUT;
+        }
     }
     goto done;
 oom:
@@ -470,7 +490,7 @@ int fv_cli_evaluate(int argc, char **argv)
 {
     enum {
         O_ROOT = 0x100, O_UCF, O_HMDB, O_LIST, O_SPLIT, O_SUBSET, O_BASE, O_CLASSES, O_MAP, O_BYINDEX,
-        O_MODELID, O_RESUME, O_SHARD, O_PREFETCH,
+        O_MODELID, O_RESUME, O_SHARD, O_PREFETCH, O_RETRY,
     };
     static const struct option longopts[] = {
         { "model", required_argument, NULL, 'm' },
@@ -487,6 +507,7 @@ int fv_cli_evaluate(int argc, char **argv)
         { "labels-by-index", no_argument, NULL, O_BYINDEX },
         { "out", required_argument, NULL, 'o' },
         { "resume", no_argument, NULL, O_RESUME },
+        { "retry-failed", no_argument, NULL, O_RETRY },
         { "shard", required_argument, NULL, O_SHARD },
         { "prefetch", required_argument, NULL, O_PREFETCH },
         { "threads", required_argument, NULL, 't' },
@@ -531,7 +552,8 @@ int fv_cli_evaluate(int argc, char **argv)
                 return FV_EXIT_USAGE;
             break;
         case 'o': o.out = optarg; break;
-        case O_RESUME: o.resume = 1; break;
+        case O_RESUME: o.resume = o.resume ? o.resume : 1; break;
+        case O_RETRY: o.resume = 2; break;
         case O_SHARD: {
             int32_t k, n;
             if (fv_shard_parse(optarg, &k, &n) < 0)

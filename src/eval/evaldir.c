@@ -565,14 +565,15 @@ int fv_eval_open(FvEval **out, const char *dir, const FvEvalRun *run, const FvDa
     e->model_labels = run->model_labels;
     e->num_model_labels = run->num_model_labels;
     if (old) {
+        /* resume 2: the recorded failures are dropped (their videos are evaluated again) */
         if ((ret = read_records(e, dir, PRED_FILE, 0, k, n, NULL, 1)) < 0 ||
-            (ret = read_records(e, dir, FAIL_FILE, 1, k, n, NULL, 1)) < 0)
+            (resume != 2 && (ret = read_records(e, dir, FAIL_FILE, 1, k, n, NULL, 1)) < 0))
             goto fail;
     } else if ((ret = write_run(dir, e->run)) < 0) {
         goto fail;
     }
     if ((ret = open_append(dir, PRED_FILE, !old, &e->pred_fd)) < 0 ||
-        (ret = open_append(dir, FAIL_FILE, !old, &e->fail_fd)) < 0)
+        (ret = open_append(dir, FAIL_FILE, !old || resume == 2, &e->fail_fd)) < 0)
         goto fail;
     *out = e;
     e = NULL;
@@ -772,12 +773,16 @@ static int write_summary(const FvEval *e, const FvMetricsSummary *s)
     int64_t views = json_integer_value(json_object_get(e->run, "views"));
     double clips = (double)s->num_evaluated * (double)views;
     json_object_set_new(o, "split", json_string(run_str(e, "split")));
-    json_object_set_new(o, "top1_acc", json_real(round_to(s->top1_acc, 1e4)));
-    json_object_set_new(o, "top5_acc", json_real(round_to(s->top5_acc, 1e4)));
-    json_object_set_new(o, "mean_class_acc", json_real(round_to(s->mean_class_acc, 1e4)));
-    json_object_set_new(o, "acc/top1", json_real(round_to(s->top1_acc / 100.0, 1e6)));
-    json_object_set_new(o, "acc/top5", json_real(round_to(s->top5_acc / 100.0, 1e6)));
-    json_object_set_new(o, "acc/mean1", json_real(round_to(s->mean_class_acc / 100.0, 1e6)));
+    /* no video evaluated: no accuracy (null), not 0 % */
+    const int any = s->num_evaluated > 0;
+#define ACC(v, scale) (any ? json_real(round_to((v), (scale))) : json_null())
+    json_object_set_new(o, "top1_acc", ACC(s->top1_acc, 1e4));
+    json_object_set_new(o, "top5_acc", ACC(s->top5_acc, 1e4));
+    json_object_set_new(o, "mean_class_acc", ACC(s->mean_class_acc, 1e4));
+    json_object_set_new(o, "acc/top1", ACC(s->top1_acc / 100.0, 1e6));
+    json_object_set_new(o, "acc/top5", ACC(s->top5_acc / 100.0, 1e6));
+    json_object_set_new(o, "acc/mean1", ACC(s->mean_class_acc / 100.0, 1e6));
+#undef ACC
     json_object_set_new(o, "num_videos", json_integer(e->todo));
     json_object_set_new(o, "num_evaluated", json_integer(s->num_evaluated));
     json_object_set_new(o, "num_failed", json_integer(s->num_failed));
