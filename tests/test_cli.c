@@ -268,6 +268,38 @@ static void test_unwritable_diag(void **state)
     free(err);
 }
 
+/* Issue 20, bug 1: on a terminal, classify's progress line is cleared before a result is printed (it used to
+ * run into the result: "[1/2] a.mkv/.../a.mkv (8 frames..."). Checked under a real pseudo-terminal (script). */
+static void test_progress_on_terminal(void **state)
+{
+    (void)state;
+    char cmd[8192], *out = NULL, *err = NULL;
+    snprintf(cmd, sizeof(cmd), "script -qec \"'%s' classify -k 1 -m '%s/tiny_hf' '%s/clip_ffv1.mkv' "
+             "'%s/clip_ffv1.mkv'\" /dev/null", fvt_bin(), fvt_data_dir(), fvt_data_dir(), fvt_data_dir());
+    int rc = fvt_run(cmd, &out, &err);
+    if (rc == 127 || (err && strstr(err, "not found"))) {
+        printf("skipped: script(1) is not installed (bsdutils)\n");
+        free(out);
+        free(err);
+        return;
+    }
+    assert_int_equal(rc, 0);
+    int shown = 0;
+    for (const char *p = out; (p = strstr(p, "[") ) != NULL; p++) {
+        if (!(p[1] >= '1' && p[1] <= '2' && p[2] == '/' && p[3] == '2' && p[4] == ']'))
+            continue;
+        const char *end = strstr(p, "\033[K"); /* the progress line's own end */
+        assert_non_null(end);
+        if (strncmp(end + 3, "\r\033[K", 4) != 0)
+            fail_msg("progress line not cleared before the output that follows: '%.80s'", p);
+        shown++;
+    }
+    printf("%d progress lines, each cleared before the result\n", shown);
+    assert_int_equal(shown, 2);
+    free(out);
+    free(err);
+}
+
 static void test_info_and_bench(void **state)
 {
     (void)state;
@@ -480,6 +512,7 @@ int main(void)
         cmocka_unit_test(test_bad_model_and_usage),
         cmocka_unit_test(test_info_and_bench),
         cmocka_unit_test(test_unwritable_diag),
+        cmocka_unit_test(test_progress_on_terminal),
         cmocka_unit_test(test_masks),
         cmocka_unit_test(test_default_model),
     };

@@ -210,7 +210,8 @@ int fv_cli_classify(int argc, char **argv)
         const char *path = argv[i];
         FvClip clip = { 0 };
         FvPredictResult res = { 0 };
-        if (!o.quiet && isatty(STDERR_FILENO) && nclips > 1)
+        const int show = !o.quiet && isatty(STDERR_FILENO) && nclips > 1;
+        if (show)
             fprintf(stderr, "\r[%d/%d] %s\033[K", i - optind + 1, nclips, path);
         fv_diag_reset(diag);
         ret = fv_predict_file(st, path, &o.pred, &res, &clip);
@@ -221,9 +222,9 @@ int fv_cli_classify(int argc, char **argv)
             json_array_append_new(diag_clips, json_pack("{s:s, s:f, s:o*}", "path", path, "forward_ms", res.forward_ms,
                                                         "diag", dj));
         }
+        if (show) /* the progress line goes before a result or an error is printed (often on the same terminal) */
+            fputs("\r\033[K", stderr);
         if (ret < 0) {
-            if (!o.quiet && isatty(STDERR_FILENO) && nclips > 1)
-                fputc('\n', stderr);
             fv_cli_error("classify", "%s", fv_last_error()[0] ? fv_last_error() : "failed");
             int code = fv_cli_exit_code(ret);
             rc = code > rc ? code : rc;
@@ -255,8 +256,6 @@ int fv_cli_classify(int argc, char **argv)
         fv_predict_result_free(&res);
         fv_clip_free(&clip);
     }
-    if (!o.quiet && isatty(STDERR_FILENO) && nclips > 1)
-        fputc('\n', stderr);
     if (all) {
         char *s = json_dumps(all, JSON_INDENT(2) | JSON_REAL_PRECISION(9));
         puts(s);
