@@ -266,6 +266,27 @@ static void test_unwritable_diag(void **state)
     assert_non_null(strstr(err, "is a directory"));
     free(out);
     free(err);
+    /* issue 20, bug 3: an option that fails every clip is refused once, before decoding: exit 1, one line, no
+     * library function names; the same for evaluate (it used to fail every video and exit 0) */
+    snprintf(args, sizeof(args), "classify -m '%s/tiny_hf' --short-side 16 '%s/clip_ffv1.mkv' '%s/clip_ffv1.mkv'",
+             fvt_data_dir(), fvt_data_dir(), fvt_data_dir());
+    assert_int_equal(fibvid(args, &out, &err), 1);
+    printf("%s", err);
+    assert_non_null(strstr(err, "short side 16 is smaller than the model's crop size 32"));
+    assert_null(strstr(err, "fv_"));
+    assert_null(strchr(strchr(err, '\n') + 1, '\n'));
+    free(out);
+    free(err);
+    char *list = fvt_join(g_tmp, "one.txt");
+    assert_int_equal(fvt_write_file(list, "clip_ffv1.mkv 0\n", 16), 0);
+    snprintf(args, sizeof(args), "evaluate -q -m '%s/tiny_hf' --short-side 16 --root '%s' --list '%s' "
+             "-o '%s/ev16'", fvt_data_dir(), fvt_data_dir(), list, g_tmp);
+    assert_int_equal(fibvid(args, &out, &err), 1);
+    printf("%s", err);
+    assert_null(strstr(err, "fv_"));
+    free(out);
+    free(err);
+    free(list);
 }
 
 /* Issue 20, bug 1: on a terminal, classify's progress line is cleared before a result is printed (it used to

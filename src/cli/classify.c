@@ -178,6 +178,9 @@ int fv_cli_classify(int argc, char **argv)
     if (rc)
         return rc;
     int ret = fv_cli_attn_apply(&o.attn, m);
+    FvClipSettings cs;
+    if (ret >= 0)
+        ret = fv_predict_clip_settings(m, &o.pred, &cs); /* options that would fail every clip: once, up front */
     if (ret < 0) {
         fv_cli_error("classify", "%s", fv_last_error());
         fv_model_close(&m);

@@ -20,12 +20,24 @@ int fv_cli_exit_code(int err)
 
 void fv_cli_error(const char *cmd, const char *fmt, ...)
 {
+    char msg[4096];
     va_list ap;
-    fprintf(stderr, "fibvid %s: ", cmd);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
+    /* the library names its functions ("fv_clip_load: ..."): a user of the command needs the rest */
+    const char *m = msg;
+    for (;;) {
+        size_t n = 0;
+        if (strncmp(m, "fv_", 3))
+            break;
+        while (m[n] && (m[n] == '_' || (m[n] >= 'a' && m[n] <= 'z') || (m[n] >= '0' && m[n] <= '9')))
+            n++;
+        if (m[n] != ':' || m[n + 1] != ' ')
+            break;
+        m += n + 2;
+    }
+    fprintf(stderr, "fibvid %s: %s\n", cmd, m);
 }
 
 int fv_cli_parse_int(const char *s, long lo, long hi, long *out)

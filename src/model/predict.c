@@ -54,6 +54,9 @@ int fv_predict_clip_settings(const FvModel *m, const FvPredictSettings *s, FvCli
     cs->sample.dense_start = s->dense_start;
     cs->pre.crop_size = c->image_size;
     cs->pre.short_side = s->short_side ? s->short_side : c->short_side;
+    if (cs->pre.short_side && cs->pre.short_side < cs->pre.crop_size) /* would fail every clip: say so once */
+        return fv_error(FV_EINVAL, "fv_predict_clip_settings: short side %d is smaller than the model's crop size %d",
+                        cs->pre.short_side, cs->pre.crop_size);
     cs->pre.crop = s->spatial_views == 3 ? FV_CROP_THREE : FV_CROP_CENTER;
     memcpy(cs->pre.mean, c->image_mean, sizeof(cs->pre.mean));
     memcpy(cs->pre.std, c->image_std, sizeof(cs->pre.std));
