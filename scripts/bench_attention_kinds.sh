@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
 # Every attention kind against dense, in one run on this machine (the figures of issue 17):
 #   1. the kernels alone (`fibvid bench attention`): one clip-layer, 12 heads, head_dim 64, 8 frames, at
-#      N = 197, 785 and 3137 tokens per frame (224, 448 and 896 pixels at patch 16): each kind's time, its
+#      N = 196, 784 and 3136 patch tokens per frame (cls not counted) (224, 448 and 896 pixels at patch 16): each kind's time, its
 #      speed-up over dense, and how its time grows per 4x tokens (linear: ~4x, quadratic: ~16x);
 #   2. end to end (`fibvid bench --config base --size 448`, random weights): the forward pass with dense,
 #      sima and castling in both attentions.
 # Prints the CPU model and its vector ISA first: speed figures only compare within one run.
 #
-#   scripts/bench_attention_kinds.sh [--fibvid build/fibvid] [--iters 3] [--threads N] [--tokens "197 785 3137"]
+#   scripts/bench_attention_kinds.sh [--fibvid build/fibvid] [--iters 3] [--threads N] [--tokens "196 784 3136"]
 #                                    [--size 448] [--no-model]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bin=build/fibvid config=base iters=3 threads=$(nproc) tokens="197 785 3137" size=448 model=1
+bin=build/fibvid config=base iters=3 threads=$(nproc) tokens="196 784 3136" size=448 model=1
 while [ $# -gt 0 ]; do
     case "$1" in
     --fibvid) bin=$2; shift 2 ;;
@@ -46,10 +46,10 @@ prev = {}
 for rows in runs:
     for r in rows:
         key = (r["attention"], r["kind"])
-        # spatial: N tokens per sequence; temporal: N-1 sequences of 8 frames (linear in N for every kind)
-        n = r["tokens"] if r["attention"] == "spatial" else r["sequences"] + 1
+        # spatial: N patch tokens (+ cls) per sequence; temporal: N sequences of 8 frames
+        n = r["tokens"] if r["attention"] == "spatial" else r["sequences"]
         grow = ""
-        if key in prev and n == 4 * prev[key][0] - 3:   # 197 -> 785 -> 3137 = 4x patches (+ cls)
+        if key in prev and n == 4 * prev[key][0]:   # 196 -> 784 -> 3136 = 4x patches
             grow = f"{r['min_ms'] / prev[key][1]:8.1f}x"
         prev[key] = (n, r["min_ms"])
         print(f"{r['attention']:<9} {r['kind']:<12} {n:5d} {r['min_ms']:10.2f} {r['gflop']:9.3f} "

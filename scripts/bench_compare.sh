@@ -22,7 +22,7 @@ while [ $# -gt 0 ]; do
     *) echo "bench_compare.sh: unknown option $1" >&2; exit 1 ;;
     esac
 done
-attn_opts=()
+attn_opts=(--spatial-attn dense --temporal-attn dense)   # presets start as Fibottention
 [ "$attn" = fib ] && attn_opts=(--spatial-attn fib --temporal-attn fib)
 
 fv=$("$bin" bench --config "$config" --frames "$frames" --size "$size" --iters "$iters" -t "$threads" \

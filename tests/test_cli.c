@@ -524,6 +524,116 @@ static void test_masks(void **state)
     free(svg);
 }
 
+/* Issue 20, consistency: one line for a bad option or command (with the nearest command), `fibvid help CMD`,
+ * --version's build information, bad values name the valid ones, -q/-v on every command, info lists every
+ * label and the resolved windows, bench without -m times the bundled model, masks takes the --fib-* and
+ * -o/--out names of the other commands, and tokens mean patches without cls in masks and bench attention. */
+static void test_conventions(void **state)
+{
+    (void)state;
+    const char *d = fvt_data_dir();
+    char args[4096], *out = NULL, *err = NULL;
+    struct {
+        const char *args, *want;
+    } one_line[] = {
+        { "clasify x.mp4", "unknown command 'clasify'; did you mean 'classify'?" },
+        { "evalute", "did you mean 'evaluate'?" },
+        { "classify --nosuch x.mp4", "unknown option '--nosuch' (see fibvid classify --help)" },
+        { "info -z", "unknown option -z (see fibvid info --help)" },
+        { "evaluate --root", "option --root needs a value (see fibvid evaluate --help)" },
+        { "masks --tokens 16 --fib-variant odd", "bad value 'odd' for --fib-variant (valid: modified, original)" },
+        { "classify --views 2x2 x.mp4", "(valid: TxS with T in 1..64 and S 1 or 3" },
+        { "classify --spatial-attn sparse x.mp4", "(valid: dense, fib, sima or castling)" },
+        { "info -f xml", "(valid: text, json)" },
+        { "bench --frames 0", "(valid: 1..1024)" },
+        { "help nosuch", "unknown command 'nosuch'" },
+    };
+    for (size_t i = 0; i < sizeof(one_line) / sizeof(one_line[0]); i++) {
+        int rc = fibvid(one_line[i].args, &out, &err);
+        printf("fibvid %s -> %d: %s", one_line[i].args, rc, err);
+        assert_int_equal(rc, 1);
+        assert_int_equal(count_lines(err), 1);
+        assert_non_null(strstr(err, one_line[i].want));
+        assert_null(strstr(err, "usage:"));
+        free(out);
+        free(err);
+    }
+    assert_int_equal(fibvid("help classify", &out, &err), 0);
+    assert_non_null(strstr(out, "usage: fibvid classify"));
+    free(out);
+    free(err);
+    assert_int_equal(fibvid("--version", &out, &err), 0);
+    printf("%s", out);
+    assert_non_null(strstr(out, "fibvid 0."));
+    assert_non_null(strstr(out, "matrix products: "));
+    assert_non_null(strstr(out, "OpenBLAS "));
+    assert_non_null(strstr(out, "video: FFmpeg "));
+    free(out);
+    free(err);
+
+    /* info: every label, the windows as numbers, the default-model note (not with -q); -v accepted */
+    snprintf(args, sizeof(args), "env -u FIBVID_MODEL '%s' info", fvt_bin());
+    assert_int_equal(fvt_run(args, &out, &err), 0);
+    assert_non_null(strstr(out, "Shrink"));
+    assert_non_null(strstr(out, "RotateAnticlockwise"));
+    assert_non_null(strstr(out, "windows      spatial wmin 5, wmax 5"));
+    assert_non_null(strstr(out, "windows      temporal wmin 1, wmax 7"));
+    assert_non_null(strstr(out, "bundled default model"));
+    assert_int_equal(count_lines(err), 1);
+    assert_non_null(strstr(err, "fibvid info: warning: using the bundled default model"));
+    free(out);
+    free(err);
+    snprintf(args, sizeof(args), "env -u FIBVID_MODEL '%s' info -q -v", fvt_bin());
+    assert_int_equal(fvt_run(args, &out, &err), 0);
+    assert_string_equal(err, "");
+    free(out);
+    free(err);
+
+    /* bench without -m: the bundled model at its own size; --config presets as train makes them (fib) */
+    snprintf(args, sizeof(args), "env -u FIBVID_MODEL '%s' bench -q --iters 1 -f json", fvt_bin());
+    assert_int_equal(fvt_run(args, &out, &err), 0);
+    json_t *j = json_loads(out, 0, NULL);
+    assert_non_null(j);
+    assert_non_null(strstr(json_string_value(json_object_get(j, "model")), "fibvid-default.safetensors"));
+    assert_int_equal(json_integer_value(json_object_get(j, "frames")), 8);
+    assert_int_equal(json_integer_value(json_object_get(j, "size")), 64);
+    json_decref(j);
+    free(out);
+    free(err);
+    assert_int_equal(fibvid("bench --config test --frames 2 --size 32 --iters 1 -f json", &out, &err), 0);
+    j = json_loads(out, 0, NULL);
+    assert_non_null(j);
+    assert_non_null(strstr(json_string_value(json_object_get(json_object_get(j, "attention"), "spatial")), "fib"));
+    json_decref(j);
+    free(out);
+    free(err);
+
+    /* masks: --fib-* and -o/--out (the old names still work); tokens without cls in masks and bench attention */
+    char *mj = fvt_join(g_tmp, "masks.json");
+    for (int old = 0; old < 2; old++) {
+        snprintf(args, sizeof(args), "masks --tokens 16 --heads 2 --layers 1 %s 4 -f json %s '%s'",
+                 old ? "--wmax" : "--fib-wmax", old ? "--output" : "--out", mj);
+        assert_int_equal(fibvid(args, &out, &err), 0);
+        free(out);
+        free(err);
+        size_t len = 0;
+        char *txt = fvt_read_file(mj, &len);
+        assert_non_null(txt);
+        assert_non_null(strstr(txt, "\"wmax\": 4"));
+        free(txt);
+    }
+    free(mj);
+    assert_int_equal(fibvid("bench attention --tokens 16 --frames 2 --heads 2 --head-dim 8 --iters 1 "
+                            "--kinds dense -f json", &out, &err), 0);
+    j = json_loads(out, 0, NULL);
+    assert_non_null(j);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(j, 0), "tokens")), 16);
+    json_decref(j);
+    free(out);
+    free(err);
+    (void)d;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -536,6 +646,7 @@ int main(void)
         cmocka_unit_test(test_progress_on_terminal),
         cmocka_unit_test(test_masks),
         cmocka_unit_test(test_default_model),
+        cmocka_unit_test(test_conventions),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -390,7 +390,7 @@ static void test_linear_kinds(void **state)
     (void)state;
     char *err = NULL, *out = NULL;
     char *o1 = fvt_join(g_tmp, "castling"), *o2 = fvt_join(g_tmp, "castling_noaux"), *o3 = fvt_join(g_tmp, "sima_ft");
-    int rc = fibvid(&out, &err, "train --ucf101 '%s' -o '%s' --config test --frames 4 --epochs 1 -b 8 -t 1 -q "
+    int rc = fibvid(&out, &err, "train --ucf101 '%s' -o '%s' --config test --frames 4 --epochs 1 -b 8 -t 1 "
                     "--spatial-attn sima --temporal-attn castling --log-every 1", g_data, o1);
     if (rc != 0)
         fail_msg("train castling: %s", err);

@@ -66,6 +66,13 @@ FV_API int fv_set_gemm_backend(const char *name);
 /** Name of the matrix-product backend in use. Static storage. */
 FV_API const char *fv_gemm_backend_current(void);
 
+/** The matrix-product libraries built in, their versions and the instruction set oneDNN runs (e.g.
+ *  "oneDNN 3.0.0 (ISA avx512_core_bf16); OpenBLAS OpenBLAS 0.3.21 ... (core Zen)"). Static storage. */
+FV_API const char *fv_gemm_describe(void);
+
+/** Source revision the library was built from (`git describe`; "unknown" outside a git checkout). */
+FV_API const char *fv_build_commit(void);
+
 /** Number of threads fibvid's own loops and the BLAS library use; 0 or less = all cores. */
 FV_API void fv_set_num_threads(int32_t n);
 

@@ -149,6 +149,11 @@ typedef struct FvClip {
  */
 FV_API int fv_clip_load(const char *path, const FvClipSettings *s, FvClip *clip);
 
+/** Frame slots of a view that repeat a frame of an earlier slot (the clip is shorter than the sampling window:
+ *  uniform sampling of T frames from fewer, or a dense window past the end); the most of any view, 0 when
+ *  every slot holds a different frame. */
+FV_API int32_t fv_clip_repeated_frames(const FvClip *clip);
+
 /** Free what fv_clip_load() allocated; safe on a zeroed or already freed clip. */
 FV_API void fv_clip_free(FvClip *clip);
 
@@ -194,6 +199,9 @@ FV_API double fv_prefetch_decode_ms(FvPrefetch *p);
 /* Stop the decoder after the clip it is loading, free clips not taken, join the thread and free @p p;
  * sets *@p p to NULL. Accepts NULL. */
 FV_API void fv_prefetch_stop(FvPrefetch **p);
+
+/** The FFmpeg release and library versions fibvid runs with (for --version). Static storage. */
+FV_API const char *fv_video_describe(void);
 
 #ifdef __cplusplus
 }

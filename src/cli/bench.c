@@ -32,13 +32,15 @@ static double peak_rss_mb(void)
 static void help_model(FILE *f)
 {
     fprintf(f,
-        "usage: fibvid bench [-m MODEL | --config base|small|tiny|test] [options]\n"
+        "usage: fibvid bench [-m MODEL | --config base|small|tiny|synth|test] [options]\n"
         "       fibvid bench attention [options]   (see fibvid bench attention --help)\n"
         "\n"
         "Times the forward pass of one view on random input. --config uses random weights (no checkpoint).\n"
         "\n"
-        "  -m, --model PATH     model to time\n"
-        "      --config NAME    preset with random weights (default base when no -m)\n"
+        "  -m, --model PATH     model to time (default: $FIBVID_MODEL, else the bundled default model)\n"
+        "      --config NAME    a preset with random weights instead of a model: Fibottention in both\n"
+        "                       attentions, as `fibvid train --config NAME` starts it (--spatial-attn dense\n"
+        "                       --temporal-attn dense for the Hugging Face model's dense attention)\n"
         "      --frames N       frames (default: the model's num_frames)\n"
         "      --size N         input height and width (default: the model's image_size)\n"
         "      --iters N        timed iterations after one warm-up (default 5)\n"
@@ -57,8 +59,10 @@ static void help_attn(FILE *f)
         "(N-1 sequences of T tokens) of one clip-layer for every kind (dense, fib-zero, fib-exclude, sima,\n"
         "castling) on the same random q/k/v. GFLOP is the kind's analytic count (the one fibvid bench uses);\n"
         "density the attended fraction of the N x N pairs (linear kinds form no matrix: 100%%).\n"
+        "Tokens are counted as everywhere in fibvid (masks, info): patches per frame, cls not included;\n"
+        "spatial attention runs over them plus cls.\n"
         "\n"
-        "      --tokens N       tokens per frame including cls (default 197 = 224x224 / 16x16 + 1)\n"
+        "      --tokens N       patch tokens per frame, cls not counted (default 196 = 224x224 / 16x16)\n"
         "      --frames T       frames (default 8)\n"
         "      --heads H        heads (default 12)\n"
         "      --head-dim D     head dimension (default 64)\n"
@@ -81,7 +85,7 @@ static int bench_attention(int argc, char **argv)
         { "kinds", required_argument, NULL, 'k' },  { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
-    long N = 197, T = 8, H = 12, D = 64, iters = 5, threads = 0;
+    long N = 196, T = 8, H = 12, D = 64, iters = 5, threads = 0;
     const char *kinds = NULL;
     FvFibVariant variant = FV_FIB_MODIFIED;
     FvOutFormat fmt = FV_OUT_TEXT;
@@ -90,7 +94,7 @@ static int bench_attention(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "t:f:h", longopts, &li)) != -1) {
         int bad = 0;
         switch (c) {
-        case 'N': bad = fv_cli_parse_int(optarg, 2, 1 << 16, &N); break;
+        case 'N': bad = fv_cli_parse_int(optarg, 1, 1 << 16, &N); break;
         case 'T': bad = fv_cli_parse_int(optarg, 1, 4096, &T); break;
         case 'H': bad = fv_cli_parse_int(optarg, 1, 256, &H); break;
         case 'D': bad = fv_cli_parse_int(optarg, 1, 1024, &D); break;
@@ -104,10 +108,14 @@ static int bench_attention(int argc, char **argv)
         case 'f': bad = fv_cli_parse_format(optarg, 1u << FV_OUT_TEXT | 1u << FV_OUT_JSON, &fmt); break;
         case 'k': kinds = optarg; break;
         case 'h': help_attn(stdout); return FV_EXIT_OK;
-        default: help_attn(stderr); return FV_EXIT_USAGE;
+        default: return fv_cli_bad_option("bench attention", argv, "t:f:h", longopts);
         }
         if (bad) {
-            fv_cli_error("bench attention", "bad value '%s' for --%s", optarg, c == 't' ? "threads" : c == 'f' ? "format" : longopts[li].name);
+            fv_cli_error("bench attention", "bad value '%s' for --%s (valid: %s)", optarg,
+                         c == 't' ? "threads" : c == 'f' ? "format" : longopts[li].name,
+                         c == 'f' ? "text, json" : c == 'v' ? "modified, original" : c == 'N' ? "1..65536"
+                         : c == 'T' ? "1..4096" : c == 'H' ? "1..256" : c == 'D' ? "1..1024"
+                         : c == 'i' ? "1..100000" : "1..1024");
             return FV_EXIT_USAGE;
         }
     }
@@ -115,7 +123,7 @@ static int bench_attention(int argc, char **argv)
     /* the kernel harness on one layer of one clip, timing only */
     FvAttnCheckSettings cs;
     fv_attn_check_default_settings(&cs);
-    cs.tokens = (int32_t)N;
+    cs.tokens = (int32_t)N + 1; /* the harness counts the spatial sequence: patches + cls */
     cs.frames = (int32_t)T;
     cs.heads = (int32_t)H;
     cs.head_dim = (int32_t)D;
@@ -143,15 +151,16 @@ static int bench_attention(int argc, char **argv)
             dense_min = r->min_ms;
         const char *att = r->spatial ? "spatial" : "temporal";
         const double speedup = dense_min > 0 ? dense_min / r->min_ms : 0.0; /* 0: no dense row */
+        const int32_t tokens = r->spatial ? r->tokens - 1 : r->tokens; /* patches (cls not counted) / frames */
         if (fmt == FV_OUT_TEXT) {
             char sp[32] = "       -";
             if (speedup > 0)
                 snprintf(sp, sizeof(sp), "%7.1fx", speedup);
-            printf("%-9s %-12s %8d %10.3f %10.3f %8.2f%% %8.4f %s\n", att, r->kind, r->tokens, r->min_ms,
+            printf("%-9s %-12s %8d %10.3f %10.3f %8.2f%% %8.4f %s\n", att, r->kind, tokens, r->min_ms,
                    r->median_ms, 100 * r->density, r->gflop, sp);
         } else {
             json_array_append_new(res, json_pack("{s:s, s:s, s:i, s:i, s:i, s:i, s:f, s:f, s:f, s:f, s:o}",
-                "attention", att, "kind", r->kind, "tokens", r->tokens, "sequences", r->sequences, "heads",
+                "attention", att, "kind", r->kind, "tokens", tokens, "sequences", r->sequences, "heads",
                 r->heads, "head_dim", r->head_dim, "min_ms", r->min_ms, "median_ms", r->median_ms, "density",
                 r->density, "gflop", r->gflop, "speedup_vs_dense", speedup > 0 ? json_real(speedup) : json_null()));
         }
@@ -206,10 +215,14 @@ int fv_cli_bench(int argc, char **argv)
             if (fv_cli_attn_option(&ov, "bench", longopts[li].name, optarg) < 0)
                 return FV_EXIT_USAGE;
             break;
-        default: help_model(stderr); return FV_EXIT_USAGE;
+        default: return fv_cli_bad_option("bench", argv, "m:t:f:h", longopts);
         }
         if (bad) {
-            fv_cli_error("bench", "bad value '%s' for --%s", optarg, c == 't' ? "threads" : c == 'f' ? "format" : longopts[li].name);
+            fv_cli_error("bench", "bad value '%s' for --%s (valid: %s)", optarg,
+                         c == 't' ? "threads" : c == 'f' ? "format" : longopts[li].name,
+                         c == 'f' ? "text, json" : c == 'P' ? "AFTER:KIND,... with KIND avg, max or conv"
+                         : c == 's' || c == 'r' ? "layer numbers, e.g. 2,3" : c == 'T' ? "1..1024"
+                         : c == 'S' ? "1..8192" : c == 'i' ? "1..100000" : "1..1024");
             return FV_EXIT_USAGE;
         }
     }
@@ -224,15 +237,18 @@ int fv_cli_bench(int argc, char **argv)
     fv_set_num_threads((int32_t)threads);
     FvModel *m = NULL;
     int rc;
-    if (model) {
+    if (!config) {
         if ((rc = fv_cli_load_model("bench", model, &m)))
             return rc;
+        if (!model)
+            model = fv_cli_default_model();
     } else {
         FvModelConfig cfg;
-        if (fv_model_config_preset(&cfg, config ? config : "base") < 0) {
-            fv_cli_error("bench", "unknown --config '%s' (base, small, tiny, test)", config);
+        if (fv_model_config_preset(&cfg, config) < 0) {
+            fv_cli_error("bench", "unknown --config '%s' (valid: base, small, tiny, synth, test)", config);
             return FV_EXIT_USAGE;
         }
+        cfg.spatial.kind = cfg.temporal.kind = FV_ATTN_FIB; /* the presets as `fibvid train` makes them */
         fv_cli_attn_resolve(&ov, &cfg.spatial, &cfg.temporal); /* random weights for the kinds' own tensors too */
         if (npools) {
             cfg.num_pools = npools;
@@ -285,7 +301,7 @@ int fv_cli_bench(int argc, char **argv)
     fv_attn_describe(&cf->temporal, 0, ta, sizeof(ta));
     if (fmt == FV_OUT_JSON) {
         json_t *j = json_pack("{s:s, s:i, s:i, s:i, s:s, s:i, s:f, s:f, s:f, s:f, s:f, s:{s:s, s:s}, s:I}",
-            "model", model ? model : (config ? config : "base"), "frames", (int)T, "size", (int)S, "threads",
+            "model", model ? model : config, "frames", (int)T, "size", (int)S, "threads",
             fv_num_threads(), "gemm", fv_gemm_backend_current(), "iters", (int)iters, "min_ms", mn, "median_ms", med, "gflop", flops * 1e-9,
             "gflops", flops * 1e-9 / (mn * 1e-3), "peak_rss_mb", peak_rss_mb(), "attention", "spatial", sa,
             "temporal", ta, "params", (json_int_t)fv_model_num_params(m));
@@ -297,10 +313,10 @@ int fv_cli_bench(int argc, char **argv)
         free(s);
         json_decref(j);
     } else {
-        printf("model      %s (%.1f M parameters)\n", model ? model : (config ? config : "base"),
+        printf("model      %s (%.1f M parameters)\n", model ? model : config,
                fv_model_num_params(m) * 1e-6);
-        printf("input      %ld frames x %ldx%ld, fp32, %d threads, GEMM %s\n", T, S, S, fv_num_threads(),
-               fv_gemm_backend_current());
+        printf("input      %ld %s x %ldx%ld, fp32, %d %s, GEMM %s\n", T, fv_cli_plural(T, "frame", "frames"), S, S,
+               fv_num_threads(), fv_cli_plural(fv_num_threads(), "thread", "threads"), fv_gemm_backend_current());
         printf("attention  spatial %s, temporal %s\n", sa, ta);
         if (cf->num_pools || cf->share_spatial || cf->share_temporal) {
             static const char *const pk[] = { "avg", "max", "conv" };

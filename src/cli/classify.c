@@ -156,8 +156,7 @@ int fv_cli_classify(int argc, char **argv)
                 return FV_EXIT_USAGE;
             break;
         default:
-            help(stderr);
-            return FV_EXIT_USAGE;
+            return fv_cli_bad_option("classify", argv, "m:k:f:t:qh", longopts);
         }
         continue;
     bad:

@@ -35,6 +35,21 @@ int fv_cli_exit_code(int err);
 /* Print "fibvid <cmd>: <message>" to stderr (one line). */
 void fv_cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Verbosity of every command: -q/--quiet (-1: errors only, no progress or warnings), -v/--verbose (1, 2: FFmpeg's
+ * own warnings / info too), taken from the command line by main() wherever they appear. */
+void fv_cli_set_verbosity(int v);
+int fv_cli_quiet(void);
+int fv_cli_verbose(void);
+/* "fibvid <cmd>: warning: <message>" on stderr (one line), unless quiet. @cmd may be NULL ("fibvid: warning:"). */
+void fv_cli_warn(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* @one when @n is 1, else @many ("1 clip", "2 clips"). */
+const char *fv_cli_plural(long n, const char *one, const char *many);
+/* Said once per run on stderr when the bundled default model is used (and by `info`). */
+extern const char fv_cli_default_model_note[];
+/* The one line for an option getopt_long refused ('?'): unknown, ambiguous, or missing its value, and "see fibvid
+ * CMD --help" (the help itself is not printed). Returns FV_EXIT_USAGE. Needs opterr = 0 (main sets it). */
+int fv_cli_bad_option(const char *cmd, char **argv, const char *shortopts, const struct option *longopts);
+
 /* Parse a decimal integer in [lo, hi]; 0 on success. */
 int fv_cli_parse_int(const char *s, long lo, long hi, long *out);
 /* PSViT options (SPEC 4.3): "--token-pool 1:avg,2:conv" into @pools / *@n; "--share-spatial 2,3" into a bit per
@@ -44,6 +59,8 @@ int fv_cli_parse_layers(const char *s, uint64_t *bits);
 extern const char fv_cli_psvit_help[];
 /* Parse --format values allowed by @allowed (bit mask of 1 << FvOutFormat). */
 int fv_cli_parse_format(const char *s, unsigned allowed, FvOutFormat *out);
+/* "text, json, csv": the names in @allowed, for error messages. Static storage. */
+const char *fv_cli_format_list(unsigned allowed);
 
 /* Attention overrides given on the command line (every subcommand that runs a model takes them). */
 typedef struct FvAttnOverrides {

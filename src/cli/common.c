@@ -40,6 +40,83 @@ void fv_cli_error(const char *cmd, const char *fmt, ...)
     fprintf(stderr, "fibvid %s: %s\n", cmd, m);
 }
 
+static int g_verbosity; /* -1 quiet, 0 normal, 1.. verbose */
+
+void fv_cli_set_verbosity(int v)
+{
+    g_verbosity = v;
+}
+
+int fv_cli_quiet(void)
+{
+    return g_verbosity < 0;
+}
+
+int fv_cli_verbose(void)
+{
+    return g_verbosity > 0 ? g_verbosity : 0;
+}
+
+void fv_cli_warn(const char *cmd, const char *fmt, ...)
+{
+    if (g_verbosity < 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    if (cmd)
+        fprintf(stderr, "fibvid %s: warning: ", cmd);
+    else
+        fputs("fibvid: warning: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+const char *fv_cli_plural(long n, const char *one, const char *many)
+{
+    return n == 1 ? one : many;
+}
+
+const char fv_cli_default_model_note[] =
+    "using the bundled default model: 12 procedural synth actions (fibvid synth), not real-world classes; on "
+    "real footage it still answers with confident synth labels (pass -m MODEL for a real model)";
+
+int fv_cli_bad_option(const char *cmd, char **argv, const char *shortopts, const struct option *longopts)
+{
+    const char *arg = optind > 0 ? argv[optind - 1] : "";
+    if (optopt && optopt < 256 && optopt != '?') {
+        const char *p = strchr(shortopts, optopt);
+        if (p && p[1] == ':')
+            fv_cli_error(cmd, "option -%c needs a value (see fibvid %s --help)", optopt, cmd);
+        else
+            fv_cli_error(cmd, "unknown option -%c (see fibvid %s --help)", optopt, cmd);
+        return FV_EXIT_USAGE;
+    }
+    if (!strncmp(arg, "--", 2)) {
+        size_t n = strcspn(arg + 2, "=");
+        for (const struct option *o = longopts; o && o->name; o++)
+            if (strlen(o->name) == n && !strncmp(o->name, arg + 2, n)) {
+                if (o->has_arg == required_argument)
+                    fv_cli_error(cmd, "option --%s needs a value (see fibvid %s --help)", o->name, cmd);
+                else
+                    fv_cli_error(cmd, "option --%s takes no value (see fibvid %s --help)", o->name, cmd);
+                return FV_EXIT_USAGE;
+            }
+        /* a prefix of several long options is ambiguous for getopt_long */
+        int matches = 0;
+        for (const struct option *o = longopts; o && o->name; o++)
+            matches += strlen(o->name) > n && !strncmp(o->name, arg + 2, n);
+        if (matches > 1) {
+            fv_cli_error(cmd, "option '%.*s' is ambiguous (see fibvid %s --help)", (int)n + 2, arg, cmd);
+            return FV_EXIT_USAGE;
+        }
+        fv_cli_error(cmd, "unknown option '%.*s' (see fibvid %s --help)", (int)n + 2, arg, cmd);
+        return FV_EXIT_USAGE;
+    }
+    fv_cli_error(cmd, "bad option '%s' (see fibvid %s --help)", arg, cmd);
+    return FV_EXIT_USAGE;
+}
+
 int fv_cli_parse_int(const char *s, long lo, long hi, long *out)
 {
     char *end;
@@ -103,15 +180,27 @@ const char fv_cli_psvit_help[] =
     "                                   to their own v (e.g. 2,3; dense or fib attention, no pooling between)\n"
     "      --share-temporal LAYERS      the same for temporal attention\n";
 
+static const char *const format_names[] = { "text", "json", "jsonl", "csv", "svg", "png" };
+
 int fv_cli_parse_format(const char *s, unsigned allowed, FvOutFormat *out)
 {
-    static const char *names[] = { "text", "json", "jsonl", "csv", "svg", "png" };
-    for (unsigned i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-        if (!strcmp(s, names[i]) && (allowed & (1u << i))) {
+    for (unsigned i = 0; i < sizeof(format_names) / sizeof(format_names[0]); i++)
+        if (!strcmp(s, format_names[i]) && (allowed & (1u << i))) {
             *out = (FvOutFormat)i;
             return 0;
         }
     return -1;
+}
+
+const char *fv_cli_format_list(unsigned allowed)
+{
+    static char buf[64];
+    size_t n = 0;
+    buf[0] = '\0';
+    for (unsigned i = 0; i < sizeof(format_names) / sizeof(format_names[0]); i++)
+        if (allowed & (1u << i))
+            n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s%s", n ? ", " : "", format_names[i]);
+    return buf;
 }
 
 const char fv_cli_attn_help[] =
@@ -164,7 +253,11 @@ int fv_cli_attn_option(FvAttnOverrides *o, const char *cmd, const char *name, co
     } else
         return 0;
     if (r < 0) {
-        fv_cli_error(cmd, "bad value '%s' for --%s (see --help)", value, name);
+        const char *v = !strcmp(name, "spatial-attn") || !strcmp(name, "temporal-attn") ? "dense, fib, sima or castling"
+                      : !strcmp(name, "fib-variant") ? "modified or original"
+                      : !strcmp(name, "fib-semantics") ? "zero or exclude"
+                      : !strcmp(name, "fib-shuffle") ? "on or off" : "an integer in 1..1048576";
+        fv_cli_error(cmd, "bad value '%s' for --%s (valid: %s)", value, name, v);
         return -1;
     }
     return 1;
@@ -199,8 +292,9 @@ int fv_cli_attn_apply(const FvAttnOverrides *o, FvModel *m)
     int ret = fv_model_set_attention(m, &s, &t);
     int32_t missing = ret < 0 ? 0 : fv_model_attention_tensors_missing(m);
     if (missing > 0)
-        fprintf(stderr, "fibvid: warning: the model has no weights for %d tensors of its attention kinds: they "
-                "are taken as zero (castling: no depthwise-convolution term until trained)\n", missing);
+        fv_cli_warn(NULL, "the model has no weights for %d %s of its attention kinds: they are taken as zero "
+                    "(castling: no depthwise-convolution term until trained)", missing,
+                    fv_cli_plural(missing, "tensor", "tensors"));
     return ret;
 }
 
@@ -247,6 +341,8 @@ int fv_cli_load_model(const char *cmd, const char *path, FvModel **out)
                          FV_MODELS_SRCDIR, FV_MODELS_DATADIR);
             return FV_EXIT_INPUT;
         }
+        if (!getenv("FIBVID_MODEL") || !*getenv("FIBVID_MODEL"))
+            fv_cli_warn(cmd, "%s", fv_cli_default_model_note);
     }
     int ret = fv_model_load(out, path);
     if (ret < 0) {
@@ -314,7 +410,19 @@ int fv_cli_clip_option(FvPredictSettings *s, const char *cmd, const char *name, 
     } else
         return 0;
     if (bad) {
-        fv_cli_error(cmd, "bad value '%s' for --%s (see --help)", value, name);
+        static const struct {
+            const char *name, *valid;
+        } valid[] = { { "views", "TxS with T in 1..64 and S 1 or 3, e.g. 4x3" },
+                      { "sampling", "uniform or dense" },
+                      { "frames", "an integer in 1..1024" },
+                      { "rate", "an integer in 1..100000" },
+                      { "dense-start", "mmaction or slowfast" },
+                      { "short-side", "an integer in 1..16384" } };
+        const char *v = "see --help";
+        for (size_t i = 0; i < sizeof(valid) / sizeof(valid[0]); i++)
+            if (!strcmp(name, valid[i].name))
+                v = valid[i].valid;
+        fv_cli_error(cmd, "bad value '%s' for --%s (valid: %s)", value, name, v);
         return -1;
     }
     return 1;

@@ -201,7 +201,7 @@ int fv_cli_diversity(int argc, char **argv)
             if (fv_cli_attn_option(&o.attn, CMD, longopts[li].name, optarg) < 0)
                 return FV_EXIT_USAGE;
             break;
-        default: help(stderr); return FV_EXIT_USAGE;
+        default: return fv_cli_bad_option("diversity", argv, "m:o:t:qh", longopts);
         }
         if (bad) {
             fv_cli_error(CMD, "bad value '%s' for --%s", optarg, c == 't' ? "threads" : longopts[li].name);

@@ -576,8 +576,7 @@ int fv_cli_evaluate(int argc, char **argv)
                 return FV_EXIT_USAGE;
             break;
         default:
-            help(stderr);
-            return FV_EXIT_USAGE;
+            return fv_cli_bad_option("evaluate", argv, "m:o:t:qh", longopts);
         }
         li = -1;
         continue;

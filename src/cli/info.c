@@ -18,9 +18,25 @@ static void help(FILE *f)
             "\nExit codes: 0 success, 1 usage error, 2 model could not be read, 3 runtime failure.\n");
 }
 
-static json_t *attn_json(const FvAttnSettings *a)
+/* The Fibottention windows the model runs with (defaults resolved over its token count), as numbers; 0 when the
+ * kind is not fib. */
+static int resolved_windows(const FvAttnSettings *a, int32_t tokens, int32_t heads, int temporal, int32_t *wmin,
+                            int32_t *wmax)
+{
+    *wmin = *wmax = 0;
+    FvAttnMasks *mk = NULL;
+    if (a->kind != FV_ATTN_FIB || fv_attn_masks_create(&mk, a, tokens, heads, 1, temporal) < 0)
+        return 0;
+    *wmin = fv_attn_masks_settings(mk)->wmin;
+    *wmax = fv_attn_masks_settings(mk)->wmax;
+    fv_attn_masks_close(&mk);
+    return 1;
+}
+
+static json_t *attn_json(const FvAttnSettings *a, int32_t tokens, int32_t heads, int temporal)
 {
     json_t *j = json_object();
+    int32_t wmin, wmax;
     json_object_set_new(j, "kind", json_string(fv_attn_kind_name(a->kind)));
     if (a->kind == FV_ATTN_FIB) {
         json_object_set_new(j, "variant", json_string(a->variant == FV_FIB_MODIFIED ? "modified" : "original"));
@@ -28,6 +44,9 @@ static json_t *attn_json(const FvAttnSettings *a)
         json_object_set_new(j, "wmin", a->wmin > 0 ? json_integer(a->wmin) : json_string("default"));
         json_object_set_new(j, "wmax", a->wmax > 0 ? json_integer(a->wmax) : json_string("default"));
         json_object_set_new(j, "shuffle", json_boolean(a->shuffle));
+        if (resolved_windows(a, tokens, heads, temporal, &wmin, &wmax))
+            json_object_set_new(j, "windows", json_pack("{s:i, s:i, s:i}", "wmin", wmin, "wmax", wmax, "tokens",
+                                                        tokens));
     }
     return j;
 }
@@ -100,12 +119,12 @@ int fv_cli_info(int argc, char **argv)
         case 'm': model = optarg; break;
         case 'f':
             if (fv_cli_parse_format(optarg, 1u << FV_OUT_TEXT | 1u << FV_OUT_JSON, &fmt) < 0) {
-                fv_cli_error("info", "bad value '%s' for --format", optarg);
+                fv_cli_error("info", "bad value '%s' for --format (valid: text, json)", optarg);
                 return FV_EXIT_USAGE;
             }
             break;
         case 'h': help(stdout); return FV_EXIT_OK;
-        default: help(stderr); return FV_EXIT_USAGE;
+        default: return fv_cli_bad_option("info", argv, "m:f:h", longopts);
         }
     }
     if (optind < argc) {
@@ -137,13 +156,17 @@ int fv_cli_info(int argc, char **argv)
             cf->short_side ? cf->short_side : cf->image_size, "crop_size", cf->image_size,
             "image_mean", (double)cf->image_mean[0], (double)cf->image_mean[1], (double)cf->image_mean[2],
             "image_std", (double)cf->image_std[0], (double)cf->image_std[1], (double)cf->image_std[2]));
-        json_object_set_new(j, "attention", json_pack("{s:o, s:o}", "spatial", attn_json(&cf->spatial),
-                                                      "temporal", attn_json(&cf->temporal)));
+        json_object_set_new(j, "attention", json_pack("{s:o, s:o}", "spatial",
+                                                      attn_json(&cf->spatial, P, cf->num_heads, 0), "temporal",
+                                                      attn_json(&cf->temporal, cf->num_frames, cf->num_heads, 1)));
         json_object_set_new(j, "psvit", psvit_json(cf));
         json_t *labels = json_array();
         for (int32_t i = 0; i < cf->num_labels; i++)
             json_array_append_new(labels, json_string(fv_model_label(m, i)));
         json_object_set_new(j, "labels", labels);
+        json_object_set_new(j, "default_model", json_boolean(!model && !getenv("FIBVID_MODEL")));
+        if (!model && !getenv("FIBVID_MODEL"))
+            json_object_set_new(j, "note", json_string(fv_cli_default_model_note));
         char *s = json_dumps(j, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
         puts(s);
         free(s);
@@ -158,8 +181,9 @@ int fv_cli_info(int argc, char **argv)
         printf("size           hidden %d, %d layers, %d heads, MLP %d, qkv bias %s, LayerNorm eps %g\n",
                cf->hidden_size, cf->num_layers, cf->num_heads, cf->intermediate_size, cf->qkv_bias ? "yes" : "no",
                (double)cf->layer_norm_eps);
-        printf("input          %d frames x %dx%d, patch %d (%d patches per frame, %d tokens%s)\n", cf->num_frames,
-               cf->image_size, cf->image_size, cf->patch_size, P, 1 + P * cf->num_frames,
+        printf("input          %d %s x %dx%d, patch %d (%d %s per frame, %d tokens%s)\n", cf->num_frames,
+               fv_cli_plural(cf->num_frames, "frame", "frames"), cf->image_size, cf->image_size, cf->patch_size, P,
+               fv_cli_plural(P, "patch", "patches"), 1 + P * cf->num_frames,
                cf->num_pools ? " in the first layer" : "");
         printf("compute        %.2f GFLOP per view\n", gflop);
         printf("preprocessing  %s sampling (rate %d), short side %d, crop %d, mean %.3f %.3f %.3f, std %.3f %.3f %.3f\n",
@@ -167,11 +191,30 @@ int fv_cli_info(int argc, char **argv)
                cf->image_size, (double)cf->image_mean[0], (double)cf->image_mean[1], (double)cf->image_mean[2],
                (double)cf->image_std[0], (double)cf->image_std[1], (double)cf->image_std[2]);
         printf("attention      spatial %s, temporal %s\n", sa, ta);
+        int32_t w0, w1;
+        if (resolved_windows(&cf->spatial, P, cf->num_heads, 0, &w0, &w1))
+            printf("  windows      spatial wmin %d, wmax %d (offsets over the %d patches of a frame)\n", w0, w1, P);
+        if (resolved_windows(&cf->temporal, cf->num_frames, cf->num_heads, 1, &w0, &w1))
+            printf("  windows      temporal wmin %d, wmax %d (offsets over the %d frames)\n", w0, w1,
+                   cf->num_frames);
         psvit_text(cf);
-        printf("labels         %d:", cf->num_labels);
-        for (int32_t i = 0; i < cf->num_labels && i < 8; i++)
-            printf("%s %s", i ? "," : "", fv_model_label(m, i));
-        printf("%s\n", cf->num_labels > 8 ? ", ..." : "");
+        /* every label, wrapped at 100 columns under the first */
+        int col = printf("labels         %d:", cf->num_labels);
+        for (int32_t i = 0; i < cf->num_labels; i++) {
+            const char *l = fv_model_label(m, i);
+            const int w = (int)strlen(l) + 2;
+            if (i && col + w > 100) {
+                printf(",\n              ");
+                col = 14;
+            } else if (i) {
+                putchar(',');
+                col++;
+            }
+            col += printf(" %s", l);
+        }
+        putchar('\n');
+        if (!model && !getenv("FIBVID_MODEL"))
+            printf("note           %s\n", fv_cli_default_model_note);
     }
     fv_model_close(&m);
     return FV_EXIT_OK;

@@ -24,12 +24,14 @@ static void help(FILE *f)
         "      --heads H          heads (default 12)\n"
         "      --layers L         layers (default 12)\n"
         "      --temporal         temporal masks (offset 0 always attended, defaults wmin 1, wmax N-1)\n"
-        "      --variant V        modified|original (default: the model's, else modified)\n"
-        "      --wmin N           smallest window (default 5 spatial, 1 temporal)\n"
-        "      --wmax N           largest window (default N/3 spatial, N-1 temporal)\n"
-        "      --shuffle on|off   per-layer head shuffle (default on)\n"
+        "      --fib-variant V    modified|original (default: the model's, else modified)\n"
+        "      --fib-wmin N       smallest window (default 5 spatial, 1 temporal; with --temporal also\n"
+        "                         --fib-temporal-wmin, as the other commands name it)\n"
+        "      --fib-wmax N       largest window (default N/3 spatial, N-1 temporal; --fib-temporal-wmax)\n"
+        "      --fib-shuffle on|off  per-layer head shuffle (default on)\n"
         "  -f, --format FMT       text|json|svg|png (default text)\n"
-        "  -o, --output PATH      write there instead of stdout (required for png)\n"
+        "  -o, --out PATH         write there instead of stdout (required for png)\n"
+        "(--variant, --wmin, --wmax, --shuffle and --output, the names of fibvid 0.1, still work.)\n"
         "  -h, --help             this help\n"
         "\nExit codes: 0 success, 1 usage error, 2 model could not be read, 3 runtime failure.\n");
 }
@@ -176,14 +178,20 @@ int fv_cli_masks(int argc, char **argv)
     static const struct option longopts[] = {
         { "model", required_argument, NULL, 'm' },  { "tokens", required_argument, NULL, 'N' },
         { "heads", required_argument, NULL, 'H' },  { "layers", required_argument, NULL, 'L' },
-        { "temporal", no_argument, NULL, 'T' },     { "variant", required_argument, NULL, 'v' },
-        { "wmin", required_argument, NULL, 'a' },   { "wmax", required_argument, NULL, 'b' },
-        { "shuffle", required_argument, NULL, 's' }, { "format", required_argument, NULL, 'f' },
-        { "output", required_argument, NULL, 'o' }, { "help", no_argument, NULL, 'h' },
+        { "temporal", no_argument, NULL, 'T' },     { "fib-variant", required_argument, NULL, 'v' },
+        { "fib-wmin", required_argument, NULL, 'a' }, { "fib-wmax", required_argument, NULL, 'b' },
+        { "fib-temporal-wmin", required_argument, NULL, 'A' }, { "fib-temporal-wmax", required_argument, NULL, 'B' },
+        { "fib-shuffle", required_argument, NULL, 's' }, { "format", required_argument, NULL, 'f' },
+        { "out", required_argument, NULL, 'o' },    { "help", no_argument, NULL, 'h' },
+        /* the names of fibvid 0.1 */
+        { "variant", required_argument, NULL, 'v' }, { "wmin", required_argument, NULL, 'a' },
+        { "wmax", required_argument, NULL, 'b' },   { "shuffle", required_argument, NULL, 's' },
+        { "output", required_argument, NULL, 'o' },
         { NULL, 0, NULL, 0 },
     };
     const char *model = NULL, *out = NULL;
     long N = 0, H = 12, L = 12, wmin = 0, wmax = 0;
+    long twmin = 0, twmax = 0;
     int temporal = 0, variant = -1, shuffle = -1, c, li;
     FvOutFormat fmt = FV_OUT_TEXT;
     optind = 1;
@@ -198,18 +206,31 @@ int fv_cli_masks(int argc, char **argv)
         case 'v': variant = !strcmp(optarg, "modified") ? 0 : !strcmp(optarg, "original") ? 1 : -2; bad = variant == -2; break;
         case 'a': bad = fv_cli_parse_int(optarg, 1, 1 << 20, &wmin); break;
         case 'b': bad = fv_cli_parse_int(optarg, 1, 1 << 20, &wmax); break;
+        case 'A': bad = fv_cli_parse_int(optarg, 1, 1 << 20, &twmin); break;
+        case 'B': bad = fv_cli_parse_int(optarg, 1, 1 << 20, &twmax); break;
         case 's': shuffle = !strcmp(optarg, "on") ? 1 : !strcmp(optarg, "off") ? 0 : -2; bad = shuffle == -2; break;
         case 'f': bad = fv_cli_parse_format(optarg, 1u << FV_OUT_TEXT | 1u << FV_OUT_JSON | 1u << FV_OUT_SVG |
                                             1u << FV_OUT_PNG, &fmt); break;
         case 'o': out = optarg; break;
         case 'h': help(stdout); return FV_EXIT_OK;
-        default: help(stderr); return FV_EXIT_USAGE;
+        default: return fv_cli_bad_option("masks", argv, "m:f:o:h", longopts);
         }
         if (bad) {
-            fv_cli_error("masks", "bad value '%s' for --%s", optarg, c == 'f' ? "format" : longopts[li].name);
+            fv_cli_error("masks", "bad value '%s' for --%s (valid: %s)", optarg, c == 'f' ? "format" : longopts[li].name,
+                         c == 'f' ? "text, json, svg, png" : c == 'v' ? "modified, original" : c == 's' ? "on, off"
+                         : c == 'N' ? "1..65536" : c == 'H' ? "1..256" : c == 'L' ? "1..1024" : "1..1048576");
             return FV_EXIT_USAGE;
         }
     }
+    if ((twmin || twmax) && !temporal) {
+        fv_cli_error("masks", "--fib-temporal-wmin/--fib-temporal-wmax go with --temporal (--fib-wmin/--fib-wmax "
+                     "set the windows of the masks shown)");
+        return FV_EXIT_USAGE;
+    }
+    if (twmin)
+        wmin = twmin;
+    if (twmax)
+        wmax = twmax;
     if ((!model && !N) || (model && N)) {
         fv_cli_error("masks", "give either --tokens N (with --heads/--layers) or -m MODEL");
         return FV_EXIT_USAGE;

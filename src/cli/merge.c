@@ -95,8 +95,7 @@ int fv_cli_merge(int argc, char **argv)
         case 'q': quiet = 1; break;
         case 'h': help(stdout); return FV_EXIT_OK;
         default:
-            help(stderr);
-            return FV_EXIT_USAGE;
+            return fv_cli_bad_option("merge", argv, "o:qh", longopts);
         }
     }
     if (!out) {

@@ -211,8 +211,7 @@ int fv_cli_synth(int argc, char **argv)
         case 'q': quiet = 1; break;
         case 'h': help(stdout); return FV_EXIT_OK;
         default:
-            help(stderr);
-            return FV_EXIT_USAGE;
+            return fv_cli_bad_option("synth", argv, "o:n:s:t:qh", longopts);
         }
         li = -1;
         continue;

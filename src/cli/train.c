@@ -513,8 +513,7 @@ int fv_cli_train(int argc, char **argv)
                 return FV_EXIT_USAGE;
             break;
         default:
-            help(stderr);
-            return FV_EXIT_USAGE;
+            return fv_cli_bad_option("train", argv, "m:o:b:t:qh", longopts);
         }
         li = -1;
         continue;

@@ -138,6 +138,40 @@ const char *fv_gemm_backend_current(void)
     return fv_gemm_backend_name(g_backend);
 }
 
+/* The libraries behind the backends and the instruction set they run, for --version and bench. */
+const char *fv_gemm_describe(void)
+{
+    static char buf[512];
+    if (buf[0])
+        return buf;
+    int n = 0;
+#ifdef FV_HAVE_DNNL
+    static const struct {
+        dnnl_cpu_isa_t isa;
+        const char *name;
+    } isas[] = { { dnnl_cpu_isa_sse41, "sse4.1" },
+                 { dnnl_cpu_isa_avx, "avx" },
+                 { dnnl_cpu_isa_avx2, "avx2" },
+                 { dnnl_cpu_isa_avx2_vnni, "avx2_vnni" },
+                 { dnnl_cpu_isa_avx512_core, "avx512_core" },
+                 { dnnl_cpu_isa_avx512_core_vnni, "avx512_core_vnni" },
+                 { dnnl_cpu_isa_avx512_core_bf16, "avx512_core_bf16" },
+                 { dnnl_cpu_isa_avx512_core_amx, "avx512_core_amx" } };
+    const dnnl_version_t *v = dnnl_version();
+    dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
+    const char *isa_name = "unknown";
+    for (size_t i = 0; i < sizeof(isas) / sizeof(isas[0]); i++)
+        if (isas[i].isa == isa)
+            isa_name = isas[i].name;
+    n = snprintf(buf, sizeof(buf), "oneDNN %d.%d.%d (ISA %s); ", v->major, v->minor, v->patch, isa_name);
+#endif
+    char *cfg = openblas_get_config(), *core = openblas_get_corename();
+    if (cfg && !strncmp(cfg, "OpenBLAS ", 9))
+        cfg += 9;
+    snprintf(buf + n, sizeof(buf) - (size_t)n, "OpenBLAS %s (core %s)", cfg ? cfg : "?", core ? core : "?");
+    return buf;
+}
+
 const FvGemmDsp *fv_gemm_dsp(FvGemmBackend b)
 {
     return fv_gemm_available(b) ? &g_dsp[b] : &g_dsp[FV_GEMM_BLAS];

@@ -164,3 +164,23 @@ fail:
     fv_clip_free(clip);
     return ret;
 }
+
+int32_t fv_clip_repeated_frames(const FvClip *c)
+{
+    int32_t worst = 0;
+    if (!c || !c->frames)
+        return 0;
+    for (int32_t k = 0; k < c->num_tviews; k++) {
+        const int64_t *f = c->frames + (int64_t)k * c->T;
+        int32_t rep = 0;
+        for (int32_t t = 1; t < c->T; t++) { /* dense sampling may wrap around: any earlier slot counts */
+            int32_t seen = 0;
+            for (int32_t u = 0; u < t && !seen; u++)
+                seen = f[u] == f[t];
+            rep += seen;
+        }
+        if (rep > worst)
+            worst = rep;
+    }
+    return worst;
+}

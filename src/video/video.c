@@ -726,3 +726,15 @@ int fv_video_read_rgb(FvVideo *v, const int64_t *idx, int32_t n, int32_t dst_w, 
     fv_free(req);
     return ret;
 }
+
+const char *fv_video_describe(void)
+{
+    static char buf[256];
+    if (!buf[0]) {
+        unsigned f = avformat_version(), c = avcodec_version(), s = swscale_version(), u = avutil_version();
+        snprintf(buf, sizeof(buf), "FFmpeg %s (libavformat %u.%u.%u, libavcodec %u.%u.%u, libswscale %u.%u.%u, "
+                 "libavutil %u.%u.%u)", av_version_info(), f >> 16, f >> 8 & 255, f & 255, c >> 16, c >> 8 & 255,
+                 c & 255, s >> 16, s >> 8 & 255, s & 255, u >> 16, u >> 8 & 255, u & 255);
+    }
+    return buf;
+}
