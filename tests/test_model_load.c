@@ -348,7 +348,16 @@ static void test_presets_validate(void **state)
     BAD(b.short_side = -1, "fibvid_short_side");
     BAD((b.spatial.wmin = 9, b.spatial.wmax = 3), "spatial attention: wmin 9 > wmax 3");
     BAD(b.temporal.kind = (FvAttnKind)7, "temporal attention: invalid kind");
+    BAD((b.image_size = 1 << 30, b.patch_size = 1), "image_size 1073741824 is above fibvid's limit 8192");
+    BAD(b.num_labels = INT32_MAX, "num_labels 2147483647 is above fibvid's limit 100000");
 #undef BAD
+    /* issue 23, fault 1: fv_model_create_random got a small buffer for such a config and wrote past it */
+    fv_model_config_preset(&b, "test");
+    b.image_size = 1 << 30;
+    b.patch_size = 1;
+    FvModel *m = (FvModel *)0x1;
+    assert_int_equal(fv_model_create_random(&m, &b, 1), FV_EINVAL);
+    assert_null(m);
 }
 
 static void test_save_load_single(void **state)
@@ -676,6 +685,18 @@ static void test_config_errors(void **state)
           "\"fibvid_share_spatial\": [5]}", NULL, FV_EINVAL, "layer 5 cannot share layer 4's attention: tokens are pooled" },
         { "{\"num_labels\": 2, \"fibvid_temporal_attention\": {\"kind\": \"sima\"}, \"fibvid_share_temporal\": [6]}",
           NULL, FV_EINVAL, "layer 6 cannot share layer 5's sima attention" },
+        /* issue 23, faults 1, 2 and 4: sizes whose products overflowed (a heap overflow in fv_model_create_random,
+         * signed overflow in the loader) and a label count that allocated 24 GB are refused by their bounds */
+        { "{\"num_labels\": 2, \"image_size\": 1073741824, \"patch_size\": 1}", NULL, FV_EINVAL,
+          "image_size 1073741824 is above fibvid's limit 8192" },
+        { "{\"num_labels\": 2, \"image_size\": 4096, \"patch_size\": 1}", NULL, FV_EINVAL,
+          "4096 patches per side, above fibvid's limit 256" },
+        { "{\"num_labels\": 2147483647}", NULL, FV_EINVAL, "\"num_labels\" 2147483647 is above fibvid's limit" },
+        { "{\"num_labels\": 2, \"hidden_size\": 1048576, \"num_attention_heads\": 1}", NULL, FV_EINVAL,
+          "hidden_size 1048576 is above" },
+        { "{\"num_labels\": 2, \"num_frames\": 100000}", NULL, FV_EINVAL, "num_frames 100000 is above" },
+        { "{\"num_labels\": 2, \"num_hidden_layers\": 2000000}", NULL, FV_EINVAL, "num_hidden_layers 2000000 is above" },
+        { "{\"num_labels\": 2, \"intermediate_size\": 2000000000}", NULL, FV_EINVAL, "intermediate_size 2000000000" },
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         FvModelConfig c;

@@ -25,6 +25,15 @@ typedef struct FvTokenPool {
 } FvTokenPool;
 
 /** Most token poolings in one model. */
+/** Upper bounds of a model config (fv_model_config_validate; models/README.md): every tensor size computed from
+ *  a config stays far inside int32 element counts per dimension product and int64 in total. */
+#define FV_MAX_IMAGE_SIZE 8192
+#define FV_MAX_PATCHES_PER_SIDE 256
+#define FV_MAX_FRAMES 1024
+#define FV_MAX_HIDDEN 16384
+#define FV_MAX_LAYERS 1024
+#define FV_MAX_INTERMEDIATE 65536
+#define FV_MAX_LABELS 100000
 #define FV_MAX_POOLS 8
 /** Attention sharing is described by a bit per layer: layers 0..63. */
 #define FV_MAX_SHARE_LAYERS 64

@@ -86,6 +86,23 @@ int fv_model_config_validate(const FvModelConfig *c)
     for (size_t i = 0; i < sizeof(pos) / sizeof(pos[0]); i++)
         if (pos[i].v <= 0)
             return fv_error(FV_EINVAL, "%s: %s must be > 0 (got %d)", fn, pos[i].name, pos[i].v);
+    /* upper bounds: sizes computed from a file never overflow, and a hostile config cannot ask for terabytes */
+    const struct { const char *name; int32_t v, max; } upper[] = {
+        { "image_size", c->image_size, FV_MAX_IMAGE_SIZE },     { "num_frames", c->num_frames, FV_MAX_FRAMES },
+        { "hidden_size", c->hidden_size, FV_MAX_HIDDEN },       { "num_hidden_layers", c->num_layers, FV_MAX_LAYERS },
+        { "num_attention_heads", c->num_heads, FV_MAX_HIDDEN }, { "intermediate_size", c->intermediate_size,
+                                                                   FV_MAX_INTERMEDIATE },
+        { "num_labels", c->num_labels, FV_MAX_LABELS },         { "fibvid_sampling_rate", c->sampling_rate, 100000 },
+        { "fibvid_short_side", c->short_side, 16384 },
+    };
+    for (size_t i = 0; i < sizeof(upper) / sizeof(upper[0]); i++)
+        if (upper[i].v > upper[i].max)
+            return fv_error(FV_EINVAL, "%s: %s %d is above fibvid's limit %d", fn, upper[i].name, upper[i].v,
+                            upper[i].max);
+    if (c->image_size / c->patch_size > FV_MAX_PATCHES_PER_SIDE)
+        return fv_error(FV_EINVAL, "%s: image_size %d / patch_size %d gives %d patches per side, above fibvid's "
+                        "limit %d", fn, c->image_size, c->patch_size, c->image_size / c->patch_size,
+                        FV_MAX_PATCHES_PER_SIDE);
     if (c->num_channels != 3)
         return fv_error(FV_EINVAL, "%s: num_channels must be 3 (got %d)", fn, c->num_channels);
     if (c->hidden_size % c->num_heads)
@@ -395,13 +412,20 @@ static int parse_labels(const json_t *root, const char *what, FvModelConfig *cfg
     int32_t n = 0;
     int ret;
 
-    if (jn && (!json_is_integer(jn) || json_integer_value(jn) <= 0 || json_integer_value(jn) > INT32_MAX))
+    if (jn && (!json_is_integer(jn) || json_integer_value(jn) <= 0))
         return fv_error(FV_EINVAL, "%s: \"num_labels\" must be a positive integer", what);
+    /* bounded before a name is allocated for each (2^31 labels took 24 GB and the OOM killer) */
+    if (jn && json_integer_value(jn) > FV_MAX_LABELS)
+        return fv_error(FV_EINVAL, "%s: \"num_labels\" %lld is above fibvid's limit %d", what,
+                        (long long)json_integer_value(jn), FV_MAX_LABELS);
     if (id2label && !json_is_null(id2label)) {
         if (!json_is_object(id2label))
             return fv_error(FV_EINVAL, "%s: \"id2label\" must be an object {\"0\": \"name\", ...}", what);
-        if (json_object_size(id2label) == 0 || json_object_size(id2label) > INT32_MAX)
+        if (json_object_size(id2label) == 0)
             return fv_error(FV_EINVAL, "%s: \"id2label\" is empty", what);
+        if (json_object_size(id2label) > FV_MAX_LABELS)
+            return fv_error(FV_EINVAL, "%s: \"id2label\" has %zu entries, above fibvid's limit %d", what,
+                            json_object_size(id2label), FV_MAX_LABELS);
         n = (int32_t)json_object_size(id2label);
         if (jn && json_integer_value(jn) != n)
             return fv_error(FV_EINVAL, "%s: \"num_labels\" is %lld but \"id2label\" has %d entries", what,

@@ -164,7 +164,8 @@ static int rand_visitor(void *user, const char *name, int32_t ndim, const int64_
     RandInit *ri = user;
     int64_t n = 1;
     for (int32_t i = 0; i < ndim; i++)
-        n *= shape[i];
+        if (shape[i] < 0 || __builtin_mul_overflow(n, shape[i], &n)) /* validated configs never get here */
+            return fv_error(FV_EINVAL, "fv_model_create_random: tensor %s: size overflows", name);
     ri->count += n;
     if (ri->sizing)
         return 0;
@@ -226,7 +227,12 @@ int fv_model_create_random(FvModel **out, const FvModelConfig *c, uint64_t seed)
     if ((ret = model_alloc_layers(m)) < 0)
         goto fail;
     RandInit ri = { .sizing = 1 };
-    fv_model_visit_tensors(m, rand_visitor, &ri);
+    if ((ret = fv_model_visit_tensors(m, rand_visitor, &ri)) < 0)
+        goto fail;
+    if ((uint64_t)ri.count > SIZE_MAX / sizeof(float)) {
+        ret = fv_error(FV_ENOMEM, "fv_model_create_random: %lld weights do not fit in memory", (long long)ri.count);
+        goto fail;
+    }
     m->owned_floats = (size_t)ri.count;
     m->owned = fv_malloc(sizeof(float) * m->owned_floats);
     m->labels = default_labels(c->num_labels);

@@ -40,7 +40,8 @@ static int load_visitor(void *user, const char *name, int32_t ndim, const int64_
     LoadWalk *lw = user;
     int64_t count = 1;
     for (int32_t d = 0; d < ndim; d++)
-        count *= shape[d];
+        if (shape[d] < 0 || __builtin_mul_overflow(count, shape[d], &count)) /* validated configs never get here */
+            return fv_error(FV_EINVAL, "%s: size overflows", name);
     if (lw->pass == 0) {
         int need = fv_st_get_f32(lw->st, name, ndim, shape, NULL, NULL);
         if (need < 0)
