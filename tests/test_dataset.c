@@ -414,6 +414,77 @@ static void test_label_match(void **state)
     free(dir);
 }
 
+/* Issue 23, fault 7: a 200k-class --classes file (duplicate check) and a 30k-class UCF101 split whose 30k test
+ * entries differ from classInd in case (normalised match) load in linear time: with the old quadratic scans
+ * they took minutes (meson's timeout fails them); the time is printed, not asserted. Also a lone CR in the
+ * middle of a list ends a line (a mutation that ignored it survived the suite). */
+static void test_large_lists(void **state)
+{
+    (void)state;
+    char *dir = fvt_tmpdir();
+    enum { NC = 200000, NU = 30000 };
+    size_t cap = (size_t)NC * 16 + 64, n = 0;
+    char *buf = malloc(cap);
+    assert_non_null(buf);
+    for (int i = 0; i < NC; i++)
+        n += (size_t)snprintf(buf + n, cap - n, "class_%06d\n", i);
+    put(dir, "classes.txt", buf);
+    n = 0;
+    for (int i = 0; i < 1000; i++)
+        n += (size_t)snprintf(buf + n, cap - n, "v%d.avi %d\n", i, (i * 197) % NC);
+    put(dir, "list.txt", buf);
+    char *classes = fvt_join(dir, "classes.txt"), *list = fvt_join(dir, "list.txt");
+    FvDataset *ds = NULL;
+    double t0 = fvt_now_ms();
+    assert_int_equal(fv_dataset_load_list(&ds, list, 0, classes), 0);
+    printf("%d classes, 1000 entries: %.0f ms\n", NC, fvt_now_ms() - t0);
+    assert_int_equal(ds->num_classes, NC);
+    assert_int_equal(ds->entries[999].label, (999 * 197) % NC);
+    fv_dataset_free(&ds);
+    /* the same with a duplicate as the last line: named with its line */
+    FILE *f = fopen(classes, "a");
+    assert_non_null(f);
+    fputs("class_000007\n", f);
+    fclose(f);
+    assert_true(fv_dataset_load_list(&ds, list, 0, classes) < 0);
+    assert_error_has("classes.txt:200001: class 'class_000007' listed twice");
+
+    /* UCF101 layout: classInd in CamelCase, the test list in lower case */
+    n = 0;
+    for (int i = 0; i < NU; i++)
+        n += (size_t)snprintf(buf + n, cap - n, "%d Act%05dMove\r\n", i + 1, i);
+    put(dir, "classInd.txt", buf);
+    n = 0;
+    for (int i = 0; i < NU; i++)
+        n += (size_t)snprintf(buf + n, cap - n, "act%05dmove/v_%d.avi\r\n", (i * 7919) % NU, i);
+    put(dir, "testlist01.txt", buf);
+    put(dir, "trainlist01.txt", "Act00000Move/v.avi 1\n");
+    t0 = fvt_now_ms();
+    assert_int_equal(fv_dataset_load_ucf101(&ds, dir, 1, FV_SUBSET_TEST), 0);
+    printf("%d classes, %d case-mismatched entries: %.0f ms\n", NU, NU, fvt_now_ms() - t0);
+    assert_int_equal(ds->num_entries, NU);
+    for (int i = 0; i < NU; i += 997)
+        assert_int_equal(ds->entries[i].label, (i * 7919) % NU);
+    fv_dataset_free(&ds);
+
+    /* a lone CR in the middle of a list ends the line */
+    put(dir, "cr.txt", "a.avi 1\rb.avi 2\r\nc.avi 0\n");
+    char *cr = fvt_join(dir, "cr.txt");
+    assert_int_equal(fv_dataset_load_list(&ds, cr, 0, NULL), 0);
+    assert_int_equal(ds->num_entries, 3);
+    assert_string_equal(ds->entries[0].path, "a.avi");
+    assert_int_equal(ds->entries[0].label, 1);
+    assert_string_equal(ds->entries[1].path, "b.avi");
+    assert_int_equal(ds->entries[1].label, 2);
+    fv_dataset_free(&ds);
+    free(cr);
+    free(classes);
+    free(list);
+    free(buf);
+    fvt_rmtree(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -424,6 +495,7 @@ int main(void)
         cmocka_unit_test(test_generic_lists),
         cmocka_unit_test(test_normalize),
         cmocka_unit_test(test_label_match),
+        cmocka_unit_test(test_large_lists),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -20,6 +20,8 @@ int fvt_run(const char *cmd, char **out, char **err);
 double fvt_max_abs_diff(const float *a, const float *b, size_t n);
 /* Write @n bytes to @path; 0 on success. */
 int fvt_write_file(const char *path, const void *data, size_t n);
+/* Monotonic clock in milliseconds (for printed timings; tests never fail on time). */
+double fvt_now_ms(void);
 /* Read a whole file (malloc'd, NUL-terminated); NULL on failure. */
 char *fvt_read_file(const char *path, size_t *n);
 

@@ -30,6 +30,10 @@ typedef struct Dataset {
     int32_t   class_cap;
     int64_t   entry_cap;
     size_t    name_off, desc_off;
+    /* class name -> index, open addressing (-1 empty): exact names and normalised names (fv_label_normalize),
+     * so that checking 100k classes for duplicates or matching 20k list entries is linear, not quadratic */
+    int32_t  *hexact, *hnorm;
+    size_t    hcap;   /* power of two, at least twice the classes */
 } Dataset;
 
 static int grow(void **p, size_t elem, size_t len, size_t *cap, size_t need)
@@ -62,6 +66,78 @@ static int pool_add(Pool *pl, const char *s, size_t n, size_t *off)
     return 0;
 }
 
+static uint64_t hash_bytes(const char *s, size_t n)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
+    return h;
+}
+
+static size_t norm_key(const char *name, size_t n, char *out, size_t cap)
+{
+    char tmp[256];
+    snprintf(tmp, sizeof(tmp), "%.*s", (int)FV_MIN(n, sizeof(tmp) - 1), name);
+    return fv_label_normalize(tmp, out, cap);
+}
+
+/* Slot of @p name (@p n bytes) in table @p t: the class's slot, or the empty slot where it would go. */
+static size_t hash_find(const Dataset *d, const int32_t *t, int norm, const char *name, size_t n)
+{
+    char key[256], other[256];
+    size_t kn = n;
+    const char *k = name;
+    if (norm) {
+        kn = norm_key(name, n, key, sizeof(key));
+        k = key;
+    }
+    size_t i = (size_t)hash_bytes(k, kn) & (d->hcap - 1);
+    for (;; i = (i + 1) & (d->hcap - 1)) {
+        if (t[i] < 0)
+            return i;
+        const char *cn = d->pool.buf + d->class_off[t[i]];
+        if (norm) {
+            if (norm_key(cn, strlen(cn), other, sizeof(other)) == kn && !memcmp(other, key, kn))
+                return i;
+        } else if (strlen(cn) == n && !memcmp(cn, name, n))
+            return i;
+    }
+}
+
+/* Put class @p c in both tables (growing them first); the first class of a normalised name keeps it. */
+static int hash_add(Dataset *d, int32_t c)
+{
+    if ((size_t)(c + 1) * 2 > d->hcap) {
+        size_t cap = d->hcap ? d->hcap * 2 : 64;
+        while ((size_t)(c + 1) * 2 > cap)
+            cap *= 2;
+        int32_t *e = fv_malloc(cap * sizeof(int32_t)), *m = fv_malloc(cap * sizeof(int32_t));
+        if (!e || !m) {
+            fv_free(e);
+            fv_free(m);
+            return fv_error(FV_ENOMEM, "dataset: out of memory");
+        }
+        memset(e, 0xff, cap * sizeof(int32_t));
+        memset(m, 0xff, cap * sizeof(int32_t));
+        fv_free(d->hexact);
+        fv_free(d->hnorm);
+        d->hexact = e;
+        d->hnorm = m;
+        d->hcap = cap;
+        for (int32_t i = 0; i < c; i++) /* rehash the earlier classes, in order */
+            if (hash_add(d, i) < 0)
+                return FV_ENOMEM;
+    }
+    const char *cn = d->pool.buf + d->class_off[c];
+    size_t i = hash_find(d, d->hexact, 0, cn, strlen(cn));
+    if (d->hexact[i] < 0)
+        d->hexact[i] = c;
+    i = hash_find(d, d->hnorm, 1, cn, strlen(cn));
+    if (d->hnorm[i] < 0)
+        d->hnorm[i] = c;
+    return 0;
+}
+
 static int ds_add_class(Dataset *d, const char *name, size_t n)
 {
     size_t cap = (size_t)d->class_cap;
@@ -70,7 +146,9 @@ static int ds_add_class(Dataset *d, const char *name, size_t n)
     if (ret < 0)
         return fv_error(ret, "dataset: out of memory");
     d->class_cap = (int32_t)cap;
-    return pool_add(&d->pool, name, n, &d->class_off[d->pub.num_classes++]);
+    if ((ret = pool_add(&d->pool, name, n, &d->class_off[d->pub.num_classes])) < 0)
+        return ret;
+    return hash_add(d, d->pub.num_classes++);
 }
 
 static int ds_add_entry(Dataset *d, const char *path, size_t n, int32_t label)
@@ -131,6 +209,8 @@ void fv_dataset_free(FvDataset **ds)
     fv_free(d->entry_off);
     fv_free(d->pub.entries);
     fv_free((void *)d->pub.classes);
+    fv_free(d->hexact);
+    fv_free(d->hnorm);
     fv_free(d);
     *ds = NULL;
 }
@@ -184,21 +264,13 @@ static int parse_int(const char *s, int64_t *v)
 
 static int find_class(const Dataset *d, const char *name, size_t n)
 {
-    for (int32_t c = 0; c < d->pub.num_classes; c++) {
-        const char *cn = d->pool.buf + d->class_off[c];
-        if (strlen(cn) == n && !memcmp(cn, name, n))
-            return c;
-    }
+    if (!d->hcap)
+        return -1;
+    int32_t c = d->hexact[hash_find(d, d->hexact, 0, name, n)];
+    if (c >= 0)
+        return c;
     /* folder names in the official lists differ from classInd only in case (HandStand...) */
-    char a[256], b[256], tmp[256];
-    snprintf(tmp, sizeof(tmp), "%.*s", (int)FV_MIN(n, 255), name);
-    fv_label_normalize(tmp, a, sizeof(a));
-    for (int32_t c = 0; c < d->pub.num_classes; c++) {
-        fv_label_normalize(d->pool.buf + d->class_off[c], b, sizeof(b));
-        if (!strcmp(a, b))
-            return c;
-    }
-    return -1;
+    return d->hnorm[hash_find(d, d->hnorm, 1, name, n)];
 }
 
 static int set_names(Dataset *d, const char *name, const char *desc)
@@ -519,12 +591,9 @@ int fv_dataset_load_list(FvDataset **out, const char *list_path, int32_t label_b
                 ret = fv_error(FV_EINVAL, "%s:%lld: empty class name", classes_path, (long long)blank);
                 goto fail;
             }
-            for (int32_t c = 0; c < d->pub.num_classes; c++) {
-                if (!strcmp(d->pool.buf + d->class_off[c], s)) {
-                    ret = fv_error(FV_EINVAL, "%s:%lld: class '%s' listed twice", classes_path,
-                                   (long long)L.lineno, s);
-                    goto fail;
-                }
+            if (d->hcap && d->hexact[hash_find(d, d->hexact, 0, s, n)] >= 0) {
+                ret = fv_error(FV_EINVAL, "%s:%lld: class '%s' listed twice", classes_path, (long long)L.lineno, s);
+                goto fail;
             }
             if ((ret = ds_add_class(d, s, n)) < 0)
                 goto fail;
