@@ -1,7 +1,7 @@
 /* The pictures' text and colours: the bitmap font of fv_image (glyph boxes, ink where text is drawn and nowhere
  * else, widths, ellipsis, upward text), confusion.png (an error cell of 1/12 clearly apart from an empty cell and
- * from the diagonal, names, counts, 101 and 300 classes) and confusion.svg (every text inside the view box). PNGs
- * are decoded with FFmpeg's own decoder. */
+ * from the diagonal, names, counts, 101 and 300 classes), confusion.svg (every text inside the view box) and the
+ * titled, labelled PNG of `fibvid masks`. PNGs are decoded with FFmpeg's own decoder. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +15,7 @@
 
 #include "eval/confusion.h"
 #include "eval/image.h"
+#include "fibvid/attention.h"
 #include "testutil.h"
 
 static const uint8_t black[3] = { 0, 0, 0 };
@@ -508,6 +509,74 @@ static void test_confusion_svg_fits(void **state)
     free(big);
 }
 
+/* ---- masks PNG ----------------------------------------------------------------------------------- */
+
+/* Intervals of the projection of the mask squares' background (235 grey) on one axis. */
+static int squares_on_axis(const FvImage *im, int vertical, int32_t *lo, int32_t *hi, int max)
+{
+    const int32_t n = vertical ? im->h : im->w, m = vertical ? im->w : im->h;
+    int k = 0, in = 0;
+    for (int32_t i = 0; i < n; i++) {
+        int any = 0;
+        for (int32_t j = 0; j < m && !any; j++) {
+            const uint8_t *p = vertical ? px(im, j, i) : px(im, i, j);
+            any = p[0] == 235 && p[1] == 235 && p[2] == 235;
+        }
+        if (any && !in) {
+            assert_true(k < max);
+            lo[k] = i;
+            in = 1;
+        }
+        if (!any && in) {
+            hi[k++] = i;
+            in = 0;
+        }
+    }
+    if (in)
+        hi[k++] = n;
+    return k;
+}
+
+/* The masks PNG has a title above the squares, "layer l" left of each row and each head's label (density,
+ * offsets) under its square, within its width. */
+static void test_masks_png(void **state)
+{
+    (void)state;
+    FvAttnSettings a;
+    fv_attn_default_settings(&a);
+    FvAttnMasks *m = NULL;
+    assert_int_equal(fv_attn_masks_create(&m, &a, 49, 4, 2, 0), 0);
+    char *dir = fvt_tmpdir(), *path = fvt_join(dir, "masks.png");
+    assert_int_equal(fv_attn_masks_write_png(m, path), 0);
+    fv_attn_masks_close(&m);
+    size_t size = 0;
+    char *data = fvt_read_file(path, &size);
+    assert_non_null(data);
+    FvImage im;
+    decode_png((const uint8_t *)data, size, &im);
+    free(data);
+    int32_t x0[8], x1[8], y0[4], y1[4];
+    const int nx = squares_on_axis(&im, 0, x0, x1, 8), ny = squares_on_axis(&im, 1, y0, y1, 4);
+    printf("masks.png %dx%d: %d heads x %d layers of squares, the first at (%d,%d)-(%d,%d)\n", im.w, im.h, nx, ny,
+           x0[0], y0[0], x1[0], y1[0]);
+    assert_int_equal(nx, 4);
+    assert_int_equal(ny, 2);
+    assert_true(text_ink_in(&im, 0, 0, im.w, y0[0]) > 300); // the title
+    for (int l = 0; l < ny; l++) {
+        assert_true(text_ink_in(&im, 0, y0[l], x0[0], y1[l]) > 20); // "layer l"
+        const int32_t band = y1[l] + 1, band_end = y1[l] + 2 * (FV_FONT_HEIGHT + 2) + 4;
+        for (int h = 0; h < nx; h++) {
+            assert_true(text_ink_in(&im, x0[h], band, x1[h], band_end) > 60); // "head h: d%", "offsets ..."
+            if (h + 1 < nx) /* labels stay within their square's width */
+                assert_int_equal(text_ink_in(&im, x1[h], band, x0[h + 1], band_end), 0);
+        }
+    }
+    fv_image_free(&im);
+    fvt_rmtree(dir);
+    free(path);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -519,6 +588,7 @@ int main(void)
         cmocka_unit_test(test_confusion_png_101),
         cmocka_unit_test(test_confusion_png_many),
         cmocka_unit_test(test_confusion_svg_fits),
+        cmocka_unit_test(test_masks_png),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
