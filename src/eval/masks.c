@@ -1,6 +1,7 @@
 /* The Fibottention masks of one attention over every layer and head, as `fibvid masks` shows them: offsets
  * (as the reference returns them and as the mask encodes them), density and head-pair Jaccard over the
- * tokens without cls, and a PNG of every head's mask. */
+ * tokens without cls, and a PNG of every head's mask with a title and per-head labels. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -94,25 +95,55 @@ double fv_attn_masks_jaccard(const FvAttnMasks *m, int32_t layer, int32_t a, int
     return ca < 0 || cb < 0 ? -1.0 : fv_fib_jaccard(oa, ca, ob, cb, m->n, 0);
 }
 
+/* The PNG: a title, then a row of squares per layer (labelled on the left), one per head in its own hue, each
+ * with its density and offsets under it, as the SVG of `fibvid masks` shows them. */
 int fv_attn_masks_write_png(const FvAttnMasks *m, const char *path)
 {
     if (!m || !path)
         return fv_error(FV_EINVAL, "fv_attn_masks_write_png: NULL argument");
-    const int32_t n = m->n, px = n <= 40 ? 160 / n : n <= 160 ? 2 : 1, side = n * px, gap = 6;
+    static const uint8_t bg[3] = { 235, 235, 235 }, ink[3] = { 20, 20, 20 }, grey[3] = { 110, 110, 110 };
+    const int32_t n = m->n, px = n <= 40 ? 160 / n : n <= 160 ? 2 : 1, side = n * px, gap = 10, pad = 10;
+    char title[160], sub[200], lab[160];
+    snprintf(title, sizeof(title), "%s Fibottention masks: %d %s, %d heads, %d layer%s",
+             m->temporal ? "Temporal" : "Spatial", n, m->temporal ? "frames" : "tokens", m->H, m->L,
+             m->L == 1 ? "" : "s");
+    snprintf(sub, sizeof(sub), "%s variant, windows %d..%d, head shuffle %s; each square: query rows, key columns%s",
+             m->s.variant == FV_FIB_MODIFIED ? "modified" : "original", m->s.wmin, m->s.wmax,
+             m->s.shuffle ? "on" : "off", m->temporal ? "" : " (cls not shown)");
+    snprintf(lab, sizeof(lab), "layer %d", m->L - 1);
+    const int32_t lab_h = 2 * (FV_FONT_HEIGHT + 2) + 4; // two label lines under each square
+    const int32_t left = pad + fv_image_text_width(lab, 1) + 10, top = pad + 2 * FV_FONT_HEIGHT + 6 + 13 + 10;
+    const int32_t W = FV_MAX(left + m->H * (side + gap) - gap + pad,
+                             2 * pad + FV_MAX(fv_image_text_width(title, 2), fv_image_text_width(sub, 1)));
     FvImage im;
-    int ret = fv_image_alloc(&im, gap + m->H * (side + gap), gap + m->L * (side + gap), 255, 255, 255);
+    int ret = fv_image_alloc(&im, W, top + m->L * (side + lab_h + gap) - gap + pad, 255, 255, 255);
     if (ret < 0)
         return ret;
-    static const uint8_t bg[3] = { 235, 235, 235 };
-    for (int32_t l = 0; l < m->L; l++)
+    fv_image_text(&im, pad, pad, 2, ink, title);
+    fv_image_text(&im, pad, pad + 2 * FV_FONT_HEIGHT + 6, 1, grey, sub);
+    for (int32_t l = 0; l < m->L; l++) {
+        const int32_t y0 = top + l * (side + lab_h + gap);
+        snprintf(lab, sizeof(lab), "layer %d", l);
+        fv_image_text(&im, pad, y0 + (side - FV_FONT_ASCENT) / 2, 1, ink, lab);
         for (int32_t h = 0; h < m->H; h++) {
+            const int32_t x0 = left + h * (side + gap);
             const int32_t *o;
             const int32_t c = fv_attn_masks_offsets(m, l, h, 0, &o);
             uint8_t col[3];
             fv_colormap(0.15f + 0.7f * h / (m->H > 1 ? m->H - 1 : 1), col); /* a hue per head */
             /* the drawing report.html uses too */
-            fv_report_draw_mask(&im, gap + h * (side + gap), gap + l * (side + gap), px, n, o, c, col, bg);
+            fv_report_draw_mask(&im, x0, y0, px, n, o, c, col, bg);
+            snprintf(lab, sizeof(lab), "head %d: %.1f%%", h, 100 * fv_attn_masks_density(m, l, h));
+            fv_image_text_fit(&im, x0, y0 + side + 4, 1, ink, lab, side);
+            int len = snprintf(lab, sizeof(lab), "offsets");
+            int32_t i = 0;
+            for (; i < c && len < (int)sizeof(lab) - 16; i++)
+                len += snprintf(lab + len, sizeof(lab) - (size_t)len, " %d", o[i]);
+            if (i < c)
+                snprintf(lab + len, sizeof(lab) - (size_t)len, " \xe2\x80\xa6");
+            fv_image_text_fit(&im, x0, y0 + side + 4 + FV_FONT_HEIGHT + 2, 1, grey, lab, side);
         }
+    }
     ret = fv_image_write_png(&im, path);
     fv_image_free(&im);
     return ret;
