@@ -102,7 +102,7 @@ FV_API double fv_attn_masks_density(const FvAttnMasks *m, int32_t layer, int32_t
 FV_API double fv_attn_masks_jaccard(const FvAttnMasks *m, int32_t layer, int32_t a, int32_t b);
 
 /** Draw every head's mask (query rows, key columns; a row of heads per layer, a hue per head) as PNG into
- *  @p path. Returns 0 or a negative code with fv_last_error() set. */
+ *  @p path, with a title, a label per layer and each head's density and offsets under its square. Returns 0 or a negative code with fv_last_error() set. */
 FV_API int fv_attn_masks_write_png(const FvAttnMasks *m, const char *path);
 
 /* ------------------------------------------------------------------------------------------------ */

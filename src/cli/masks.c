@@ -30,7 +30,8 @@ static void help(FILE *f)
         "      --fib-wmax N       largest window (default N/3 spatial, N-1 temporal; --fib-temporal-wmax)\n"
         "      --fib-shuffle on|off  per-layer head shuffle (default on)\n"
         "  -f, --format FMT       text|json|svg|png (default text)\n"
-        "  -o, --out PATH         write there instead of stdout (required for png)\n"
+        "  -o, --out PATH         write there instead of stdout (required for png: titled, every\n"
+        "                         layer and head labelled with its density and offsets)\n"
         "(--variant, --wmin, --wmax, --shuffle and --output, the names of fibvid 0.1, still work.)\n"
         "  -h, --help             this help\n"
         "\nExit codes: 0 success, 1 usage error, 2 model could not be read, 3 runtime failure.\n");
