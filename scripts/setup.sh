@@ -3,7 +3,8 @@
 # into ./build. Options:
 #   --deps-only   install packages, do not build
 #   --dev         also install what the fixture/benchmark scripts use (python3-torch, python3-numpy, ffmpeg)
-#                 and chromium (tests/test_report.c renders report.html headless; it skips without it)
+#                 chromium (tests/test_report.c renders report.html headless; it skips without it) and
+#                 strace (tests/test_cli.c checks that atomic writes sync their directory)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,7 +14,7 @@ for a in "$@"; do
     case "$a" in
     --deps-only) deps_only=1 ;;
     --dev) dev=1 ;;
-    -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
     *) echo "setup.sh: unknown option $a" >&2; exit 1 ;;
     esac
 done
@@ -27,7 +28,7 @@ packages=(
     libcmocka-dev                                          # tests
 )
 if [ "$dev" = 1 ]; then
-    packages+=(python3-torch python3-numpy ffmpeg chromium)
+    packages+=(python3-torch python3-numpy ffmpeg chromium strace)
 fi
 
 missing=()

@@ -634,6 +634,39 @@ static void test_conventions(void **state)
     (void)d;
 }
 
+/* Issue 23, fault 9: an atomic write also syncs the directory after the rename (otherwise the rename may be lost on
+ * a power failure): seen with strace on classify --diag (fv_write_file_atomic). */
+static void test_atomic_write_syncs_directory(void **state)
+{
+    (void)state;
+    if (system("command -v strace >/dev/null 2>&1") != 0) {
+        printf("SKIP: strace is not installed (Debian package strace): the system calls cannot be checked\n");
+        skip();
+    }
+    char cmd[8192], *out = NULL, *err = NULL;
+    char *log = fvt_join(g_tmp, "strace.log"), *diag = fvt_join(g_tmp, "sync.json");
+    snprintf(cmd, sizeof(cmd), "strace -f -e trace=rename,renameat,renameat2,fsync,openat -o '%s' '%s' classify -q "
+             "-m '%s/tiny_hf' --diag '%s' '%s/clip_ffv1.mkv'", log, fvt_bin(), fvt_data_dir(), diag, fvt_data_dir());
+    assert_int_equal(fvt_run(cmd, &out, &err), 0);
+    size_t n = 0;
+    char *txt = fvt_read_file(log, &n);
+    assert_non_null(txt);
+    const char *ren = strstr(txt, "sync.json\") = 0");
+    assert_non_null(ren);
+    const char *dir = strstr(ren, "O_DIRECTORY) = ");
+    assert_non_null(dir);
+    int fd = atoi(dir + strlen("O_DIRECTORY) = "));
+    char want[32];
+    snprintf(want, sizeof(want), "fsync(%d)", fd);
+    assert_non_null(strstr(dir, want));
+    printf("after the rename: open the directory (fd %d), %s\n", fd, want);
+    free(txt);
+    free(log);
+    free(diag);
+    free(out);
+    free(err);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -647,6 +680,7 @@ int main(void)
         cmocka_unit_test(test_masks),
         cmocka_unit_test(test_default_model),
         cmocka_unit_test(test_conventions),
+        cmocka_unit_test(test_atomic_write_syncs_directory),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

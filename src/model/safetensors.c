@@ -681,6 +681,12 @@ int fv_st_write(const char *path, const FvStWriteTensor *tensors, size_t n, cons
         ret = fv_error(-errno, "%s: cannot rename the temporary file into place: %s", path, strerror(errno));
         goto fail;
     }
+    if ((ret = fv_fsync_dir_of(path)) < 0) {
+        free(tmp);
+        free(hdr);
+        json_decref(root);
+        return ret;
+    }
     free(tmp);
     free(hdr);
     json_decref(root);

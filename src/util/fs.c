@@ -119,6 +119,23 @@ int fv_write_all(int fd, const void *data, size_t n)
     return 0;
 }
 
+int fv_fsync_dir_of(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
+    if (!dir)
+        return fv_error(FV_ENOMEM, "%s: out of memory", path);
+    int ret = 0;
+    const int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    /* a file system that cannot sync a directory (EINVAL) has nothing more to make durable */
+    if (fd < 0 || (fsync(fd) < 0 && errno != EINVAL && errno != EROFS))
+        ret = fv_error(FV_EIO, "%s: cannot sync the directory: %s", dir, strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    free(dir);
+    return ret;
+}
+
 int fv_write_file_atomic(const char *path, const void *data, size_t n)
 {
     const size_t plen = strlen(path);
@@ -146,7 +163,7 @@ int fv_write_file_atomic(const char *path, const void *data, size_t n)
         ret = fv_error(FV_EIO, "%s: %s", path, strerror(errno));
         goto done;
     }
-    ret = 0;
+    ret = fv_fsync_dir_of(path); /* the rename itself survives a power loss only once its directory is synced */
 done:
     if (ret < 0) {
         if (fd >= 0)

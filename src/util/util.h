@@ -71,6 +71,9 @@ int fv_read_file(const char *path, size_t max_bytes, const char *what, char **ou
 
 /* write() all of @n bytes to @fd, retrying on EINTR; 0 or -1 (errno set). */
 int fv_write_all(int fd, const void *data, size_t n);
+/* fsync() the directory holding @path, after a rename into it: without it the rename may be lost on a power
+ * failure. 0 or FV_EIO (file systems that cannot sync directories count as done). */
+int fv_fsync_dir_of(const char *path);
 
 /* ---- strbuf.c: a growable string ----------------------------------------------------------------- */
 
