@@ -10,6 +10,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,6 +88,54 @@ static void test_dense_backward_paths(void **state)
     assert_int_equal(failed, 0);
 }
 
+/* Issue 23 (mutation test): large scores. With q and k scaled by 8 the scores reach 100-200, past exp()'s float
+ * range (88.7): a softmax without max-subtraction gives inf/NaN, which the double reference (it subtracts the
+ * row maximum) exposes as an unbounded error. Every kind, forward, attention sharing and backward, both dense
+ * backward paths. Float rounding of a score grows with its size, so the bounds grow with the scores' scale
+ * ((8/2)^2 over the bounds the usual amplitudes 1..2 are held to). The diagnostics' patch distance is printed,
+ * not held: where a query puts all but ~1e-30 of its weight on cls, the distance is a ratio of weights float
+ * cannot represent (measured: up to 4 of 60 patches off against the double reference). */
+static void test_large_scores(void **state)
+{
+    (void)state;
+    const int32_t keep = fv_attn_dense_gemm_min;
+    const float amp = 8.0f, scale = (amp / 2) * (amp / 2);
+    FvAttnCheckSettings s;
+    fv_attn_check_default_settings(&s);
+    s.shapes = 4;
+    s.amplitude = amp;
+    s.seed = 7;
+    int32_t failed = 0, n = 0, stats_over = 0;
+    double worst = 0.0;
+    for (int pass = 0; pass < 2; pass++) {
+        fv_attn_dense_gemm_min = pass ? 1 : 1 << 30;
+        FvAttnCheckRow *rows = NULL;
+        int32_t nr = 0;
+        if (fv_attn_check(&s, &rows, &nr) < 0)
+            fail_msg("fv_attn_check: %s", fv_last_error());
+        for (int32_t i = 0; i < nr; i++) {
+            const FvAttnCheckRow *r = &rows[i];
+            const int ok = r->max_err <= r->tolerance * scale; /* NaN and inf fail */
+            if (!strcmp(r->entry, "stats")) {
+                stats_over += !ok;
+                continue;
+            }
+            if (!ok)
+                printf("%-12s %-10s %-8s N %d hd %d: max_err %.3g > %.3g\n", r->kind, r->entry,
+                       r->spatial ? "spatial" : "temporal", r->tokens, r->head_dim, r->max_err, r->tolerance * scale);
+            worst = fmax(worst, r->max_err / r->tolerance);
+            failed += !ok;
+            n++;
+        }
+        free(rows);
+    }
+    fv_attn_dense_gemm_min = keep;
+    printf("amplitude %.0f: %d rows (stats not counted), %d over %.0fx their bound; largest error %.3g of the usual "
+           "bound; %d stats rows over\n", (double)amp, n, failed, (double)scale, worst, stats_over);
+    assert_true(n > 0);
+    assert_int_equal(failed, 0);
+}
+
 /* One layer of a base-size clip: 8 frames of 197 tokens, 12 heads of 64 (the model's real shapes). */
 static void test_base_layer(void **state)
 {
@@ -110,6 +159,7 @@ int main(void)
         cmocka_unit_test(test_random_shapes),
         cmocka_unit_test(test_dense_backward_paths),
         cmocka_unit_test(test_base_layer),
+        cmocka_unit_test(test_large_scores),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -128,6 +128,9 @@ typedef struct FvAttnCheckSettings {
     int32_t      iters;      /**< timed runs of each fast entry after a warm-up; 0: no timing (default 0) */
     const char  *kinds;      /**< comma-separated rows to run: a kind ("fib": every semantics) or a row name
                                   ("fib-exclude", "castling-aux"); NULL: all (default) */
+    float        amplitude;  /**< scale of q and k (scores grow with its square: 30 gives scores of several
+                                  hundred, far past exp()'s float range without max-subtraction); 0: 1 or 2
+                                  drawn per random shape, 1 for the fixed shape (default 0) */
 } FvAttnCheckSettings;
 
 /** Fill @p s with the defaults listed on each field. */

@@ -571,17 +571,20 @@ int fv_attn_check(const FvAttnCheckSettings *s, FvAttnCheckRow **out, int32_t *n
         for (int32_t d = 1; d * d <= P; d++)
             if (P % d == 0)
                 gh = d;
+        const float amp = s->amplitude > 0 ? s->amplitude : 1.0f;
         const Shape sp = { .N = s->tokens, .cls = 1, .B = s->frames, .H = s->heads, .hd = s->head_dim, .Hp = gh,
-                           .Wp = P / gh, .layer = 0, .amp = 1.0f };
+                           .Wp = P / gh, .layer = 0, .amp = amp };
         const Shape tp = { .N = s->frames, .cls = 0, .B = P, .H = s->heads, .hd = s->head_dim, .Hp = s->frames,
-                           .Wp = 0, .layer = 0, .amp = 1.0f };
+                           .Wp = 0, .layer = 0, .amp = amp };
         for (int w = 0; w < 2 && ret >= 0; w++)
             for (int32_t c = 0; c < ncfg && ret >= 0; c++)
                 ret = check_one(s, &cfg[c], w ? &tp : &sp, &seed, &rows);
     } else {
         for (int32_t i = 0; i < s->shapes && ret >= 0; i++)
             for (int spatial = 1; spatial >= 0 && ret >= 0; spatial--) {
-                const Shape sh = random_shape(&seed, spatial);
+                Shape sh = random_shape(&seed, spatial);
+                if (s->amplitude > 0)
+                    sh.amp = s->amplitude;
                 for (int32_t c = 0; c < ncfg && ret >= 0; c++)
                     ret = check_one(s, &cfg[c], &sh, &seed, &rows);
             }
