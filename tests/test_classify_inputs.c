@@ -532,8 +532,9 @@ static void test_timeline_edges(void **state)
     }
 }
 
-/* Batch jobs: with stderr not a terminal, a progress line every N clips (--progress-every), none with -q; the
- * default (every 10 clips or 30 s) says nothing for a few fast clips. */
+/* Batch jobs: with stderr not a terminal, a progress line every N clips (--progress-every) and after a clip that
+ * ends S seconds after the last line (--progress-seconds), none with -q; the default (every 10 clips or 30 s)
+ * says nothing for a few fast clips. */
 static void test_batch_progress(void **state)
 {
     (void)state;
@@ -560,6 +561,18 @@ static void test_batch_progress(void **state)
     free(out);
     free(err);
     assert_int_equal(classify(&out, &err, "'%s/clip_ffv1.mkv' '%s/clip_ffv1.mkv'", d, d), 0);
+    assert_string_equal(err, "");
+    free(out);
+    free(err);
+    /* by time: after every clip that ends that long after the last line */
+    assert_int_equal(classify(&out, &err, "--progress-every 0 --progress-seconds 0.000001 '%s/clip_ffv1.mkv' "
+                              "'%s/clip_ffv1.mkv'", d, d), 0);
+    assert_int_equal(count_lines(err), 2);
+    assert_non_null(strstr(err, "2/2 clips"));
+    free(out);
+    free(err);
+    assert_int_equal(classify(&out, &err, "--progress-every 0 --progress-seconds 1000 '%s/clip_ffv1.mkv' "
+                              "'%s/clip_ffv1.mkv'", d, d), 0);
     assert_string_equal(err, "");
     free(out);
     free(err);

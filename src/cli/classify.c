@@ -30,7 +30,8 @@ typedef struct ClassifyOpts {
     const char *out;       /* -o FILE, or NULL: stdout */
     double window, stride; /* --window/--stride seconds; window 0: each clip as a whole */
     const char *timeline;  /* --timeline FILE.svg, or NULL */
-    long progress_every;   /* progress line every N clips when stderr is not a terminal (0: never) */
+    long progress_every;   /* progress line every N clips when stderr is not a terminal (0: not by count) */
+    double progress_s;     /* ... and after a clip ending this long after the last line (0: not by time) */
     char **labels;         /* --labels: (nlabels) class names, or NULL: the model's */
     int32_t nlabels;
 } ClassifyOpts;
@@ -77,7 +78,9 @@ static void help(FILE *f)
         "  -t, --threads N         threads (default: all cores)\n"
         "  -q, --quiet             no progress on stderr\n"
         "      --progress-every N  when stderr is not a terminal (batch jobs, Slurm logs): a progress line\n"
-        "                          every N clips and at least every 30 s (default 10; 0: none)\n"
+        "                          every N clips (default 10; 0: not by count) ...\n"
+        "      --progress-seconds S ... and after a clip that ends S seconds or more after the last line\n"
+        "                          (default 30; 0: not by time)\n"
         "  -h, --help              this help\n"
         "%s"
         "\n"
@@ -764,11 +767,14 @@ static int on_window(void *opaque, const FvWindow *w)
     return 0;
 }
 
-/* Non-terminal progress (batch jobs): "N/M clips" every o->progress_every clips and at least every 30 s. */
+/* Non-terminal progress (batch jobs): "N/M clips" every o->progress_every clips, and after a clip that ends
+ * o->progress_s or more after the last line. */
 static void batch_progress(const ClassifyOpts *o, size_t done, size_t total, int failed, double t0, double *last)
 {
     const double now = fv_cli_now_ms();
-    if (o->progress_every <= 0 || (done % (size_t)o->progress_every != 0 && now - *last < 30e3))
+    const int by_count = o->progress_every > 0 && done % (size_t)o->progress_every == 0;
+    const int by_time = o->progress_s > 0 && now - *last >= o->progress_s * 1e3;
+    if (!by_count && !by_time)
         return;
     *last = now;
     const double el = (now - t0) / 1e3, rate = el > 0 ? (double)done / el : 0;
@@ -809,7 +815,8 @@ static void emit(FILE *out, const ClassifyOpts *o, json_t *all, json_t *j)
 
 int fv_cli_classify(int argc, char **argv)
 {
-    enum { OPT_LOGITS = 0x200, OPT_DIAG, OPT_LIST, OPT_LABELS, OPT_WINDOW, OPT_STRIDE, OPT_TIMELINE, OPT_PROGRESS };
+    enum { OPT_LOGITS = 0x200, OPT_DIAG, OPT_LIST, OPT_LABELS, OPT_WINDOW, OPT_STRIDE, OPT_TIMELINE, OPT_PROGRESS,
+           OPT_PROGRESS_S };
     static const struct option longopts[] = {
         { "model", required_argument, NULL, 'm' },
         { "top-k", required_argument, NULL, 'k' },
@@ -823,6 +830,7 @@ int fv_cli_classify(int argc, char **argv)
         { "stride", required_argument, NULL, OPT_STRIDE },
         { "timeline", required_argument, NULL, OPT_TIMELINE },
         { "progress-every", required_argument, NULL, OPT_PROGRESS },
+        { "progress-seconds", required_argument, NULL, OPT_PROGRESS_S },
         { "threads", required_argument, NULL, 't' },
         { "quiet", no_argument, NULL, 'q' },
         { "help", no_argument, NULL, 'h' },
@@ -830,7 +838,7 @@ int fv_cli_classify(int argc, char **argv)
         FV_CLI_CLIP_LONGOPTS,
         { NULL, 0, NULL, 0 },
     };
-    ClassifyOpts o = { .format = FV_OUT_TEXT, .progress_every = 10 };
+    ClassifyOpts o = { .format = FV_OUT_TEXT, .progress_every = 10, .progress_s = 30 };
     fv_predict_default_settings(&o.pred);
     fv_cli_attn_overrides_init(&o.attn);
     int c, li = -1;
@@ -882,6 +890,14 @@ int fv_cli_classify(int argc, char **argv)
                 opt = "progress-every";
                 goto bad;
             }
+            break;
+        case OPT_PROGRESS_S:
+            if (strcmp(optarg, "0") && parse_seconds(optarg, &o.progress_s) < 0) {
+                opt = "progress-seconds";
+                goto bad;
+            }
+            if (!strcmp(optarg, "0"))
+                o.progress_s = 0;
             break;
         case 't':
             if (fv_cli_parse_int(optarg, 1, 1024, &o.threads) < 0) {
