@@ -193,7 +193,8 @@ static int add_dir(Inputs *in, const char *dir, int depth)
     }
     closedir(d);
     d = NULL;
-    qsort(names, n, sizeof(*names), cmp_str);
+    if (n > 1)
+        qsort(names, n, sizeof(*names), cmp_str);
     for (size_t i = 0; i < n; i++) {
         struct stat ls, sb;
         if (lstat(names[i], &ls) != 0)
