@@ -648,12 +648,14 @@ static int write_svg(const char *path, const json_t *clips)
         const double span = dur > 0 ? dur : 1;
         int lanes = (int)ceil(win / stride - 1e-9);
         lanes = lanes < 1 ? 1 : lanes > 8 ? 8 : lanes;
+        if ((size_t)lanes > json_array_size(wins))
+            lanes = json_array_size(wins) ? (int)json_array_size(wins) : 1;
         fprintf(b, "<text x=\"%d\" y=\"%d\" font-size=\"15\" font-weight=\"bold\">Top-1 label per window: ", LEFT,
                 y + 18);
         xml_text(b, json_string_value(json_object_get(c, "path")));
         fprintf(b, "</text>\n<text x=\"%d\" y=\"%d\" font-size=\"12\" fill=\"#444\">window %g s, stride %g s, "
-                   "%d windows, video %.2f s%s</text>\n", LEFT, y + 36, win, stride, (int)json_array_size(wins),
-                dur, lanes > 1 ? "; overlapping windows are drawn in separate rows" : "");
+                   "%d window%s, video %.2f s%s</text>\n", LEFT, y + 36, win, stride, (int)json_array_size(wins),
+                json_array_size(wins) == 1 ? "" : "s", dur, lanes > 1 ? "; overlapping windows are drawn in separate rows" : "");
         y += TITLE;
         size_t i;
         json_t *w;
@@ -669,7 +671,7 @@ static int write_svg(const char *path, const json_t *clips)
             xml_text(b, lab);
             fprintf(b, " (%.3f)</title><rect x=\"%.2f\" y=\"%d\" width=\"%.2f\" height=\"%d\" fill=\"%s\" "
                        "stroke=\"#fff\" stroke-width=\"1\"/>", p, x, ly, wd > 0.5 ? wd : 0.5, LANE - 4, col);
-            const int chars = (int)(wd / 6.5);
+            const int chars = (int)((wd - 4) / 7);
             if (chars >= 3) {
                 fprintf(b, "<text x=\"%.2f\" y=\"%d\" font-size=\"11\">", x + 3, ly + 15);
                 char shown[256];
