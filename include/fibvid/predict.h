@@ -68,6 +68,46 @@ FV_API int fv_predict_clip(FvState *st, const FvClip *clip, const FvPredictSetti
  */
 FV_API int fv_predict_file(FvState *st, const char *path, const FvPredictSettings *s, FvPredictResult *r, FvClip *clip);
 
+/** One window of a sliding-window prediction over a long video (fv_predict_timeline()). */
+typedef struct FvWindow {
+    int32_t         index;        /**< 0, 1, ... in time order */
+    double          start_s;      /**< window start: index * stride, in seconds from the first frame */
+    double          end_s;        /**< start + window, cut at the end of the video */
+    int64_t         first_frame;  /**< the window holds frames [first_frame, end_frame) (times i / fps) */
+    int64_t         end_frame;
+    int32_t         num_tviews;   /**< K temporal views ... */
+    int32_t         T;            /**< ... of T frames each, sampled inside the window */
+    const int64_t  *frames;       /**< (K, T) frame indices used; valid during the callback only */
+    FvPredictResult result;       /**< the window's prediction; valid during the callback only (the callee frees it) */
+} FvWindow;
+
+/** Called once per window, in time order, right after its forward passes (e.g. to read a diagnostics
+ *  collector attached to the state and reset it). A negative return stops fv_predict_timeline() with that code. */
+typedef int (*FvWindowCallback)(void *opaque, const FvWindow *w);
+
+/** What fv_predict_timeline() did. */
+typedef struct FvTimelineStats {
+    int32_t     num_windows;
+    int64_t     frames_decoded; /**< frames the decoder produced over all windows (each file is opened once) */
+    int32_t     reads;          /**< decoding passes, one per group of consecutive windows */
+    double      decode_ms;      /**< opening, indexing, decoding and preprocessing */
+    double      forward_ms;     /**< forward passes */
+    FvVideoInfo info;           /**< the video */
+} FvTimelineStats;
+
+/**
+ * Slide a window of @p window_s seconds by @p stride_s seconds over the whole of @p path and predict each
+ * window as a clip of its own (K x S views as @p s says, the frames sampled inside the window). Window i
+ * covers [i * stride, i * stride + window), the last one is cut at the end of the video and ends there;
+ * a video shorter than the window gives one window. Times are frame index / average frame rate. The file
+ * is opened and indexed once and decoded in a streaming way: the frames of consecutive windows are decoded
+ * in one pass (groups bounded to about 256 MiB of frames), never once per window. @p cb receives every
+ * window; @p stats (may be NULL) what was done. Returns 0, an input error code (fv_last_error() names the
+ * file and the reason), FV_EINVAL for bad window settings, a runtime code, or what @p cb returned.
+ */
+FV_API int fv_predict_timeline(FvState *st, const char *path, const FvPredictSettings *s, double window_s,
+                               double stride_s, FvWindowCallback cb, void *opaque, FvTimelineStats *stats);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,6 +1,8 @@
 /* Prediction: a clip's views through the forward pass, the softmax of each view averaged over the views
  * (MMAction2 average_clips='prob'), the mean logits and the top-k labels; the clip settings a model's
  * configuration implies. */
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -166,5 +168,170 @@ int fv_predict_file(FvState *st, const char *path, const FvPredictSettings *s, F
     ret = fv_predict_clip(st, c, s, r);
     if (!clip || ret < 0)
         fv_clip_free(c);
+    return ret;
+}
+
+/* Sliding windows over a long video. The file is opened and indexed once; consecutive windows are grouped so
+ * that the distinct frames of a group fit a memory budget, and each group is decoded in one
+ * fv_video_read_rgb() call, which walks the file forwards (a seek only where it skips a whole GOP). */
+enum { FV_TIMELINE_BUDGET = 256 << 20 }; /* bytes of resized RGB frames per decoding pass */
+
+static int cmp_frame(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Re-issue the last error with the file name in front (sampling and cropping errors name functions). */
+static int timeline_error(int code, const char *path)
+{
+    char msg[512];
+    snprintf(msg, sizeof(msg), "%s", fv_last_error());
+    return fv_error(code, "%s: %s", path, msg);
+}
+
+/* Frames of the window [start, end) s: [*f0, *f1), frame i shown at i / fps; at least one. */
+static void window_frames(double start, double end, double fps, int64_t n, int64_t *f0, int64_t *f1)
+{
+    const double eps = 1e-6;
+    int64_t a = (int64_t)ceil(start * fps - eps), b = (int64_t)ceil(end * fps - eps);
+    a = FV_MAX((int64_t)0, FV_MIN(a, n - 1));
+    b = FV_MIN(b, n);
+    *f0 = a;
+    *f1 = FV_MAX(b, a + 1);
+}
+
+int fv_predict_timeline(FvState *st, const char *path, const FvPredictSettings *s, double window_s,
+                        double stride_s, FvWindowCallback cb, void *opaque, FvTimelineStats *stats)
+{
+    FvVideo *v = NULL;
+    FvClipSettings cs;
+    int64_t *idx = NULL;   // idx (W, K, T) frame indices of every window
+    int64_t *uniq = NULL;  // uniq (U) distinct frames of the current group, ascending
+    uint8_t *rgb = NULL;   // rgb (U, rh, rw, 3)
+    uint8_t *tube = NULL;  // tube (T, rh, rw, 3) one temporal view
+    float *views = NULL;   // views (K*S, T, 3, C, C)
+    FvTimelineStats own = { 0 }, *ts = stats ? stats : &own;
+    int ret;
+    memset(ts, 0, sizeof(*ts));
+    if (!st || !path || !s)
+        return fv_error(FV_EINVAL, "%s: NULL argument", __func__);
+    if (!(window_s > 0) || !(stride_s > 0) || window_s > 1e7 || stride_s > 1e7)
+        return fv_error(FV_EINVAL, "%s: window %g s and stride %g s must be positive", __func__, window_s, stride_s);
+    if ((ret = fv_predict_clip_settings(fv_state_model(st), s, &cs)) < 0)
+        return ret;
+    double t0 = fv_time_ms();
+    if ((ret = fv_video_open(&v, path)) < 0)
+        return ret;
+    const FvVideoInfo info = *fv_video_info(v);
+    ts->info = info;
+    const int64_t n = info.nframes;
+    const double fps = info.fps;
+    if (!(fps > 0)) {
+        ret = fv_error(FV_ENODATA, "%s: frame rate unknown: cannot place time windows", path);
+        goto done;
+    }
+    const double dur = (double)n / fps;
+    const int64_t nw64 = dur > window_s ? (int64_t)ceil((dur - window_s) / stride_s - 1e-9) + 1 : 1;
+    if (nw64 > 1000000) {
+        ret = fv_error(FV_EINVAL, "%s: %lld windows: use a longer stride", path, (long long)nw64);
+        goto done;
+    }
+    const int32_t W = (int32_t)nw64, K = cs.sample.num_views, T = cs.sample.num_frames;
+    const int32_t S = fv_preprocess_num_crops(cs.pre.crop), C = cs.pre.crop_size, KT = K * T;
+    const int32_t short_side = cs.pre.short_side > 0 ? cs.pre.short_side : C;
+    int32_t rw, rh;
+    fv_preprocess_resized_size(info.width, info.height, short_side, &rw, &rh);
+    if (rw < C || rh < C || rw > 16384 || rh > 16384) {
+        ret = fv_error(FV_EINVAL, "%s: resized size %dx%d does not fit crop %d", path, rw, rh, C);
+        goto done;
+    }
+    const size_t fb = (size_t)rw * rh * 3;
+    const int64_t cap = FV_MAX((int64_t)KT, (int64_t)(FV_TIMELINE_BUDGET / fb));
+    idx = malloc(sizeof(*idx) * (size_t)W * KT);
+    const int64_t most = FV_MIN(cap, (int64_t)W * KT); /* distinct frames of a group: U <= most */
+    uniq = malloc(sizeof(*uniq) * (size_t)(most + KT));
+    rgb = malloc(fb * (size_t)most);
+    tube = malloc(fb * (size_t)T);
+    views = malloc(sizeof(float) * (size_t)K * S * T * 3 * C * C);
+    if (!idx || !uniq || !rgb || !tube || !views) {
+        ret = fv_error(FV_ENOMEM, "%s: out of memory for %d windows", path, W);
+        goto done;
+    }
+    for (int32_t w = 0; w < W; w++) {
+        int64_t f0, f1;
+        const double start = w * stride_s;
+        window_frames(start, FV_MIN(start + window_s, dur), fps, n, &f0, &f1);
+        for (int32_t k = 0; k < K; k++) {
+            int64_t *p = idx + ((size_t)w * K + k) * T;
+            if ((ret = fv_sample_indices(&cs.sample, f1 - f0, k, p)) < 0) {
+                ret = timeline_error(ret, path);
+                goto done;
+            }
+            for (int32_t t = 0; t < T; t++)
+                p[t] += f0;
+        }
+    }
+    ts->decode_ms += fv_time_ms() - t0;
+
+    for (int32_t g0 = 0; g0 < W;) {
+        /* the next group: as many windows as their distinct frames allow (overlapping windows share frames) */
+        int32_t g1 = g0;
+        int64_t U = 0;
+        t0 = fv_time_ms();
+        while (g1 < W && (g1 == g0 || U + KT <= cap)) {
+            memcpy(uniq + U, idx + (size_t)g1 * KT, sizeof(*uniq) * (size_t)KT);
+            qsort(uniq, (size_t)(U + KT), sizeof(*uniq), cmp_frame);
+            int64_t u = 0;
+            for (int64_t i = 0; i < U + KT; i++)
+                if (u == 0 || uniq[u - 1] != uniq[i])
+                    uniq[u++] = uniq[i];
+            U = u;
+            g1++;
+        }
+        if ((ret = fv_video_read_rgb(v, uniq, (int32_t)U, rw, rh, rgb)) < 0)
+            goto done;
+        ts->frames_decoded += fv_video_frames_decoded(v);
+        ts->reads++;
+        ts->decode_ms += fv_time_ms() - t0;
+
+        for (int32_t w = g0; w < g1; w++) {
+            FvWindow win = { .index = w, .start_s = w * stride_s, .num_tviews = K, .T = T };
+            win.end_s = FV_MIN(win.start_s + window_s, dur);
+            window_frames(win.start_s, win.end_s, fps, n, &win.first_frame, &win.end_frame);
+            win.frames = idx + (size_t)w * KT;
+            t0 = fv_time_ms();
+            for (int32_t k = 0; k < K; k++) {
+                for (int32_t t = 0; t < T; t++) {
+                    const int64_t *hit = bsearch(&win.frames[k * T + t], uniq, (size_t)U, sizeof(*uniq), cmp_frame);
+                    memcpy(tube + fb * t, rgb + fb * (size_t)(hit - uniq), fb);
+                }
+                for (int32_t sv = 0; sv < S; sv++)
+                    if ((ret = fv_preprocess_crop(&cs.pre, tube, T, rw, rh, sv,
+                                                  views + ((size_t)k * S + sv) * T * 3 * C * C)) < 0) {
+                        ret = timeline_error(ret, path);
+                        goto done;
+                    }
+            }
+            ts->decode_ms += fv_time_ms() - t0;
+            if ((ret = fv_predict_views(st, views, 1, K * S, T, C, C, s, &win.result)) < 0)
+                goto done;
+            ts->forward_ms += win.result.forward_ms;
+            ts->num_windows++;
+            ret = cb ? cb(opaque, &win) : 0;
+            fv_predict_result_free(&win.result);
+            if (ret < 0)
+                goto done;
+        }
+        g0 = g1;
+    }
+    ret = 0;
+done:
+    fv_video_close(&v);
+    free(idx);
+    free(uniq);
+    free(rgb);
+    free(tube);
+    free(views);
     return ret;
 }

@@ -301,6 +301,11 @@ int fv_video_open(FvVideo **out, const char *path)
     }
     if (S_ISDIR(sb.st_mode))
         return fv_error(-EISDIR, "%s: is a directory", path);
+    /* A pipe cannot be rewound: indexing reads it to the end and decoding would then find nothing (and
+     * opening a FIFO without a writer blocks forever). Refuse it before opening. */
+    if (S_ISFIFO(sb.st_mode) || S_ISSOCK(sb.st_mode) || S_ISCHR(sb.st_mode))
+        return fv_error(FV_ENOTSUP, "%s: not seekable (a pipe, socket or device): save it to a file first",
+                        path);
     if (S_ISREG(sb.st_mode) && sb.st_size == 0)
         return fv_error(FV_EIO, "%s: empty file (0 bytes)", path);
 
