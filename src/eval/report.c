@@ -397,7 +397,7 @@ static int put_masks(FILE *f, const FvAttnSettings *s, int32_t l, int32_t n, int
         return ret;
     const int32_t px = n <= 24 ? 48 / n : n <= 48 ? 2 : 1, side = n * px;
     static const uint8_t bg[3] = { 235, 235, 235 }, fg[3] = { 40, 40, 40 };
-    fputs("<div class=\"heads\">", f);
+    fputs("<div class=\"heads masks\">", f);
     for (int32_t h = 0; h < H && ret >= 0; h++) {
         FvImage im;
         if ((ret = fv_image_alloc(&im, side, side, 255, 255, 255)) < 0)
@@ -424,7 +424,7 @@ static int put_cls_maps(FILE *f, const FvDiagResult *r, int32_t l, const FvRepor
         return 0;
     const int32_t cw = 64, ch = FV_MAX(1, c->h * cw / c->w);
     int ret = 0;
-    fputs("<div class=\"heads\">", f);
+    fputs("<div class=\"heads cls\">", f);
     for (int32_t h = 0; h < H && ret >= 0; h++) {
         FvImage im;
         if ((ret = fv_image_alloc(&im, cw, ch, 255, 255, 255)) < 0)
