@@ -222,7 +222,7 @@ static void test_report_dom(void **state)
     char *head = element(hp, "</p>"), want[128];
     printf("%s\n", head);
     for (int s = 0; s < 2; s++) {
-        snprintf(want, sizeof(want), "%.2f \xc2\xb1 %.2f (%s)", m[s], sd[s], s ? "fib" : "dense");
+        snprintf(want, sizeof(want), "%.3f \xc2\xb1 %.3f (%s)", m[s], sd[s], s ? "fib" : "dense");
         assert_non_null(strstr(head, want));
     }
     assert_non_null(strstr(head, "over 2 clips"));

@@ -31,13 +31,13 @@ typedef struct DivOpts {
 static void help(FILE *f)
 {
     fprintf(f,
-        "usage: fibvid diversity [-m MODEL] CLIP... --out DIR [options]\n"
+        "usage: fibvid diversity [-m MODEL | --models A,B] CLIP... --out DIR [options]\n"
         "       fibvid diversity [-m MODEL] --root VIDEO_DIR (--ucf101 DIR | --hmdb51 DIR | --list FILE) --out DIR\n"
         "                        [options]\n"
         "\n"
-        "Per-head attention diagnostics of every layer (entropy, attention distance, density, cls attention,\n"
-        "and head-pair similarity: linear CKA, cosine and Frobenius distance of the head outputs, Jaccard\n"
-        "overlap of the masks), per clip and as mean and spread over the clips, under one or more attention\n"
+        "Per-head attention diagnostics of every layer (entropy, attention distance, mask density, cls\n"
+        "attention, and head-pair similarity: linear CKA, cosine and Frobenius distance of the head outputs,\n"
+        "Jaccard overlap of the masks), per clip and as mean and spread over the clips, under one or more attention\n"
         "settings, or for several models side by side (--models). Writes DIR/diversity.json and DIR/report.html\n"
         "(one self-contained page: a headline figure, the mean pairwise head similarity = mean over layers and\n"
         "over spatial and temporal attention of the off-diagonal mean linear CKA of the head outputs, with its\n"
@@ -219,9 +219,7 @@ static int parse_compare(const char *s, const Run *runs, int nruns, Setting *set
 /* Which model and which attention a setting is, in words: the report's column headers and diversity.json. */
 static void describe_setting(Setting *set, const Run *run)
 {
-    char sa[160], ta[160];
-    fv_attn_describe(&set->sp, FV_ATTN_DESCRIBE_SHORT, sa, sizeof(sa));
-    fv_attn_describe(&set->tp, FV_ATTN_DESCRIBE_SHORT, ta, sizeof(ta));
+    const char *sa = fv_attn_kind_name(set->sp.kind), *ta = fv_attn_kind_name(set->tp.kind);
     if (set->sp.kind == run->sp.kind && set->tp.kind == run->tp.kind)
         snprintf(set->label, sizeof(set->label), "model %s, its own attention (spatial %s, temporal %s)", run->path,
                  sa, ta);
@@ -233,8 +231,8 @@ static void describe_setting(Setting *set, const Run *run)
 
 /* Mask density as `fibvid masks` gives it: the fraction of the n x n patch-token pairs, cls excluded. The
  * collector counts the (n+1) x (n+1) pairs of the spatial attention, whose cls row and column every kind
- * attends (2n + 1 pairs); temporal attention has no cls. @std: scale only (the shift is constant). */
-static void mask_density(FvDiagResult *r, const FvModelConfig *cfg, int std)
+ * attends (2n + 1 pairs); temporal attention has no cls. Done per clip, so means and spreads follow. */
+static void mask_density(FvDiagResult *r, const FvModelConfig *cfg)
 {
     for (int32_t l = 0; l < r->num_layers; l++) {
         int32_t gh, gw;
@@ -242,7 +240,7 @@ static void mask_density(FvDiagResult *r, const FvModelConfig *cfg, int std)
         const double n = (double)gh * gw;
         for (int32_t h = 0; h < r->num_heads; h++) {
             double *d = &r->layer[l].attn[FV_DIAG_SPATIAL].head[h].density;
-            *d = std ? *d * (n + 1) * (n + 1) / (n * n) : (*d * (n + 1) * (n + 1) - (2 * n + 1)) / (n * n);
+            *d = (*d * (n + 1) * (n + 1) - (2 * n + 1)) / (n * n);
         }
     }
 }
@@ -558,7 +556,7 @@ int fv_cli_diversity(int argc, char **argv)
                 rc = fv_cli_exit_code(ret < 0 ? ret : FV_ENOMEM);
                 break;
             }
-            mask_density(&cur, fv_model_config(R->m), 0);
+            mask_density(&cur, fv_model_config(R->m));
             const double sim = fv_report_head_similarity(&cur);
             set->sim_sum += sim;
             set->sim_sq += sim * sim;
@@ -626,9 +624,9 @@ int fv_cli_diversity(int argc, char **argv)
             goto done;
         }
         const double m = set->sim_sum / (double)nok, var = set->sim_sq / (double)nok - m * m;
-        char sa[160], ta[160];
-        fv_attn_describe(&set->sp, FV_ATTN_DESCRIBE_SHORT, sa, sizeof(sa));
-        fv_attn_describe(&set->tp, FV_ATTN_DESCRIBE_SHORT, ta, sizeof(ta));
+        char sa[160], ta[160]; /* as run: windows resolved */
+        fv_attn_describe(&set->mean.spatial, FV_ATTN_DESCRIBE_SHORT, sa, sizeof(sa));
+        fv_attn_describe(&set->mean.temporal, FV_ATTN_DESCRIBE_SHORT, ta, sizeof(ta));
         const int own = set->sp.kind == runs[set->run].sp.kind && set->tp.kind == runs[set->run].tp.kind;
         json_object_set_new(setj, set->name,
                             json_pack("{s:s, s:s, s:s, s:s, s:b, s:s, s:{s:f, s:f, s:I}}", "model", runs[set->run].path,

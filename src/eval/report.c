@@ -181,8 +181,8 @@ static void svg_heatmap(FILE *f, const double *m, int32_t H, int distance, const
         snprintf(lo_s, sizeof(lo_s), "%.3g", hi);
         snprintf(hi_s, sizeof(hi_s), "0");
         snprintf(label, sizeof(label), "%s (%s), top: similar", title, unit);
-    } else {
-        snprintf(lo_s, sizeof(lo_s), "0");
+    } else { /* cosine may be negative: drawn as 0 */
+        snprintf(lo_s, sizeof(lo_s), "&#8804;0");
         snprintf(hi_s, sizeof(hi_s), "1");
         snprintf(label, sizeof(label), "%s (%s), top: similar", title, unit);
     }
@@ -479,7 +479,7 @@ static const char css[] =
     "body{font-family:sans-serif;margin:16px;color:#222;background:#fff}"
     "h1{font-size:22px}h2{font-size:18px;border-top:2px solid #ccc;padding-top:8px}h3{font-size:14px;margin:10px 0 2px}"
     "table{border-collapse:collapse;font-size:12px}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}"
-    "table.cols td,table.cols th{text-align:left;vertical-align:top}th.setting{font-weight:normal;max-width:520px}"
+    "table.cols{table-layout:fixed;width:100%}table.cols td,table.cols th{text-align:left;vertical-align:top}th.setting{font-weight:normal}th.clipcol{width:150px}td{overflow-wrap:anywhere}"
     "th.setting b{font-size:13px}.label{font-size:11px;color:#444}"
     "svg{font-size:11px;margin:2px 6px 2px 0;vertical-align:top}.row{display:flex;flex-wrap:wrap;align-items:flex-start}"
     ".key span{display:inline-block;width:12px;height:12px;margin:0 4px 0 12px;vertical-align:middle}"
@@ -539,30 +539,32 @@ static void put_headline(FILE *f, const FvReportSetting *sets, int32_t num_sets)
             order[b] = order[b - 1];
             order[b - 1] = t;
         }
+    /* "differ most" only when the gap to the next setting is larger than both spreads together */
+    const int clear = n > 1 && (m[order[1]] - m[order[0]]) > sd[order[0]] + sd[order[1]];
     fputs("<p id=\"headline\">", f);
-    if (n > 1) {
+    if (n > 1 && clear) {
         fputs("Heads differ most under ", f);
         put_escaped(f, sets[order[0]].name);
         fputs(": mean pairwise head similarity ", f);
+    } else if (n > 1) {
+        fputs("No setting makes the heads clearly more diverse than the next: mean pairwise head similarity ", f);
     } else {
         fputs("Mean pairwise head similarity ", f);
     }
     for (int32_t i = 0; i < n; i++) {
         const int32_t s = order[i];
-        fprintf(f, "%s%.2f", i ? " vs " : "", m[s]);
+        fprintf(f, "%s%.3f", i ? " vs " : "", m[s]);
         if (spread)
-            fprintf(f, " &#177; %.2f", sd[s]);
+            fprintf(f, " &#177; %.3f", sd[s]);
         fputs(" (", f);
         put_escaped(f, sets[s].name);
         fputs(")", f);
     }
-    fprintf(f, " over %lld clip%s.", (long long)clips, clips == 1 ? "" : "s");
-    if (n > 1 && spread) {
-        const int32_t a = order[0], b = order[1];
-        fprintf(f, " The gap to the next (%.2f) is %s the spread over clips.", m[b] - m[a],
-                m[b] - m[a] > sd[a] + sd[b] ? "larger than" : "within");
-    }
-    fputs("</p>\n", f);
+    fprintf(f, " over %lld clip%s", (long long)clips, clips == 1 ? "" : "s");
+    if (n > 1 && spread)
+        fprintf(f, "; the gap to the next is %.3f, %s the spread over clips", m[order[1]] - m[order[0]],
+                clear ? "larger than" : "within");
+    fputs(".</p>\n", f);
     svg_headline_chart(f, sets, n, m, sd);
     fprintf(f, "<p class=\"note\">The number: for each clip, the mean over the layers and over their spatial and "
                "temporal attention of the mean linear CKA between every two heads' outputs (0: the heads carry "
@@ -738,7 +740,7 @@ int fv_report_diversity_html(const char *path, const char *title, const char *su
         const int cls_layer = L <= 6 || l == 0 || l == L / 4 || l == L / 2 || l == 3 * L / 4 || l == L - 1;
         if (cls_layer && num_clips > 0 && ret >= 0) {
             fprintf(f, "<h3>Layer %d: cls attention over a frame, one picture per head</h3>\n<table class=\"cols\">"
-                       "<tr><th>clip</th>", l);
+                       "<tr><th class=\"clipcol\">clip</th>", l);
             for (int32_t s = 0; s < num_sets; s++)
                 put_setting_header(f, &sets[s], s);
             fputs("</tr>\n", f);
