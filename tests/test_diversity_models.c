@@ -319,11 +319,52 @@ static void test_models(void **state)
     free(out);
 }
 
+/* A PSViT model pools tokens after layer 0 (4x4 -> 2x2 patches): the report draws each layer's masks over
+ * the tokens that layer attends, and its mask density is over those (as the run's). */
+static void test_pooled_masks(void **state)
+{
+    Ctx *c = *state;
+    char *out = fvt_join(c->dir, "psvit"), cmd[4096];
+    snprintf(cmd, sizeof(cmd), "%s diversity -q -m %s --out %s %s", fvt_bin(), c->psvit, out, c->clip1);
+    assert_int_equal(run(cmd, NULL, NULL), 0);
+    char *path = fvt_join(out, "report.html");
+    char *html = fvt_read_file(path, NULL);
+    assert_non_null(html);
+    const char *what = "spatial Fibottention masks per head (query rows, key columns over ";
+    int n16 = 0, n4 = 0;
+    for (const char *p = html; (p = strstr(p, what)); p += strlen(what)) {
+        const int tokens = atoi(p + strlen(what));
+        printf("masks over %d patch tokens\n", tokens);
+        n16 += tokens == 16;
+        n4 += tokens == 4;
+    }
+    assert_int_equal(n16, 1); /* layer 0 */
+    assert_int_equal(n4, 3);  /* layers 1-3, after the pooling */
+    free(html);
+    json_t *j = load_json(out, "diversity.json");
+    assert_non_null(j);
+    json_t *layers = json_object_get(json_object_get(json_object_get(json_object_get(j, "aggregate"), "model"), "mean"),
+                                     "layer");
+    for (size_t l = 0; l < json_array_size(layers); l++) {
+        json_t *heads = json_object_get(json_object_get(json_array_get(layers, l), "spatial"), "heads");
+        for (size_t h = 0; h < json_array_size(heads); h++) {
+            const double d = json_number_value(json_object_get(json_array_get(heads, h), "mask_density"));
+            /* a fraction of n x n pairs: a multiple of 1/256 in layer 0, of 1/16 after the pooling */
+            const double q = d * (l ? 16.0 : 256.0);
+            assert_true(d > 0.0 && d <= 1.0 && fabs(q - round(q)) < 1e-3); /* 6 digits in the file */
+        }
+    }
+    json_decref(j);
+    free(path);
+    free(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_report_dom),
         cmocka_unit_test(test_models),
+        cmocka_unit_test(test_pooled_masks),
     };
     const int rc = cmocka_run_group_tests(tests, setup, teardown);
     return rc == 0 && g_no_chromium ? 77 : rc; /* meson's skip code */

@@ -163,6 +163,8 @@ typedef struct FvReportSetting {
     int32_t has_similarity;           /**< 1: @p similarity and @p similarity_std hold the headline figure */
     double similarity, similarity_std; /**< fv_report_head_similarity() of every clip: mean and population
                                             standard deviation over the clips (0: taken from @p mean, no spread) */
+    const int32_t *layer_tokens;      /**< (num_layers) patch tokens per frame each layer attends over, after
+                                           any token pooling (fv_model_layer_grid()); NULL: grid_h x grid_w */
 } FvReportSetting;
 
 /**

@@ -426,6 +426,7 @@ int fv_cli_diversity(int argc, char **argv)
     FvReportClip *shown = NULL;
     int64_t nshown = 0, nok = 0;
     char *jpath = NULL, *hpath = NULL, *jtext = NULL;
+    int32_t *layer_tokens = NULL;
     memset(sets, 0, sizeof(sets));
     if (!paths || (npaths && !paths[npaths - 1]) || !clips_json || !failures) {
         fv_cli_error(CMD, "out of memory");
@@ -675,7 +676,19 @@ int fv_cli_diversity(int argc, char **argv)
     FvReportSetting rs[MAX_SETS];
     const FvDiagResult *shown_r[MAX_SETS][64];
     memset(rs, 0, sizeof(rs));
+    if (!(layer_tokens = calloc((size_t)nsets * (size_t)L, sizeof(int32_t)))) {
+        fv_cli_error(CMD, "out of memory");
+        rc = FV_EXIT_RUNTIME;
+        goto done;
+    }
     for (int s = 0; s < nsets; s++) {
+        for (int32_t l = 0; l < L; l++) { /* PSViT: the pooled grid the layer's masks span */
+            int32_t gh, gw;
+            fv_model_layer_grid(fv_model_config(runs[sets[s].run].m), l, sets[s].mean.grid_h, sets[s].mean.grid_w,
+                                &gh, &gw);
+            layer_tokens[(size_t)s * L + l] = gh * gw;
+        }
+        rs[s].layer_tokens = layer_tokens + (size_t)s * L;
         const double m = sets[s].sim_sum / (double)nok, var = sets[s].sim_sq / (double)nok - m * m;
         rs[s].name = sets[s].name;
         rs[s].label = sets[s].label;
@@ -744,6 +757,7 @@ done:
     free(jpath);
     free(hpath);
     free(jtext);
+    free(layer_tokens);
     json_decref(top);
     json_decref(clips_json);
     json_decref(failures);

@@ -725,12 +725,14 @@ int fv_report_diversity_html(const char *path, const char *title, const char *su
                 if (as->kind == FV_ATTN_CASTLING)
                     put_taps(f, A, H, kname[kind]);
                 if (as->kind == FV_ATTN_FIB) {
-                    fprintf(f, "<p class=\"note\">%s Fibottention masks per head (query rows, key columns over %s; "
-                               "dark: attended)</p>\n", kname[kind], kind ? "frames" : "patch tokens, cls not drawn");
+                    const int32_t tokens = kind ? sets[s].mean->frames
+                                           : sets[s].layer_tokens ? sets[s].layer_tokens[l]
+                                                                  : sets[s].mean->grid_h * sets[s].mean->grid_w;
+                    fprintf(f, "<p class=\"note\">%s Fibottention masks per head (query rows, key columns over %d %s; "
+                               "dark: attended)</p>\n", kname[kind], tokens, kind ? "frames" : "patch tokens, cls not drawn");
                     char alt[64];
                     snprintf(alt, sizeof(alt), "layer %d %s mask", l, kname[kind]);
-                    ret = put_masks(f, as, l, kind ? sets[s].mean->frames : sets[s].mean->grid_h * sets[s].mean->grid_w,
-                                    !kind, H, alt);
+                    ret = put_masks(f, as, l, tokens, !kind, H, alt);
                 }
                 fputs("</td>", f);
             }
