@@ -152,19 +152,36 @@ typedef struct FvReportClip {
     const uint8_t *rgb; /* (h, w, 3) */
 } FvReportClip;
 
-/** One attention setting (e.g. "dense", "fib"): its mean and spread over the clips, and the per-clip results
- * of the clips shown (for their cls-attention maps). */
+/** One column of the report, a model under one attention setting (e.g. "dense", "fib"): its mean and spread
+ * over the clips, and the per-clip results of the clips shown (for their cls-attention maps). */
 typedef struct FvReportSetting {
     const char *name;
     const FvDiagResult *mean, *std;   /* std may be NULL */
     const FvDiagResult *const *clip;  /* (num_clips) or NULL */
+    const char *label;                /**< which model and which attention, plain text, shown under the name
+                                           in every column header (NULL: none) */
+    int32_t has_similarity;           /**< 1: @p similarity and @p similarity_std hold the headline figure */
+    double similarity, similarity_std; /**< fv_report_head_similarity() of every clip: mean and population
+                                            standard deviation over the clips (0: taken from @p mean, no spread) */
+    const int32_t *layer_tokens;      /**< (num_layers) patch tokens per frame each layer attends over, after
+                                           any token pooling (fv_model_layer_grid()); NULL: grid_h x grid_w */
 } FvReportSetting;
 
 /**
- * Write the report to @p path: a summary of mean head similarity per layer for every setting side by side,
- * then per layer the head-pair heatmaps (CKA, cosine, Jaccard, Frobenius), per-head bars (entropy, distance,
- * density), the masks and the cls-attention heatmaps over the clips' frames. Every setting must have the
- * same number of layers and heads. @title and @subtitle are plain text (escaped here).
+ * The report's headline figure for one result: the mean pairwise head similarity, i.e. the mean over the
+ * layers and over their spatial and temporal attention of the off-diagonal mean linear CKA of the heads'
+ * outputs (fv_diag_pair_mean() of FvDiagAttn.cka). 0: unrelated heads, 1: heads carrying the same information
+ * up to rotation and scale. NaN for an empty @p r.
+ */
+FV_API double fv_report_head_similarity(const FvDiagResult *r);
+
+/**
+ * Write the report to @p path: a headline sentence (fv_report_head_similarity() per setting, with its spread
+ * over clips), a summary of mean head similarity per layer for every setting side by side, then per layer
+ * (collapsible) the head-pair heatmaps (CKA, cosine, Jaccard, Frobenius) with colour bars, per-head bars
+ * (entropy, distance, mask density) on one scale per figure, the masks and the cls-attention maps over the
+ * clips' frames, one column per setting. Every setting must have the same number of layers and heads.
+ * @title and @subtitle are plain text (escaped here).
  * Returns 0 or a negative code with fv_last_error() set. */
 FV_API int fv_report_diversity_html(const char *path, const char *title, const char *subtitle,
                                     const FvReportClip *clips, int32_t num_clips, const FvReportSetting *sets,

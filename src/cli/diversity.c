@@ -18,7 +18,7 @@
 #define MAX_SETS 8
 
 typedef struct DivOpts {
-    const char *model, *out, *compare;
+    const char *model, *models, *out, *compare;
     const char *root, *ucf101, *hmdb51, *list, *classes;
     long split, label_base, max_clips, report_clips, threads;
     FvSubset subset;
@@ -31,14 +31,17 @@ typedef struct DivOpts {
 static void help(FILE *f)
 {
     fprintf(f,
-        "usage: fibvid diversity [-m MODEL] CLIP... --out DIR [options]\n"
+        "usage: fibvid diversity [-m MODEL | --models A,B] CLIP... --out DIR [options]\n"
         "       fibvid diversity [-m MODEL] --root VIDEO_DIR (--ucf101 DIR | --hmdb51 DIR | --list FILE) --out DIR\n"
         "                        [options]\n"
         "\n"
-        "Per-head attention diagnostics of every layer (entropy, attention distance, density, cls attention,\n"
-        "and head-pair similarity: linear CKA, cosine and Frobenius distance of the head outputs, Jaccard\n"
-        "overlap of the masks), per clip and as mean and spread over the clips, under one or more attention\n"
-        "settings. Writes DIR/diversity.json and DIR/report.html (one self-contained page).\n"
+        "Per-head attention diagnostics of every layer (entropy, attention distance, mask density, cls\n"
+        "attention, and head-pair similarity: linear CKA, cosine and Frobenius distance of the head outputs,\n"
+        "Jaccard overlap of the masks), per clip and as mean and spread over the clips, under one or more attention\n"
+        "settings, or for several models side by side (--models). Writes DIR/diversity.json and DIR/report.html\n"
+        "(one self-contained page: a headline figure, the mean pairwise head similarity = mean over layers and\n"
+        "over spatial and temporal attention of the off-diagonal mean linear CKA of the head outputs, with its\n"
+        "standard deviation over clips; then charts per layer).\n"
         "\n"
         "  -o, --out DIR           output directory (required; created when missing; one that holds files is\n"
         "                          refused unless --force, which replaces diversity.json and report.html)\n"
@@ -46,7 +49,11 @@ static void help(FILE *f)
         "      --compare KINDS     comma-separated attention settings run on the same clips, side by side:\n"
         "                          model (the model's own, after the attention options below); dense, fib,\n"
         "                          sima, castling (that kind in both attentions); fib-spatial (Fibottention\n"
-        "                          spatial, dense temporal, as the reference video code) (default model)\n"
+        "                          spatial, dense temporal, as the reference video code) (default model).\n"
+        "                          dense runs the model's own weights densely: not a dense-trained model\n"
+        "      --models A,B        compare checkpoints (up to 4) on the same clips, each with its own config,\n"
+        "                          attention and clip size (e.g. a Fibottention model and its dense-trained\n"
+        "                          baseline); with --compare, every model under every setting\n"
         "      --max-clips N       clips used: the first N given, or N spread evenly over a dataset list\n"
         "                          (default: every clip given; 16 from a dataset)\n"
         "      --report-clips N    clips whose cls attention is drawn over a frame in the report (default 3)\n"
@@ -73,54 +80,187 @@ static void help(FILE *f)
         "  -h, --help              this help\n"
         "%s"
         "\n"
-        "Clips that cannot be read are listed under \"failures\" in diversity.json and the run goes on.\n"
-        "Exit codes: 0 success, 1 usage error, 2 input error (model, list, or no clip could be read),\n"
+        "Clips that cannot be read get one line each on stderr (the file and the reason), are listed under\n"
+        "\"failures\" in diversity.json and the run goes on; the results of the other clips are written.\n"
+        "mask_density in diversity.json is the fraction of the patch-token (query, key) pairs a head's mask\n"
+        "allows, cls excluded, as `fibvid masks` reports it (there in percent).\n"
+        "Exit codes: 0 success, 1 usage error, 2 input error (model, list, or any clip could not be read),\n"
         "3 runtime failure.\n",
         fv_cli_attn_help);
 }
 
+#define MAX_MODELS 4
+
+/* One model of the run (-m, or each of --models): its own config, clip settings and run state. */
+typedef struct Run {
+    const char *path;
+    char name[64];
+    FvModel *m;
+    FvState *st;
+    FvDiag *diag;
+    FvClipSettings cs;
+    FvAttnSettings sp, tp; /* its own attention, after the attention options */
+    FvClip clip;           /* the clip of the moment, decoded at this model's size */
+} Run;
+
+/* One column of the report: a model under one attention setting. */
 typedef struct Setting {
-    char name[32];
+    char name[96];
+    char label[1536];
+    const char *kind;      /* the --compare word */
+    int run;
     FvAttnSettings sp, tp;
     FvDiagAgg *agg;
     FvDiagResult mean, std;
     FvDiagResult *shown; /* (report clips) per-clip results kept for the cls maps */
     double forward_ms;
     int64_t forwards;
+    double sim_sum, sim_sq; /* the headline figure over clips */
     int warned;
 } Setting;
 
-static int parse_compare(const char *s, const FvModelConfig *c, Setting *sets, int *n)
+/* A short name for a model: its file or directory name without extension; the parent directory too when
+ * two models would share it (runs/dense/model.safetensors, runs/fib/model.safetensors). */
+/* Model path @path without trailing slashes: its last component without extension in @stem, and
+ * "parent/stem" in @pstem (just the stem without a parent). */
+static void path_stems(const char *path, char *stem, char *pstem, size_t n)
 {
+    char buf[1024];
+    snprintf(buf, sizeof(buf), "%s", path);
+    size_t len = strlen(buf);
+    while (len > 1 && buf[len - 1] == '/')
+        buf[--len] = '\0';
+    char *dot = strrchr(buf, '.'), *slash = strrchr(buf, '/');
+    if (dot && (!slash || dot > slash + 1))
+        *dot = '\0';
+    snprintf(stem, n, "%.63s", slash ? slash + 1 : buf);
+    if (slash && slash != buf) {
+        *slash = '\0';
+        char *parent = strrchr(buf, '/');
+        snprintf(pstem, n, "%.31s/%.31s", parent ? parent + 1 : buf, stem);
+    } else {
+        snprintf(pstem, n, "%.63s", stem);
+    }
+}
+
+/* A short name for every model: its file or directory name without extension; with the parent directory
+ * when two models would share it or it says nothing ("model": runs/dense/model.safetensors -> dense/model). */
+static void run_names(Run *runs, int n)
+{
+    char stem[MAX_MODELS][64], pstem[MAX_MODELS][64];
+    for (int i = 0; i < n; i++)
+        path_stems(runs[i].path, stem[i], pstem[i], sizeof(stem[i]));
+    for (int i = 0; i < n; i++) {
+        int dup = !strcmp(stem[i], "model");
+        for (int k = 0; k < n; k++)
+            dup |= k != i && !strcmp(stem[k], stem[i]);
+        snprintf(runs[i].name, sizeof(runs[i].name), "%.63s", dup ? pstem[i] : stem[i]);
+    }
+    for (int i = 0; i < n; i++) /* still the same (the same path twice): number them */
+        for (int k = 0; k < i; k++)
+            if (!strcmp(runs[k].name, runs[i].name)) {
+                char tmp[64];
+                snprintf(tmp, sizeof(tmp), "%.56s#%d", runs[i].name, i + 1);
+                memcpy(runs[i].name, tmp, sizeof(tmp));
+                break;
+            }
+}
+
+/* The settings of --compare for every model: model-major, named by the --compare word (one model) or
+ * "model" / "model:word" (several). */
+static int parse_compare(const char *s, const Run *runs, int nruns, Setting *sets, int *n)
+{
+    static const char *const words[] = { "model", "dense", "fib", "sima", "castling", "fib-spatial" };
     char buf[256];
     if (strlen(s) >= sizeof(buf))
         return -1;
-    strcpy(buf, s);
     *n = 0;
-    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        if (*n >= MAX_SETS)
-            return -1;
-        Setting *st = &sets[*n];
-        memset(st, 0, sizeof(*st));
-        st->sp = c->spatial;
-        st->tp = c->temporal;
-        FvAttnKind k;
-        if (!strcmp(tok, "model")) {
-        } else if (fv_attn_kind_from_name(tok, &k) == 0) { /* dense, fib, sima, castling: both attentions */
-            st->sp.kind = st->tp.kind = k;
-        } else if (!strcmp(tok, "fib-spatial")) {
-            st->sp.kind = FV_ATTN_FIB;
-            st->tp.kind = FV_ATTN_DENSE;
-        } else {
-            return -1;
-        }
-        for (int i = 0; i < *n; i++)
-            if (!strcmp(sets[i].name, tok))
+    for (int r = 0; r < nruns; r++) {
+        strcpy(buf, s);
+        int first = *n;
+        for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+            if (*n >= MAX_SETS)
                 return -1;
-        snprintf(st->name, sizeof(st->name), "%s", tok);
-        (*n)++;
+            Setting *st = &sets[*n];
+            memset(st, 0, sizeof(*st));
+            st->run = r;
+            st->sp = runs[r].sp;
+            st->tp = runs[r].tp;
+            FvAttnKind k;
+            if (!strcmp(tok, "model")) {
+            } else if (fv_attn_kind_from_name(tok, &k) == 0) { /* dense, fib, sima, castling: both attentions */
+                st->sp.kind = st->tp.kind = k;
+            } else if (!strcmp(tok, "fib-spatial")) {
+                st->sp.kind = FV_ATTN_FIB;
+                st->tp.kind = FV_ATTN_DENSE;
+            } else {
+                return -1;
+            }
+            for (size_t w = 0; w < sizeof(words) / sizeof(words[0]); w++)
+                if (!strcmp(words[w], tok))
+                    st->kind = words[w];
+            if (!st->kind)
+                return -1;
+            for (int i = first; i < *n; i++)
+                if (!strcmp(sets[i].kind, st->kind))
+                    return -1;
+            if (nruns == 1)
+                snprintf(st->name, sizeof(st->name), "%s", tok);
+            else if (!strcmp(tok, "model"))
+                snprintf(st->name, sizeof(st->name), "%s", runs[r].name);
+            else
+                snprintf(st->name, sizeof(st->name), "%s:%s", runs[r].name, tok);
+            (*n)++;
+        }
     }
     return *n > 0 ? 0 : -1;
+}
+
+/* Which model and which attention a setting is, in words: the report's column headers and diversity.json. */
+static void describe_setting(Setting *set, const Run *run)
+{
+    const char *sa = fv_attn_kind_name(set->sp.kind), *ta = fv_attn_kind_name(set->tp.kind);
+    if (set->sp.kind == run->sp.kind && set->tp.kind == run->tp.kind)
+        snprintf(set->label, sizeof(set->label), "model %s, its own attention (spatial %s, temporal %s)", run->path,
+                 sa, ta);
+    else
+        snprintf(set->label, sizeof(set->label), "model %s, made for spatial %s, temporal %s attention, run with "
+                 "spatial %s, temporal %s: the same weights, not a model trained for that attention",
+                 run->path, fv_attn_kind_name(run->sp.kind), fv_attn_kind_name(run->tp.kind), sa, ta);
+}
+
+/* Mask density as `fibvid masks` gives it: the fraction of the n x n patch-token pairs, cls excluded. The
+ * collector counts the (n+1) x (n+1) pairs of the spatial attention, whose cls row and column every kind
+ * attends (2n + 1 pairs); temporal attention has no cls. Done per clip, so means and spreads follow. */
+static void mask_density(FvDiagResult *r, const FvModelConfig *cfg)
+{
+    for (int32_t l = 0; l < r->num_layers; l++) {
+        int32_t gh, gw;
+        fv_model_layer_grid(cfg, l, r->grid_h, r->grid_w, &gh, &gw);
+        const double n = (double)gh * gw;
+        for (int32_t h = 0; h < r->num_heads; h++) {
+            double *d = &r->layer[l].attn[FV_DIAG_SPATIAL].head[h].density;
+            *d = (*d * (n + 1) * (n + 1) - (2 * n + 1)) / (n * n);
+        }
+    }
+}
+
+/* Rename every head's "density" of a diagnostics JSON value to "mask_density" (its value made so above). */
+static json_t *rename_density(json_t *j)
+{
+    static const char *const kinds[2] = { "spatial", "temporal" };
+    size_t l, h;
+    json_t *layer, *head;
+    json_array_foreach(json_object_get(j, "layer"), l, layer)
+        for (int k = 0; k < 2; k++)
+            json_array_foreach(json_object_get(json_object_get(layer, kinds[k]), "heads"), h, head) {
+                json_t *d = json_object_get(head, "density");
+                if (d) {
+                    json_object_set(head, "mask_density", d);
+                    json_object_del(head, "density");
+                }
+            }
+    return j;
 }
 
 /* The diagnostics of @r as a JSON value (a null on out of memory). */
@@ -129,7 +269,7 @@ static json_t *diag_json(const FvDiagResult *r, unsigned flags)
     char *text = fv_diag_result_json(r, flags);
     json_t *j = text ? json_loads(text, 0, NULL) : NULL;
     free(text);
-    return j ? j : json_null();
+    return j ? rename_density(j) : json_null();
 }
 
 /* The middle frame of view 0 back in 8-bit RGB, (H, W, 3). */
@@ -159,7 +299,7 @@ int fv_cli_diversity(int argc, char **argv)
         { "subset", required_argument, NULL, 'u' },    { "label-base", required_argument, NULL, 'b' },
         { "classes", required_argument, NULL, 'c' },   { "threads", required_argument, NULL, 't' },
         { "quiet", no_argument, NULL, 'q' },           { "help", no_argument, NULL, 'h' },
-        { "force", no_argument, NULL, 'X' },
+        { "force", no_argument, NULL, 'X' },           { "models", required_argument, NULL, 'M' },
         FV_CLI_ATTN_LONGOPTS,
         FV_CLI_CLIP_LONGOPTS,
         { NULL, 0, NULL, 0 },
@@ -173,6 +313,7 @@ int fv_cli_diversity(int argc, char **argv)
         int bad = 0;
         switch (c) {
         case 'm': o.model = optarg; break;
+        case 'M': o.models = optarg; break;
         case 'o': o.out = optarg; break;
         case 'C': o.compare = optarg; break;
         case 'N': bad = fv_cli_parse_int(optarg, 1, 1 << 30, &o.max_clips); break;
@@ -213,12 +354,43 @@ int fv_cli_diversity(int argc, char **argv)
         fv_cli_error(CMD, "--out DIR is required (see --help)");
         return FV_EXIT_USAGE;
     }
+    if (o.model && o.models) {
+        fv_cli_error(CMD, "give either -m MODEL or --models A,B (see --help)");
+        return FV_EXIT_USAGE;
+    }
     if (nds > 1 || (nds && optind < argc) || (!nds && optind >= argc) || (nds && !o.root)) {
         fv_cli_error(CMD, "give either clips or one of --ucf101/--hmdb51/--list with --root (see --help)");
         return FV_EXIT_USAGE;
     }
 
     fv_set_num_threads((int32_t)o.threads);
+
+    /* the models */
+    Run runs[MAX_MODELS];
+    int nruns = 0;
+    char models_buf[4096];
+    memset(runs, 0, sizeof(runs));
+    if (o.models) {
+        if (strlen(o.models) >= sizeof(models_buf)) {
+            fv_cli_error(CMD, "bad value for --models: too long");
+            return FV_EXIT_USAGE;
+        }
+        strcpy(models_buf, o.models);
+        for (char *save = NULL, *tok = strtok_r(models_buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+            if (nruns == MAX_MODELS) {
+                fv_cli_error(CMD, "bad value for --models: at most %d models", MAX_MODELS);
+                return FV_EXIT_USAGE;
+            }
+            runs[nruns++].path = tok;
+        }
+        if (nruns < 1) {
+            fv_cli_error(CMD, "bad value '%s' for --models: comma-separated model paths", o.models);
+            return FV_EXIT_USAGE;
+        }
+    } else {
+        runs[nruns++].path = o.model ? o.model : fv_cli_default_model();
+    }
+    run_names(runs, nruns);
 
     /* the clips */
     FvDataset *ds = NULL;
@@ -248,14 +420,13 @@ int fv_cli_diversity(int argc, char **argv)
             if (!(paths[i] = strdup(argv[optind + i])))
                 break;
     }
-    FvModel *m = NULL;
-    FvState *st = NULL;
-    FvDiag *diag = NULL;
     Setting sets[MAX_SETS];
     int nsets = 0;
     json_t *clips_json = json_array(), *failures = json_array(), *top = NULL;
     FvReportClip *shown = NULL;
     int64_t nshown = 0, nok = 0;
+    char *jpath = NULL, *hpath = NULL, *jtext = NULL;
+    int32_t *layer_tokens = NULL;
     memset(sets, 0, sizeof(sets));
     if (!paths || (npaths && !paths[npaths - 1]) || !clips_json || !failures) {
         fv_cli_error(CMD, "out of memory");
@@ -267,22 +438,33 @@ int fv_cli_diversity(int argc, char **argv)
         rc = FV_EXIT_INPUT;
         goto done;
     }
-    if ((rc = fv_cli_load_model(CMD, o.model, &m)) != 0)
-        goto done;
-    if ((ret = fv_cli_attn_apply(&o.attn, m)) < 0) {
-        fv_cli_error(CMD, "%s", fv_last_error());
-        rc = FV_EXIT_USAGE;
-        goto done;
+    for (int r = 0; r < nruns; r++) {
+        if ((rc = fv_cli_load_model(CMD, runs[r].path, &runs[r].m)) != 0)
+            goto done;
+        if ((ret = fv_cli_attn_apply(&o.attn, runs[r].m)) < 0) {
+            fv_cli_error(CMD, "%s", fv_last_error());
+            rc = FV_EXIT_USAGE;
+            goto done;
+        }
+        const FvModelConfig *cfg = fv_model_config(runs[r].m), *cfg0 = fv_model_config(runs[0].m);
+        runs[r].sp = cfg->spatial;
+        runs[r].tp = cfg->temporal;
+        if (cfg->num_layers != cfg0->num_layers || cfg->num_heads != cfg0->num_heads) {
+            fv_cli_error(CMD, "%s: %d layers of %d heads, %s has %d of %d: the report compares models of one shape",
+                         runs[r].path, cfg->num_layers, cfg->num_heads, runs[0].path, cfg0->num_layers, cfg0->num_heads);
+            rc = FV_EXIT_INPUT;
+            goto done;
+        }
     }
-    const FvModelConfig *cfg = fv_model_config(m);
-    FvAttnSettings model_sp = cfg->spatial, model_tp = cfg->temporal;
-    if (parse_compare(o.compare, cfg, sets, &nsets) < 0) {
-        fv_cli_error(CMD, "bad value '%s' for --compare (comma-separated, each once: model, dense, fib, sima, castling, fib-spatial)",
-                     o.compare);
+    if (parse_compare(o.compare, runs, nruns, sets, &nsets) < 0) {
+        fv_cli_error(CMD, "bad value '%s' for --compare (comma-separated, each once: model, dense, fib, sima, castling, "
+                     "fib-spatial; at most %d settings over all models)", o.compare, MAX_SETS);
         nsets = 0;
         rc = FV_EXIT_USAGE;
         goto done;
     }
+    for (int s = 0; s < nsets; s++)
+        describe_setting(&sets[s], &runs[sets[s].run]);
     const int used = fv_cli_dir_in_use(CMD, o.out); /* before any clip is decoded */
     if (used && (used < 0 || !o.force)) {
         if (used > 0)
@@ -297,10 +479,23 @@ int fv_cli_diversity(int argc, char **argv)
     }
     nshown = o.report_clips < npaths ? o.report_clips : npaths;
     shown = calloc((size_t)(nshown ? nshown : 1), sizeof(FvReportClip));
-    if (!shown || fv_state_create(&st, m) < 0 || fv_diag_create(&diag) < 0 || fv_state_set_diag(st, diag) < 0) {
+    if (!shown) {
         fv_cli_error(CMD, "out of memory");
         rc = FV_EXIT_RUNTIME;
         goto done;
+    }
+    for (int r = 0; r < nruns; r++) {
+        if (fv_state_create(&runs[r].st, runs[r].m) < 0 || fv_diag_create(&runs[r].diag) < 0 ||
+            fv_state_set_diag(runs[r].st, runs[r].diag) < 0) {
+            fv_cli_error(CMD, "out of memory");
+            rc = FV_EXIT_RUNTIME;
+            goto done;
+        }
+        if ((ret = fv_predict_clip_settings(runs[r].m, &o.pred, &runs[r].cs)) < 0) {
+            fv_cli_error(CMD, "%s", fv_last_error());
+            rc = FV_EXIT_USAGE;
+            goto done;
+        }
     }
     for (int s = 0; s < nsets; s++)
         if (fv_diag_agg_create(&sets[s].agg) < 0 || !(sets[s].shown = calloc((size_t)(nshown ? nshown : 1), sizeof(FvDiagResult)))) {
@@ -309,69 +504,92 @@ int fv_cli_diversity(int argc, char **argv)
             goto done;
         }
 
-    FvClipSettings cs;
-    if ((ret = fv_predict_clip_settings(m, &o.pred, &cs)) < 0) {
-        fv_cli_error(CMD, "%s", fv_last_error());
-        rc = FV_EXIT_USAGE;
-        goto done;
-    }
     int64_t shown_i = 0;
+    int fail_rc = FV_EXIT_OK;
     for (int64_t i = 0; i < npaths && rc == FV_EXIT_OK; i++) {
-        if (!o.quiet && isatty(STDERR_FILENO))
+        const int progress = !o.quiet && isatty(STDERR_FILENO);
+        if (progress)
             fprintf(stderr, "\r[%lld/%lld] %s\033[K", (long long)i + 1, (long long)npaths, paths[i]);
-        FvClip clip = { 0 };
-        if ((ret = fv_clip_load(paths[i], &cs, &clip)) < 0) {
-            /* a warning, not progress: printed under --quiet too */
-            fprintf(stderr, "%sfibvid %s: %s (skipped)\n", !o.quiet && isatty(STDERR_FILENO) ? "\n" : "", CMD,
-                    fv_last_error());
+        /* every model's clip first: a clip one model cannot read is left out for all, so the columns compare
+         * the same clips */
+        int bad = -1;
+        for (int r = 0; r < nruns && bad < 0; r++)
+            if ((ret = fv_clip_load(paths[i], &runs[r].cs, &runs[r].clip)) < 0)
+                bad = r;
+        if (bad >= 0) {
+            if (progress) /* the progress line goes before the error (often on the same terminal) */
+                fputs("\r\033[K", stderr);
+            fv_cli_error(CMD, "%s", fv_last_error()); /* a failure, not progress: printed under --quiet too */
             json_array_append_new(failures, json_pack("{s:s, s:s}", "path", paths[i], "reason", fv_last_error()));
+            const int code = fv_cli_exit_code(ret); /* the run goes on; the worst code is the exit code */
+            fail_rc = code > fail_rc ? code : fail_rc;
+            for (int r = 0; r < bad; r++)
+                fv_clip_free(&runs[r].clip);
             continue;
         }
         json_t *cj = json_pack("{s:s, s:{}}", "path", paths[i], "settings");
         const int keep = shown_i < nshown;
-        const int32_t V = clip.num_tviews * clip.num_sviews;
         for (int s = 0; s < nsets && rc == FV_EXIT_OK; s++) {
             Setting *set = &sets[s];
-            fv_diag_reset(diag);
-            if ((ret = fv_model_set_attention(m, &set->sp, &set->tp)) < 0) {
+            Run *R = &runs[set->run];
+            const int32_t V = R->clip.num_tviews * R->clip.num_sviews;
+            fv_diag_reset(R->diag);
+            if ((ret = fv_model_set_attention(R->m, &set->sp, &set->tp)) < 0) {
                 fv_cli_error(CMD, "%s", fv_last_error());
                 rc = FV_EXIT_USAGE;
                 break;
             }
-            if (!set->warned && fv_model_attention_tensors_missing(m) > 0) { /* once per setting */
+            if (!set->warned && fv_model_attention_tensors_missing(R->m) > 0) { /* once per setting */
                 fprintf(stderr, "fibvid %s: warning: setting %s: the model has no weights for its kind's own tensors: "
                         "taken as zero (castling: no depthwise-convolution term)\n", CMD, set->name);
                 set->warned = 1;
             }
             double t0 = fv_cli_now_ms();
             FvPredictResult pr;
-            if ((ret = fv_predict_clip(st, &clip, &o.pred, &pr)) >= 0)
+            if ((ret = fv_predict_clip(R->st, &R->clip, &o.pred, &pr)) >= 0)
                 fv_predict_result_free(&pr);
             set->forward_ms += fv_cli_now_ms() - t0;
             set->forwards += V;
-            const FvDiagResult *r = ret >= 0 ? fv_diag_result(diag) : NULL;
-            if (!r || (ret = fv_diag_agg_add(set->agg, r)) < 0 ||
-                (keep && (ret = fv_diag_result_copy(&set->shown[shown_i], r)) < 0)) {
+            const FvDiagResult *r = ret >= 0 ? fv_diag_result(R->diag) : NULL;
+            FvDiagResult cur = { 0 };
+            if (!r || (ret = fv_diag_result_copy(&cur, r)) < 0) {
                 fv_cli_error(CMD, "%s: %s", paths[i], fv_last_error());
                 rc = fv_cli_exit_code(ret < 0 ? ret : FV_ENOMEM);
                 break;
             }
-            json_object_set_new(json_object_get(cj, "settings"), set->name, diag_json(r, keep ? 0 : FV_DIAG_JSON_NO_CLS));
+            mask_density(&cur, fv_model_config(R->m));
+            const double sim = fv_report_head_similarity(&cur);
+            set->sim_sum += sim;
+            set->sim_sq += sim * sim;
+            if ((ret = fv_diag_agg_add(set->agg, &cur)) < 0 ||
+                (keep && (ret = fv_diag_result_copy(&set->shown[shown_i], &cur)) < 0)) {
+                fv_diag_result_free(&cur);
+                fv_cli_error(CMD, "%s: %s", paths[i], fv_last_error());
+                rc = fv_cli_exit_code(ret);
+                break;
+            }
+            json_t *sj = diag_json(&cur, keep ? 0 : FV_DIAG_JSON_NO_CLS);
+            if (json_is_object(sj))
+                json_object_set_new(sj, "head_similarity", json_real(sim));
+            json_object_set_new(json_object_get(cj, "settings"), set->name, sj);
+            fv_diag_result_free(&cur);
         }
         if (rc == FV_EXIT_OK && keep) {
             shown[shown_i].name = paths[i];
-            shown[shown_i].w = clip.W;
-            shown[shown_i].h = clip.H;
-            shown[shown_i].rgb = clip_frame(&clip, &cs);
+            shown[shown_i].w = runs[0].clip.W;
+            shown[shown_i].h = runs[0].clip.H;
+            shown[shown_i].rgb = clip_frame(&runs[0].clip, &runs[0].cs);
             shown_i++;
         }
         json_array_append_new(clips_json, cj);
         nok++;
-        fv_clip_free(&clip);
+        for (int r = 0; r < nruns; r++)
+            fv_clip_free(&runs[r].clip);
     }
     if (!o.quiet && isatty(STDERR_FILENO))
-        fputc('\n', stderr);
-    fv_model_set_attention(m, &model_sp, &model_tp);
+        fputs("\r\033[K", stderr);
+    for (int r = 0; r < nruns; r++)
+        fv_model_set_attention(runs[r].m, &runs[r].sp, &runs[r].tp);
     if (rc != FV_EXIT_OK)
         goto done;
     if (nok == 0) {
@@ -381,25 +599,46 @@ int fv_cli_diversity(int argc, char **argv)
     }
 
     /* aggregate, diversity.json */
+    const int64_t nfailed = (int64_t)json_array_size(failures);
     top = json_object();
-    json_object_set_new(top, "model", json_string(o.model ? o.model : fv_cli_default_model()));
+    json_t *models = json_array();
+    for (int r = 0; r < nruns; r++)
+        json_array_append_new(models, json_string(runs[r].path));
+    json_object_set_new(top, "model", json_string(runs[0].path));
+    json_object_set_new(top, "models", models);
     json_object_set_new(top, "num_clips", json_integer(nok));
-    json_object_set_new(top, "num_failed", json_integer((json_int_t)json_array_size(failures)));
-    json_t *agg = json_object(), *cmp = json_array(), *timing = json_object();
+    json_object_set_new(top, "num_failed", json_integer((json_int_t)nfailed));
+    json_object_set_new(top, "head_similarity_definition",
+                        json_string("mean over layers and over spatial and temporal attention of the off-diagonal "
+                                    "mean linear CKA of the head outputs; per clip, then mean and population standard "
+                                    "deviation over clips"));
+    json_t *agg = json_object(), *cmp = json_array(), *timing = json_object(), *setj = json_object();
+    json_object_set_new(top, "settings", setj);
+    json_object_set_new(top, "compare", cmp);
+    json_object_set_new(top, "timing", timing);
+    json_object_set_new(top, "aggregate", agg);
     for (int s = 0; s < nsets; s++) {
-        if ((ret = fv_diag_agg_get(sets[s].agg, &sets[s].mean, &sets[s].std)) < 0) {
+        Setting *set = &sets[s];
+        if ((ret = fv_diag_agg_get(set->agg, &set->mean, &set->std)) < 0) {
             fv_cli_error(CMD, "%s", fv_last_error());
             rc = fv_cli_exit_code(ret);
-            json_decref(agg);
-            json_decref(cmp);
-            json_decref(timing);
             goto done;
         }
-        json_object_set_new(agg, sets[s].name, json_pack("{s:o, s:o}", "mean", diag_json(&sets[s].mean, 0),
-                                                         "std", diag_json(&sets[s].std, 0)));
-        json_object_set_new(timing, sets[s].name,
-                            json_pack("{s:f, s:I}", "forward_ms_mean", sets[s].forward_ms / (double)sets[s].forwards,
-                                      "forwards", (json_int_t)sets[s].forwards));
+        const double m = set->sim_sum / (double)nok, var = set->sim_sq / (double)nok - m * m;
+        char sa[160], ta[160]; /* as run: windows resolved */
+        fv_attn_describe(&set->mean.spatial, FV_ATTN_DESCRIBE_SHORT, sa, sizeof(sa));
+        fv_attn_describe(&set->mean.temporal, FV_ATTN_DESCRIBE_SHORT, ta, sizeof(ta));
+        const int own = set->sp.kind == runs[set->run].sp.kind && set->tp.kind == runs[set->run].tp.kind;
+        json_object_set_new(setj, set->name,
+                            json_pack("{s:s, s:s, s:s, s:s, s:b, s:s, s:{s:f, s:f, s:I}}", "model", runs[set->run].path,
+                                      "compare", set->kind, "spatial_attention", sa, "temporal_attention", ta,
+                                      "own_attention", own, "description", set->label, "head_similarity", "mean", m,
+                                      "std", var > 0.0 ? sqrt(var) : 0.0, "clips", (json_int_t)nok));
+        json_object_set_new(agg, set->name, json_pack("{s:o, s:o}", "mean", diag_json(&set->mean, 0),
+                                                      "std", diag_json(&set->std, 0)));
+        json_object_set_new(timing, set->name,
+                            json_pack("{s:f, s:I}", "forward_ms_mean", set->forward_ms / (double)set->forwards,
+                                      "forwards", (json_int_t)set->forwards));
     }
     const int32_t L = sets[0].mean.num_layers, H = sets[0].mean.num_heads;
     for (int32_t l = 0; l < L; l++) {
@@ -417,44 +656,70 @@ int fv_cli_diversity(int argc, char **argv)
         }
         json_array_append_new(cmp, row);
     }
-    json_object_set_new(top, "compare", cmp);
-    json_object_set_new(top, "timing", timing);
-    json_object_set_new(top, "aggregate", agg);
     json_object_set(top, "clips", clips_json);
     json_object_set(top, "failures", failures);
-    char *jpath = fv_cli_path_join(o.out, "diversity.json"), *hpath = fv_cli_path_join(o.out, "report.html");
-    if (!jpath || !hpath || json_dump_file(top, jpath, JSON_INDENT(1) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6)) != 0) {
-        fv_cli_error(CMD, "%s: cannot write", jpath ? jpath : o.out);
+    jpath = fv_cli_path_join(o.out, "diversity.json");
+    hpath = fv_cli_path_join(o.out, "report.html");
+    jtext = json_dumps(top, JSON_INDENT(1) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
+    if (!jpath || !hpath || !jtext) {
+        fv_cli_error(CMD, "out of memory");
         rc = FV_EXIT_RUNTIME;
-        free(jpath);
-        free(hpath);
+        goto done;
+    }
+    if ((ret = fv_write_file_atomic(jpath, jtext, strlen(jtext))) < 0) {
+        fv_cli_error(CMD, "%s", fv_last_error());
+        rc = FV_EXIT_RUNTIME;
         goto done;
     }
 
     /* report.html */
     FvReportSetting rs[MAX_SETS];
     const FvDiagResult *shown_r[MAX_SETS][64];
+    memset(rs, 0, sizeof(rs));
+    if (!(layer_tokens = calloc((size_t)nsets * (size_t)L, sizeof(int32_t)))) {
+        fv_cli_error(CMD, "out of memory");
+        rc = FV_EXIT_RUNTIME;
+        goto done;
+    }
     for (int s = 0; s < nsets; s++) {
+        for (int32_t l = 0; l < L; l++) { /* PSViT: the pooled grid the layer's masks span */
+            int32_t gh, gw;
+            fv_model_layer_grid(fv_model_config(runs[sets[s].run].m), l, sets[s].mean.grid_h, sets[s].mean.grid_w,
+                                &gh, &gw);
+            layer_tokens[(size_t)s * L + l] = gh * gw;
+        }
+        rs[s].layer_tokens = layer_tokens + (size_t)s * L;
+        const double m = sets[s].sim_sum / (double)nok, var = sets[s].sim_sq / (double)nok - m * m;
         rs[s].name = sets[s].name;
+        rs[s].label = sets[s].label;
         rs[s].mean = &sets[s].mean;
         rs[s].std = &sets[s].std;
         for (int64_t k = 0; k < shown_i; k++)
             shown_r[s][k] = &sets[s].shown[k];
         rs[s].clip = shown_r[s];
+        rs[s].has_similarity = 1;
+        rs[s].similarity = m;
+        rs[s].similarity_std = var > 0.0 ? sqrt(var) : 0.0;
     }
-    char sub[1024];
-    snprintf(sub, sizeof(sub), "model %s: %d layers, %d heads, %d frames, %dx%d patches of %d px; %lld clips (%lld "
-             "could not be read); %d view(s) per clip.", o.model ? o.model : fv_cli_default_model(), L, H,
+    char sub[2048], mlist[1024] = "";
+    for (int r = 0; r < nruns; r++)
+        snprintf(mlist + strlen(mlist), sizeof(mlist) - strlen(mlist), "%s%s", r ? ", " : "", runs[r].path);
+    snprintf(sub, sizeof(sub), "%s %s: %d layers, %d heads, %d frames, %dx%d patches of %d px; %lld clips (%lld "
+             "could not be read); %d view(s) per clip.", nruns > 1 ? "models" : "model", mlist, L, H,
              sets[0].mean.frames, sets[0].mean.grid_h, sets[0].mean.grid_w, sets[0].mean.patch_size, (long long)nok,
-             (long long)json_array_size(failures), (int)(o.pred.temporal_views * o.pred.spatial_views));
+             (long long)nfailed, (int)(o.pred.temporal_views * o.pred.spatial_views));
     if ((ret = fv_report_diversity_html(hpath, "fibvid head diversity", sub, shown, (int32_t)shown_i, rs, nsets)) < 0) {
         fv_cli_error(CMD, "%s", fv_last_error());
         rc = fv_cli_exit_code(ret);
+        goto done;
     }
 
     /* the figures that matter, on stdout */
-    printf("mean head similarity (linear CKA of head outputs, off-diagonal mean over %lld clips)\n", (long long)nok);
-    printf("%-6s", "layer");
+    printf("mean pairwise head similarity (linear CKA of head outputs, mean over layers and attentions; mean and "
+           "std over %lld clips)\n", (long long)nok);
+    for (int s = 0; s < nsets; s++)
+        printf("  %-24s %.4f +- %.4f\n", sets[s].name, rs[s].similarity, rs[s].similarity_std);
+    printf("per layer (off-diagonal mean CKA, mean over clips)\n%-6s", "layer");
     for (int s = 0; s < nsets; s++)
         printf("  %14s spatial  %14s temporal", sets[s].name, sets[s].name);
     printf("\n");
@@ -468,8 +733,8 @@ int fv_cli_diversity(int argc, char **argv)
     for (int s = 0; s < nsets; s++)
         printf("%s: forward with diagnostics %.1f ms per view\n", sets[s].name, sets[s].forward_ms / (double)sets[s].forwards);
     printf("wrote %s and %s\n", jpath, hpath);
-    free(jpath);
-    free(hpath);
+    if (nfailed > 0) /* as classify: the clips that worked are reported, the exit code says some did not */
+        rc = fail_rc > FV_EXIT_INPUT ? fail_rc : FV_EXIT_INPUT;
 
 done:
     for (int s = 0; s < nsets; s++) {
@@ -483,9 +748,16 @@ done:
     for (int64_t k = 0; shown && k < nshown; k++)
         free((void *)shown[k].rgb);
     free(shown);
-    fv_state_close(&st);
-    fv_diag_close(&diag);
-    fv_model_close(&m);
+    for (int r = 0; r < nruns; r++) {
+        fv_clip_free(&runs[r].clip);
+        fv_state_close(&runs[r].st);
+        fv_diag_close(&runs[r].diag);
+        fv_model_close(&runs[r].m);
+    }
+    free(jpath);
+    free(hpath);
+    free(jtext);
+    free(layer_tokens);
     json_decref(top);
     json_decref(clips_json);
     json_decref(failures);
