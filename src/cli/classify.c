@@ -53,7 +53,8 @@ static void help(FILE *f)
         "                          empty lines and lines starting with # are skipped) (default: none)\n"
         "      --labels FILE       class names, one a line in class order, for a model without id2label\n"
         "                          (default: the model's labels)\n"
-        "  -k, --top-k N           labels to show (default 5)\n"
+        "  -k, --top-k N           labels to show, 1..64; a model with fewer labels shows all of them,\n"
+        "                          with a warning (default 5)\n"
         "      --views TxS         T temporal x S spatial views, probabilities averaged (default 1x1;\n"
         "                          S is 1 (centre crop) or 3 (left/centre/right crops))\n"
         "      --sampling MODE     uniform|dense (default: the model's config, else uniform)\n"
@@ -919,7 +920,12 @@ int fv_cli_classify(int argc, char **argv)
         }
         continue;
     bad:
-        fv_cli_error("classify", "bad value '%s' for --%s", optarg, opt);
+        fv_cli_error("classify", "bad value '%s' for --%s (valid: %s)", optarg, opt,
+                     !strcmp(opt, "top-k") ? "1..64 (labels beyond the model's are left out)"
+                     : !strcmp(opt, "format") ? "text, json, jsonl, csv"
+                     : !strcmp(opt, "window") || !strcmp(opt, "stride") ? "seconds > 0, e.g. 10 or 2.5"
+                     : !strcmp(opt, "progress-every") ? "0..1000000000 clips"
+                     : !strcmp(opt, "progress-seconds") ? "seconds >= 0" : "1..1024");
         return FV_EXIT_USAGE;
     }
     if (optind >= argc && !o.list) {
@@ -995,6 +1001,9 @@ int fv_cli_classify(int argc, char **argv)
         rc = FV_EXIT_USAGE;
         goto end;
     }
+    if (o.pred.top_k > fv_model_config(m)->num_labels)
+        fv_cli_warn("classify", "--top-k %d: the model has %d %s; all of them are shown", o.pred.top_k,
+                    fv_model_config(m)->num_labels, fv_cli_plural(fv_model_config(m)->num_labels, "label", "labels"));
     if ((ret = fv_state_create(&st, m)) < 0) {
         fv_cli_error("classify", "%s", fv_last_error());
         rc = FV_EXIT_RUNTIME;
@@ -1060,6 +1069,13 @@ int fv_cli_classify(int argc, char **argv)
             json_decref(ctx.diags);
         } else {
             ret = fv_predict_file(st, cur->path, &o.pred, &res, &clip);
+            const int32_t rep = ret >= 0 ? fv_clip_repeated_frames(&clip) : 0;
+            if (rep > 0 && !o.quiet && !fv_cli_quiet()) {
+                if (show)
+                    fputs("\r\033[K", stderr);
+                fv_cli_warn("classify", "%s: %d of the %d frames of a view repeat earlier frames: the clip is shorter "
+                            "than the sampling window", cur->name, rep, clip.T);
+            }
             if (ret >= 0 && diag) {
                 char *text = fv_diag_result_json(fv_diag_result(diag), 0);
                 json_t *dj = text ? json_loads(text, 0, NULL) : NULL;
