@@ -4,10 +4,13 @@
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <jansson.h>
 
 #include "cli.h"
 
@@ -24,9 +27,21 @@ typedef struct TrainOpts {
     /* while running */
     int progress;      /* the progress line is on */
     double last_progress; /* ms of the last progress line */
+    int o_config;      /* --config given */
     int usage_error;   /* configure refused an option: exit 1 */
     int reported;      /* ... and said why */
+    json_t *record;    /* the options DIR/run.json records (written once training starts) */
+    long sigint_at, sigint_count; /* test hook FIBVID_TEST_SIGINT_AT=STEP[,COUNT] */
 } TrainOpts;
+
+/* SIGINT/SIGTERM: the fit stops after the step in progress and writes a checkpoint of it; the handler is
+ * reset by the first signal (SA_RESETHAND), so a second one ends the process at once */
+static volatile sig_atomic_t g_stop;
+
+static void on_signal(int sig)
+{
+    g_stop = sig;
+}
 
 static void help(FILE *f)
 {
@@ -93,7 +108,9 @@ static void help(FILE *f)
         "  -o, --out DIR           output directory, created when missing (required): train.jsonl (the log),\n"
         "                          checkpoint.json + ckpt-epochNNNN{,.optim}.safetensors (the latest\n"
         "                          epoch), best.safetensors (best validation top-1), model.safetensors (final)\n"
-        "      --resume            continue the run in --out from its last checkpoint (same settings)\n"
+        "      --resume            continue the run in --out from its last checkpoint: every option not given\n"
+        "                          is taken from OUT_DIR/run.json; a given one must equal the run's, except\n"
+        "                          --epochs, which may grow (a finished run is then extended)\n"
         "      --stop-after N      stop after epoch N (the schedule still spans --epochs; continue with\n"
         "                          --resume; default: run to the end)\n"
         "      --log-every N       a step line in train.jsonl every N steps, 0 = none (default 10)\n"
@@ -103,8 +120,13 @@ static void help(FILE *f)
         "  -h, --help              this help\n"
         "%s%s"
         "\n"
-        "Exit codes: 0 success, 1 usage error, 2 input error (lists, videos, config, model, or an --out that\n"
-        "holds another run), 3 runtime failure (out of memory, diverged training).\n",
+        "Ctrl-C (SIGINT) or SIGTERM stops after the optimizer step in progress, writes a checkpoint of that\n"
+        "step and prints the command that continues it (the resumed run takes exactly the steps of an\n"
+        "uninterrupted one); a second Ctrl-C stops at once (the last checkpoint stays whole).\n"
+        "\n"
+        "Exit codes: 0 success, 1 usage error (also an option that differs from the run's with --resume),\n"
+        "2 input error (lists, videos, config, model, or an --out that holds another run), 3 runtime failure\n"
+        "(out of memory, diverged training), 130 (143) stopped by SIGINT (SIGTERM) after its checkpoint.\n",
         fv_cli_attn_help, fv_cli_psvit_help);
 }
 
@@ -193,6 +215,16 @@ static void on_decoding(void *user, const char *what, int64_t done, int64_t tota
 static void on_started(void *user, const FvFitInfo *in)
 {
     const TrainOpts *o = user;
+    /* the run's own record of its options, for --resume (written now: the fit has accepted --out) */
+    char *rp = fv_cli_path_join(o->fit.out_dir, "run.json");
+    json_t *doc = json_pack("{s:s, s:O}", "command", "train", "options", o->record);
+    char *text = doc ? json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+    if (!rp || !text || fv_write_file_atomic(rp, text, strlen(text)) < 0)
+        fv_cli_error(CMD, "warning: %s: %s; --resume will need the options again", rp ? rp : "run.json",
+                     rp && text ? fv_last_error() : "out of memory");
+    free(text);
+    json_decref(doc);
+    free(rp);
     if (o->quiet)
         return;
     const FvModelConfig *c = &in->config;
@@ -215,6 +247,9 @@ static void on_started(void *user, const FvFitInfo *in)
 static void on_step(void *user, const FvFitStep *st)
 {
     TrainOpts *o = user;
+    if (o->sigint_at > 0 && st->step == o->sigint_at) /* test hook: "Ctrl-C" after this step, COUNT times */
+        for (long i = 0; i < o->sigint_count; i++)
+            raise(SIGINT);
     if (!o->progress)
         return;
     const double now = fv_cli_now_ms();
@@ -243,6 +278,31 @@ static void on_epoch(void *user, const FvFitEpoch *ep)
                ep->best ? " *" : "");
     printf(" | %.1f clips/s, %.0f s, ETA %s\n", ep->clips_per_s, ep->epoch_s, eta);
     fflush(stdout);
+}
+
+/* POSIX-shell quoting of @s for the "continue with" line. */
+static void shell_quote(const char *s, char *buf, size_t n)
+{
+    if (!s[strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_./-+:=@%,")]) {
+        snprintf(buf, n, "%s", s);
+        return;
+    }
+    size_t k = 0;
+    if (n < 3) {
+        buf[0] = '\0';
+        return;
+    }
+    buf[k++] = '\'';
+    for (; *s && k + 6 < n; s++) {
+        if (*s == '\'') {
+            memcpy(buf + k, "'\\''", 4);
+            k += 4;
+        } else {
+            buf[k++] = *s;
+        }
+    }
+    buf[k++] = '\'';
+    buf[k] = '\0';
 }
 
 /* ------------------------------------------------------------------------------------------------ */
@@ -278,6 +338,9 @@ static int run(TrainOpts *o)
     } else {
         o->fit.synth_json = o->synth_json;
     }
+    if (!o->fit.resume && o->fit.batch > tds->num_entries)
+        fv_cli_error(CMD, "warning: --batch %d is larger than the %lld training clips: every step takes all of them",
+                     o->fit.batch, (long long)tds->num_entries);
     o->fit.train = tds;
     o->fit.val = vds;
     o->fit.root = o->root ? o->root : o->ucf101;
@@ -285,9 +348,25 @@ static int run(TrainOpts *o)
                                   .decoding = on_decoding, .step = on_step, .epoch = on_epoch, .user = o };
     o->progress = !o->quiet && isatty(STDERR_FILENO);
 
-    FvFitResult res;
+    FvFitResult res = { 0 };
+    o->fit.stop = &g_stop;
     ret = fv_fit_run(&o->fit, &res);
     clear_progress(o);
+    if (ret < 0 && res.conflict) {
+        fv_cli_error(CMD, "%s", fv_last_error());
+        rc = FV_EXIT_USAGE;
+        goto done;
+    }
+    if (ret >= 0 && res.interrupted) {
+        char q[8192];
+        shell_quote(o->fit.out_dir, q, sizeof(q));
+        fv_cli_error(CMD, "stopped by %s at step %lld (epoch %lld, %lld of %lld steps), checkpoint written; continue "
+                     "with: fibvid train --resume --out %s", g_stop == SIGTERM ? "SIGTERM" : "SIGINT",
+                     (long long)res.step, (long long)res.last_epoch + 1, (long long)res.step_in_epoch,
+                     (long long)res.steps_per_epoch, q);
+        rc = 128 + (int)g_stop;
+        goto done;
+    }
     if (ret == FV_ERANGE) {
         fv_cli_error(CMD, "epoch %lld: %s; lower --lr or --clip-norm", (long long)res.last_epoch + 1, fv_last_error());
         rc = FV_EXIT_RUNTIME;
@@ -316,7 +395,91 @@ done:
     return rc;
 }
 
-int fv_cli_train(int argc, char **argv)
+/* ------------------------------------------------------------------------------------------------ */
+/* The command line, and the run's record of it                                                      */
+/* ------------------------------------------------------------------------------------------------ */
+
+/* An option as given: its long name and value (NULL for a flag); value points into argv. */
+typedef struct Given {
+    const char *name, *value;
+} Given;
+
+/* Options that say where the run goes and how this invocation runs: not part of the run, not recorded. */
+static const char *const g_unrecorded[] = { "out", "resume", "stop-after", "quiet", "help", NULL };
+/* Recorded and taken over by --resume, but free to change there: the length of the run (a larger --epochs
+ * extends it) and how it runs (the log's step lines, threads: with -t 1 a run's bytes do not depend on how it
+ * was cut). */
+static const char *const g_changeable[] = { "epochs", "log-every", "threads", NULL };
+/* Options naming files: recorded as absolute paths, so --resume works from any directory. */
+static const char *const g_paths[] = { "root", "ucf101", "list", "val-list", "classes", "synth-json", "model",
+                                       "config", NULL };
+/* What a run that did not give an option used (as --help says); options missing here have no value then. */
+static const char *const g_defaults[][2] = {
+    { "split", "1" }, { "label-base", "0" }, { "config", "synth" }, { "embed-init", "sincos" }, { "epochs", "30" },
+    { "batch", "16" }, { "lr", "1e-3" }, { "min-lr", "1e-5" }, { "warmup", "2" }, { "weight-decay", "0.05" },
+    { "label-smoothing", "0.1" }, { "clip-norm", "1" }, { "castling-aux-until", "0.8" }, { "seed", "1" },
+    { "hflip", "auto" }, { "reverse", "auto" },
+};
+
+static int in_list(const char *const *list, const char *name)
+{
+    for (; *list; list++)
+        if (!strcmp(*list, name))
+            return 1;
+    return 0;
+}
+
+static const char *short_name(int c)
+{
+    switch (c) {
+    case 'm': return "model";
+    case 'o': return "out";
+    case 'b': return "batch";
+    case 't': return "threads";
+    case 'q': return "quiet";
+    default: return "help";
+    }
+}
+
+/* The value an option is recorded with: file names made absolute (a --config preset name stays). */
+static json_t *record_value(const char *name, const char *value)
+{
+    if (!value)
+        return json_true();
+    FvModelConfig c;
+    if (in_list(g_paths, name) && !(!strcmp(name, "config") && fv_model_config_preset(&c, value) == 0)) {
+        char *abs = realpath(value, NULL);
+        if (abs) {
+            json_t *v = json_string(abs);
+            free(abs);
+            return v;
+        }
+    }
+    return json_string(value);
+}
+
+/* Whether option @name given as @value (NULL: a flag) is the recorded @rec: numbers by value, files by their
+ * absolute path, the rest as text. */
+static int same_value(const char *name, const char *value, const json_t *rec)
+{
+    if (!value || json_is_true(rec))
+        return !value && json_is_true(rec);
+    const char *r = json_string_value(rec);
+    json_t *v = record_value(name, value);
+    const char *g = json_string_value(v);
+    int same = 0;
+    if (r && g) {
+        char *e1, *e2;
+        const double x = strtod(g, &e1), y = strtod(r, &e2);
+        same = *g && *r && !*e1 && !*e2 ? x == y : !strcmp(g, r);
+    }
+    json_decref(v);
+    return same;
+}
+
+/* Parse @argv into @o (defaulted here), listing the options in @given (argc entries) when not NULL.
+ * Returns -1 to go on, or the exit code (help printed, or one line on a bad option). */
+static int parse(int argc, char **argv, TrainOpts *o, Given *given, int *ngiven)
 {
     enum {
         O_ROOT = 0x100, O_UCF, O_SPLIT, O_LIST, O_VAL, O_CLASSES, O_BASE, O_NOVAL, O_CONFIG, O_FRAMES, O_ISIZE,
@@ -365,31 +528,32 @@ int fv_cli_train(int argc, char **argv)
         FV_CLI_ATTN_LONGOPTS,
         { NULL, 0, NULL, 0 },
     };
-    TrainOpts o = { .split = 1 };
-    int o_config = 0;
-    fv_fit_default_settings(&o.fit);
-    fv_cli_attn_overrides_init(&o.attn);
-    FvFitSettings *f = &o.fit;
+    *o = (TrainOpts){ .split = 1 };
+    fv_fit_default_settings(&o->fit);
+    fv_cli_attn_overrides_init(&o->attn);
+    FvFitSettings *f = &o->fit;
     int c, li = -1;
     long v;
-    optind = 1;
+    if (ngiven)
+        *ngiven = 0;
+    optind = 0; /* glibc: a full restart (this runs twice with --resume) */
     while ((c = getopt_long(argc, argv, "m:o:b:t:qh", longopts, &li)) != -1) {
         switch (c) {
-        case O_ROOT: o.root = optarg; break;
-        case O_UCF: o.ucf101 = optarg; break;
+        case O_ROOT: o->root = optarg; break;
+        case O_UCF: o->ucf101 = optarg; break;
         case O_SPLIT:
-            if (fv_cli_parse_int(optarg, 1, 3, &o.split) < 0)
+            if (fv_cli_parse_int(optarg, 1, 3, &o->split) < 0)
                 goto bad;
             break;
-        case O_LIST: o.list = optarg; break;
-        case O_VAL: o.val_list = optarg; break;
-        case O_CLASSES: o.classes = optarg; break;
+        case O_LIST: o->list = optarg; break;
+        case O_VAL: o->val_list = optarg; break;
+        case O_CLASSES: o->classes = optarg; break;
         case O_BASE:
-            if (fv_cli_parse_int(optarg, 0, 1, &o.label_base) < 0)
+            if (fv_cli_parse_int(optarg, 0, 1, &o->label_base) < 0)
                 goto bad;
             break;
-        case O_NOVAL: o.no_val = 1; break;
-        case O_CONFIG: f->config = optarg; o_config = 1; break;
+        case O_NOVAL: o->no_val = 1; break;
+        case O_CONFIG: f->config = optarg; o->o_config = 1; break;
         case 'm': f->init_model = optarg; break;
         case O_FRAMES:
             if (fv_cli_parse_int(optarg, 1, 1024, &v) < 0)
@@ -485,7 +649,7 @@ int fv_cli_train(int argc, char **argv)
             else if (!strcmp(optarg, "on")) f->hflip = 1;
             else goto bad;
             break;
-        case O_SJSON: o.synth_json = optarg; break;
+        case O_SJSON: o->synth_json = optarg; break;
         case O_REVERSE:
             if (!strcmp(optarg, "auto")) f->reverse = -1;
             else if (!strcmp(optarg, "off")) f->reverse = 0;
@@ -504,17 +668,22 @@ int fv_cli_train(int argc, char **argv)
         case 't':
             if (fv_cli_parse_int(optarg, 1, 1024, &v) < 0)
                 goto bad;
-            o.threads = v;
+            o->threads = v;
             break;
-        case 'q': o.quiet = 1; break;
+        case 'q': o->quiet = 1; break;
         case 'h': help(stdout); return FV_EXIT_OK;
         case FV_OPT_ATTN:
-            if (fv_cli_attn_option(&o.attn, CMD, longopts[li].name, optarg) < 0)
+            if (fv_cli_attn_option(&o->attn, CMD, longopts[li].name, optarg) < 0)
                 return FV_EXIT_USAGE;
             break;
         default:
             help(stderr);
             return FV_EXIT_USAGE;
+        }
+        if (given) {
+            given[*ngiven].name = li >= 0 ? longopts[li].name : short_name(c);
+            given[*ngiven].value = optarg;
+            (*ngiven)++;
         }
         li = -1;
         continue;
@@ -527,37 +696,192 @@ int fv_cli_train(int argc, char **argv)
         fv_cli_error(CMD, "unexpected argument '%s' (see --help)", argv[optind]);
         return FV_EXIT_USAGE;
     }
-    if (!!o.ucf101 + !!o.list != 1) {
+    return -1;
+}
+
+/* The options together, after --resume has filled in the run's: -1 to go on, or an exit code after one line. */
+static int check_options(const TrainOpts *o)
+{
+    if (o->fit.resume && !o->fit.out_dir) {
+        fv_cli_error(CMD, "--resume needs the --out DIR of the run to continue");
+        return FV_EXIT_USAGE;
+    }
+    if (!!o->ucf101 + !!o->list != 1) {
         fv_cli_error(CMD, "give exactly one of --ucf101 DIR or --list FILE (see --help)");
         return FV_EXIT_USAGE;
     }
-    if (o.list && !o.root) {
+    if (o->list && !o->root) {
         fv_cli_error(CMD, "--list needs --root VIDEO_DIR (see --help)");
         return FV_EXIT_USAGE;
     }
-    if (!o.list && (o.val_list || o.classes || o.label_base)) {
+    if (!o->list && (o->val_list || o->classes || o->label_base)) {
         fv_cli_error(CMD, "--val-list, --classes and --label-base go with --list only");
         return FV_EXIT_USAGE;
     }
-    if (!f->out_dir) {
+    if (!o->fit.out_dir) {
         fv_cli_error(CMD, "-o/--out DIR is required (see --help)");
         return FV_EXIT_USAGE;
     }
-    if (f->init_model && (o_config || f->frames || f->image_size || f->num_pools || f->share_spatial ||
+    const FvFitSettings *f = &o->fit;
+    if (f->init_model && (o->o_config || f->frames || f->image_size || f->num_pools || f->share_spatial ||
                           f->share_temporal)) {
         fv_cli_error(CMD, "-m (fine-tuning) and --config/--frames/--image-size/--token-pool/--share-spatial/"
                      "--share-temporal exclude each other (those make a new model)");
         return FV_EXIT_USAGE;
     }
-    if (f->min_lr > f->lr) {
-        fv_cli_error(CMD, "--min-lr %g is above --lr %g", f->min_lr, f->lr);
+    if (o->fit.min_lr > o->fit.lr) {
+        fv_cli_error(CMD, "--min-lr %g is above --lr %g", o->fit.min_lr, o->fit.lr);
         return FV_EXIT_USAGE;
     }
-    if (o.synth_json && f->hflip != -1 && f->reverse != -1) {
+    if (o->synth_json && o->fit.hflip != -1 && o->fit.reverse != -1) {
         fv_cli_error(CMD, "--synth-json goes with --hflip auto or --reverse auto");
         return FV_EXIT_USAGE;
     }
+    return -1;
+}
+
+/* --resume: the options the run in --out recorded (run.json) under those given now. A given option must be the
+ * recorded one (or the default the run used), except --epochs. Returns -1 to go on with @o re-parsed from the
+ * record and @argv, or an exit code after one line. @rec receives run.json (NULL when the run has none: an
+ * older run, given all its options again); @args the combined argv (the caller frees both). */
+static int apply_record(int argc, char **argv, TrainOpts *o, const Given *given, int ngiven, json_t **rec,
+                        char ***args, json_t *names)
+{
+    char *rp = fv_cli_path_join(o->fit.out_dir, "run.json");
+    if (!rp) {
+        fv_cli_error(CMD, "out of memory");
+        return FV_EXIT_RUNTIME;
+    }
+    if (access(rp, F_OK) != 0) {
+        free(rp);
+        return -1;
+    }
+    json_error_t jerr;
+    json_t *doc = json_load_file(rp, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *opts = doc ? json_object_get(doc, "options") : NULL;
+    *rec = doc;
+    if (!json_is_object(opts)) {
+        fv_cli_error(CMD, "%s: %s", rp, doc ? "no \"options\" object" : jerr.text);
+        free(rp);
+        return FV_EXIT_INPUT;
+    }
+    for (int i = 0; i < ngiven; i++) {
+        const char *name = given[i].name, *val = given[i].value;
+        if (in_list(g_unrecorded, name) || in_list(g_changeable, name))
+            continue;
+        const json_t *r = json_object_get(opts, name);
+        json_t *def = NULL;
+        for (size_t d = 0; !r && d < sizeof(g_defaults) / sizeof(g_defaults[0]); d++)
+            if (!strcmp(g_defaults[d][0], name))
+                r = def = json_string(g_defaults[d][1]);
+        if (r && same_value(name, val, r)) {
+            json_decref(def);
+            continue;
+        }
+        if (!r)
+            fv_cli_error(CMD, "--%s%s%s: the run was made without --%s (recorded in %s)", name, val ? " " : "",
+                         val ? val : "", name, rp);
+        else if (json_is_true(r) || !val)
+            fv_cli_error(CMD, "--%s%s%s differs from the run's --%s (recorded in %s)", name, val ? " " : "",
+                         val ? val : "", name, rp);
+        else
+            fv_cli_error(CMD, "--%s %s differs from the run's %s%s (recorded in %s)", name, val, json_string_value(r),
+                         def ? " (the default)" : "", rp);
+        json_decref(def);
+        free(rp);
+        return FV_EXIT_USAGE;
+    }
+    free(rp);
+    /* argv again: the recorded options first, so that those given now (equal, or --epochs) come last and win */
+    size_t n = 1;
+    const char *key;
+    json_t *val;
+    char **a = calloc((size_t)argc + 2 * json_object_size(opts) + 1, sizeof(char *));
+    if (!a) {
+        fv_cli_error(CMD, "out of memory");
+        return FV_EXIT_RUNTIME;
+    }
+    *args = a;
+    a[0] = argv[0];
+    json_object_foreach(opts, key, val) {
+        if (in_list(g_unrecorded, key) || !(json_is_string(val) || json_is_true(val)))
+            continue;
+        /* "--name" lives in @names (the caller's) */
+        json_t *opt = json_sprintf("--%s", key);
+        if (!opt || json_array_append_new(names, opt) < 0) {
+            fv_cli_error(CMD, "out of memory");
+            return FV_EXIT_RUNTIME;
+        }
+        a[n++] = (char *)json_string_value(opt);
+        if (json_is_string(val))
+            a[n++] = (char *)json_string_value(val);
+    }
+    for (int i = 1; i < argc; i++)
+        a[n++] = argv[i];
+    int rc = parse((int)n, a, o, NULL, NULL);
+    return rc;
+}
+
+int fv_cli_train(int argc, char **argv)
+{
+    TrainOpts o = { 0 };
+    Given *given = calloc((size_t)argc + 1, sizeof(Given));
+    json_t *rec = NULL, *names = json_array();
+    char **args = NULL;
+    int ngiven = 0, rc;
+    if (!given || !names) {
+        free(given);
+        json_decref(names);
+        fv_cli_error(CMD, "out of memory");
+        return FV_EXIT_RUNTIME;
+    }
+    if ((rc = parse(argc, argv, &o, given, &ngiven)) >= 0)
+        goto done;
+    if (o.fit.resume && o.fit.out_dir && (rc = apply_record(argc, argv, &o, given, ngiven, &rec, &args, names)) >= 0)
+        goto done;
+    rc = check_options(&o);
+    if (rc >= 0)
+        goto done;
+    /* what run.json will record: the run's options, then those given now */
+    if (!(o.record = json_object())) {
+        fv_cli_error(CMD, "out of memory");
+        rc = FV_EXIT_RUNTIME;
+        goto done;
+    }
+    const json_t *ro = rec ? json_object_get(rec, "options") : NULL;
+    const char *key;
+    json_t *val;
+    json_object_foreach((json_t *)ro, key, val)
+        json_object_set(o.record, key, val);
+    for (int i = 0; i < ngiven; i++)
+        if (!in_list(g_unrecorded, given[i].name))
+            json_object_set_new(o.record, given[i].name, record_value(given[i].name, given[i].value));
+    if (!o.fit.resume && o.fit.warmup > (double)o.fit.epochs)
+        fv_cli_error(CMD, "warning: --warmup %g epochs is longer than the run's %lld: the learning rate never reaches "
+                     "--lr %g", o.fit.warmup, (long long)o.fit.epochs, o.fit.lr);
+    const char *hook = getenv("FIBVID_TEST_SIGINT_AT");
+    if (hook) {
+        char *end;
+        o.sigint_at = strtol(hook, &end, 10);
+        o.sigint_count = *end == ',' ? strtol(end + 1, NULL, 10) : 1;
+    }
     if (o.threads)
         fv_set_num_threads((int32_t)o.threads);
-    return run(&o);
+    struct sigaction sa, old_int, old_term;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    rc = run(&o);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+done:
+    free(args);
+    json_decref(names);
+    json_decref(o.record);
+    json_decref(rec);
+    free(given);
+    return rc;
 }
