@@ -13,6 +13,7 @@
 #include <jansson.h>
 
 #include "cli.h"
+#include "runrecord.h"
 
 #define CMD "train"
 
@@ -399,12 +400,7 @@ done:
 /* The command line, and the run's record of it                                                      */
 /* ------------------------------------------------------------------------------------------------ */
 
-/* An option as given: its long name and value (NULL for a flag); value points into argv. */
-typedef struct Given {
-    const char *name, *value;
-} Given;
-
-/* Options that say where the run goes and how this invocation runs: not part of the run, not recorded. */
+/* Options that say where the run goes and how this invocation talks: not part of the run, not recorded. */
 static const char *const g_unrecorded[] = { "out", "resume", "stop-after", "quiet", "help", NULL };
 /* Recorded and taken over by --resume, but free to change there: the length of the run (a larger --epochs
  * extends it) and how it runs (the log's step lines, threads: with -t 1 a run's bytes do not depend on how it
@@ -413,73 +409,32 @@ static const char *const g_changeable[] = { "epochs", "log-every", "threads", NU
 /* Options naming files: recorded as absolute paths, so --resume works from any directory. */
 static const char *const g_paths[] = { "root", "ucf101", "list", "val-list", "classes", "synth-json", "model",
                                        "config", NULL };
-/* What a run that did not give an option used (as --help says); options missing here have no value then. */
-static const char *const g_defaults[][2] = {
-    { "split", "1" }, { "label-base", "0" }, { "config", "synth" }, { "embed-init", "sincos" }, { "epochs", "30" },
-    { "batch", "16" }, { "lr", "1e-3" }, { "min-lr", "1e-5" }, { "warmup", "2" }, { "weight-decay", "0.05" },
-    { "label-smoothing", "0.1" }, { "clip-norm", "1" }, { "castling-aux-until", "0.8" }, { "seed", "1" },
-    { "hflip", "auto" }, { "reverse", "auto" },
-};
 
-static int in_list(const char *const *list, const char *name)
+/* What a run that did not give an option used (as --help says); NULL: no value then. */
+static const char *default_of(const char *name)
 {
-    for (; *list; list++)
-        if (!strcmp(*list, name))
-            return 1;
-    return 0;
+    static const char *const d[][2] = {
+        { "split", "1" }, { "label-base", "0" }, { "config", "synth" }, { "embed-init", "sincos" },
+        { "epochs", "30" }, { "batch", "16" }, { "lr", "1e-3" }, { "min-lr", "1e-5" }, { "warmup", "2" },
+        { "weight-decay", "0.05" }, { "label-smoothing", "0.1" }, { "clip-norm", "1" },
+        { "castling-aux-until", "0.8" }, { "seed", "1" }, { "hflip", "auto" }, { "reverse", "auto" },
+    };
+    for (size_t i = 0; i < sizeof(d) / sizeof(d[0]); i++)
+        if (!strcmp(d[i][0], name))
+            return d[i][1];
+    return NULL;
 }
 
-static const char *short_name(int c)
+/* --config names a preset or a file */
+static int not_a_path(const char *name, const char *value)
 {
-    switch (c) {
-    case 'm': return "model";
-    case 'o': return "out";
-    case 'b': return "batch";
-    case 't': return "threads";
-    case 'q': return "quiet";
-    default: return "help";
-    }
-}
-
-/* The value an option is recorded with: file names made absolute (a --config preset name stays). */
-static json_t *record_value(const char *name, const char *value)
-{
-    if (!value)
-        return json_true();
     FvModelConfig c;
-    if (in_list(g_paths, name) && !(!strcmp(name, "config") && fv_model_config_preset(&c, value) == 0)) {
-        char *abs = realpath(value, NULL);
-        if (abs) {
-            json_t *v = json_string(abs);
-            free(abs);
-            return v;
-        }
-    }
-    return json_string(value);
-}
-
-/* Whether option @name given as @value (NULL: a flag) is the recorded @rec: numbers by value, files by their
- * absolute path, the rest as text. */
-static int same_value(const char *name, const char *value, const json_t *rec)
-{
-    if (!value || json_is_true(rec))
-        return !value && json_is_true(rec);
-    const char *r = json_string_value(rec);
-    json_t *v = record_value(name, value);
-    const char *g = json_string_value(v);
-    int same = 0;
-    if (r && g) {
-        char *e1, *e2;
-        const double x = strtod(g, &e1), y = strtod(r, &e2);
-        same = *g && *r && !*e1 && !*e2 ? x == y : !strcmp(g, r);
-    }
-    json_decref(v);
-    return same;
+    return !strcmp(name, "config") && fv_model_config_preset(&c, value) == 0;
 }
 
 /* Parse @argv into @o (defaulted here), listing the options in @given (argc entries) when not NULL.
  * Returns -1 to go on, or the exit code (help printed, or one line on a bad option). */
-static int parse(int argc, char **argv, TrainOpts *o, Given *given, int *ngiven)
+static int parse(int argc, char **argv, TrainOpts *o, FvCliGiven *given, int *ngiven)
 {
     enum {
         O_ROOT = 0x100, O_UCF, O_SPLIT, O_LIST, O_VAL, O_CLASSES, O_BASE, O_NOVAL, O_CONFIG, O_FRAMES, O_ISIZE,
@@ -681,7 +636,7 @@ static int parse(int argc, char **argv, TrainOpts *o, Given *given, int *ngiven)
             return FV_EXIT_USAGE;
         }
         if (given) {
-            given[*ngiven].name = li >= 0 ? longopts[li].name : short_name(c);
+            given[*ngiven].name = fv_cli_option_name(longopts, c, li);
             given[*ngiven].value = optarg;
             (*ngiven)++;
         }
@@ -740,122 +695,41 @@ static int check_options(const TrainOpts *o)
     return -1;
 }
 
-/* --resume: the options the run in --out recorded (run.json) under those given now. A given option must be the
- * recorded one (or the default the run used), except --epochs. Returns -1 to go on with @o re-parsed from the
- * record and @argv, or an exit code after one line. @rec receives run.json (NULL when the run has none: an
- * older run, given all its options again); @args the combined argv (the caller frees both). */
-static int apply_record(int argc, char **argv, TrainOpts *o, const Given *given, int ngiven, json_t **rec,
-                        char ***args, json_t *names)
-{
-    char *rp = fv_cli_path_join(o->fit.out_dir, "run.json");
-    if (!rp) {
-        fv_cli_error(CMD, "out of memory");
-        return FV_EXIT_RUNTIME;
-    }
-    if (access(rp, F_OK) != 0) {
-        free(rp);
-        return -1;
-    }
-    json_error_t jerr;
-    json_t *doc = json_load_file(rp, JSON_REJECT_DUPLICATES, &jerr);
-    json_t *opts = doc ? json_object_get(doc, "options") : NULL;
-    *rec = doc;
-    if (!json_is_object(opts)) {
-        fv_cli_error(CMD, "%s: %s", rp, doc ? "no \"options\" object" : jerr.text);
-        free(rp);
-        return FV_EXIT_INPUT;
-    }
-    for (int i = 0; i < ngiven; i++) {
-        const char *name = given[i].name, *val = given[i].value;
-        if (in_list(g_unrecorded, name) || in_list(g_changeable, name))
-            continue;
-        const json_t *r = json_object_get(opts, name);
-        json_t *def = NULL;
-        for (size_t d = 0; !r && d < sizeof(g_defaults) / sizeof(g_defaults[0]); d++)
-            if (!strcmp(g_defaults[d][0], name))
-                r = def = json_string(g_defaults[d][1]);
-        if (r && same_value(name, val, r)) {
-            json_decref(def);
-            continue;
-        }
-        if (!r)
-            fv_cli_error(CMD, "--%s%s%s: the run was made without --%s (recorded in %s)", name, val ? " " : "",
-                         val ? val : "", name, rp);
-        else if (json_is_true(r) || !val)
-            fv_cli_error(CMD, "--%s%s%s differs from the run's --%s (recorded in %s)", name, val ? " " : "",
-                         val ? val : "", name, rp);
-        else
-            fv_cli_error(CMD, "--%s %s differs from the run's %s%s (recorded in %s)", name, val, json_string_value(r),
-                         def ? " (the default)" : "", rp);
-        json_decref(def);
-        free(rp);
-        return FV_EXIT_USAGE;
-    }
-    free(rp);
-    /* argv again: the recorded options first, so that those given now (equal, or --epochs) come last and win */
-    size_t n = 1;
-    const char *key;
-    json_t *val;
-    char **a = calloc((size_t)argc + 2 * json_object_size(opts) + 1, sizeof(char *));
-    if (!a) {
-        fv_cli_error(CMD, "out of memory");
-        return FV_EXIT_RUNTIME;
-    }
-    *args = a;
-    a[0] = argv[0];
-    json_object_foreach(opts, key, val) {
-        if (in_list(g_unrecorded, key) || !(json_is_string(val) || json_is_true(val)))
-            continue;
-        /* "--name" lives in @names (the caller's) */
-        json_t *opt = json_sprintf("--%s", key);
-        if (!opt || json_array_append_new(names, opt) < 0) {
-            fv_cli_error(CMD, "out of memory");
-            return FV_EXIT_RUNTIME;
-        }
-        a[n++] = (char *)json_string_value(opt);
-        if (json_is_string(val))
-            a[n++] = (char *)json_string_value(val);
-    }
-    for (int i = 1; i < argc; i++)
-        a[n++] = argv[i];
-    int rc = parse((int)n, a, o, NULL, NULL);
-    return rc;
-}
-
 int fv_cli_train(int argc, char **argv)
 {
     TrainOpts o = { 0 };
-    Given *given = calloc((size_t)argc + 1, sizeof(Given));
+    FvCliGiven *given = calloc((size_t)argc + 1, sizeof(FvCliGiven));
     json_t *rec = NULL, *names = json_array();
-    char **args = NULL;
-    int ngiven = 0, rc;
+    char **args = NULL, *rp = NULL;
+    int ngiven = 0, nargs = 0, rc;
     if (!given || !names) {
-        free(given);
-        json_decref(names);
-        fv_cli_error(CMD, "out of memory");
-        return FV_EXIT_RUNTIME;
+        rc = FV_EXIT_RUNTIME;
+        goto oom;
     }
     if ((rc = parse(argc, argv, &o, given, &ngiven)) >= 0)
         goto done;
-    if (o.fit.resume && o.fit.out_dir && (rc = apply_record(argc, argv, &o, given, ngiven, &rec, &args, names)) >= 0)
-        goto done;
-    rc = check_options(&o);
-    if (rc >= 0)
-        goto done;
-    /* what run.json will record: the run's options, then those given now */
-    if (!(o.record = json_object())) {
-        fv_cli_error(CMD, "out of memory");
-        rc = FV_EXIT_RUNTIME;
-        goto done;
+    const FvCliRecordSpec spec = { .cmd = CMD, .unrecorded = g_unrecorded, .changeable = g_changeable,
+                                   .paths = g_paths, .default_of = default_of, .not_a_path = not_a_path };
+    /* --resume: the options the run recorded, under those given now (which must be the run's) */
+    if (o.fit.resume && o.fit.out_dir) {
+        if (!(rp = fv_cli_path_join(o.fit.out_dir, "run.json")))
+            goto oom;
+        if ((rc = fv_cli_record_load(&spec, rp, &rec)) >= 0)
+            goto done;
+        const json_t *ro = json_object_get(rec, "options");
+        if (ro) {
+            if ((rc = fv_cli_record_check(&spec, ro, given, ngiven, rp)) >= 0)
+                goto done;
+            if (!(args = fv_cli_record_argv(&spec, ro, argc, argv, names, &nargs)))
+                goto oom;
+            if ((rc = parse(nargs, args, &o, NULL, NULL)) >= 0)
+                goto done;
+        }
     }
-    const json_t *ro = rec ? json_object_get(rec, "options") : NULL;
-    const char *key;
-    json_t *val;
-    json_object_foreach((json_t *)ro, key, val)
-        json_object_set(o.record, key, val);
-    for (int i = 0; i < ngiven; i++)
-        if (!in_list(g_unrecorded, given[i].name))
-            json_object_set_new(o.record, given[i].name, record_value(given[i].name, given[i].value));
+    if ((rc = check_options(&o)) >= 0)
+        goto done;
+    if (!(o.record = fv_cli_record_merge(&spec, json_object_get(rec, "options"), given, ngiven)))
+        goto oom;
     if (!o.fit.resume && o.fit.warmup > (double)o.fit.epochs)
         fv_cli_error(CMD, "warning: --warmup %g epochs is longer than the run's %lld: the learning rate never reaches "
                      "--lr %g", o.fit.warmup, (long long)o.fit.epochs, o.fit.lr);
@@ -877,8 +751,13 @@ int fv_cli_train(int argc, char **argv)
     rc = run(&o);
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
+    goto done;
+oom:
+    fv_cli_error(CMD, "out of memory");
+    rc = FV_EXIT_RUNTIME;
 done:
     free(args);
+    free(rp);
     json_decref(names);
     json_decref(o.record);
     json_decref(rec);
