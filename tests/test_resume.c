@@ -304,6 +304,34 @@ static void test_resume_options(void **state)
     free(dir);
 }
 
+/* A run given relative files (--list, --root, -m to fine-tune) is continued from another directory: the
+ * record names them absolutely, and the checkpoint's settings take them as the same files. */
+static void test_resume_relative_files(void **state)
+{
+    (void)state;
+    char env[4096], *err = NULL;
+    snprintf(env, sizeof(env), "cd '%s' && FIBVID_TEST_SIGINT_AT=4", g_tmp);
+    int rc = fibvid(NULL, &err, env, "train --list synth/trainlist01.txt --label-base 1 --root synth "
+                    "-m full/model.safetensors -o ft --epochs 1 -b 8 -q --no-val -t 1");
+    printf("fine-tune, interrupted: rc %d: %s", rc, err);
+    assert_int_equal(rc, 130);
+    assert_non_null(strstr(err, "continue with: fibvid train --resume --out ft\n"));
+    free(err);
+    char *dir = fvt_join(g_tmp, "ft");
+    rc = fibvid(NULL, &err, "cd / &&", "train --resume --out '%s' -q", dir);
+    if (rc != 0)
+        fail_msg("train --resume: rc %d: %s", rc, err);
+    free(err);
+    assert_true(exists(dir, "model.safetensors"));
+    /* the same files named otherwise are the run's */
+    rc = fibvid(NULL, &err, "cd / &&", "train --resume --out '%s' -q -m '%s/./full/model.safetensors' --list "
+                "'%s/trainlist01.txt'", dir, g_tmp, g_data);
+    if (rc != 0)
+        fail_msg("train --resume with the same files: rc %d: %s", rc, err);
+    free(err);
+    free(dir);
+}
+
 /* Settings that make little sense run, with one warning line each. */
 static void test_warnings(void **state)
 {
@@ -363,6 +391,7 @@ int main(void)
         cmocka_unit_test(test_sigint_mid_epoch),
         cmocka_unit_test(test_second_sigint),
         cmocka_unit_test(test_resume_options),
+        cmocka_unit_test(test_resume_relative_files),
         cmocka_unit_test(test_warnings),
         cmocka_unit_test(test_resume_exit_codes),
     };

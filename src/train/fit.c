@@ -253,6 +253,16 @@ static int log_line(FILE *log, const char *path, json_t *o)
     return bad ? fv_error(FV_EIO, "%s: cannot write: %s", path, strerror(errno)) : 0;
 }
 
+/* A model or config file as an absolute path (a resumed run may start elsewhere); a preset name as it is. */
+static json_t *path_json(const char *name)
+{
+    FvModelConfig c;
+    char *abs = fv_model_config_preset(&c, name) == 0 ? NULL : realpath(name, NULL);
+    json_t *v = json_string(abs ? abs : name);
+    free(abs);
+    return v;
+}
+
 /* Everything that changes the result, compared by resume. */
 static json_t *settings_json(const FvFitSettings *s, const FvModelConfig *c, const FvDataset *tr, const FvDataset *va,
                              int32_t T, int32_t S, int32_t lo, int32_t hi, int32_t F, const char *hflip,
@@ -266,8 +276,8 @@ static json_t *settings_json(const FvFitSettings *s, const FvModelConfig *c, con
     json_object_set_new(j, "train_hash", json_string(hash));
     json_object_set_new(j, "val", va ? json_string(va->description) : json_null());
     json_object_set_new(j, "val_hash", json_string(vhash));
-    json_object_set_new(j, "config", s->init_model ? json_null() : json_string(s->config ? s->config : "synth"));
-    json_object_set_new(j, "init_model", s->init_model ? json_string(s->init_model) : json_null());
+    json_object_set_new(j, "config", s->init_model ? json_null() : path_json(s->config ? s->config : "synth"));
+    json_object_set_new(j, "init_model", s->init_model ? path_json(s->init_model) : json_null());
     json_object_set_new(j, "embed_init", s->init_model ? json_null() : json_string(s->embed_random ? "random" : "sincos"));
     json_object_set_new(j, "frames", json_integer(T));
     json_object_set_new(j, "image_size", json_integer(S));
@@ -586,15 +596,30 @@ int fv_fit_run(const FvFitSettings *s, FvFitResult *res)
             ret = fv_error(FV_EINVAL, "%s: cannot resume: %s", ck_path, jerr.text);
             goto done;
         }
-        /* every setting as recorded, except that the epochs may grow (extending the run) */
+        /* every setting as recorded, except that the epochs may grow (extending the run), and the lists'
+         * descriptions, which name their files as given (relative to where the run started): their hashes
+         * compare what they hold */
         json_t *ck_settings = json_object_get(ck, "settings");
         json_t *cmp = json_deep_copy(settings);
         if (!cmp) {
             ret = fv_error(FV_ENOMEM, "fv_fit_run: out of memory");
             goto done;
         }
-        if (json_is_object(ck_settings) && json_object_get(ck_settings, "epochs"))
-            json_object_set(cmp, "epochs", json_object_get(ck_settings, "epochs"));
+        static const char *const free_keys[] = { "epochs", "train", "val" };
+        for (size_t i = 0; i < sizeof(free_keys) / sizeof(free_keys[0]); i++)
+            if (json_is_object(ck_settings) && json_object_get(ck_settings, free_keys[i]))
+                json_object_set(cmp, free_keys[i], json_object_get(ck_settings, free_keys[i]));
+        /* model and config files by the file they name (runs before these were absolute name them as given) */
+        static const char *const file_keys[] = { "init_model", "config" };
+        for (size_t i = 0; i < sizeof(file_keys) / sizeof(file_keys[0]); i++) {
+            const char *was = json_string_value(json_object_get(ck_settings, file_keys[i]));
+            const char *now = json_string_value(json_object_get(cmp, file_keys[i]));
+            char *a = was && now ? realpath(was, NULL) : NULL, *b = a ? realpath(now, NULL) : NULL;
+            if (a && b && !strcmp(a, b))
+                json_object_set(cmp, file_keys[i], json_object_get(ck_settings, file_keys[i]));
+            free(a);
+            free(b);
+        }
         char diff[8192];
         const int differs = !json_is_object(ck_settings) || settings_differ(ck_settings, cmp, diff, sizeof(diff));
         json_decref(cmp);
