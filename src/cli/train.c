@@ -127,7 +127,8 @@ static void help(FILE *f)
         "\n"
         "Exit codes: 0 success, 1 usage error (also an option that differs from the run's with --resume),\n"
         "2 input error (lists, videos, config, model, or an --out that holds another run), 3 runtime failure\n"
-        "(out of memory, diverged training), 130 (143) stopped by SIGINT (SIGTERM) after its checkpoint.\n",
+        "(out of memory, diverged training); stopped by SIGINT (SIGTERM) after its checkpoint, it ends by\n"
+        "that signal, as `evaluate` does (a shell's status 130, or 143).\n",
         fv_cli_attn_help, fv_cli_psvit_help);
 }
 
@@ -751,6 +752,18 @@ int fv_cli_train(int argc, char **argv)
     rc = run(&o);
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
+    if (g_stop && rc == 128 + (int)g_stop) {
+        /* die of the signal, as `evaluate` does, so callers (shells: 130, Slurm) see how the run ended */
+        free(args);
+        free(rp);
+        json_decref(names);
+        json_decref(o.record);
+        json_decref(rec);
+        free(given);
+        signal((int)g_stop, SIG_DFL);
+        raise((int)g_stop);
+        return rc;
+    }
     goto done;
 oom:
     fv_cli_error(CMD, "out of memory");
