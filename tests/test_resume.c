@@ -332,6 +332,67 @@ static void test_resume_relative_files(void **state)
     free(dir);
 }
 
+/* evaluate --resume --out DIR needs nothing else either: a run killed after 5 videos, given relative files,
+ * continues from another directory with only --out and ends with the uninterrupted run's predictions; a
+ * given option that differs is named with both values (exit 1); --root may change (videos moved). */
+static void test_evaluate_resume(void **state)
+{
+    (void)state;
+    char env[4096], *err = NULL, *out = NULL;
+    char *ref = fvt_join(g_tmp, "eval-ref"), *dir = fvt_join(g_tmp, "eval-cut");
+    int rc = fibvid(&out, &err, "", "evaluate -q -m '%s/model.safetensors' --root '%s' --ucf101 '%s' -o '%s' -t 1",
+                    g_full, g_data, g_data, ref);
+    if (rc != 0)
+        fail_msg("evaluate: rc %d: %s", rc, err);
+    free(err);
+    free(out);
+    snprintf(env, sizeof(env), "cd '%s' && FIBVID_TEST_STOP_AFTER=5", g_tmp);
+    rc = fibvid(NULL, NULL, env, "evaluate -q -m full/model.safetensors --root synth --ucf101 synth -o eval-cut -t 1");
+    assert_true(rc == -1 || rc == 128 + 9); /* killed itself with SIGKILL */
+    char want[8192];
+    rc = fibvid(NULL, &err, "cd / &&", "evaluate --resume --out '%s' --views 3x1", dir);
+    snprintf(want, sizeof(want), "fibvid evaluate: --views 3x1 differs from the run's 1x1 (the default) (recorded in "
+             "%s/run.json)\n", dir);
+    printf("%s", err);
+    assert_int_equal(rc, 1);
+    assert_string_equal(err, want);
+    free(err);
+    rc = fibvid(NULL, &err, "cd / &&", "evaluate --resume --out '%s' --split 2", dir);
+    assert_int_equal(rc, 1);
+    assert_non_null(strstr(err, "--split 2 differs from the run's 1"));
+    free(err);
+    rc = fibvid(&out, &err, "cd / &&", "evaluate --resume --out '%s' -q", dir);
+    if (rc != 0)
+        fail_msg("evaluate --resume: rc %d: %s", rc, err);
+    free(err);
+    free(out);
+    /* the same predictions (the ms figures aside) */
+    json_t *sa = load_json(ref, "summary.json"), *sb = load_json(dir, "summary.json");
+    printf("top-1 uninterrupted %.4f, killed + resumed %.4f\n", json_number_value(json_object_get(sa, "top1_acc")),
+           json_number_value(json_object_get(sb, "top1_acc")));
+    assert_true(json_number_value(json_object_get(sa, "top1_acc")) == json_number_value(json_object_get(sb, "top1_acc")));
+    assert_int_equal(json_integer_value(json_object_get(sb, "num_evaluated")), 48);
+    json_decref(sa);
+    json_decref(sb);
+    char *pa = fvt_join(ref, "per_class.csv"), *pb = fvt_join(dir, "per_class.csv");
+    assert_true(same_file(pa, pb));
+    free(pa);
+    free(pb);
+    /* the videos moved: --root may change */
+    char *moved = fvt_join(g_tmp, "moved");
+    snprintf(env, sizeof(env), "cp -r '%s' '%s' &&", g_data, moved);
+    rc = fibvid(NULL, &err, env, "evaluate --resume --out '%s' -q --root '%s'", dir, moved);
+    if (rc != 0)
+        fail_msg("evaluate --resume --root elsewhere: rc %d: %s", rc, err);
+    free(err);
+    json_t *run = load_json(dir, "run.json");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(run, "options"), "root")), moved);
+    json_decref(run);
+    free(moved);
+    free(ref);
+    free(dir);
+}
+
 /* Settings that make little sense run, with one warning line each. */
 static void test_warnings(void **state)
 {
@@ -392,6 +453,7 @@ int main(void)
         cmocka_unit_test(test_second_sigint),
         cmocka_unit_test(test_resume_options),
         cmocka_unit_test(test_resume_relative_files),
+        cmocka_unit_test(test_evaluate_resume),
         cmocka_unit_test(test_warnings),
         cmocka_unit_test(test_resume_exit_codes),
     };

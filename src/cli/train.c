@@ -111,7 +111,8 @@ static void help(FILE *f)
         "                          epoch), best.safetensors (best validation top-1), model.safetensors (final)\n"
         "      --resume            continue the run in --out from its last checkpoint: every option not given\n"
         "                          is taken from OUT_DIR/run.json; a given one must equal the run's, except\n"
-        "                          --epochs, which may grow (a finished run is then extended)\n"
+        "                          --root, --threads, --log-every and --epochs, which may grow (a finished\n"
+        "                          run is then extended)\n"
         "      --stop-after N      stop after epoch N (the schedule still spans --epochs; continue with\n"
         "                          --resume; default: run to the end)\n"
         "      --log-every N       a step line in train.jsonl every N steps, 0 = none (default 10)\n"
@@ -404,9 +405,9 @@ done:
 /* Options that say where the run goes and how this invocation talks: not part of the run, not recorded. */
 static const char *const g_unrecorded[] = { "out", "resume", "stop-after", "quiet", "help", NULL };
 /* Recorded and taken over by --resume, but free to change there: the length of the run (a larger --epochs
- * extends it) and how it runs (the log's step lines, threads: with -t 1 a run's bytes do not depend on how it
- * was cut). */
-static const char *const g_changeable[] = { "epochs", "log-every", "threads", NULL };
+ * extends it), where the videos are (the lists' contents are compared by the checkpoint) and how it runs (the
+ * log's step lines, threads: with -t 1 a run's bytes do not depend on how it was cut). */
+static const char *const g_changeable[] = { "epochs", "root", "log-every", "threads", NULL };
 /* Options naming files: recorded as absolute paths, so --resume works from any directory. */
 static const char *const g_paths[] = { "root", "ucf101", "list", "val-list", "classes", "synth-json", "model",
                                        "config", NULL };
