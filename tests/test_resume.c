@@ -426,6 +426,18 @@ static void test_resume_exit_codes(void **state)
     assert_int_equal(rc, 1);
     assert_non_null(strstr(err, "--resume needs"));
     free(err);
+    /* a directory without a run: no options to take, no checkpoint (train and evaluate alike) */
+    rc = fibvid(NULL, &err, "", "train --resume --out '%s'", dir);
+    printf("%s", err);
+    assert_int_equal(rc, 2);
+    assert_int_equal(count_lines(err), 1);
+    assert_non_null(strstr(err, dir));
+    free(err);
+    rc = fibvid(NULL, &err, "", "evaluate --resume --out '%s'", dir);
+    printf("%s", err);
+    assert_int_equal(rc, 2);
+    assert_int_equal(count_lines(err), 1);
+    free(err);
     rc = fibvid(NULL, &err, "", "train --resume --out '%s' --ucf101 '%s' -q", dir, g_data);
     printf("%s", err);
     assert_int_equal(rc, 2);

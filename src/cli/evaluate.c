@@ -713,6 +713,13 @@ int fv_cli_evaluate(int argc, char **argv)
             shown_model = json_string_value(json_object_get(rec, "model"));
         }
     }
+    if (o.resume && o.out && !o.ucf101 && !o.hmdb51 && !o.list && !json_object_get(rec, "options")) {
+        /* nothing to take the run's options from: say so rather than ask for a data set */
+        fv_cli_error(CMD, "%s: no run.json with the run's options to resume (a run from before they were recorded "
+                     "needs them again: --ucf101, --hmdb51 or --list, ...)", o.out);
+        rc = FV_EXIT_INPUT;
+        goto done;
+    }
     if ((rc = check_options(&o)) >= 0)
         goto done;
     if (!(o.record = fv_cli_record_merge(&spec, json_object_get(rec, "options"), given, ngiven)))

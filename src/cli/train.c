@@ -728,6 +728,13 @@ int fv_cli_train(int argc, char **argv)
                 goto done;
         }
     }
+    if (o.fit.resume && o.fit.out_dir && !o.ucf101 && !o.list && !json_object_get(rec, "options")) {
+        /* nothing to take the run's options from: say so rather than ask for a data set */
+        fv_cli_error(CMD, "%s: no run.json with the run's options to resume (a run from before they were recorded "
+                     "needs them again: --ucf101 or --list, ...)", o.fit.out_dir);
+        rc = FV_EXIT_INPUT;
+        goto done;
+    }
     if ((rc = check_options(&o)) >= 0)
         goto done;
     if (!(o.record = fv_cli_record_merge(&spec, json_object_get(rec, "options"), given, ngiven)))
