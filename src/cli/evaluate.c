@@ -43,6 +43,7 @@ static void help(FILE *f)
         "                       [--split 1|2|3] [--subset test|train] [options]\n"
         "       fibvid evaluate [-m MODEL] --root VIDEO_DIR --list FILE [--label-base 0|1] [--classes FILE]\n"
         "                       [options]\n"
+        "       fibvid evaluate --resume --out DIR            (the run's options come from DIR/run.json)\n"
         "\n"
         "Video-level accuracy of a model on a dataset: the softmax of every view is averaged per video.\n"
         "Every finished video is appended to the output directory at once: a run that was stopped continues\n"

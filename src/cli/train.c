@@ -49,6 +49,7 @@ static void help(FILE *f)
     fprintf(f,
         "usage: fibvid train --ucf101 SPLIT_DIR [--root VIDEO_DIR] [--split 1|2|3] -o OUT_DIR [options]\n"
         "       fibvid train --list FILE [--val-list FILE] [--classes FILE] --root VIDEO_DIR -o OUT_DIR [options]\n"
+        "       fibvid train --resume -o OUT_DIR [--epochs N]      (the run's options come from OUT_DIR/run.json)\n"
         "\n"
         "Train a TimeSformer with AdamW (warm-up + cosine learning rate, label smoothing, gradient clipping)\n"
         "on mini-batches of augmented clips, evaluate on the validation list after every epoch and write a\n"
