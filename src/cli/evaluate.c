@@ -233,16 +233,14 @@ static void record_store(const char *dir, const json_t *record)
 {
     char *rp = fv_cli_path_join(dir, "run.json");
     json_t *run = rp ? json_load_file(rp, 0, NULL) : NULL;
-    char *text = NULL;
     if (run && json_equal(json_object_get(run, "options"), (json_t *)record))
         goto done;
-    if (!run || json_object_set(run, "options", (json_t *)record) < 0 ||
-        !(text = json_dumps(run, JSON_INDENT(2) | JSON_PRESERVE_ORDER)) ||
-        fv_write_file_atomic(rp, text, strlen(text)) < 0)
+    int ret = run && json_object_set(run, "options", (json_t *)record) == 0 ? fv_cli_json_write_atomic(rp, run)
+                                                                             : FV_ENOMEM;
+    if (ret < 0)
         fv_cli_error(CMD, "warning: %s: cannot record the options (%s); --resume will need them again",
-                     rp ? rp : "run.json", fv_last_error()[0] ? fv_last_error() : "out of memory");
+                     rp ? rp : "run.json", ret == FV_ENOMEM ? "out of memory or unreadable" : fv_last_error());
 done:
-    free(text);
     json_decref(run);
     free(rp);
 }

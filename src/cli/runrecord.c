@@ -156,3 +156,20 @@ json_t *fv_cli_record_merge(const FvCliRecordSpec *s, const json_t *opts, const 
     }
     return r;
 }
+
+int fv_cli_json_write_atomic(const char *path, const json_t *doc)
+{
+    char *text = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    if (!text)
+        return FV_ENOMEM;
+    const size_t n = strlen(text);
+    char *t = realloc(text, n + 2);
+    if (!t) {
+        free(text);
+        return FV_ENOMEM;
+    }
+    memcpy(t + n, "\n", 2);
+    const int ret = fv_write_file_atomic(path, t, n + 1);
+    free(t);
+    return ret;
+}

@@ -48,4 +48,8 @@ char **fv_cli_record_argv(const FvCliRecordSpec *s, const json_t *opts, int argc
  * out). New reference, NULL when out of memory. */
 json_t *fv_cli_record_merge(const FvCliRecordSpec *s, const json_t *opts, const FvCliGiven *given, int n);
 
+/* Write @doc to @path atomically (fv_write_file_atomic), indented, keys in order, with a final newline.
+ * 0 or a negative code (fv_last_error() says why). */
+int fv_cli_json_write_atomic(const char *path, const json_t *doc);
+
 #endif /* FV_CLI_RUNRECORD_H */

@@ -222,11 +222,10 @@ static void on_started(void *user, const FvFitInfo *in)
     /* the run's own record of its options, for --resume (written now: the fit has accepted --out) */
     char *rp = fv_cli_path_join(o->fit.out_dir, "run.json");
     json_t *doc = json_pack("{s:s, s:O}", "command", "train", "options", o->record);
-    char *text = doc ? json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
-    if (!rp || !text || fv_write_file_atomic(rp, text, strlen(text)) < 0)
+    int ret = rp && doc ? fv_cli_json_write_atomic(rp, doc) : FV_ENOMEM;
+    if (ret < 0)
         fv_cli_error(CMD, "warning: %s: %s; --resume will need the options again", rp ? rp : "run.json",
-                     rp && text ? fv_last_error() : "out of memory");
-    free(text);
+                     ret == FV_ENOMEM ? "out of memory" : fv_last_error());
     json_decref(doc);
     free(rp);
     if (o->quiet)
