@@ -1,11 +1,12 @@
-/* Stopping and continuing `fibvid train` (issue 20), end to end on a tiny `fibvid synth` data set in a
- * temporary directory: Ctrl-C (a real SIGINT, raised by the process itself after optimizer step K through the
- * test hook FIBVID_TEST_SIGINT_AT=K[,COUNT]) stops at that step boundary with exit 130, one line naming the
- * command that continues, and a mid-epoch checkpoint; `train --resume --out DIR` alone continues it and ends
- * with the bytes of the uninterrupted run (-t 1); a second Ctrl-C ends the process at once and leaves the last
- * complete checkpoint intact; options a resumed run is given must be the run's (one line naming the option
- * and both values, exit 1) except --epochs, which extends a finished run; warnings for settings that make
- * little sense; exit codes of a resume without a run. */
+/* Stopping and continuing `fibvid train` and `fibvid evaluate` (issue 20), end to end on a tiny `fibvid synth`
+ * data set in a temporary directory: Ctrl-C (a real SIGINT, raised by the process itself after optimizer step
+ * K through the test hook FIBVID_TEST_SIGINT_AT=K[,COUNT]) stops train at that step boundary with one line
+ * naming the command that continues and a mid-epoch checkpoint, and the process ends by the signal (status
+ * 130); `train --resume --out DIR` alone continues it, from any directory, and ends with the bytes of the
+ * uninterrupted run (-t 1); a second Ctrl-C ends the process at once and leaves the last complete checkpoint
+ * intact; options given with --resume must be the run's (one line naming the option and both values, exit 1)
+ * except --epochs (extends a finished run), --root and the running options; evaluate --resume --out DIR
+ * likewise; warnings for settings that make little sense; exit codes of a resume without a run. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -233,8 +234,8 @@ static void test_resume_options(void **state)
     char *err = NULL;
     char env[4096];
     snprintf(env, sizeof(env), "cd '%s' &&", g_tmp);
-    int rc = fibvid(NULL, &err, env, "train --ucf101 synth -o opts --config test --epochs 1 -b 8 --lr 3e-3 --warmup 0.5 "
-                "--seed 7 -q --no-val");
+    int rc = fibvid(NULL, &err, env, "train --ucf101 synth -o opts --config test --epochs 1 -b 8 --lr 3e-3 "
+                    "--warmup 0.5 --seed 7 -q --no-val");
     if (rc != 0)
         fail_msg("train: rc %d: %s", rc, err);
     free(err);
@@ -370,7 +371,8 @@ static void test_evaluate_resume(void **state)
     json_t *sa = load_json(ref, "summary.json"), *sb = load_json(dir, "summary.json");
     printf("top-1 uninterrupted %.4f, killed + resumed %.4f\n", json_number_value(json_object_get(sa, "top1_acc")),
            json_number_value(json_object_get(sb, "top1_acc")));
-    assert_true(json_number_value(json_object_get(sa, "top1_acc")) == json_number_value(json_object_get(sb, "top1_acc")));
+    const double ta = json_number_value(json_object_get(sa, "top1_acc"));
+    assert_true(ta == json_number_value(json_object_get(sb, "top1_acc")));
     assert_int_equal(json_integer_value(json_object_get(sb, "num_evaluated")), 48);
     json_decref(sa);
     json_decref(sb);
