@@ -28,6 +28,7 @@
 #ifndef FIBVID_TRAIN_H
 #define FIBVID_TRAIN_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -314,9 +315,15 @@ typedef struct FvFitSettings {
     /* output and running */
     const char *out_dir;         /**< required: train.jsonl, checkpoint.json, ckpt-epochNNNN{,.optim}.safetensors,
                                       best.safetensors, model.safetensors */
-    int32_t     resume;          /**< 1: continue the run in out_dir from its last checkpoint (same settings) */
+    int32_t     resume;          /**< 1: continue the run in out_dir from its last checkpoint (same settings, except
+                                      that epochs may grow: a finished run is extended, the cosine schedule then
+                                      spans the new length from the checkpoint on) */
     int64_t     stop_after;      /**< stop after this epoch; 0: run to the end (default 0) */
     int64_t     log_every;       /**< a step line in train.jsonl every N steps; 0: none (default 10) */
+    const volatile sig_atomic_t *stop; /**< when it points at a non-zero value (set by a signal handler, say),
+                                      the run stops after the optimizer step in progress and writes a checkpoint
+                                      of that step (mid-epoch: resume continues from exactly there, as the
+                                      uninterrupted run would); NULL: never (default NULL) */
     FvFitCallbacks cb;
 } FvFitSettings;
 
@@ -330,6 +337,12 @@ typedef struct FvFitResult {
     double  best_top1;    /**< best validation top-1 (-1 without validation) */
     int64_t best_epoch;
     double  elapsed_s;    /**< of the whole run, earlier invocations included */
+    int32_t interrupted;  /**< 1: stopped by settings.stop; the checkpoint holds the step below */
+    int64_t step;         /**< optimizer steps taken when it stopped */
+    int64_t step_in_epoch;/**< of them, steps of the unfinished epoch last_epoch + 1 (0: at an epoch's end) */
+    int64_t steps_per_epoch;
+    int32_t conflict;     /**< 1: resume refused because a setting differs from the run's (fv_last_error() names
+                               it); the caller's options are at fault, not the files */
 } FvFitResult;
 
 /**
@@ -337,10 +350,11 @@ typedef struct FvFitResult {
  * (one view per clip through the prediction path, batched), write the epoch's checkpoint atomically (weights,
  * optimizer state, checkpoint.json), best.safetensors, and a line in train.jsonl; model.safetensors at the end.
  * Everything random follows from the seed, the epoch and the clip, never from what ran before: a run stopped
- * after an epoch and continued with resume takes exactly the steps of an uninterrupted one (bit-identical with
- * one thread). Returns 0 (@p r filled, may be NULL), an input error (lists, videos, config, model, an out_dir
- * holding another run or a run with other settings), FV_ERANGE (training diverged: the last checkpoint stays)
- * or a runtime error; fv_last_error() says why.
+ * after an epoch, or mid-epoch by @p s->stop, and continued with resume takes exactly the steps of an
+ * uninterrupted one (bit-identical with one thread). Returns 0 (@p r filled, may be NULL; also when stopped),
+ * an input error (lists, videos, config, model, an out_dir holding another run or a run with other settings:
+ * r->conflict), FV_ERANGE (training diverged: the last checkpoint stays) or a runtime error; fv_last_error()
+ * says why.
  */
 FV_API int fv_fit_run(const FvFitSettings *s, FvFitResult *r);
 

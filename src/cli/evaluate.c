@@ -31,7 +31,213 @@ typedef struct EvalOpts {
     int quiet;
     FvPredictSettings pred;
     FvAttnOverrides attn;
+    json_t *record;          /* the options run.json records  */
+    const char *shown_model; /* --resume: the model as the run named it (NULL: -m or the default) */
 } EvalOpts;
+
+/* ------------------------------------------------------------------------------------------------ */
+/* The run's record of its options (run.json "options"), for --resume                               */
+/* ------------------------------------------------------------------------------------------------ */
+
+/* The same code is in train.c and evaluate.c: src/cli/ files may include only cli.h (tests/test_layout.sh)
+ * and the shared helpers of common.c + cli.h are not this change's to edit; the two copies belong there. */
+
+/* An option as given on the command line: its long name and value (NULL for a flag; points into argv). */
+typedef struct Given {
+    const char *name, *value;
+} Given;
+
+/* How a command records its options. The lists are NULL-terminated long names. */
+typedef struct RecordSpec {
+    const char *cmd;                  /* "train" */
+    const char *const *unrecorded;    /* not part of the run: where it goes, how this invocation talks */
+    const char *const *changeable;    /* recorded and taken over, but a given value replaces the run's */
+    const char *const *paths;         /* file names: recorded as absolute paths */
+    /* the value a run used without the option (NULL: none); may be NULL */
+    const char *(*default_of)(const char *name);
+    /* 1 when @value of path option @name names no file (a preset name, say); may be NULL */
+    int (*not_a_path)(const char *name, const char *value);
+} RecordSpec;
+
+static int in_list(const char *const *list, const char *name)
+{
+    for (; list && *list; list++)
+        if (!strcmp(*list, name))
+            return 1;
+    return 0;
+}
+
+/* The long name of the option getopt_long() returned as @c with long index @li (-1 for a short one). */
+static const char *option_name(const struct option *longopts, int c, int li)
+{
+    if (li >= 0)
+        return longopts[li].name;
+    for (const struct option *o = longopts; o->name; o++)
+        if (o->val == c)
+            return o->name;
+    return "?";
+}
+
+/* The value an option is recorded with: file names made absolute; a flag is true. */
+static json_t *record_value(const RecordSpec *s, const char *name, const char *value)
+{
+    if (!value)
+        return json_true();
+    if (in_list(s->paths, name) && !(s->not_a_path && s->not_a_path(name, value))) {
+        char *abs = realpath(value, NULL);
+        if (abs) {
+            json_t *v = json_string(abs);
+            free(abs);
+            return v;
+        }
+    }
+    return json_string(value);
+}
+
+/* Whether option @name given as @value (NULL: a flag) is the recorded @rec: numbers by value, files by their
+ * absolute path, the rest as text. */
+static int same_value(const RecordSpec *s, const char *name, const char *value, const json_t *rec)
+{
+    if (!value || json_is_true(rec))
+        return !value && json_is_true(rec);
+    const char *r = json_string_value(rec);
+    json_t *v = record_value(s, name, value);
+    const char *g = json_string_value(v);
+    int same = 0;
+    if (r && g) {
+        char *e1, *e2;
+        const double x = strtod(g, &e1), y = strtod(r, &e2);
+        same = *g && *r && !*e1 && !*e2 ? x == y : !strcmp(g, r);
+    }
+    json_decref(v);
+    return same;
+}
+
+/* Load the record @path (DIR/run.json). Returns -1 with *@doc the whole file, or NULL when there is none (or it
+ * records no options: an older run), or an exit code after one line (a file that is not JSON). */
+static int record_load(const RecordSpec *s, const char *path, json_t **doc)
+{
+    *doc = NULL;
+    if (access(path, F_OK) != 0)
+        return -1;
+    json_error_t jerr;
+    json_t *d = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+    if (!json_is_object(d)) {
+        fv_cli_error(s->cmd, "%s: %s", path, d ? "not a JSON object" : jerr.text);
+        json_decref(d);
+        return FV_EXIT_INPUT;
+    }
+    const json_t *opts = json_object_get(d, "options");
+    if (opts && !json_is_object(opts)) {
+        fv_cli_error(s->cmd, "%s: \"options\" is not an object", path);
+        json_decref(d);
+        return FV_EXIT_INPUT;
+    }
+    *doc = d;
+    return -1;
+}
+
+/* The given options against the recorded @opts: -1 when every one that is recorded (or has a default) has its
+ * value there (numbers by value, files by absolute path), else FV_EXIT_USAGE after one line naming the first
+ * that differs and the run's value (@path is named as where it is recorded). Changeable options pass. */
+static int record_check(const RecordSpec *s, const json_t *opts, const Given *given, int n,
+                        const char *path)
+{
+    for (int i = 0; i < n; i++) {
+        const char *name = given[i].name, *val = given[i].value;
+        if (in_list(s->unrecorded, name) || in_list(s->changeable, name))
+            continue;
+        const json_t *r = json_object_get(opts, name);
+        json_t *def = NULL;
+        const char *dv = !r && s->default_of ? s->default_of(name) : NULL;
+        if (dv)
+            r = def = json_string(dv);
+        if (r && same_value(s, name, val, r)) {
+            json_decref(def);
+            continue;
+        }
+        if (!r)
+            fv_cli_error(s->cmd, "--%s%s%s: the run was made without --%s (recorded in %s)", name, val ? " " : "",
+                         val ? val : "", name, path);
+        else if (json_is_true(r) || !val)
+            fv_cli_error(s->cmd, "--%s%s%s differs from the run's --%s (recorded in %s)", name, val ? " " : "",
+                         val ? val : "", name, path);
+        else
+            fv_cli_error(s->cmd, "--%s %s differs from the run's %s%s (recorded in %s)", name, val,
+                         json_string_value(r) ? json_string_value(r) : "?", def ? " (the default)" : "", path);
+        json_decref(def);
+        return FV_EXIT_USAGE;
+    }
+    return -1;
+}
+
+/* argv with the recorded options first (those not unrecorded), then @argv[1..]: parsed again, the given options
+ * come last and win. The "--name" strings live in @names (a JSON array the caller owns); the array itself is
+ * malloc'd (free() it), *@nargs its length. NULL when out of memory. */
+static char **record_argv(const RecordSpec *s, const json_t *opts, int argc, char **argv, json_t *names,
+                          int *nargs)
+{
+    char **a = calloc((size_t)argc + 2 * json_object_size(opts) + 1, sizeof(char *));
+    if (!a)
+        return NULL;
+    int n = 0;
+    a[n++] = argv[0];
+    const char *key;
+    json_t *val;
+    json_object_foreach((json_t *)opts, key, val) {
+        if (in_list(s->unrecorded, key) || !(json_is_string(val) || json_is_true(val)))
+            continue;
+        json_t *opt = json_sprintf("--%s", key);
+        if (!opt || json_array_append_new(names, opt) < 0) {
+            free(a);
+            return NULL;
+        }
+        a[n++] = (char *)json_string_value(opt);
+        if (json_is_string(val))
+            a[n++] = (char *)json_string_value(val);
+    }
+    for (int i = 1; i < argc; i++)
+        a[n++] = argv[i];
+    *nargs = n;
+    return a;
+}
+
+/* What the run records now: @opts (may be NULL) with the given options set over them (unrecorded ones left
+ * out). New reference, NULL when out of memory. */
+static json_t *record_merge(const RecordSpec *s, const json_t *opts, const Given *given, int n)
+{
+    json_t *r = opts ? json_deep_copy(opts) : json_object();
+    if (!r)
+        return NULL;
+    for (int i = 0; i < n; i++) {
+        if (in_list(s->unrecorded, given[i].name))
+            continue;
+        if (json_object_set_new(r, given[i].name, record_value(s, given[i].name, given[i].value)) < 0) {
+            json_decref(r);
+            return NULL;
+        }
+    }
+    return r;
+}
+
+/* Write @doc to @path atomically (fv_write_file_atomic), indented, keys in order, with a final newline.
+ * 0 or a negative code (fv_last_error() says why). */
+static int json_write_atomic(const char *path, const json_t *doc)
+{
+    char *text = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    if (!text)
+        return FV_ENOMEM;
+    const size_t n = strlen(text);
+    char *t = realloc(text, n + 2);
+    if (!t) {
+        free(text);
+        return FV_ENOMEM;
+    }
+    memcpy(t + n, "\n", 2);
+    const int ret = fv_write_file_atomic(path, t, n + 1);
+    free(t);
+    return ret;
+}
 
 static void help(FILE *f)
 {
@@ -40,6 +246,7 @@ static void help(FILE *f)
         "                       [--split 1|2|3] [--subset test|train] [options]\n"
         "       fibvid evaluate [-m MODEL] --root VIDEO_DIR --list FILE [--label-base 0|1] [--classes FILE]\n"
         "                       [options]\n"
+        "       fibvid evaluate --resume --out DIR            (the run's options come from DIR/run.json)\n"
         "\n"
         "Video-level accuracy of a model on a dataset: the softmax of every view is averaged per video.\n"
         "Every finished video is appended to the output directory at once: a run that was stopped continues\n"
@@ -71,7 +278,9 @@ static void help(FILE *f)
         "      --short-side N      resize the shorter side to N before cropping (default: crop size)\n"
         "output and running:\n"
         "  -o, --out DIR           output directory (default ./fibvid-eval-<YYYYmmdd-HHMMSS>)\n"
-        "      --resume            continue the run recorded in --out (same settings required; default off)\n"
+        "      --resume            continue the run recorded in --out: every option not given is taken from\n"
+        "                          OUT/run.json; a given one must equal the run's, except --root, --threads\n"
+        "                          and --prefetch (default off)\n"
         "      --retry-failed      --resume, and evaluate the videos recorded as failed again (e.g. after fixing\n"
         "                          --root); their failure records are dropped\n"
         "      --shard K/N         evaluate list positions i with i %% N == K-1 only (default 1/1); combine\n"
@@ -89,7 +298,7 @@ static void help(FILE *f)
         "confusion.csv, confusion.svg, confusion.png.\n"
         "Videos that cannot be read are recorded in failures.jsonl and the run goes on.\n"
         "Exit codes: 0 the run is complete (failed videos are counted, not an error; but when every video\n"
-        "failed: 2), 1 usage error,\n"
+        "failed: 2), 1 usage error (also an option that differs from the run's with --resume),\n"
         "2 input error (list, model, class names, or an --out that holds another run), 3 runtime failure.\n"
         "A run stopped by SIGINT/SIGTERM writes its reports first; continue it with --resume.\n",
         fv_cli_attn_help);
@@ -222,6 +431,23 @@ static int write_reports(FvEval *e, const char *dir, const Timing *t)
     return fv_cli_summary_set(dir, "timing", timing_json(t));
 }
 
+/* Set "options" of DIR/run.json (written by fv_eval_open) to @record, when it is not that already. */
+static void record_store(const char *dir, const json_t *record)
+{
+    char *rp = fv_cli_path_join(dir, "run.json");
+    json_t *run = rp ? json_load_file(rp, 0, NULL) : NULL;
+    if (run && json_equal(json_object_get(run, "options"), (json_t *)record))
+        goto done;
+    int ret = run && json_object_set(run, "options", (json_t *)record) == 0 ? json_write_atomic(rp, run)
+                                                                             : FV_ENOMEM;
+    if (ret < 0)
+        fv_cli_error(CMD, "warning: %s: cannot record the options (%s); --resume will need them again",
+                     rp ? rp : "run.json", ret == FV_ENOMEM ? "out of memory or unreadable" : fv_last_error());
+done:
+    json_decref(run);
+    free(rp);
+}
+
 static int load_dataset(const EvalOpts *o, FvDataset **ds)
 {
     int ret;
@@ -317,7 +543,7 @@ static int run(const EvalOpts *o, double t_start)
     }
     const int32_t views = o->pred.temporal_views * o->pred.spatial_views;
     FvEvalRun er = {
-        .model = o->model ? o->model : fv_cli_default_model(),
+        .model = o->shown_model ? o->shown_model : o->model ? o->model : fv_cli_default_model(),
         .model_id = o->model_id,
         .attention = attention,
         .settings = settings,
@@ -337,6 +563,8 @@ static int run(const EvalOpts *o, double t_start)
         rc = fv_cli_exit_code(ret);
         goto done;
     }
+    if (o->record)
+        record_store(out, o->record);
 
     /* what is left of this shard, in list order */
     paths = calloc((size_t)ds->num_entries, sizeof(*paths));
@@ -486,7 +714,36 @@ done:
     return rc;
 }
 
-int fv_cli_evaluate(int argc, char **argv)
+/* ------------------------------------------------------------------------------------------------ */
+/* The command line, and the run's record of it (run.json "options")                     */
+/* ------------------------------------------------------------------------------------------------ */
+
+/* Options that say where the run goes and how this invocation talks: not part of the run. */
+static const char *const g_unrecorded[] = { "out", "resume", "retry-failed", "quiet", "help", NULL };
+/* Recorded and taken over by --resume, free to change there: how fast, and where the videos are (a run with
+ * a wrong --root continues with the right one, --retry-failed evaluating what failed). */
+static const char *const g_changeable[] = { "threads", "prefetch", "root", NULL };
+/* Options naming files: recorded as absolute paths, so --resume works from any directory. */
+static const char *const g_paths[] = { "model", "root", "ucf101", "hmdb51", "list", "classes", "label-map", NULL };
+
+/* What a run that did not give an option used (as --help says); NULL: no value then. */
+static const char *default_of(const char *name)
+{
+    static const char *const d[][2] = {
+        { "split", "1" }, { "subset", "test" }, { "label-base", "0" }, { "views", "1x1" },
+        { "dense-start", "mmaction" }, { "shard", "1/1" },
+    };
+    if (!strcmp(name, "model"))
+        return fv_cli_default_model();
+    for (size_t i = 0; i < sizeof(d) / sizeof(d[0]); i++)
+        if (!strcmp(d[i][0], name))
+            return d[i][1];
+    return NULL;
+}
+
+/* Parse @argv into @o (defaulted here), listing the options in @given (argc entries) when not NULL.
+ * Returns -1 to go on, or the exit code (help printed, or one line on a bad option). */
+static int parse(int argc, char **argv, EvalOpts *o, Given *given, int *ngiven)
 {
     enum {
         O_ROOT = 0x100, O_UCF, O_HMDB, O_LIST, O_SPLIT, O_SUBSET, O_BASE, O_CLASSES, O_MAP, O_BYINDEX,
@@ -517,66 +774,72 @@ int fv_cli_evaluate(int argc, char **argv)
         FV_CLI_CLIP_LONGOPTS,
         { NULL, 0, NULL, 0 },
     };
-    const double t_start = fv_cli_now_ms();
-    EvalOpts o = { .split = 1, .subset = FV_SUBSET_TEST, .prefetch = 2 };
-    fv_predict_default_settings(&o.pred);
-    fv_cli_attn_overrides_init(&o.attn);
+    *o = (EvalOpts){ .split = 1, .subset = FV_SUBSET_TEST, .prefetch = 2 };
+    fv_predict_default_settings(&o->pred);
+    fv_cli_attn_overrides_init(&o->attn);
     int c, li = -1;
-    optind = 1;
+    if (ngiven)
+        *ngiven = 0;
+    optind = 0; /* glibc: a full restart (this runs twice with --resume) */
     while ((c = getopt_long(argc, argv, "m:o:t:qh", longopts, &li)) != -1) {
         switch (c) {
-        case 'm': o.model = optarg; break;
-        case O_MODELID: o.model_id = optarg; break;
-        case O_ROOT: o.root = optarg; break;
-        case O_UCF: o.ucf101 = optarg; break;
-        case O_HMDB: o.hmdb51 = optarg; break;
-        case O_LIST: o.list = optarg; break;
+        case 'm': o->model = optarg; break;
+        case O_MODELID: o->model_id = optarg; break;
+        case O_ROOT: o->root = optarg; break;
+        case O_UCF: o->ucf101 = optarg; break;
+        case O_HMDB: o->hmdb51 = optarg; break;
+        case O_LIST: o->list = optarg; break;
         case O_SPLIT:
-            if (fv_cli_parse_int(optarg, 1, 3, &o.split) < 0)
+            if (fv_cli_parse_int(optarg, 1, 3, &o->split) < 0)
                 goto bad;
             break;
         case O_SUBSET:
-            if (!strcmp(optarg, "test")) o.subset = FV_SUBSET_TEST;
-            else if (!strcmp(optarg, "train")) o.subset = FV_SUBSET_TRAIN;
+            if (!strcmp(optarg, "test")) o->subset = FV_SUBSET_TEST;
+            else if (!strcmp(optarg, "train")) o->subset = FV_SUBSET_TRAIN;
             else goto bad;
             break;
         case O_BASE:
-            if (fv_cli_parse_int(optarg, 0, 1, &o.label_base) < 0)
+            if (fv_cli_parse_int(optarg, 0, 1, &o->label_base) < 0)
                 goto bad;
             break;
-        case O_CLASSES: o.classes = optarg; break;
-        case O_MAP: o.label_map = optarg; break;
-        case O_BYINDEX: o.by_index = 1; break;
+        case O_CLASSES: o->classes = optarg; break;
+        case O_MAP: o->label_map = optarg; break;
+        case O_BYINDEX: o->by_index = 1; break;
         case FV_OPT_CLIP:
-            if (fv_cli_clip_option(&o.pred, CMD, longopts[li].name, optarg) < 0)
+            if (fv_cli_clip_option(&o->pred, CMD, longopts[li].name, optarg) < 0)
                 return FV_EXIT_USAGE;
             break;
-        case 'o': o.out = optarg; break;
-        case O_RESUME: o.resume = o.resume ? o.resume : 1; break;
-        case O_RETRY: o.resume = 2; break;
+        case 'o': o->out = optarg; break;
+        case O_RESUME: o->resume = o->resume ? o->resume : 1; break;
+        case O_RETRY: o->resume = 2; break;
         case O_SHARD: {
             int32_t k, n;
             if (fv_shard_parse(optarg, &k, &n) < 0)
                 goto bad;
-            o.shard = optarg;
+            o->shard = optarg;
             break;
         }
         case O_PREFETCH:
-            if (fv_cli_parse_int(optarg, 0, 16, &o.prefetch) < 0)
+            if (fv_cli_parse_int(optarg, 0, 16, &o->prefetch) < 0)
                 goto bad;
             break;
         case 't':
-            if (fv_cli_parse_int(optarg, 1, 1024, &o.threads) < 0)
+            if (fv_cli_parse_int(optarg, 1, 1024, &o->threads) < 0)
                 goto bad;
             break;
-        case 'q': o.quiet = 1; break;
+        case 'q': o->quiet = 1; break;
         case 'h': help(stdout); return FV_EXIT_OK;
         case FV_OPT_ATTN:
-            if (fv_cli_attn_option(&o.attn, CMD, longopts[li].name, optarg) < 0)
+            if (fv_cli_attn_option(&o->attn, CMD, longopts[li].name, optarg) < 0)
                 return FV_EXIT_USAGE;
             break;
         default:
             return fv_cli_bad_option("evaluate", argv, "m:o:t:qh", longopts);
+        }
+        if (given) {
+            given[*ngiven].name = option_name(longopts, c, li);
+            given[*ngiven].value = optarg;
+            (*ngiven)++;
         }
         li = -1;
         continue;
@@ -589,26 +852,89 @@ int fv_cli_evaluate(int argc, char **argv)
         fv_cli_error(CMD, "unexpected argument '%s' (see --help)", argv[optind]);
         return FV_EXIT_USAGE;
     }
-    if (!!o.ucf101 + !!o.hmdb51 + !!o.list != 1) {
-        fv_cli_error(CMD, "give exactly one of --ucf101 DIR, --hmdb51 DIR or --list FILE (see --help)");
-        return FV_EXIT_USAGE;
-    }
-    if (!o.root) {
-        fv_cli_error(CMD, "--root VIDEO_DIR is required (see --help)");
-        return FV_EXIT_USAGE;
-    }
-    if (!o.list && (o.classes || o.label_base)) {
-        fv_cli_error(CMD, "--classes and --label-base go with --list only");
-        return FV_EXIT_USAGE;
-    }
-    if (o.resume && !o.out) {
+    return -1;
+}
+
+/* The options together, after --resume has filled in the run's: -1 to go on, or an exit code after one line. */
+static int check_options(const EvalOpts *o)
+{
+    if (o->resume && !o->out) {
         fv_cli_error(CMD, "--resume needs the --out DIR of the run to continue");
         return FV_EXIT_USAGE;
     }
-    if (o.by_index && o.label_map) {
+    if (!!o->ucf101 + !!o->hmdb51 + !!o->list != 1) {
+        fv_cli_error(CMD, "give exactly one of --ucf101 DIR, --hmdb51 DIR or --list FILE (see --help)");
+        return FV_EXIT_USAGE;
+    }
+    if (!o->root) {
+        fv_cli_error(CMD, "--root VIDEO_DIR is required (see --help)");
+        return FV_EXIT_USAGE;
+    }
+    if (!o->list && (o->classes || o->label_base)) {
+        fv_cli_error(CMD, "--classes and --label-base go with --list only");
+        return FV_EXIT_USAGE;
+    }
+    if (o->by_index && o->label_map) {
         fv_cli_error(CMD, "--labels-by-index and --label-map exclude each other");
         return FV_EXIT_USAGE;
     }
+    return -1;
+}
+
+int fv_cli_evaluate(int argc, char **argv)
+{
+    const double t_start = fv_cli_now_ms();
+    EvalOpts o = { 0 };
+    Given *given = calloc((size_t)argc + 1, sizeof(Given));
+    json_t *rec = NULL, *names = json_array();
+    char **args = NULL, *rp = NULL;
+    int ngiven = 0, nargs = 0, rc;
+    if (!given || !names)
+        goto oom;
+    if ((rc = parse(argc, argv, &o, given, &ngiven)) >= 0)
+        goto done;
+    const RecordSpec spec = { .cmd = CMD, .unrecorded = g_unrecorded, .changeable = g_changeable,
+                                   .paths = g_paths, .default_of = default_of };
+    /* --resume: the options the run recorded, under those given now (which must be the run's) */
+    const char *shown_model = NULL;
+    if (o.resume && o.out) {
+        if (!(rp = fv_cli_path_join(o.out, "run.json")))
+            goto oom;
+        if ((rc = record_load(&spec, rp, &rec)) >= 0)
+            goto done;
+        const json_t *ro = json_object_get(rec, "options");
+        if (ro) {
+            if ((rc = record_check(&spec, ro, given, ngiven, rp)) >= 0)
+                goto done;
+            if (!(args = record_argv(&spec, ro, argc, argv, names, &nargs)))
+                goto oom;
+            if ((rc = parse(nargs, args, &o, NULL, NULL)) >= 0)
+                goto done;
+            /* the model is the run's (checked above): compared and shown under the name the run gave it */
+            shown_model = json_string_value(json_object_get(rec, "model"));
+        }
+    }
+    if (o.resume && o.out && !o.ucf101 && !o.hmdb51 && !o.list && !json_object_get(rec, "options")) {
+        /* nothing to take the run's options from: say so rather than ask for a data set */
+        fv_cli_error(CMD, "%s: no run.json with the run's options to resume (a run from before they were recorded "
+                     "needs them again: --ucf101, --hmdb51 or --list, ...)", o.out);
+        rc = FV_EXIT_INPUT;
+        goto done;
+    }
+    if ((rc = check_options(&o)) >= 0)
+        goto done;
+    if (!(o.record = record_merge(&spec, json_object_get(rec, "options"), given, ngiven)))
+        goto oom;
+    if (!json_object_get(o.record, "model") && fv_cli_default_model()) {
+        /* the default model (or $FIBVID_MODEL) of this run, which --resume must not take from a later setting */
+        const Given dm = { "model", fv_cli_default_model() };
+        json_t *r2 = record_merge(&spec, o.record, &dm, 1);
+        if (!r2)
+            goto oom;
+        json_decref(o.record);
+        o.record = r2;
+    }
+    o.shown_model = shown_model;
     fv_set_num_threads((int32_t)o.threads);
 
     /* SIGINT/SIGTERM finish the video in progress and write the reports; a second one kills at once */
@@ -619,9 +945,20 @@ int fv_cli_evaluate(int argc, char **argv)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
-    int rc = run(&o, t_start);
+    rc = run(&o, t_start);
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
+    goto done;
+oom:
+    fv_cli_error(CMD, "out of memory");
+    rc = FV_EXIT_RUNTIME;
+done:
+    free(args);
+    free(rp);
+    json_decref(names);
+    json_decref(o.record);
+    json_decref(rec);
+    free(given);
     if (g_signal) {
         /* die of the signal, so callers (shells, Slurm) see how the run ended */
         signal(g_signal, SIG_DFL);

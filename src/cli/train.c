@@ -4,10 +4,13 @@
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <jansson.h>
 
 #include "cli.h"
 
@@ -24,15 +27,232 @@ typedef struct TrainOpts {
     /* while running */
     int progress;      /* the progress line is on */
     double last_progress; /* ms of the last progress line */
+    int o_config;      /* --config given */
     int usage_error;   /* configure refused an option: exit 1 */
     int reported;      /* ... and said why */
+    json_t *record;    /* the options DIR/run.json records (written once training starts) */
+    long sigint_at, sigint_count; /* test hook FIBVID_TEST_SIGINT_AT=STEP[,COUNT] */
 } TrainOpts;
+
+/* SIGINT/SIGTERM: the fit stops after the step in progress and writes a checkpoint of it; the handler is
+ * reset by the first signal (SA_RESETHAND), so a second one ends the process at once */
+static volatile sig_atomic_t g_stop;
+
+static void on_signal(int sig)
+{
+    g_stop = sig;
+}
+
+/* ------------------------------------------------------------------------------------------------ */
+/* The run's record of its options (run.json "options"), for --resume                               */
+/* ------------------------------------------------------------------------------------------------ */
+
+/* The same code is in train.c and evaluate.c: src/cli/ files may include only cli.h (tests/test_layout.sh)
+ * and the shared helpers of common.c + cli.h are not this change's to edit; the two copies belong there. */
+
+/* An option as given on the command line: its long name and value (NULL for a flag; points into argv). */
+typedef struct Given {
+    const char *name, *value;
+} Given;
+
+/* How a command records its options. The lists are NULL-terminated long names. */
+typedef struct RecordSpec {
+    const char *cmd;                  /* "train" */
+    const char *const *unrecorded;    /* not part of the run: where it goes, how this invocation talks */
+    const char *const *changeable;    /* recorded and taken over, but a given value replaces the run's */
+    const char *const *paths;         /* file names: recorded as absolute paths */
+    /* the value a run used without the option (NULL: none); may be NULL */
+    const char *(*default_of)(const char *name);
+    /* 1 when @value of path option @name names no file (a preset name, say); may be NULL */
+    int (*not_a_path)(const char *name, const char *value);
+} RecordSpec;
+
+static int in_list(const char *const *list, const char *name)
+{
+    for (; list && *list; list++)
+        if (!strcmp(*list, name))
+            return 1;
+    return 0;
+}
+
+/* The long name of the option getopt_long() returned as @c with long index @li (-1 for a short one). */
+static const char *option_name(const struct option *longopts, int c, int li)
+{
+    if (li >= 0)
+        return longopts[li].name;
+    for (const struct option *o = longopts; o->name; o++)
+        if (o->val == c)
+            return o->name;
+    return "?";
+}
+
+/* The value an option is recorded with: file names made absolute; a flag is true. */
+static json_t *record_value(const RecordSpec *s, const char *name, const char *value)
+{
+    if (!value)
+        return json_true();
+    if (in_list(s->paths, name) && !(s->not_a_path && s->not_a_path(name, value))) {
+        char *abs = realpath(value, NULL);
+        if (abs) {
+            json_t *v = json_string(abs);
+            free(abs);
+            return v;
+        }
+    }
+    return json_string(value);
+}
+
+/* Whether option @name given as @value (NULL: a flag) is the recorded @rec: numbers by value, files by their
+ * absolute path, the rest as text. */
+static int same_value(const RecordSpec *s, const char *name, const char *value, const json_t *rec)
+{
+    if (!value || json_is_true(rec))
+        return !value && json_is_true(rec);
+    const char *r = json_string_value(rec);
+    json_t *v = record_value(s, name, value);
+    const char *g = json_string_value(v);
+    int same = 0;
+    if (r && g) {
+        char *e1, *e2;
+        const double x = strtod(g, &e1), y = strtod(r, &e2);
+        same = *g && *r && !*e1 && !*e2 ? x == y : !strcmp(g, r);
+    }
+    json_decref(v);
+    return same;
+}
+
+/* Load the record @path (DIR/run.json). Returns -1 with *@doc the whole file, or NULL when there is none (or it
+ * records no options: an older run), or an exit code after one line (a file that is not JSON). */
+static int record_load(const RecordSpec *s, const char *path, json_t **doc)
+{
+    *doc = NULL;
+    if (access(path, F_OK) != 0)
+        return -1;
+    json_error_t jerr;
+    json_t *d = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+    if (!json_is_object(d)) {
+        fv_cli_error(s->cmd, "%s: %s", path, d ? "not a JSON object" : jerr.text);
+        json_decref(d);
+        return FV_EXIT_INPUT;
+    }
+    const json_t *opts = json_object_get(d, "options");
+    if (opts && !json_is_object(opts)) {
+        fv_cli_error(s->cmd, "%s: \"options\" is not an object", path);
+        json_decref(d);
+        return FV_EXIT_INPUT;
+    }
+    *doc = d;
+    return -1;
+}
+
+/* The given options against the recorded @opts: -1 when every one that is recorded (or has a default) has its
+ * value there (numbers by value, files by absolute path), else FV_EXIT_USAGE after one line naming the first
+ * that differs and the run's value (@path is named as where it is recorded). Changeable options pass. */
+static int record_check(const RecordSpec *s, const json_t *opts, const Given *given, int n,
+                        const char *path)
+{
+    for (int i = 0; i < n; i++) {
+        const char *name = given[i].name, *val = given[i].value;
+        if (in_list(s->unrecorded, name) || in_list(s->changeable, name))
+            continue;
+        const json_t *r = json_object_get(opts, name);
+        json_t *def = NULL;
+        const char *dv = !r && s->default_of ? s->default_of(name) : NULL;
+        if (dv)
+            r = def = json_string(dv);
+        if (r && same_value(s, name, val, r)) {
+            json_decref(def);
+            continue;
+        }
+        if (!r)
+            fv_cli_error(s->cmd, "--%s%s%s: the run was made without --%s (recorded in %s)", name, val ? " " : "",
+                         val ? val : "", name, path);
+        else if (json_is_true(r) || !val)
+            fv_cli_error(s->cmd, "--%s%s%s differs from the run's --%s (recorded in %s)", name, val ? " " : "",
+                         val ? val : "", name, path);
+        else
+            fv_cli_error(s->cmd, "--%s %s differs from the run's %s%s (recorded in %s)", name, val,
+                         json_string_value(r) ? json_string_value(r) : "?", def ? " (the default)" : "", path);
+        json_decref(def);
+        return FV_EXIT_USAGE;
+    }
+    return -1;
+}
+
+/* argv with the recorded options first (those not unrecorded), then @argv[1..]: parsed again, the given options
+ * come last and win. The "--name" strings live in @names (a JSON array the caller owns); the array itself is
+ * malloc'd (free() it), *@nargs its length. NULL when out of memory. */
+static char **record_argv(const RecordSpec *s, const json_t *opts, int argc, char **argv, json_t *names,
+                          int *nargs)
+{
+    char **a = calloc((size_t)argc + 2 * json_object_size(opts) + 1, sizeof(char *));
+    if (!a)
+        return NULL;
+    int n = 0;
+    a[n++] = argv[0];
+    const char *key;
+    json_t *val;
+    json_object_foreach((json_t *)opts, key, val) {
+        if (in_list(s->unrecorded, key) || !(json_is_string(val) || json_is_true(val)))
+            continue;
+        json_t *opt = json_sprintf("--%s", key);
+        if (!opt || json_array_append_new(names, opt) < 0) {
+            free(a);
+            return NULL;
+        }
+        a[n++] = (char *)json_string_value(opt);
+        if (json_is_string(val))
+            a[n++] = (char *)json_string_value(val);
+    }
+    for (int i = 1; i < argc; i++)
+        a[n++] = argv[i];
+    *nargs = n;
+    return a;
+}
+
+/* What the run records now: @opts (may be NULL) with the given options set over them (unrecorded ones left
+ * out). New reference, NULL when out of memory. */
+static json_t *record_merge(const RecordSpec *s, const json_t *opts, const Given *given, int n)
+{
+    json_t *r = opts ? json_deep_copy(opts) : json_object();
+    if (!r)
+        return NULL;
+    for (int i = 0; i < n; i++) {
+        if (in_list(s->unrecorded, given[i].name))
+            continue;
+        if (json_object_set_new(r, given[i].name, record_value(s, given[i].name, given[i].value)) < 0) {
+            json_decref(r);
+            return NULL;
+        }
+    }
+    return r;
+}
+
+/* Write @doc to @path atomically (fv_write_file_atomic), indented, keys in order, with a final newline.
+ * 0 or a negative code (fv_last_error() says why). */
+static int json_write_atomic(const char *path, const json_t *doc)
+{
+    char *text = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    if (!text)
+        return FV_ENOMEM;
+    const size_t n = strlen(text);
+    char *t = realloc(text, n + 2);
+    if (!t) {
+        free(text);
+        return FV_ENOMEM;
+    }
+    memcpy(t + n, "\n", 2);
+    const int ret = fv_write_file_atomic(path, t, n + 1);
+    free(t);
+    return ret;
+}
 
 static void help(FILE *f)
 {
     fprintf(f,
         "usage: fibvid train --ucf101 SPLIT_DIR [--root VIDEO_DIR] [--split 1|2|3] -o OUT_DIR [options]\n"
         "       fibvid train --list FILE [--val-list FILE] [--classes FILE] --root VIDEO_DIR -o OUT_DIR [options]\n"
+        "       fibvid train --resume -o OUT_DIR [--epochs N]      (the run's options come from OUT_DIR/run.json)\n"
         "\n"
         "Train a TimeSformer with AdamW (warm-up + cosine learning rate, label smoothing, gradient clipping)\n"
         "on mini-batches of augmented clips, evaluate on the validation list after every epoch and write a\n"
@@ -93,7 +313,10 @@ static void help(FILE *f)
         "  -o, --out DIR           output directory, created when missing (required): train.jsonl (the log),\n"
         "                          checkpoint.json + ckpt-epochNNNN{,.optim}.safetensors (the latest\n"
         "                          epoch), best.safetensors (best validation top-1), model.safetensors (final)\n"
-        "      --resume            continue the run in --out from its last checkpoint (same settings)\n"
+        "      --resume            continue the run in --out from its last checkpoint: every option not given\n"
+        "                          is taken from OUT_DIR/run.json; a given one must equal the run's, except\n"
+        "                          --root, --threads, --log-every and --epochs, which may grow (a finished\n"
+        "                          run is then extended)\n"
         "      --stop-after N      stop after epoch N (the schedule still spans --epochs; continue with\n"
         "                          --resume; default: run to the end)\n"
         "      --log-every N       a step line in train.jsonl every N steps, 0 = none (default 10)\n"
@@ -103,8 +326,14 @@ static void help(FILE *f)
         "  -h, --help              this help\n"
         "%s%s"
         "\n"
-        "Exit codes: 0 success, 1 usage error, 2 input error (lists, videos, config, model, or an --out that\n"
-        "holds another run), 3 runtime failure (out of memory, diverged training).\n",
+        "Ctrl-C (SIGINT) or SIGTERM stops after the optimizer step in progress, writes a checkpoint of that\n"
+        "step and prints the command that continues it (the resumed run takes exactly the steps of an\n"
+        "uninterrupted one); a second Ctrl-C stops at once (the last checkpoint stays whole).\n"
+        "\n"
+        "Exit codes: 0 success, 1 usage error (also an option that differs from the run's with --resume),\n"
+        "2 input error (lists, videos, config, model, or an --out that holds another run), 3 runtime failure\n"
+        "(out of memory, diverged training); stopped by SIGINT (SIGTERM) after its checkpoint, it ends by\n"
+        "that signal, as `evaluate` does (a shell's status 130, or 143).\n",
         fv_cli_attn_help, fv_cli_psvit_help);
 }
 
@@ -193,6 +422,15 @@ static void on_decoding(void *user, const char *what, int64_t done, int64_t tota
 static void on_started(void *user, const FvFitInfo *in)
 {
     const TrainOpts *o = user;
+    /* the run's own record of its options, for --resume (written now: the fit has accepted --out) */
+    char *rp = fv_cli_path_join(o->fit.out_dir, "run.json");
+    json_t *doc = json_pack("{s:s, s:O}", "command", "train", "options", o->record);
+    int ret = rp && doc ? json_write_atomic(rp, doc) : FV_ENOMEM;
+    if (ret < 0)
+        fv_cli_error(CMD, "warning: %s: %s; --resume will need the options again", rp ? rp : "run.json",
+                     ret == FV_ENOMEM ? "out of memory" : fv_last_error());
+    json_decref(doc);
+    free(rp);
     if (o->quiet)
         return;
     const FvModelConfig *c = &in->config;
@@ -215,6 +453,9 @@ static void on_started(void *user, const FvFitInfo *in)
 static void on_step(void *user, const FvFitStep *st)
 {
     TrainOpts *o = user;
+    if (o->sigint_at > 0 && st->step == o->sigint_at) /* test hook: "Ctrl-C" after this step, COUNT times */
+        for (long i = 0; i < o->sigint_count; i++)
+            raise(SIGINT);
     if (!o->progress)
         return;
     const double now = fv_cli_now_ms();
@@ -243,6 +484,31 @@ static void on_epoch(void *user, const FvFitEpoch *ep)
                ep->best ? " *" : "");
     printf(" | %.1f clips/s, %.0f s, ETA %s\n", ep->clips_per_s, ep->epoch_s, eta);
     fflush(stdout);
+}
+
+/* POSIX-shell quoting of @s for the "continue with" line. */
+static void shell_quote(const char *s, char *buf, size_t n)
+{
+    if (!s[strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_./-+:=@%,")]) {
+        snprintf(buf, n, "%s", s);
+        return;
+    }
+    size_t k = 0;
+    if (n < 3) {
+        buf[0] = '\0';
+        return;
+    }
+    buf[k++] = '\'';
+    for (; *s && k + 6 < n; s++) {
+        if (*s == '\'') {
+            memcpy(buf + k, "'\\''", 4);
+            k += 4;
+        } else {
+            buf[k++] = *s;
+        }
+    }
+    buf[k++] = '\'';
+    buf[k] = '\0';
 }
 
 /* ------------------------------------------------------------------------------------------------ */
@@ -278,6 +544,9 @@ static int run(TrainOpts *o)
     } else {
         o->fit.synth_json = o->synth_json;
     }
+    if (!o->fit.resume && o->fit.batch > tds->num_entries)
+        fv_cli_error(CMD, "warning: --batch %d is larger than the %lld training clips: every step takes all of them",
+                     o->fit.batch, (long long)tds->num_entries);
     o->fit.train = tds;
     o->fit.val = vds;
     o->fit.root = o->root ? o->root : o->ucf101;
@@ -285,9 +554,25 @@ static int run(TrainOpts *o)
                                   .decoding = on_decoding, .step = on_step, .epoch = on_epoch, .user = o };
     o->progress = !o->quiet && isatty(STDERR_FILENO);
 
-    FvFitResult res;
+    FvFitResult res = { 0 };
+    o->fit.stop = &g_stop;
     ret = fv_fit_run(&o->fit, &res);
     clear_progress(o);
+    if (ret < 0 && res.conflict) {
+        fv_cli_error(CMD, "%s", fv_last_error());
+        rc = FV_EXIT_USAGE;
+        goto done;
+    }
+    if (ret >= 0 && res.interrupted) {
+        char q[8192];
+        shell_quote(o->fit.out_dir, q, sizeof(q));
+        fv_cli_error(CMD, "stopped by %s at step %lld (epoch %lld, %lld of %lld steps), checkpoint written; continue "
+                     "with: fibvid train --resume --out %s", g_stop == SIGTERM ? "SIGTERM" : "SIGINT",
+                     (long long)res.step, (long long)res.last_epoch + 1, (long long)res.step_in_epoch,
+                     (long long)res.steps_per_epoch, q);
+        rc = 128 + (int)g_stop;
+        goto done;
+    }
     if (ret == FV_ERANGE) {
         fv_cli_error(CMD, "epoch %lld: %s; lower --lr or --clip-norm", (long long)res.last_epoch + 1, fv_last_error());
         rc = FV_EXIT_RUNTIME;
@@ -316,7 +601,45 @@ done:
     return rc;
 }
 
-int fv_cli_train(int argc, char **argv)
+/* ------------------------------------------------------------------------------------------------ */
+/* The command line, and the run's record of it                                                      */
+/* ------------------------------------------------------------------------------------------------ */
+
+/* Options that say where the run goes and how this invocation talks: not part of the run, not recorded. */
+static const char *const g_unrecorded[] = { "out", "resume", "stop-after", "quiet", "help", NULL };
+/* Recorded and taken over by --resume, but free to change there: the length of the run (a larger --epochs
+ * extends it), where the videos are (the lists' contents are compared by the checkpoint) and how it runs (the
+ * log's step lines, threads: with -t 1 a run's bytes do not depend on how it was cut). */
+static const char *const g_changeable[] = { "epochs", "root", "log-every", "threads", NULL };
+/* Options naming files: recorded as absolute paths, so --resume works from any directory. */
+static const char *const g_paths[] = { "root", "ucf101", "list", "val-list", "classes", "synth-json", "model",
+                                       "config", NULL };
+
+/* What a run that did not give an option used (as --help says); NULL: no value then. */
+static const char *default_of(const char *name)
+{
+    static const char *const d[][2] = {
+        { "split", "1" }, { "label-base", "0" }, { "config", "synth" }, { "embed-init", "sincos" },
+        { "epochs", "30" }, { "batch", "16" }, { "lr", "1e-3" }, { "min-lr", "1e-5" }, { "warmup", "2" },
+        { "weight-decay", "0.05" }, { "label-smoothing", "0.1" }, { "clip-norm", "1" },
+        { "castling-aux-until", "0.8" }, { "seed", "1" }, { "hflip", "auto" }, { "reverse", "auto" },
+    };
+    for (size_t i = 0; i < sizeof(d) / sizeof(d[0]); i++)
+        if (!strcmp(d[i][0], name))
+            return d[i][1];
+    return NULL;
+}
+
+/* --config names a preset or a file */
+static int not_a_path(const char *name, const char *value)
+{
+    FvModelConfig c;
+    return !strcmp(name, "config") && fv_model_config_preset(&c, value) == 0;
+}
+
+/* Parse @argv into @o (defaulted here), listing the options in @given (argc entries) when not NULL.
+ * Returns -1 to go on, or the exit code (help printed, or one line on a bad option). */
+static int parse(int argc, char **argv, TrainOpts *o, Given *given, int *ngiven)
 {
     enum {
         O_ROOT = 0x100, O_UCF, O_SPLIT, O_LIST, O_VAL, O_CLASSES, O_BASE, O_NOVAL, O_CONFIG, O_FRAMES, O_ISIZE,
@@ -365,31 +688,32 @@ int fv_cli_train(int argc, char **argv)
         FV_CLI_ATTN_LONGOPTS,
         { NULL, 0, NULL, 0 },
     };
-    TrainOpts o = { .split = 1 };
-    int o_config = 0;
-    fv_fit_default_settings(&o.fit);
-    fv_cli_attn_overrides_init(&o.attn);
-    FvFitSettings *f = &o.fit;
+    *o = (TrainOpts){ .split = 1 };
+    fv_fit_default_settings(&o->fit);
+    fv_cli_attn_overrides_init(&o->attn);
+    FvFitSettings *f = &o->fit;
     int c, li = -1;
     long v;
-    optind = 1;
+    if (ngiven)
+        *ngiven = 0;
+    optind = 0; /* glibc: a full restart (this runs twice with --resume) */
     while ((c = getopt_long(argc, argv, "m:o:b:t:qh", longopts, &li)) != -1) {
         switch (c) {
-        case O_ROOT: o.root = optarg; break;
-        case O_UCF: o.ucf101 = optarg; break;
+        case O_ROOT: o->root = optarg; break;
+        case O_UCF: o->ucf101 = optarg; break;
         case O_SPLIT:
-            if (fv_cli_parse_int(optarg, 1, 3, &o.split) < 0)
+            if (fv_cli_parse_int(optarg, 1, 3, &o->split) < 0)
                 goto bad;
             break;
-        case O_LIST: o.list = optarg; break;
-        case O_VAL: o.val_list = optarg; break;
-        case O_CLASSES: o.classes = optarg; break;
+        case O_LIST: o->list = optarg; break;
+        case O_VAL: o->val_list = optarg; break;
+        case O_CLASSES: o->classes = optarg; break;
         case O_BASE:
-            if (fv_cli_parse_int(optarg, 0, 1, &o.label_base) < 0)
+            if (fv_cli_parse_int(optarg, 0, 1, &o->label_base) < 0)
                 goto bad;
             break;
-        case O_NOVAL: o.no_val = 1; break;
-        case O_CONFIG: f->config = optarg; o_config = 1; break;
+        case O_NOVAL: o->no_val = 1; break;
+        case O_CONFIG: f->config = optarg; o->o_config = 1; break;
         case 'm': f->init_model = optarg; break;
         case O_FRAMES:
             if (fv_cli_parse_int(optarg, 1, 1024, &v) < 0)
@@ -485,7 +809,7 @@ int fv_cli_train(int argc, char **argv)
             else if (!strcmp(optarg, "on")) f->hflip = 1;
             else goto bad;
             break;
-        case O_SJSON: o.synth_json = optarg; break;
+        case O_SJSON: o->synth_json = optarg; break;
         case O_REVERSE:
             if (!strcmp(optarg, "auto")) f->reverse = -1;
             else if (!strcmp(optarg, "off")) f->reverse = 0;
@@ -504,16 +828,21 @@ int fv_cli_train(int argc, char **argv)
         case 't':
             if (fv_cli_parse_int(optarg, 1, 1024, &v) < 0)
                 goto bad;
-            o.threads = v;
+            o->threads = v;
             break;
-        case 'q': o.quiet = 1; break;
+        case 'q': o->quiet = 1; break;
         case 'h': help(stdout); return FV_EXIT_OK;
         case FV_OPT_ATTN:
-            if (fv_cli_attn_option(&o.attn, CMD, longopts[li].name, optarg) < 0)
+            if (fv_cli_attn_option(&o->attn, CMD, longopts[li].name, optarg) < 0)
                 return FV_EXIT_USAGE;
             break;
         default:
             return fv_cli_bad_option("train", argv, "m:o:b:t:qh", longopts);
+        }
+        if (given) {
+            given[*ngiven].name = option_name(longopts, c, li);
+            given[*ngiven].value = optarg;
+            (*ngiven)++;
         }
         li = -1;
         continue;
@@ -526,37 +855,135 @@ int fv_cli_train(int argc, char **argv)
         fv_cli_error(CMD, "unexpected argument '%s' (see --help)", argv[optind]);
         return FV_EXIT_USAGE;
     }
-    if (!!o.ucf101 + !!o.list != 1) {
+    return -1;
+}
+
+/* The options together, after --resume has filled in the run's: -1 to go on, or an exit code after one line. */
+static int check_options(const TrainOpts *o)
+{
+    if (o->fit.resume && !o->fit.out_dir) {
+        fv_cli_error(CMD, "--resume needs the --out DIR of the run to continue");
+        return FV_EXIT_USAGE;
+    }
+    if (!!o->ucf101 + !!o->list != 1) {
         fv_cli_error(CMD, "give exactly one of --ucf101 DIR or --list FILE (see --help)");
         return FV_EXIT_USAGE;
     }
-    if (o.list && !o.root) {
+    if (o->list && !o->root) {
         fv_cli_error(CMD, "--list needs --root VIDEO_DIR (see --help)");
         return FV_EXIT_USAGE;
     }
-    if (!o.list && (o.val_list || o.classes || o.label_base)) {
+    if (!o->list && (o->val_list || o->classes || o->label_base)) {
         fv_cli_error(CMD, "--val-list, --classes and --label-base go with --list only");
         return FV_EXIT_USAGE;
     }
-    if (!f->out_dir) {
+    if (!o->fit.out_dir) {
         fv_cli_error(CMD, "-o/--out DIR is required (see --help)");
         return FV_EXIT_USAGE;
     }
-    if (f->init_model && (o_config || f->frames || f->image_size || f->num_pools || f->share_spatial ||
+    const FvFitSettings *f = &o->fit;
+    if (f->init_model && (o->o_config || f->frames || f->image_size || f->num_pools || f->share_spatial ||
                           f->share_temporal)) {
         fv_cli_error(CMD, "-m (fine-tuning) and --config/--frames/--image-size/--token-pool/--share-spatial/"
                      "--share-temporal exclude each other (those make a new model)");
         return FV_EXIT_USAGE;
     }
-    if (f->min_lr > f->lr) {
-        fv_cli_error(CMD, "--min-lr %g is above --lr %g", f->min_lr, f->lr);
+    if (o->fit.min_lr > o->fit.lr) {
+        fv_cli_error(CMD, "--min-lr %g is above --lr %g", o->fit.min_lr, o->fit.lr);
         return FV_EXIT_USAGE;
     }
-    if (o.synth_json && f->hflip != -1 && f->reverse != -1) {
+    if (o->synth_json && o->fit.hflip != -1 && o->fit.reverse != -1) {
         fv_cli_error(CMD, "--synth-json goes with --hflip auto or --reverse auto");
         return FV_EXIT_USAGE;
     }
+    return -1;
+}
+
+int fv_cli_train(int argc, char **argv)
+{
+    TrainOpts o = { 0 };
+    Given *given = calloc((size_t)argc + 1, sizeof(Given));
+    json_t *rec = NULL, *names = json_array();
+    char **args = NULL, *rp = NULL;
+    int ngiven = 0, nargs = 0, rc;
+    if (!given || !names) {
+        rc = FV_EXIT_RUNTIME;
+        goto oom;
+    }
+    if ((rc = parse(argc, argv, &o, given, &ngiven)) >= 0)
+        goto done;
+    const RecordSpec spec = { .cmd = CMD, .unrecorded = g_unrecorded, .changeable = g_changeable,
+                                   .paths = g_paths, .default_of = default_of, .not_a_path = not_a_path };
+    /* --resume: the options the run recorded, under those given now (which must be the run's) */
+    if (o.fit.resume && o.fit.out_dir) {
+        if (!(rp = fv_cli_path_join(o.fit.out_dir, "run.json")))
+            goto oom;
+        if ((rc = record_load(&spec, rp, &rec)) >= 0)
+            goto done;
+        const json_t *ro = json_object_get(rec, "options");
+        if (ro) {
+            if ((rc = record_check(&spec, ro, given, ngiven, rp)) >= 0)
+                goto done;
+            if (!(args = record_argv(&spec, ro, argc, argv, names, &nargs)))
+                goto oom;
+            if ((rc = parse(nargs, args, &o, NULL, NULL)) >= 0)
+                goto done;
+        }
+    }
+    if (o.fit.resume && o.fit.out_dir && !o.ucf101 && !o.list && !json_object_get(rec, "options")) {
+        /* nothing to take the run's options from: say so rather than ask for a data set */
+        fv_cli_error(CMD, "%s: no run.json with the run's options to resume (a run from before they were recorded "
+                     "needs them again: --ucf101 or --list, ...)", o.fit.out_dir);
+        rc = FV_EXIT_INPUT;
+        goto done;
+    }
+    if ((rc = check_options(&o)) >= 0)
+        goto done;
+    if (!(o.record = record_merge(&spec, json_object_get(rec, "options"), given, ngiven)))
+        goto oom;
+    if (!o.fit.resume && o.fit.warmup > (double)o.fit.epochs)
+        fv_cli_error(CMD, "warning: --warmup %g epochs is longer than the run's %lld: the learning rate never reaches "
+                     "--lr %g", o.fit.warmup, (long long)o.fit.epochs, o.fit.lr);
+    const char *hook = getenv("FIBVID_TEST_SIGINT_AT");
+    if (hook) {
+        char *end;
+        o.sigint_at = strtol(hook, &end, 10);
+        o.sigint_count = *end == ',' ? strtol(end + 1, NULL, 10) : 1;
+    }
     if (o.threads)
         fv_set_num_threads((int32_t)o.threads);
-    return run(&o);
+    struct sigaction sa, old_int, old_term;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    rc = run(&o);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    if (g_stop && rc == 128 + (int)g_stop) {
+        /* die of the signal, as `evaluate` does, so callers (shells: 130, Slurm) see how the run ended */
+        free(args);
+        free(rp);
+        json_decref(names);
+        json_decref(o.record);
+        json_decref(rec);
+        free(given);
+        signal((int)g_stop, SIG_DFL);
+        raise((int)g_stop);
+        return rc;
+    }
+    goto done;
+oom:
+    fv_cli_error(CMD, "out of memory");
+    rc = FV_EXIT_RUNTIME;
+done:
+    free(args);
+    free(rp);
+    json_decref(names);
+    json_decref(o.record);
+    json_decref(rec);
+    free(given);
+    return rc;
 }

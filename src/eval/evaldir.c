@@ -150,13 +150,17 @@ fail:
     return NULL;
 }
 
-/* The part of run.json two runs must share: without the shard (merge) and without the model path when a
- * path-independent model_id is given. */
+/* The part of run.json two runs must share: without the shard (merge), without the model path when a
+ * path-independent model_id is given, without the list's description (it names the list file as it was given,
+ * relative to where the run started; list_hash compares what it holds) and without "options" (the command
+ * line the caller records there for --resume, which it checks itself). */
 static json_t *run_key(const json_t *run, int drop_shard)
 {
     json_t *k = json_deep_copy(run);
     if (!k)
         return NULL;
+    json_object_del(k, "dataset_description");
+    json_object_del(k, "options");
     if (drop_shard)
         json_object_del(k, "shard");
     if (json_is_string(json_object_get(k, "model_id")))
@@ -181,8 +185,10 @@ static int run_compare(const json_t *old, const json_t *now, int drop_shard, con
         json_t *vb = json_object_get(b, key);
         if (vb && json_equal(va, vb))
             continue;
-        char *sa = json_dumps(va, JSON_ENCODE_ANY | JSON_COMPACT), *sb = vb ? json_dumps(vb, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
-        ret = fv_error(FV_EINVAL, "%s: setting '%s' differs: %.80s vs %.80s", what, key, sa ? sa : "?",
+        char *sa = json_dumps(va, JSON_ENCODE_ANY | JSON_COMPACT);
+        char *sb = vb ? json_dumps(vb, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
+        /* whole values: two long paths or settings strings often differ only at their end */
+        ret = fv_error(FV_EINVAL, "%s: setting '%s' differs: %s vs %s", what, key, sa ? sa : "?",
                        sb ? sb : "(missing)");
         free(sa);
         free(sb);
@@ -974,6 +980,7 @@ int fv_eval_merge(const char *out_dir, const char *const *dirs, int32_t n)
         goto fail;
     }
     json_object_set_new(merged, "shard", json_string("1/1"));
+    json_object_del(merged, "options"); /* a shard's command line is not the merged run's */
     if ((ret = fv_mkdir_p(out_dir)) < 0)
         goto fail;
     if (has_records(out_dir)) {

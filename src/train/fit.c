@@ -167,8 +167,10 @@ static int write_json_atomic(const char *path, const json_t *o)
     return ret;
 }
 
-/* Keep only the log lines of epochs <= @epoch (a resumed run redoes what came after its checkpoint). */
-static int log_truncate(const char *path, int64_t epoch)
+/* Keep only the log lines up to the checkpoint a resumed run continues from: epochs <= @epoch, and the step
+ * lines of the next epoch up to optimizer step @step (a checkpoint taken mid-epoch); a "done" line goes too
+ * (a finished run being extended ends with a new one). */
+static int log_truncate(const char *path, int64_t epoch, int64_t step)
 {
     FILE *f = fopen(path, "rb");
     if (!f)
@@ -180,8 +182,12 @@ static int log_truncate(const char *path, int64_t epoch)
     while ((len = getline(&line, &cap, f)) > 0) {
         json_t *o = json_loads(line, 0, NULL);
         const int64_t e = o ? (int64_t)json_integer_value(json_object_get(o, "epoch")) : INT64_MAX;
+        const char *type = o ? json_string_value(json_object_get(o, "type")) : NULL;
+        const int done = type && !strcmp(type, "done");
+        const int early_step = type && !strcmp(type, "step") && e == epoch + 1 &&
+                               (int64_t)json_integer_value(json_object_get(o, "step")) <= step;
         json_decref(o);
-        if (!o || e > epoch || line[len - 1] != '\n')
+        if (!o || done || (e > epoch && !early_step) || line[len - 1] != '\n')
             continue;
         if (klen + (size_t)len + 1 > kcap) {
             kcap = (klen + (size_t)len + 1) * 2;
@@ -206,6 +212,34 @@ done:
     return ret;
 }
 
+/* The first setting of @now that @old (a checkpoint's) records otherwise, as "key: now (the run's old)" into
+ * @buf; 0 when they agree. Both values are printed whole: long paths are what tells them apart. */
+static int settings_differ(const json_t *old, const json_t *now, char *buf, size_t n)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)now, key, v) {
+        const json_t *o = json_object_get(old, key);
+        if (o && json_equal(o, v))
+            continue;
+        char *a = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+        char *b = o ? json_dumps(o, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
+        snprintf(buf, n, "\"%s\" is %s, the run's %s", key, a ? a : "?", b ? b : "(not recorded)");
+        free(a);
+        free(b);
+        return 1;
+    }
+    json_object_foreach((json_t *)old, key, v) {
+        if (!json_object_get(now, key)) {
+            char *b = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+            snprintf(buf, n, "\"%s\" is not set, the run's %s", key, b ? b : "?");
+            free(b);
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static int log_line(FILE *log, const char *path, json_t *o)
 {
     if (!o)
@@ -217,6 +251,16 @@ static int log_line(FILE *log, const char *path, json_t *o)
     int bad = fprintf(log, "%s\n", s) < 0 || fflush(log) != 0;
     free(s);
     return bad ? fv_error(FV_EIO, "%s: cannot write: %s", path, strerror(errno)) : 0;
+}
+
+/* A model or config file as an absolute path (a resumed run may start elsewhere); a preset name as it is. */
+static json_t *path_json(const char *name)
+{
+    FvModelConfig c;
+    char *abs = fv_model_config_preset(&c, name) == 0 ? NULL : realpath(name, NULL);
+    json_t *v = json_string(abs ? abs : name);
+    free(abs);
+    return v;
 }
 
 /* Everything that changes the result, compared by resume. */
@@ -232,8 +276,8 @@ static json_t *settings_json(const FvFitSettings *s, const FvModelConfig *c, con
     json_object_set_new(j, "train_hash", json_string(hash));
     json_object_set_new(j, "val", va ? json_string(va->description) : json_null());
     json_object_set_new(j, "val_hash", json_string(vhash));
-    json_object_set_new(j, "config", s->init_model ? json_null() : json_string(s->config ? s->config : "synth"));
-    json_object_set_new(j, "init_model", s->init_model ? json_string(s->init_model) : json_null());
+    json_object_set_new(j, "config", s->init_model ? json_null() : path_json(s->config ? s->config : "synth"));
+    json_object_set_new(j, "init_model", s->init_model ? path_json(s->init_model) : json_null());
     json_object_set_new(j, "embed_init", s->init_model ? json_null() : json_string(s->embed_random ? "random" : "sincos"));
     json_object_set_new(j, "frames", json_integer(T));
     json_object_set_new(j, "image_size", json_integer(S));
@@ -397,6 +441,68 @@ static int check_settings(const FvFitSettings *s)
     return 0;
 }
 
+/* Where a checkpoint is taken: after @epoch complete epochs and @epoch_step steps of the next (0: at the end
+ * of an epoch), @step optimizer steps in all. */
+typedef struct CkptAt {
+    int64_t epoch, epoch_step, step;
+    int     best;    /* also best.safetensors */
+    double  elapsed;
+} CkptAt;
+
+/* The weights and optimizer state of @at, then checkpoint.json pointing at them (atomically: until it is renamed
+ * the previous checkpoint stays whole), then the previous checkpoint's files go. *@ck is the current
+ * checkpoint.json (NULL: none), replaced. @part: the unfinished epoch's running figures, or NULL. */
+static int write_checkpoint(const FvFitSettings *s, const FvModel *m, const FvTrainer *tr, const char *ck_path,
+                            json_t *settings, const FvFitResult *r, const CkptAt *at, const json_t *part, json_t **ck)
+{
+    char wname[64], oname[64];
+    int ret;
+    if (at->epoch_step > 0) {
+        snprintf(wname, sizeof(wname), "ckpt-epoch%04lld-step%06lld.safetensors", (long long)at->epoch + 1,
+                 (long long)at->step);
+        snprintf(oname, sizeof(oname), "ckpt-epoch%04lld-step%06lld.optim.safetensors", (long long)at->epoch + 1,
+                 (long long)at->step);
+    } else {
+        snprintf(wname, sizeof(wname), "ckpt-epoch%04lld.safetensors", (long long)at->epoch);
+        snprintf(oname, sizeof(oname), "ckpt-epoch%04lld.optim.safetensors", (long long)at->epoch);
+    }
+    char *wp = fv_path_join(s->out_dir, wname), *op = fv_path_join(s->out_dir, oname);
+    char *bp = fv_path_join(s->out_dir, "best.safetensors");
+    if (!wp || !op || !bp)
+        ret = fv_error(FV_ENOMEM, "fv_fit_run: out of memory");
+    else if ((ret = fv_model_save(m, wp)) >= 0 && (ret = fv_trainer_save_state(tr, op)) >= 0 && at->best)
+        ret = fv_model_save(m, bp);
+    free(wp);
+    free(op);
+    free(bp);
+    if (ret < 0)
+        return ret;
+    const char *old_w = *ck ? json_string_value(json_object_get(*ck, "weights")) : NULL;
+    const char *old_o = *ck ? json_string_value(json_object_get(*ck, "optim")) : NULL;
+    char *old_wp = old_w && strcmp(old_w, wname) ? fv_path_join(s->out_dir, old_w) : NULL;
+    char *old_op = old_o && strcmp(old_o, oname) ? fv_path_join(s->out_dir, old_o) : NULL;
+    json_t *nck = json_pack("{s:I, s:I, s:I, s:s, s:s, s:f, s:I, s:f, s:O}", "epoch", (json_int_t)at->epoch,
+                            "epoch_step", (json_int_t)at->epoch_step, "step", (json_int_t)at->step, "weights", wname,
+                            "optim", oname, "best_top1", r->best_top1, "best_epoch", (json_int_t)r->best_epoch,
+                            "elapsed_s", at->elapsed, "settings", settings);
+    if (nck && part)
+        json_object_set(nck, "partial", (json_t *)part);
+    ret = nck ? write_json_atomic(ck_path, nck) : fv_error(FV_ENOMEM, "fv_fit_run: out of memory");
+    if (ret >= 0) {
+        if (old_wp)
+            unlink(old_wp);
+        if (old_op)
+            unlink(old_op);
+        json_decref(*ck);
+        *ck = nck;
+    } else {
+        json_decref(nck);
+    }
+    free(old_wp);
+    free(old_op);
+    return ret;
+}
+
 int fv_fit_run(const FvFitSettings *s, FvFitResult *res)
 {
     FvModel *m = NULL;
@@ -482,20 +588,66 @@ int fv_fit_run(const FvFitSettings *s, FvFitResult *res)
         ret = fv_error(FV_ENOMEM, "fv_fit_run: out of memory");
         goto done;
     }
-    int64_t start_epoch = 0;
-    double prev_elapsed = 0.0;
+    int64_t start_epoch = 0, start_in_epoch = 0, ck_step = -1, part_correct = 0, part_seen = 0;
+    double prev_elapsed = 0.0, part_loss = 0.0;
     if (s->resume) {
         json_error_t jerr;
         if (!(ck = json_load_file(ck_path, 0, &jerr))) {
             ret = fv_error(FV_EINVAL, "%s: cannot resume: %s", ck_path, jerr.text);
             goto done;
         }
-        if (!json_equal(json_object_get(ck, "settings"), settings)) {
-            ret = fv_error(FV_EINVAL, "%s: cannot resume: the run was made with other settings (data, model, "
-                           "optimisation, seed or augmentation); see its \"settings\"", ck_path);
+        /* every setting as recorded, except that the epochs may grow (extending the run), and the lists'
+         * descriptions, which name their files as given (relative to where the run started): their hashes
+         * compare what they hold */
+        json_t *ck_settings = json_object_get(ck, "settings");
+        json_t *cmp = json_deep_copy(settings);
+        if (!cmp) {
+            ret = fv_error(FV_ENOMEM, "fv_fit_run: out of memory");
+            goto done;
+        }
+        static const char *const free_keys[] = { "epochs", "train", "val" };
+        for (size_t i = 0; i < sizeof(free_keys) / sizeof(free_keys[0]); i++)
+            if (json_is_object(ck_settings) && json_object_get(ck_settings, free_keys[i]))
+                json_object_set(cmp, free_keys[i], json_object_get(ck_settings, free_keys[i]));
+        /* model and config files by the file they name (runs before these were absolute name them as given) */
+        static const char *const file_keys[] = { "init_model", "config" };
+        for (size_t i = 0; i < sizeof(file_keys) / sizeof(file_keys[0]); i++) {
+            const char *was = json_string_value(json_object_get(ck_settings, file_keys[i]));
+            const char *now = json_string_value(json_object_get(cmp, file_keys[i]));
+            char *a = was && now ? realpath(was, NULL) : NULL, *b = a ? realpath(now, NULL) : NULL;
+            if (a && b && !strcmp(a, b))
+                json_object_set(cmp, file_keys[i], json_object_get(ck_settings, file_keys[i]));
+            free(a);
+            free(b);
+        }
+        char diff[8192];
+        const int differs = !json_is_object(ck_settings) || settings_differ(ck_settings, cmp, diff, sizeof(diff));
+        json_decref(cmp);
+        if (differs) {
+            r.conflict = json_is_object(ck_settings);
+            ret = fv_error(FV_EINVAL, "%s: cannot resume: %s", ck_path,
+                           r.conflict ? diff : "no \"settings\"");
             goto done;
         }
         start_epoch = (int64_t)json_integer_value(json_object_get(ck, "epoch"));
+        start_in_epoch = (int64_t)json_integer_value(json_object_get(ck, "epoch_step"));
+        const json_t *cks = json_object_get(ck, "step");
+        ck_step = json_is_integer(cks) ? (int64_t)json_integer_value(cks) : -1;
+        if (start_epoch < 0 || start_in_epoch < 0) {
+            ret = fv_error(FV_EINVAL, "%s: bad \"epoch\" or \"epoch_step\"", ck_path);
+            goto done;
+        }
+        if (s->epochs < start_epoch + (start_in_epoch > 0)) {
+            r.conflict = 1;
+            ret = fv_error(FV_EINVAL, "%s: cannot resume with %lld epochs: the run has done %lld%s", ck_path,
+                           (long long)s->epochs, (long long)start_epoch, start_in_epoch > 0 ? " and part of the next"
+                                                                                          : "");
+            goto done;
+        }
+        const json_t *part = json_object_get(ck, "partial");
+        part_loss = json_number_value(json_object_get(part, "loss_sum"));
+        part_correct = (int64_t)json_integer_value(json_object_get(part, "correct"));
+        part_seen = (int64_t)json_integer_value(json_object_get(part, "seen"));
         r.last_epoch = start_epoch;
         r.best_epoch = (int64_t)json_integer_value(json_object_get(ck, "best_epoch"));
         r.best_top1 = json_real_value(json_object_get(ck, "best_top1"));
@@ -512,7 +664,7 @@ int fv_fit_run(const FvFitSettings *s, FvFitResult *res)
                            fv_model_config(m)->num_labels, cfg.num_labels);
             goto done;
         }
-        if ((ret = log_truncate(log_path, start_epoch)) < 0)
+        if ((ret = log_truncate(log_path, start_epoch, ck_step < 0 ? INT64_MAX : ck_step)) < 0)
             goto done;
     } else if (fv_file_exists(ck_path)) {
         ret = fv_error(FV_EINVAL, "%s holds a training run already: continue it with --resume or choose another "
@@ -528,6 +680,7 @@ int fv_fit_run(const FvFitSettings *s, FvFitResult *res)
     const int64_t N = tds->num_entries;
     const int32_t B = (int32_t)FV_MIN((int64_t)s->batch, N);
     const int64_t steps_per_epoch = (N + B - 1) / B, total_steps = s->epochs * steps_per_epoch;
+    r.steps_per_epoch = steps_per_epoch;
     FvTrainSettings ts;
     fv_train_default_settings(&ts);
     ts.max_batch = B;
@@ -550,9 +703,11 @@ int fv_fit_run(const FvFitSettings *s, FvFitResult *res)
             goto done;
         FvOptimState os;
         fv_trainer_optim_state(tr, &os);
-        if (os.step != start_epoch * steps_per_epoch) {
-            ret = fv_error(FV_EINVAL, "%s: the optimizer state is at step %lld, epoch %lld ends at step %lld", ck_path,
-                           (long long)os.step, (long long)start_epoch, (long long)(start_epoch * steps_per_epoch));
+        const int64_t want = ck_step >= 0 ? ck_step : start_epoch * steps_per_epoch;
+        if (os.step != want || start_in_epoch >= steps_per_epoch) {
+            ret = fv_error(FV_EINVAL, "%s: the optimizer state is at step %lld, the checkpoint at step %lld (%lld of "
+                           "epoch %lld)", ck_path, (long long)os.step, (long long)want, (long long)start_in_epoch,
+                           (long long)start_epoch + 1);
             goto done;
         }
     }
@@ -626,8 +781,40 @@ int fv_fit_run(const FvFitSettings *s, FvFitResult *res)
     for (int64_t epoch = start_epoch; epoch < last_epoch; epoch++) {
         const double e0 = fv_time_ms();
         double loss_sum = 0.0, last_lr = 0.0, data_ms = 0.0;
-        int64_t seen = 0, correct = 0;
-        for (int64_t st = 0; st < steps_per_epoch; st++) {
+        int64_t seen = 0, correct = 0, st0 = 0;
+        if (epoch == start_epoch && start_in_epoch > 0) { /* a checkpoint taken mid-epoch: its running figures */
+            st0 = start_in_epoch;
+            loss_sum = part_loss;
+            correct = part_correct;
+            seen = part_seen;
+        }
+        for (int64_t st = st0; st < steps_per_epoch; st++) {
+            if (s->stop && *s->stop) {
+                /* stopped between two steps: a checkpoint of exactly here, unless the last one is */
+                FvOptimState os;
+                fv_trainer_optim_state(tr, &os);
+                const json_t *part = json_pack("{s:f, s:I, s:I}", "loss_sum", loss_sum, "correct", (json_int_t)correct,
+                                               "seen", (json_int_t)seen);
+                CkptAt at = { .epoch = epoch, .epoch_step = st, .step = os.step, .best = 0,
+                              .elapsed = prev_elapsed + (fv_time_ms() - t_start) / 1e3 };
+                ret = part ? 0 : fv_error(FV_ENOMEM, "fv_fit_run: out of memory");
+                if (ret >= 0 && os.step != ck_step)
+                    ret = write_checkpoint(s, m, tr, ck_path, settings, &r, &at, part, &ck);
+                json_decref((json_t *)part);
+                if (ret < 0)
+                    goto done;
+                if ((ret = log_line(log, log_path, json_pack("{s:s, s:I, s:I, s:I}", "type", "interrupt", "epoch",
+                                                             (json_int_t)epoch, "step", (json_int_t)os.step,
+                                                             "epoch_step", (json_int_t)st))) < 0)
+                    goto done;
+                r.interrupted = 1;
+                r.step = os.step;
+                r.step_in_epoch = st;
+                r.last_epoch = epoch;
+                r.elapsed_s = at.elapsed;
+                ret = 0;
+                goto done;
+            }
             const double s0 = fv_time_ms();
             int32_t nb = 0;
             if ((ret = fv_loader_batch(tl, epoch, st, B, batch, labels, &nb)) < 0)
@@ -682,43 +869,13 @@ int fv_fit_run(const FvFitSettings *s, FvFitResult *res)
         }
         const double epoch_s = (fv_time_ms() - e0) / 1e3;
         const double elapsed = prev_elapsed + (fv_time_ms() - t_start) / 1e3;
-
-        /* the checkpoint of this epoch, then checkpoint.json pointing at it, then the older files go */
-        char wname[64], oname[64];
-        snprintf(wname, sizeof(wname), "ckpt-epoch%04lld.safetensors", (long long)done_epochs);
-        snprintf(oname, sizeof(oname), "ckpt-epoch%04lld.optim.safetensors", (long long)done_epochs);
-        char *wp = fv_path_join(s->out_dir, wname), *op = fv_path_join(s->out_dir, oname);
-        char *bp = fv_path_join(s->out_dir, "best.safetensors");
-        if (!wp || !op || !bp)
-            ret = fv_error(FV_ENOMEM, "fv_fit_run: out of memory");
-        else if ((ret = fv_model_save(m, wp)) >= 0 && (ret = fv_trainer_save_state(tr, op)) >= 0 && is_best)
-            ret = fv_model_save(m, bp);
-        free(wp);
-        free(op);
-        free(bp);
-        if (ret < 0)
+        FvOptimState os;
+        fv_trainer_optim_state(tr, &os);
+        const CkptAt at = { .epoch = done_epochs, .epoch_step = 0, .step = os.step, .best = is_best,
+                            .elapsed = elapsed };
+        if ((ret = write_checkpoint(s, m, tr, ck_path, settings, &r, &at, NULL, &ck)) < 0)
             goto done;
-        const char *old_w = ck ? json_string_value(json_object_get(ck, "weights")) : NULL;
-        const char *old_o = ck ? json_string_value(json_object_get(ck, "optim")) : NULL;
-        char *old_wp = old_w && strcmp(old_w, wname) ? fv_path_join(s->out_dir, old_w) : NULL;
-        char *old_op = old_o && strcmp(old_o, oname) ? fv_path_join(s->out_dir, old_o) : NULL;
-        json_t *nck = json_pack("{s:I, s:I, s:s, s:s, s:f, s:I, s:f, s:O}", "epoch", (json_int_t)done_epochs,
-                                "step", (json_int_t)(done_epochs * steps_per_epoch), "weights", wname, "optim",
-                                oname, "best_top1", r.best_top1, "best_epoch", (json_int_t)r.best_epoch, "elapsed_s",
-                                elapsed, "settings", settings);
-        ret = nck ? write_json_atomic(ck_path, nck) : fv_error(FV_ENOMEM, "fv_fit_run: out of memory");
-        json_decref(ck);
-        ck = nck;
-        if (ret >= 0) {
-            if (old_wp)
-                unlink(old_wp);
-            if (old_op)
-                unlink(old_op);
-        }
-        free(old_wp);
-        free(old_op);
-        if (ret < 0)
-            goto done;
+        ck_step = os.step;
 
         json_t *l = json_pack("{s:s, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:b, s:f, s:f, s:f}", "type", "epoch",
                               "epoch", (json_int_t)done_epochs, "step", (json_int_t)(done_epochs * steps_per_epoch),
