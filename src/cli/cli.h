@@ -134,4 +134,52 @@ int fv_cli_summary_print(const char *cmd, const char *dir, FILE *f);
 /* Names for enums. */
 const char *fv_cli_sampling_name(FvSampling s);
 
+/* Options recorded with a run (record.c): train and evaluate keep them in DIR/run.json ("options"), so that
+ * `--resume --out DIR` needs nothing else. */
+/* An option as given on the command line: its long name and value (NULL for a flag; points into argv). */
+typedef struct FvCliGiven {
+    const char *name, *value;
+} FvCliGiven;
+
+/* How a command records its options. The lists are NULL-terminated long names. */
+typedef struct FvCliRecordSpec {
+    const char *cmd;                  /* "train" */
+    const char *const *unrecorded;    /* not part of the run: where it goes, how this invocation talks */
+    const char *const *changeable;    /* recorded and taken over, but a given value replaces the run's */
+    const char *const *paths;         /* file names: recorded as absolute paths */
+    /* the value a run used without the option (NULL: none); may be NULL */
+    const char *(*default_of)(const char *name);
+    /* 1 when @value of path option @name names no file (a preset name, say); may be NULL */
+    int (*not_a_path)(const char *name, const char *value);
+} FvCliRecordSpec;
+
+/* 1 when @name is in the NULL-terminated @list. */
+int fv_cli_in_list(const char *const *list, const char *name);
+/* The long name of the option getopt_long() returned as @c with long index @li (-1 for a short one). */
+const char *fv_cli_option_name(const struct option *longopts, int c, int li);
+/* The value an option is recorded with: file names made absolute; a flag is true. New reference. */
+struct json_t *fv_cli_record_value(const FvCliRecordSpec *s, const char *name, const char *value);
+/* Load the record @path (DIR/run.json): -1 with *@doc the file (NULL when there is none), or an exit code after
+ * one line (not JSON). */
+int fv_cli_record_load(const FvCliRecordSpec *s, const char *path, struct json_t **doc);
+/* The given options against the recorded @opts: -1 when every recorded one agrees (numbers by value, files by
+ * absolute path), else FV_EXIT_USAGE after one line naming the first that differs. Changeable options pass. */
+int fv_cli_record_check(const FvCliRecordSpec *s, const struct json_t *opts, const FvCliGiven *given, int n,
+                        const char *path);
+/* argv with the recorded options first, then @argv[1..] (given options come last and win); the "--name"
+ * strings live in @names; the array is malloc'd, *@nargs its length. NULL when out of memory. */
+char **fv_cli_record_argv(const FvCliRecordSpec *s, const struct json_t *opts, int argc, char **argv,
+                          struct json_t *names, int *nargs);
+/* @opts (may be NULL) with the given options set over them (unrecorded ones left out). New reference. */
+struct json_t *fv_cli_record_merge(const FvCliRecordSpec *s, const struct json_t *opts, const FvCliGiven *given, int n);
+/* --resume --out @out: load @out/run.json into *@rec (NULL when there is none), check the given options against
+ * its "options", and parse the recorded options with the given ones over them again through @reparse (into the
+ * caller's settings; *@args, *@nargs: the argv it parsed, free() it; its "--name" strings live in @names).
+ * -1 to go on, or an exit code after one line. */
+int fv_cli_record_resume(const FvCliRecordSpec *s, const char *out, int argc, char **argv, const FvCliGiven *given,
+                         int ngiven, struct json_t *names, struct json_t **rec, char ***args, int *nargs,
+                         int (*reparse)(int argc, char **argv, void *ctx), void *ctx);
+/* @doc to @path atomically, indented, keys in order, final newline. 0 or a negative code. */
+int fv_cli_json_write_atomic(const char *path, const struct json_t *doc);
+
 #endif /* FV_CLI_H */

@@ -540,8 +540,8 @@ int fv_cli_diversity(int argc, char **argv)
                 break;
             }
             if (!set->warned && fv_model_attention_tensors_missing(R->m) > 0) { /* once per setting */
-                fprintf(stderr, "fibvid %s: warning: setting %s: the model has no weights for its kind's own tensors: "
-                        "taken as zero (castling: no depthwise-convolution term)\n", CMD, set->name);
+                fv_cli_warn(CMD, "setting %s: the model has no weights for its kind's own tensors: taken as zero "
+                            "(castling: no depthwise-convolution term)", set->name);
                 set->warned = 1;
             }
             double t0 = fv_cli_now_ms();

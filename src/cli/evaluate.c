@@ -39,206 +39,6 @@ typedef struct EvalOpts {
 /* The run's record of its options (run.json "options"), for --resume                               */
 /* ------------------------------------------------------------------------------------------------ */
 
-/* The same code is in train.c and evaluate.c: src/cli/ files may include only cli.h (tests/test_layout.sh)
- * and the shared helpers of common.c + cli.h are not this change's to edit; the two copies belong there. */
-
-/* An option as given on the command line: its long name and value (NULL for a flag; points into argv). */
-typedef struct Given {
-    const char *name, *value;
-} Given;
-
-/* How a command records its options. The lists are NULL-terminated long names. */
-typedef struct RecordSpec {
-    const char *cmd;                  /* "train" */
-    const char *const *unrecorded;    /* not part of the run: where it goes, how this invocation talks */
-    const char *const *changeable;    /* recorded and taken over, but a given value replaces the run's */
-    const char *const *paths;         /* file names: recorded as absolute paths */
-    /* the value a run used without the option (NULL: none); may be NULL */
-    const char *(*default_of)(const char *name);
-    /* 1 when @value of path option @name names no file (a preset name, say); may be NULL */
-    int (*not_a_path)(const char *name, const char *value);
-} RecordSpec;
-
-static int in_list(const char *const *list, const char *name)
-{
-    for (; list && *list; list++)
-        if (!strcmp(*list, name))
-            return 1;
-    return 0;
-}
-
-/* The long name of the option getopt_long() returned as @c with long index @li (-1 for a short one). */
-static const char *option_name(const struct option *longopts, int c, int li)
-{
-    if (li >= 0)
-        return longopts[li].name;
-    for (const struct option *o = longopts; o->name; o++)
-        if (o->val == c)
-            return o->name;
-    return "?";
-}
-
-/* The value an option is recorded with: file names made absolute; a flag is true. */
-static json_t *record_value(const RecordSpec *s, const char *name, const char *value)
-{
-    if (!value)
-        return json_true();
-    if (in_list(s->paths, name) && !(s->not_a_path && s->not_a_path(name, value))) {
-        char *abs = realpath(value, NULL);
-        if (abs) {
-            json_t *v = json_string(abs);
-            free(abs);
-            return v;
-        }
-    }
-    return json_string(value);
-}
-
-/* Whether option @name given as @value (NULL: a flag) is the recorded @rec: numbers by value, files by their
- * absolute path, the rest as text. */
-static int same_value(const RecordSpec *s, const char *name, const char *value, const json_t *rec)
-{
-    if (!value || json_is_true(rec))
-        return !value && json_is_true(rec);
-    const char *r = json_string_value(rec);
-    json_t *v = record_value(s, name, value);
-    const char *g = json_string_value(v);
-    int same = 0;
-    if (r && g) {
-        char *e1, *e2;
-        const double x = strtod(g, &e1), y = strtod(r, &e2);
-        same = *g && *r && !*e1 && !*e2 ? x == y : !strcmp(g, r);
-    }
-    json_decref(v);
-    return same;
-}
-
-/* Load the record @path (DIR/run.json). Returns -1 with *@doc the whole file, or NULL when there is none (or it
- * records no options: an older run), or an exit code after one line (a file that is not JSON). */
-static int record_load(const RecordSpec *s, const char *path, json_t **doc)
-{
-    *doc = NULL;
-    if (access(path, F_OK) != 0)
-        return -1;
-    json_error_t jerr;
-    json_t *d = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
-    if (!json_is_object(d)) {
-        fv_cli_error(s->cmd, "%s: %s", path, d ? "not a JSON object" : jerr.text);
-        json_decref(d);
-        return FV_EXIT_INPUT;
-    }
-    const json_t *opts = json_object_get(d, "options");
-    if (opts && !json_is_object(opts)) {
-        fv_cli_error(s->cmd, "%s: \"options\" is not an object", path);
-        json_decref(d);
-        return FV_EXIT_INPUT;
-    }
-    *doc = d;
-    return -1;
-}
-
-/* The given options against the recorded @opts: -1 when every one that is recorded (or has a default) has its
- * value there (numbers by value, files by absolute path), else FV_EXIT_USAGE after one line naming the first
- * that differs and the run's value (@path is named as where it is recorded). Changeable options pass. */
-static int record_check(const RecordSpec *s, const json_t *opts, const Given *given, int n,
-                        const char *path)
-{
-    for (int i = 0; i < n; i++) {
-        const char *name = given[i].name, *val = given[i].value;
-        if (in_list(s->unrecorded, name) || in_list(s->changeable, name))
-            continue;
-        const json_t *r = json_object_get(opts, name);
-        json_t *def = NULL;
-        const char *dv = !r && s->default_of ? s->default_of(name) : NULL;
-        if (dv)
-            r = def = json_string(dv);
-        if (r && same_value(s, name, val, r)) {
-            json_decref(def);
-            continue;
-        }
-        if (!r)
-            fv_cli_error(s->cmd, "--%s%s%s: the run was made without --%s (recorded in %s)", name, val ? " " : "",
-                         val ? val : "", name, path);
-        else if (json_is_true(r) || !val)
-            fv_cli_error(s->cmd, "--%s%s%s differs from the run's --%s (recorded in %s)", name, val ? " " : "",
-                         val ? val : "", name, path);
-        else
-            fv_cli_error(s->cmd, "--%s %s differs from the run's %s%s (recorded in %s)", name, val,
-                         json_string_value(r) ? json_string_value(r) : "?", def ? " (the default)" : "", path);
-        json_decref(def);
-        return FV_EXIT_USAGE;
-    }
-    return -1;
-}
-
-/* argv with the recorded options first (those not unrecorded), then @argv[1..]: parsed again, the given options
- * come last and win. The "--name" strings live in @names (a JSON array the caller owns); the array itself is
- * malloc'd (free() it), *@nargs its length. NULL when out of memory. */
-static char **record_argv(const RecordSpec *s, const json_t *opts, int argc, char **argv, json_t *names,
-                          int *nargs)
-{
-    char **a = calloc((size_t)argc + 2 * json_object_size(opts) + 1, sizeof(char *));
-    if (!a)
-        return NULL;
-    int n = 0;
-    a[n++] = argv[0];
-    const char *key;
-    json_t *val;
-    json_object_foreach((json_t *)opts, key, val) {
-        if (in_list(s->unrecorded, key) || !(json_is_string(val) || json_is_true(val)))
-            continue;
-        json_t *opt = json_sprintf("--%s", key);
-        if (!opt || json_array_append_new(names, opt) < 0) {
-            free(a);
-            return NULL;
-        }
-        a[n++] = (char *)json_string_value(opt);
-        if (json_is_string(val))
-            a[n++] = (char *)json_string_value(val);
-    }
-    for (int i = 1; i < argc; i++)
-        a[n++] = argv[i];
-    *nargs = n;
-    return a;
-}
-
-/* What the run records now: @opts (may be NULL) with the given options set over them (unrecorded ones left
- * out). New reference, NULL when out of memory. */
-static json_t *record_merge(const RecordSpec *s, const json_t *opts, const Given *given, int n)
-{
-    json_t *r = opts ? json_deep_copy(opts) : json_object();
-    if (!r)
-        return NULL;
-    for (int i = 0; i < n; i++) {
-        if (in_list(s->unrecorded, given[i].name))
-            continue;
-        if (json_object_set_new(r, given[i].name, record_value(s, given[i].name, given[i].value)) < 0) {
-            json_decref(r);
-            return NULL;
-        }
-    }
-    return r;
-}
-
-/* Write @doc to @path atomically (fv_write_file_atomic), indented, keys in order, with a final newline.
- * 0 or a negative code (fv_last_error() says why). */
-static int json_write_atomic(const char *path, const json_t *doc)
-{
-    char *text = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-    if (!text)
-        return FV_ENOMEM;
-    const size_t n = strlen(text);
-    char *t = realloc(text, n + 2);
-    if (!t) {
-        free(text);
-        return FV_ENOMEM;
-    }
-    memcpy(t + n, "\n", 2);
-    const int ret = fv_write_file_atomic(path, t, n + 1);
-    free(t);
-    return ret;
-}
-
 static void help(FILE *f)
 {
     fprintf(f,
@@ -438,10 +238,10 @@ static void record_store(const char *dir, const json_t *record)
     json_t *run = rp ? json_load_file(rp, 0, NULL) : NULL;
     if (run && json_equal(json_object_get(run, "options"), (json_t *)record))
         goto done;
-    int ret = run && json_object_set(run, "options", (json_t *)record) == 0 ? json_write_atomic(rp, run)
+    int ret = run && json_object_set(run, "options", (json_t *)record) == 0 ? fv_cli_json_write_atomic(rp, run)
                                                                              : FV_ENOMEM;
     if (ret < 0)
-        fv_cli_error(CMD, "warning: %s: cannot record the options (%s); --resume will need them again",
+        fv_cli_warn(CMD, "%s: cannot record the options (%s); --resume will need them again",
                      rp ? rp : "run.json", ret == FV_ENOMEM ? "out of memory or unreadable" : fv_last_error());
 done:
     json_decref(run);
@@ -743,7 +543,14 @@ static const char *default_of(const char *name)
 
 /* Parse @argv into @o (defaulted here), listing the options in @given (argc entries) when not NULL.
  * Returns -1 to go on, or the exit code (help printed, or one line on a bad option). */
-static int parse(int argc, char **argv, EvalOpts *o, Given *given, int *ngiven)
+static int parse(int argc, char **argv, EvalOpts *o, FvCliGiven *given, int *ngiven);
+
+static int reparse(int argc, char **argv, void *o)
+{
+    return parse(argc, argv, o, NULL, NULL);
+}
+
+static int parse(int argc, char **argv, EvalOpts *o, FvCliGiven *given, int *ngiven)
 {
     enum {
         O_ROOT = 0x100, O_UCF, O_HMDB, O_LIST, O_SPLIT, O_SUBSET, O_BASE, O_CLASSES, O_MAP, O_BYINDEX,
@@ -837,7 +644,7 @@ static int parse(int argc, char **argv, EvalOpts *o, Given *given, int *ngiven)
             return fv_cli_bad_option("evaluate", argv, "m:o:t:qh", longopts);
         }
         if (given) {
-            given[*ngiven].name = option_name(longopts, c, li);
+            given[*ngiven].name = fv_cli_option_name(longopts, c, li);
             given[*ngiven].value = optarg;
             (*ngiven)++;
         }
@@ -885,34 +692,24 @@ int fv_cli_evaluate(int argc, char **argv)
 {
     const double t_start = fv_cli_now_ms();
     EvalOpts o = { 0 };
-    Given *given = calloc((size_t)argc + 1, sizeof(Given));
+    FvCliGiven *given = calloc((size_t)argc + 1, sizeof(FvCliGiven));
     json_t *rec = NULL, *names = json_array();
-    char **args = NULL, *rp = NULL;
+    char **args = NULL;
     int ngiven = 0, nargs = 0, rc;
     if (!given || !names)
         goto oom;
     if ((rc = parse(argc, argv, &o, given, &ngiven)) >= 0)
         goto done;
-    const RecordSpec spec = { .cmd = CMD, .unrecorded = g_unrecorded, .changeable = g_changeable,
+    const FvCliRecordSpec spec = { .cmd = CMD, .unrecorded = g_unrecorded, .changeable = g_changeable,
                                    .paths = g_paths, .default_of = default_of };
     /* --resume: the options the run recorded, under those given now (which must be the run's) */
     const char *shown_model = NULL;
     if (o.resume && o.out) {
-        if (!(rp = fv_cli_path_join(o.out, "run.json")))
-            goto oom;
-        if ((rc = record_load(&spec, rp, &rec)) >= 0)
+        if ((rc = fv_cli_record_resume(&spec, o.out, argc, argv, given, ngiven, names, &rec, &args, &nargs, reparse,
+                                       &o)) >= 0)
             goto done;
-        const json_t *ro = json_object_get(rec, "options");
-        if (ro) {
-            if ((rc = record_check(&spec, ro, given, ngiven, rp)) >= 0)
-                goto done;
-            if (!(args = record_argv(&spec, ro, argc, argv, names, &nargs)))
-                goto oom;
-            if ((rc = parse(nargs, args, &o, NULL, NULL)) >= 0)
-                goto done;
-            /* the model is the run's (checked above): compared and shown under the name the run gave it */
-            shown_model = json_string_value(json_object_get(rec, "model"));
-        }
+        /* the model is the run's (checked above): compared and shown under the name the run gave it */
+        shown_model = json_string_value(json_object_get(rec, "model"));
     }
     if (o.resume && o.out && !o.ucf101 && !o.hmdb51 && !o.list && !json_object_get(rec, "options")) {
         /* nothing to take the run's options from: say so rather than ask for a data set */
@@ -923,12 +720,12 @@ int fv_cli_evaluate(int argc, char **argv)
     }
     if ((rc = check_options(&o)) >= 0)
         goto done;
-    if (!(o.record = record_merge(&spec, json_object_get(rec, "options"), given, ngiven)))
+    if (!(o.record = fv_cli_record_merge(&spec, json_object_get(rec, "options"), given, ngiven)))
         goto oom;
     if (!json_object_get(o.record, "model") && fv_cli_default_model()) {
         /* the default model (or $FIBVID_MODEL) of this run, which --resume must not take from a later setting */
-        const Given dm = { "model", fv_cli_default_model() };
-        json_t *r2 = record_merge(&spec, o.record, &dm, 1);
+        const FvCliGiven dm = { "model", fv_cli_default_model() };
+        json_t *r2 = fv_cli_record_merge(&spec, o.record, &dm, 1);
         if (!r2)
             goto oom;
         json_decref(o.record);
@@ -954,7 +751,6 @@ oom:
     rc = FV_EXIT_RUNTIME;
 done:
     free(args);
-    free(rp);
     json_decref(names);
     json_decref(o.record);
     json_decref(rec);

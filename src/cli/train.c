@@ -47,206 +47,6 @@ static void on_signal(int sig)
 /* The run's record of its options (run.json "options"), for --resume                               */
 /* ------------------------------------------------------------------------------------------------ */
 
-/* The same code is in train.c and evaluate.c: src/cli/ files may include only cli.h (tests/test_layout.sh)
- * and the shared helpers of common.c + cli.h are not this change's to edit; the two copies belong there. */
-
-/* An option as given on the command line: its long name and value (NULL for a flag; points into argv). */
-typedef struct Given {
-    const char *name, *value;
-} Given;
-
-/* How a command records its options. The lists are NULL-terminated long names. */
-typedef struct RecordSpec {
-    const char *cmd;                  /* "train" */
-    const char *const *unrecorded;    /* not part of the run: where it goes, how this invocation talks */
-    const char *const *changeable;    /* recorded and taken over, but a given value replaces the run's */
-    const char *const *paths;         /* file names: recorded as absolute paths */
-    /* the value a run used without the option (NULL: none); may be NULL */
-    const char *(*default_of)(const char *name);
-    /* 1 when @value of path option @name names no file (a preset name, say); may be NULL */
-    int (*not_a_path)(const char *name, const char *value);
-} RecordSpec;
-
-static int in_list(const char *const *list, const char *name)
-{
-    for (; list && *list; list++)
-        if (!strcmp(*list, name))
-            return 1;
-    return 0;
-}
-
-/* The long name of the option getopt_long() returned as @c with long index @li (-1 for a short one). */
-static const char *option_name(const struct option *longopts, int c, int li)
-{
-    if (li >= 0)
-        return longopts[li].name;
-    for (const struct option *o = longopts; o->name; o++)
-        if (o->val == c)
-            return o->name;
-    return "?";
-}
-
-/* The value an option is recorded with: file names made absolute; a flag is true. */
-static json_t *record_value(const RecordSpec *s, const char *name, const char *value)
-{
-    if (!value)
-        return json_true();
-    if (in_list(s->paths, name) && !(s->not_a_path && s->not_a_path(name, value))) {
-        char *abs = realpath(value, NULL);
-        if (abs) {
-            json_t *v = json_string(abs);
-            free(abs);
-            return v;
-        }
-    }
-    return json_string(value);
-}
-
-/* Whether option @name given as @value (NULL: a flag) is the recorded @rec: numbers by value, files by their
- * absolute path, the rest as text. */
-static int same_value(const RecordSpec *s, const char *name, const char *value, const json_t *rec)
-{
-    if (!value || json_is_true(rec))
-        return !value && json_is_true(rec);
-    const char *r = json_string_value(rec);
-    json_t *v = record_value(s, name, value);
-    const char *g = json_string_value(v);
-    int same = 0;
-    if (r && g) {
-        char *e1, *e2;
-        const double x = strtod(g, &e1), y = strtod(r, &e2);
-        same = *g && *r && !*e1 && !*e2 ? x == y : !strcmp(g, r);
-    }
-    json_decref(v);
-    return same;
-}
-
-/* Load the record @path (DIR/run.json). Returns -1 with *@doc the whole file, or NULL when there is none (or it
- * records no options: an older run), or an exit code after one line (a file that is not JSON). */
-static int record_load(const RecordSpec *s, const char *path, json_t **doc)
-{
-    *doc = NULL;
-    if (access(path, F_OK) != 0)
-        return -1;
-    json_error_t jerr;
-    json_t *d = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
-    if (!json_is_object(d)) {
-        fv_cli_error(s->cmd, "%s: %s", path, d ? "not a JSON object" : jerr.text);
-        json_decref(d);
-        return FV_EXIT_INPUT;
-    }
-    const json_t *opts = json_object_get(d, "options");
-    if (opts && !json_is_object(opts)) {
-        fv_cli_error(s->cmd, "%s: \"options\" is not an object", path);
-        json_decref(d);
-        return FV_EXIT_INPUT;
-    }
-    *doc = d;
-    return -1;
-}
-
-/* The given options against the recorded @opts: -1 when every one that is recorded (or has a default) has its
- * value there (numbers by value, files by absolute path), else FV_EXIT_USAGE after one line naming the first
- * that differs and the run's value (@path is named as where it is recorded). Changeable options pass. */
-static int record_check(const RecordSpec *s, const json_t *opts, const Given *given, int n,
-                        const char *path)
-{
-    for (int i = 0; i < n; i++) {
-        const char *name = given[i].name, *val = given[i].value;
-        if (in_list(s->unrecorded, name) || in_list(s->changeable, name))
-            continue;
-        const json_t *r = json_object_get(opts, name);
-        json_t *def = NULL;
-        const char *dv = !r && s->default_of ? s->default_of(name) : NULL;
-        if (dv)
-            r = def = json_string(dv);
-        if (r && same_value(s, name, val, r)) {
-            json_decref(def);
-            continue;
-        }
-        if (!r)
-            fv_cli_error(s->cmd, "--%s%s%s: the run was made without --%s (recorded in %s)", name, val ? " " : "",
-                         val ? val : "", name, path);
-        else if (json_is_true(r) || !val)
-            fv_cli_error(s->cmd, "--%s%s%s differs from the run's --%s (recorded in %s)", name, val ? " " : "",
-                         val ? val : "", name, path);
-        else
-            fv_cli_error(s->cmd, "--%s %s differs from the run's %s%s (recorded in %s)", name, val,
-                         json_string_value(r) ? json_string_value(r) : "?", def ? " (the default)" : "", path);
-        json_decref(def);
-        return FV_EXIT_USAGE;
-    }
-    return -1;
-}
-
-/* argv with the recorded options first (those not unrecorded), then @argv[1..]: parsed again, the given options
- * come last and win. The "--name" strings live in @names (a JSON array the caller owns); the array itself is
- * malloc'd (free() it), *@nargs its length. NULL when out of memory. */
-static char **record_argv(const RecordSpec *s, const json_t *opts, int argc, char **argv, json_t *names,
-                          int *nargs)
-{
-    char **a = calloc((size_t)argc + 2 * json_object_size(opts) + 1, sizeof(char *));
-    if (!a)
-        return NULL;
-    int n = 0;
-    a[n++] = argv[0];
-    const char *key;
-    json_t *val;
-    json_object_foreach((json_t *)opts, key, val) {
-        if (in_list(s->unrecorded, key) || !(json_is_string(val) || json_is_true(val)))
-            continue;
-        json_t *opt = json_sprintf("--%s", key);
-        if (!opt || json_array_append_new(names, opt) < 0) {
-            free(a);
-            return NULL;
-        }
-        a[n++] = (char *)json_string_value(opt);
-        if (json_is_string(val))
-            a[n++] = (char *)json_string_value(val);
-    }
-    for (int i = 1; i < argc; i++)
-        a[n++] = argv[i];
-    *nargs = n;
-    return a;
-}
-
-/* What the run records now: @opts (may be NULL) with the given options set over them (unrecorded ones left
- * out). New reference, NULL when out of memory. */
-static json_t *record_merge(const RecordSpec *s, const json_t *opts, const Given *given, int n)
-{
-    json_t *r = opts ? json_deep_copy(opts) : json_object();
-    if (!r)
-        return NULL;
-    for (int i = 0; i < n; i++) {
-        if (in_list(s->unrecorded, given[i].name))
-            continue;
-        if (json_object_set_new(r, given[i].name, record_value(s, given[i].name, given[i].value)) < 0) {
-            json_decref(r);
-            return NULL;
-        }
-    }
-    return r;
-}
-
-/* Write @doc to @path atomically (fv_write_file_atomic), indented, keys in order, with a final newline.
- * 0 or a negative code (fv_last_error() says why). */
-static int json_write_atomic(const char *path, const json_t *doc)
-{
-    char *text = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-    if (!text)
-        return FV_ENOMEM;
-    const size_t n = strlen(text);
-    char *t = realloc(text, n + 2);
-    if (!t) {
-        free(text);
-        return FV_ENOMEM;
-    }
-    memcpy(t + n, "\n", 2);
-    const int ret = fv_write_file_atomic(path, t, n + 1);
-    free(t);
-    return ret;
-}
-
 static void help(FILE *f)
 {
     fprintf(f,
@@ -425,9 +225,9 @@ static void on_started(void *user, const FvFitInfo *in)
     /* the run's own record of its options, for --resume (written now: the fit has accepted --out) */
     char *rp = fv_cli_path_join(o->fit.out_dir, "run.json");
     json_t *doc = json_pack("{s:s, s:O}", "command", "train", "options", o->record);
-    int ret = rp && doc ? json_write_atomic(rp, doc) : FV_ENOMEM;
+    int ret = rp && doc ? fv_cli_json_write_atomic(rp, doc) : FV_ENOMEM;
     if (ret < 0)
-        fv_cli_error(CMD, "warning: %s: %s; --resume will need the options again", rp ? rp : "run.json",
+        fv_cli_warn(CMD, "%s: %s; --resume will need the options again", rp ? rp : "run.json",
                      ret == FV_ENOMEM ? "out of memory" : fv_last_error());
     json_decref(doc);
     free(rp);
@@ -545,7 +345,7 @@ static int run(TrainOpts *o)
         o->fit.synth_json = o->synth_json;
     }
     if (!o->fit.resume && o->fit.batch > tds->num_entries)
-        fv_cli_error(CMD, "warning: --batch %d is larger than the %lld training clips: every step takes all of them",
+        fv_cli_warn(CMD, "--batch %d is larger than the %lld training clips: every step takes all of them",
                      o->fit.batch, (long long)tds->num_entries);
     o->fit.train = tds;
     o->fit.val = vds;
@@ -639,7 +439,14 @@ static int not_a_path(const char *name, const char *value)
 
 /* Parse @argv into @o (defaulted here), listing the options in @given (argc entries) when not NULL.
  * Returns -1 to go on, or the exit code (help printed, or one line on a bad option). */
-static int parse(int argc, char **argv, TrainOpts *o, Given *given, int *ngiven)
+static int parse(int argc, char **argv, TrainOpts *o, FvCliGiven *given, int *ngiven);
+
+static int reparse(int argc, char **argv, void *o)
+{
+    return parse(argc, argv, o, NULL, NULL);
+}
+
+static int parse(int argc, char **argv, TrainOpts *o, FvCliGiven *given, int *ngiven)
 {
     enum {
         O_ROOT = 0x100, O_UCF, O_SPLIT, O_LIST, O_VAL, O_CLASSES, O_BASE, O_NOVAL, O_CONFIG, O_FRAMES, O_ISIZE,
@@ -840,7 +647,7 @@ static int parse(int argc, char **argv, TrainOpts *o, Given *given, int *ngiven)
             return fv_cli_bad_option("train", argv, "m:o:b:t:qh", longopts);
         }
         if (given) {
-            given[*ngiven].name = option_name(longopts, c, li);
+            given[*ngiven].name = fv_cli_option_name(longopts, c, li);
             given[*ngiven].value = optarg;
             (*ngiven)++;
         }
@@ -902,9 +709,9 @@ static int check_options(const TrainOpts *o)
 int fv_cli_train(int argc, char **argv)
 {
     TrainOpts o = { 0 };
-    Given *given = calloc((size_t)argc + 1, sizeof(Given));
+    FvCliGiven *given = calloc((size_t)argc + 1, sizeof(FvCliGiven));
     json_t *rec = NULL, *names = json_array();
-    char **args = NULL, *rp = NULL;
+    char **args = NULL;
     int ngiven = 0, nargs = 0, rc;
     if (!given || !names) {
         rc = FV_EXIT_RUNTIME;
@@ -912,24 +719,13 @@ int fv_cli_train(int argc, char **argv)
     }
     if ((rc = parse(argc, argv, &o, given, &ngiven)) >= 0)
         goto done;
-    const RecordSpec spec = { .cmd = CMD, .unrecorded = g_unrecorded, .changeable = g_changeable,
+    const FvCliRecordSpec spec = { .cmd = CMD, .unrecorded = g_unrecorded, .changeable = g_changeable,
                                    .paths = g_paths, .default_of = default_of, .not_a_path = not_a_path };
     /* --resume: the options the run recorded, under those given now (which must be the run's) */
-    if (o.fit.resume && o.fit.out_dir) {
-        if (!(rp = fv_cli_path_join(o.fit.out_dir, "run.json")))
-            goto oom;
-        if ((rc = record_load(&spec, rp, &rec)) >= 0)
-            goto done;
-        const json_t *ro = json_object_get(rec, "options");
-        if (ro) {
-            if ((rc = record_check(&spec, ro, given, ngiven, rp)) >= 0)
-                goto done;
-            if (!(args = record_argv(&spec, ro, argc, argv, names, &nargs)))
-                goto oom;
-            if ((rc = parse(nargs, args, &o, NULL, NULL)) >= 0)
-                goto done;
-        }
-    }
+    if (o.fit.resume && o.fit.out_dir &&
+        (rc = fv_cli_record_resume(&spec, o.fit.out_dir, argc, argv, given, ngiven, names, &rec, &args, &nargs,
+                                   reparse, &o)) >= 0)
+        goto done;
     if (o.fit.resume && o.fit.out_dir && !o.ucf101 && !o.list && !json_object_get(rec, "options")) {
         /* nothing to take the run's options from: say so rather than ask for a data set */
         fv_cli_error(CMD, "%s: no run.json with the run's options to resume (a run from before they were recorded "
@@ -939,11 +735,11 @@ int fv_cli_train(int argc, char **argv)
     }
     if ((rc = check_options(&o)) >= 0)
         goto done;
-    if (!(o.record = record_merge(&spec, json_object_get(rec, "options"), given, ngiven)))
+    if (!(o.record = fv_cli_record_merge(&spec, json_object_get(rec, "options"), given, ngiven)))
         goto oom;
     if (!o.fit.resume && o.fit.warmup > (double)o.fit.epochs)
-        fv_cli_error(CMD, "warning: --warmup %g epochs is longer than the run's %lld: the learning rate never reaches "
-                     "--lr %g", o.fit.warmup, (long long)o.fit.epochs, o.fit.lr);
+        fv_cli_warn(CMD, "--warmup %g epochs is longer than the run's %lld: the learning rate never reaches --lr %g",
+                    o.fit.warmup, (long long)o.fit.epochs, o.fit.lr);
     const char *hook = getenv("FIBVID_TEST_SIGINT_AT");
     if (hook) {
         char *end;
@@ -965,7 +761,6 @@ int fv_cli_train(int argc, char **argv)
     if (g_stop && rc == 128 + (int)g_stop) {
         /* die of the signal, as `evaluate` does, so callers (shells: 130, Slurm) see how the run ended */
         free(args);
-        free(rp);
         json_decref(names);
         json_decref(o.record);
         json_decref(rec);
@@ -980,7 +775,6 @@ oom:
     rc = FV_EXIT_RUNTIME;
 done:
     free(args);
-    free(rp);
     json_decref(names);
     json_decref(o.record);
     json_decref(rec);
