@@ -667,6 +667,42 @@ static void test_atomic_write_syncs_directory(void **state)
     free(err);
 }
 
+/* Issue 20: evaluate in a batch job (stderr not a terminal) logs a progress line every --progress-every videos;
+ * summary.json names its views "TxS" with their count and a real wall time; videos shorter than the sampling
+ * window are counted in one warning. */
+static void test_evaluate_batch_log(void **state)
+{
+    (void)state;
+    char args[4096], *out = NULL, *err = NULL;
+    char *list = fvt_join(g_tmp, "three.txt"), *dir = fvt_join(g_tmp, "ev-log");
+    const char *l = "clip_ffv1.mkv 0\nclip_ffv1.mkv 1\nclip_ffv1.mkv 2\n";
+    assert_int_equal(fvt_write_file(list, l, strlen(l)), 0);
+    snprintf(args, sizeof(args), "evaluate -m '%s/tiny_hf' --root '%s' --list '%s' -o '%s' --views 2x1 --frames 16 "
+             "--progress-every 1", fvt_data_dir(), fvt_data_dir(), list, dir);
+    assert_int_equal(fibvid(args, &out, &err), 0);
+    printf("%s", err);
+    for (int i = 1; i <= 3; i++) {
+        char want[64];
+        snprintf(want, sizeof(want), "fibvid evaluate: [%d/3] ", i);
+        assert_non_null(strstr(err, want));
+    }
+    assert_non_null(strstr(err, "videos/s ("));
+    assert_non_null(strstr(err, "warning: 3 of the 3 videos evaluated now are shorter than the sampling window"));
+    assert_null(strchr(err, '\r'));
+    char *sp = fvt_join(dir, "summary.json");
+    json_t *j = json_load_file(sp, 0, NULL);
+    assert_non_null(j);
+    assert_string_equal(json_string_value(json_object_get(j, "views")), "2x1");
+    assert_int_equal(json_integer_value(json_object_get(j, "views_per_video")), 2);
+    assert_true(json_real_value(json_object_get(j, "wall_s")) > 0);
+    json_decref(j);
+    free(sp);
+    free(out);
+    free(err);
+    free(list);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -681,6 +717,7 @@ int main(void)
         cmocka_unit_test(test_default_model),
         cmocka_unit_test(test_conventions),
         cmocka_unit_test(test_atomic_write_syncs_directory),
+        cmocka_unit_test(test_evaluate_batch_log),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

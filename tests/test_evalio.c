@@ -227,15 +227,18 @@ static void test_one_run(void **state)
     assert_int_equal(json_integer_value(json_object_get(j, "num_videos")), NV);
     assert_int_equal(json_integer_value(json_object_get(j, "num_evaluated")), NV - 2);
     assert_int_equal(json_integer_value(json_object_get(j, "num_failed")), 2);
-    assert_int_equal(json_integer_value(json_object_get(j, "views")), 3);
+    assert_int_equal(json_integer_value(json_object_get(j, "views_per_video")), 3);
+    assert_string_equal(json_string_value(json_object_get(j, "views")), "3");
     assert_true(json_is_true(json_object_get(j, "complete")));
     assert_string_equal(json_string_value(json_object_get(j, "model")), "models/test.safetensors");
     assert_non_null(strstr(json_string_value(json_object_get(j, "note")), "video-level"));
-    /* wall_s sums the per-video times 10 + i ms */
+    /* video_s sums the per-video times 10 + i ms; wall_s is the command's to set */
+    assert_true(json_is_null(json_object_get(j, "wall_s")));
     double wall = 0;
     for (int i = 0; i < NV; i++)
         wall += 10 + i;
-    assert_true(fabs(json_real_value(json_object_get(j, "wall_s")) - wall / 1000) < 1e-9);
+    assert_true(fabs(json_real_value(json_object_get(j, "video_s")) - wall / 1000) < 1e-9);
+    assert_true(fabs(json_real_value(json_object_get(j, "videos_per_s")) - round((NV - 2) / (wall / 1000) * 1e3) / 1e3) < 1e-9);
     assert_true(fabs(json_real_value(json_object_get(j, "clips_per_s")) - round((NV - 2) * 3 / (wall / 1000) * 1e3) / 1e3) < 1e-9);
     json_decref(j);
     free(sp);

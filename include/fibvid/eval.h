@@ -194,6 +194,8 @@ typedef struct FvEvalRun {
                                            size, sampling, crops...), compared as a string */
     const char         *split;        /**< PySlowFast "split" value; NULL: "test_final" */
     int32_t             views;        /**< views (temporal clips x spatial crops) per video */
+    int32_t             spatial_views; /**< spatial crops per video (1 or 3; temporal clips = views /
+                                           spatial_views); 0: not known (summary.json "views" then "N") */
     int32_t             shard_k;      /**< this run evaluates list positions i with i % shard_n == */
     int32_t             shard_n;      /**< shard_k - 1; 1/1 (or 0/0) = everything */
     const char *const  *model_labels; /**< (num_model_labels) the model's labels, named in outputs */

@@ -29,6 +29,8 @@ typedef struct EvalOpts {
     long prefetch;
     long threads;
     int quiet;
+    long progress_every;     /* stderr not a terminal: a progress line every N videos (0: not by count) */
+    double progress_s;       /* ... and after a video that ends S seconds after the last line (0: not by time) */
     FvPredictSettings pred;
     FvAttnOverrides attn;
     json_t *record;          /* the options run.json records  */
@@ -88,7 +90,11 @@ static void help(FILE *f)
         "      --prefetch N        clips decoded ahead by the decoder thread, 0..16 (default 2; 0 = decode\n"
         "                          in the main thread, no overlap)\n"
         "  -t, --threads N         threads (default: all cores)\n"
-        "  -q, --quiet             no progress on stderr (shown only when stderr is a terminal)\n"
+        "  -q, --quiet             no progress on stderr\n"
+        "      --progress-every N  when stderr is not a terminal (batch jobs, Slurm logs): a progress line\n"
+        "                          every N videos (default 100; 0: not by count) ...\n"
+        "      --progress-seconds S ... and after a video that ends S seconds or more after the last line\n"
+        "                          (default 60; 0: not by time)\n"
         "  -h, --help              this help\n"
         "%s"
         "\n"
@@ -110,11 +116,11 @@ static void help(FILE *f)
 
 int fv_cli_summary_set(const char *dir, const char *key, json_t *value)
 {
-    char *path = fv_cli_path_join(dir, "summary.json"), *tmp = fv_cli_path_join(dir, "summary.json.tmp");
+    char *path = fv_cli_path_join(dir, "summary.json");
     json_t *o = NULL;
     json_error_t jerr;
     int ret = FV_ENOMEM;
-    if (!path || !tmp || !value)
+    if (!path || !value)
         goto done;
     if (!(o = json_load_file(path, 0, &jerr)) || !json_is_object(o)) {
         fv_cli_error(CMD, "%s: %s", path, o ? "not a JSON object" : jerr.text);
@@ -122,27 +128,12 @@ int fv_cli_summary_set(const char *dir, const char *key, json_t *value)
         goto done;
     }
     json_object_set(o, key, value);
-    /* the same write-then-rename as the library's reports: a kill never leaves half a summary */
-    FILE *f = fopen(tmp, "wb");
-    if (!f || json_dumpf(o, f, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10)) < 0 ||
-        fputc('\n', f) == EOF || fflush(f) != 0 || fsync(fileno(f)) != 0) {
-        if (f)
-            fclose(f);
-        fv_cli_error(CMD, "%s: cannot write", tmp);
-        ret = FV_EIO;
-        goto done;
-    }
-    if (fclose(f) != 0 || rename(tmp, path) != 0) {
-        fv_cli_error(CMD, "%s: cannot write", path);
-        ret = FV_EIO;
-        goto done;
-    }
-    ret = 0;
+    if ((ret = fv_cli_json_write_atomic(path, o)) < 0) /* a kill never leaves half a summary */
+        fv_cli_error(CMD, "%s", fv_last_error());
 done:
     json_decref(o);
     json_decref(value);
     free(path);
-    free(tmp);
     return ret;
 }
 
@@ -161,11 +152,12 @@ int fv_cli_summary_print(const char *cmd, const char *dir, FILE *f)
         snprintf(acc, sizeof(acc), "top1_acc %.2f  top5_acc %.2f  mean_class_acc %.2f",
                  json_number_value(json_object_get(o, "top1_acc")), json_number_value(json_object_get(o, "top5_acc")),
                  json_number_value(json_object_get(o, "mean_class_acc")));
-    fprintf(f, "%s: %s  (%lld of %lld videos evaluated, %lld failed%s)\n",
+    fprintf(f, "%s: %s  (%lld of %lld %s evaluated, %lld failed%s)\n",
             json_string_value(json_object_get(o, "dataset")) ? json_string_value(json_object_get(o, "dataset")) : "?",
             acc,
             (long long)json_integer_value(json_object_get(o, "num_evaluated")),
             (long long)json_integer_value(json_object_get(o, "num_videos")),
+            fv_cli_plural((long)json_integer_value(json_object_get(o, "num_videos")), "video", "videos"),
             (long long)json_integer_value(json_object_get(o, "num_failed")),
             json_is_true(json_object_get(o, "complete")) ? "" : ", INCOMPLETE");
     fprintf(f, "results in %s/\n", dir);
@@ -192,9 +184,10 @@ typedef struct Timing {
     double wait_ms;      /* main thread blocked on the decoder */
     double decode_ms;    /* decoder busy time */
     double forward_ms;   /* model forward passes */
-    int64_t videos, predicted, clips;
+    int64_t videos, predicted, clips, repeated;
     int32_t depth, threads;
     int resumed;
+    double wall_before;  /* s, wall time of the run's earlier invocations (its summary.json's wall_s) */
 } Timing;
 
 static json_t *timing_json(const Timing *t)
@@ -217,7 +210,8 @@ static json_t *timing_json(const Timing *t)
         "this invocation only (a resumed run: since it was started again): elapsed_s from start to end, "
         "loop_s the evaluation loop, decode_wait_s the time the model waited for decoded clips, "
         "decode_wait_share = decode_wait_s / loop_s, decode_s the decoder thread's busy time (overlapped), "
-        "clips = videos x views evaluated; wall_s above sums the per-video loop times of every invocation"));
+        "clips = videos x views evaluated (a clip is one view); video_s above sums the per-video loop times of every "
+        "invocation, wall_s above their real time"));
     return o;
 }
 
@@ -228,6 +222,10 @@ static int write_reports(FvEval *e, const char *dir, const Timing *t)
         fv_cli_error(CMD, "%s", fv_last_error());
         return ret;
     }
+    /* wall_s: the real time of every invocation of the run, this one up to now included */
+    const double wall = t->wall_before + (fv_cli_now_ms() - t->t_start) / 1e3;
+    if ((ret = fv_cli_summary_set(dir, "wall_s", json_real(round(wall * 1e3) / 1e3))) < 0)
+        return ret;
     return fv_cli_summary_set(dir, "timing", timing_json(t));
 }
 
@@ -349,6 +347,7 @@ static int run(const EvalOpts *o, double t_start)
         .settings = settings,
         .split = NULL,
         .views = views,
+        .spatial_views = o->pred.spatial_views,
         .model_labels = labels,
         .num_model_labels = L,
         .map = map,
@@ -357,6 +356,14 @@ static int run(const EvalOpts *o, double t_start)
         fv_cli_error(CMD, "%s", fv_last_error());
         rc = FV_EXIT_USAGE;
         goto done;
+    }
+    if (o->resume) { /* the real time of the earlier invocations, which wall_s goes on from */
+        char *sp = fv_cli_path_join(out, "summary.json");
+        json_t *old = sp ? json_load_file(sp, 0, NULL) : NULL;
+        if (json_is_number(json_object_get(old, "wall_s")))
+            tm.wall_before = json_number_value(json_object_get(old, "wall_s"));
+        json_decref(old);
+        free(sp);
     }
     if ((ret = fv_eval_open(&e, out, &er, ds, o->resume)) < 0) {
         fv_cli_error(CMD, "%s", fv_last_error());
@@ -381,12 +388,13 @@ static int run(const EvalOpts *o, double t_start)
         ids[ntodo++] = i;
     }
     const int64_t total = fv_eval_num_todo(e), before = fv_eval_num_done(e);
-    const int progress = !o->quiet && isatty(STDERR_FILENO);
+    const int progress = !o->quiet && !fv_cli_quiet() && isatty(STDERR_FILENO);
+    const int log_progress = !o->quiet && !fv_cli_quiet() && !progress;
     if (o->resume && before > 0 && !o->quiet) {
         FvMetricsSummary s0;
         fv_eval_metrics(e, &s0);
-        fprintf(stderr, "fibvid evaluate: resuming %s: %lld of %lld videos already done", out, (long long)before,
-                (long long)total);
+        fprintf(stderr, "fibvid evaluate: resuming %s: %lld of %lld %s already done", out, (long long)before,
+                (long long)total, fv_cli_plural((long)total, "video", "videos"));
         if (s0.num_failed > 0) /* never a dead end: say how to try them again */
             fprintf(stderr, " (%lld failed: --retry-failed evaluates them again)", (long long)s0.num_failed);
         fputc('\n', stderr);
@@ -403,13 +411,14 @@ static int run(const EvalOpts *o, double t_start)
     const long stop_after = stop_env ? atol(stop_env) : 0;
 
     const double loop0 = fv_cli_now_ms();
-    double prev = loop0, last_report = loop0, last_progress = 0;
+    double prev = loop0, last_report = loop0, last_progress = progress ? 0 : loop0;
     FvPrefetchItem it;
     rc = FV_EXIT_OK;
     while (!g_signal && fv_prefetch_next(pf, &it) == 1) {
         const FvDatasetEntry *en = &ds->entries[it.id];
         FvPredictResult pr = { 0 };
         if (it.status >= 0) {
+            tm.repeated += fv_clip_repeated_frames(&it.clip) > 0;
             double f0 = fv_cli_now_ms();
             ret = fv_predict_clip(st, &it.clip, &o->pred, &pr);
             tm.forward_ms += fv_cli_now_ms() - f0;
@@ -452,15 +461,22 @@ static int run(const EvalOpts *o, double t_start)
             raise(SIGKILL);
 
         now = fv_cli_now_ms();
-        if (progress && (now - last_progress > 200 || tm.videos == ntodo)) {
+        /* a terminal: a status line redrawn 5 times a second; a log (batch jobs, Slurm): a line every
+         * --progress-every videos or --progress-seconds seconds */
+        const int due = progress ? now - last_progress > 200 || tm.videos == ntodo
+                                 : log_progress && ((o->progress_every > 0 && tm.videos % o->progress_every == 0) ||
+                                                    (o->progress_s > 0 && now - last_progress >= o->progress_s * 1e3) ||
+                                                    tm.videos == ntodo);
+        if (due) {
             FvMetricsSummary s;
             fv_eval_metrics(e, &s);
             double el = (now - loop0) / 1e3, eta = (double)(ntodo - tm.videos) * el / (double)tm.videos;
             char eta_s[32];
             fv_cli_fmt_eta(eta, eta_s, sizeof(eta_s));
-            fprintf(stderr, "\r[%lld/%lld] %.1f clips/s  ETA %s  top-1 %.1f%%  failed %lld\033[K",
-                    (long long)fv_eval_num_done(e), (long long)total, el > 0 ? tm.clips / el : 0.0, eta_s,
-                    s.top1_acc, (long long)s.num_failed);
+            fprintf(stderr, "%s[%lld/%lld] %.2f videos/s (%.1f clips/s)  ETA %s  top-1 %.1f%%  %lld failed%s",
+                    progress ? "\r" : "fibvid evaluate: ", (long long)fv_eval_num_done(e), (long long)total,
+                    el > 0 ? tm.videos / el : 0.0, el > 0 ? tm.clips / el : 0.0, eta_s, s.top1_acc,
+                    (long long)s.num_failed, progress ? "\033[K" : "\n");
             last_progress = now;
         }
         /* reports of the work so far, so a long run can be looked at (and survives a kill) */
@@ -478,6 +494,10 @@ static int run(const EvalOpts *o, double t_start)
     tm.wait_ms = fv_prefetch_wait_ms(pf);
     tm.decode_ms = fv_prefetch_decode_ms(pf);
     fv_prefetch_stop(&pf);
+    if (tm.repeated > 0 && !o->quiet)
+        fv_cli_warn(CMD, "%lld of the %lld %s evaluated now %s shorter than the sampling window: frames were "
+                    "repeated to fill the views", (long long)tm.repeated, (long long)tm.predicted,
+                    fv_cli_plural(tm.predicted, "video", "videos"), tm.repeated == 1 ? "is" : "are");
     ret = write_reports(e, out, &tm);
     if (ret < 0 && rc == FV_EXIT_OK)
         rc = FV_EXIT_RUNTIME;
@@ -519,7 +539,8 @@ done:
 /* ------------------------------------------------------------------------------------------------ */
 
 /* Options that say where the run goes and how this invocation talks: not part of the run. */
-static const char *const g_unrecorded[] = { "out", "resume", "retry-failed", "quiet", "help", NULL };
+static const char *const g_unrecorded[] = { "out", "resume", "retry-failed", "quiet", "help", "progress-every",
+                                            "progress-seconds", NULL };
 /* Recorded and taken over by --resume, free to change there: how fast, and where the videos are (a run with
  * a wrong --root continues with the right one, --retry-failed evaluating what failed). */
 static const char *const g_changeable[] = { "threads", "prefetch", "root", NULL };
@@ -554,7 +575,7 @@ static int parse(int argc, char **argv, EvalOpts *o, FvCliGiven *given, int *ngi
 {
     enum {
         O_ROOT = 0x100, O_UCF, O_HMDB, O_LIST, O_SPLIT, O_SUBSET, O_BASE, O_CLASSES, O_MAP, O_BYINDEX,
-        O_MODELID, O_RESUME, O_SHARD, O_PREFETCH, O_RETRY,
+        O_MODELID, O_RESUME, O_SHARD, O_PREFETCH, O_RETRY, O_PEVERY, O_PSECS,
     };
     static const struct option longopts[] = {
         { "model", required_argument, NULL, 'm' },
@@ -574,6 +595,8 @@ static int parse(int argc, char **argv, EvalOpts *o, FvCliGiven *given, int *ngi
         { "retry-failed", no_argument, NULL, O_RETRY },
         { "shard", required_argument, NULL, O_SHARD },
         { "prefetch", required_argument, NULL, O_PREFETCH },
+        { "progress-every", required_argument, NULL, O_PEVERY },
+        { "progress-seconds", required_argument, NULL, O_PSECS },
         { "threads", required_argument, NULL, 't' },
         { "quiet", no_argument, NULL, 'q' },
         { "help", no_argument, NULL, 'h' },
@@ -581,7 +604,7 @@ static int parse(int argc, char **argv, EvalOpts *o, FvCliGiven *given, int *ngi
         FV_CLI_CLIP_LONGOPTS,
         { NULL, 0, NULL, 0 },
     };
-    *o = (EvalOpts){ .split = 1, .subset = FV_SUBSET_TEST, .prefetch = 2 };
+    *o = (EvalOpts){ .split = 1, .subset = FV_SUBSET_TEST, .prefetch = 2, .progress_every = 100, .progress_s = 60 };
     fv_predict_default_settings(&o->pred);
     fv_cli_attn_overrides_init(&o->attn);
     int c, li = -1;
@@ -630,6 +653,17 @@ static int parse(int argc, char **argv, EvalOpts *o, FvCliGiven *given, int *ngi
             if (fv_cli_parse_int(optarg, 0, 16, &o->prefetch) < 0)
                 goto bad;
             break;
+        case O_PEVERY:
+            if (fv_cli_parse_int(optarg, 0, 1000000000, &o->progress_every) < 0)
+                goto bad;
+            break;
+        case O_PSECS: {
+            char *end;
+            o->progress_s = strtod(optarg, &end);
+            if (end == optarg || *end || !(o->progress_s >= 0) || o->progress_s > 1e9)
+                goto bad;
+            break;
+        }
         case 't':
             if (fv_cli_parse_int(optarg, 1, 1024, &o->threads) < 0)
                 goto bad;
@@ -651,8 +685,11 @@ static int parse(int argc, char **argv, EvalOpts *o, FvCliGiven *given, int *ngi
         li = -1;
         continue;
     bad:
-        fv_cli_error(CMD, "bad value '%s' for --%s (see --help)", optarg,
-                     c == 't' ? "threads" : li >= 0 ? longopts[li].name : "?");
+        fv_cli_error(CMD, "bad value '%s' for --%s (valid: %s)", optarg,
+                     c == 't' ? "threads" : li >= 0 ? longopts[li].name : "?",
+                     c == O_SPLIT ? "1, 2 or 3" : c == O_SUBSET ? "test or train" : c == O_BASE ? "0 or 1"
+                     : c == O_SHARD ? "K/N with 1 <= K <= N" : c == O_PREFETCH ? "0..16"
+                     : c == O_PEVERY ? "0..1000000000 videos" : c == O_PSECS ? "seconds >= 0" : "1..1024");
         return FV_EXIT_USAGE;
     }
     if (optind < argc) {

@@ -115,5 +115,20 @@ int fv_cli_merge(int argc, char **argv)
     }
     if ((ret = fv_cli_summary_set(out, "timing", merged_timing(dirs, n))) < 0)
         return FV_EXIT_RUNTIME;
+    /* wall_s: the shards ran side by side (a job array), so the run took as long as the slowest shard */
+    double wall = 0;
+    int known = 1;
+    for (int i = 0; i < n && known; i++) {
+        char *p = fv_cli_path_join(dirs[i], "summary.json");
+        json_t *sj = p ? json_load_file(p, 0, NULL) : NULL;
+        const json_t *w = json_object_get(sj, "wall_s");
+        known = json_is_number(w);
+        if (known && json_number_value(w) > wall)
+            wall = json_number_value(w);
+        json_decref(sj);
+        free(p);
+    }
+    if ((ret = fv_cli_summary_set(out, "wall_s", known ? json_real(wall) : json_null())) < 0)
+        return FV_EXIT_RUNTIME;
     return quiet ? FV_EXIT_OK : fv_cli_summary_print(CMD, out, stdout);
 }

@@ -173,7 +173,7 @@ json_t *fv_cli_record_merge(const FvCliRecordSpec *s, const json_t *opts, const 
  * 0 or a negative code (fv_last_error() says why). */
 int fv_cli_json_write_atomic(const char *path, const json_t *doc)
 {
-    char *text = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    char *text = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
     if (!text)
         return FV_ENOMEM;
     const size_t n = strlen(text);

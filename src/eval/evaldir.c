@@ -132,6 +132,8 @@ static json_t *make_run_json(const FvEvalRun *r, const FvDataset *ds, int32_t k,
     json_object_set_new(o, "settings", json_string(r->settings ? r->settings : ""));
     json_object_set_new(o, "split", json_string(r->split ? r->split : "test_final"));
     json_object_set_new(o, "views", json_integer(r->views));
+    if (r->spatial_views > 0 && r->views % r->spatial_views == 0)
+        json_object_set_new(o, "spatial_views", json_integer(r->spatial_views));
     json_object_set_new(o, "dataset", json_string(ds->name));
     json_object_set_new(o, "dataset_description", json_string(ds->description));
     json_object_set_new(o, "num_videos", json_integer(ds->num_entries));
@@ -797,19 +799,32 @@ static int write_summary(const FvEval *e, const FvMetricsSummary *s)
     json_object_set_new(o, "num_classes", json_integer(e->num_classes));
     json_object_set_new(o, "classes_present", json_integer(s->classes_present));
     json_object_set_new(o, "complete", json_boolean(e->ndone == e->todo));
-    json_object_set_new(o, "views", json_integer(views));
+    /* views as "TxS" (temporal clips x spatial crops), and their count */
+    const int64_t sv = json_integer_value(json_object_get(e->run, "spatial_views"));
+    char vbuf[48];
+    if (sv > 0 && views % sv == 0)
+        snprintf(vbuf, sizeof(vbuf), "%lldx%lld", (long long)(views / sv), (long long)sv);
+    else
+        snprintf(vbuf, sizeof(vbuf), "%lld", (long long)views);
+    json_object_set_new(o, "views", json_string(vbuf));
+    json_object_set_new(o, "views_per_video", json_integer(views));
     json_object_set_new(o, "model", json_string(run_str(e, "model")));
     json_object_set_new(o, "attention", json_string(run_str(e, "attention")));
     json_object_set_new(o, "dataset", json_string(run_str(e, "dataset_description")));
     json_object_set_new(o, "shard", json_string(run_str(e, "shard")));
-    json_object_set_new(o, "wall_s", json_real(round_to(wall_s, 1e3)));
+    /* wall_s, the real time of the run, is the command's to set (it knows when each invocation started) */
+    json_object_set_new(o, "wall_s", json_null());
+    json_object_set_new(o, "video_s", json_real(round_to(wall_s, 1e3)));
+    json_object_set_new(o, "videos_per_s", json_real(wall_s > 0 ? round_to(s->num_evaluated / wall_s, 1e3) : 0.0));
     json_object_set_new(o, "clips_per_s", json_real(wall_s > 0 ? round_to(clips / wall_s, 1e3) : 0.0));
     json_object_set_new(o, "note", json_string(
         "video-level accuracy: the softmax of every view of a video is averaged before ranking; top1_acc, "
         "top5_acc and mean_class_acc in percent (PySlowFast names), acc/* as fractions (MMAction2 names); "
         "accuracies count evaluated videos, failed ones are listed in failures.jsonl; mean_class_acc is the "
-        "mean over classes with videos of their top-1 recall; wall_s sums the per-video decode and model "
-        "times"));
+        "mean over classes with videos of their top-1 recall; views \"TxS\" = T temporal clips x S spatial crops "
+        "per video (views_per_video of them); a clip is one view of a video; video_s sums the per-video decode and "
+        "model times, videos_per_s and clips_per_s are rates over it; wall_s is the real time of every invocation "
+        "(null where no command set it)"));
     char *txt = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
     json_decref(o);
     if (!txt)
