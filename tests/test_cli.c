@@ -547,6 +547,8 @@ static void test_conventions(void **state)
         { "info -f xml", "(valid: text, json)" },
         { "bench --frames 0", "(valid: 1..1024)" },
         { "help nosuch", "unknown command 'nosuch'" },
+        { "train --lr 99 --list x -o y", "bad value '99' for --lr (valid: --lr X peak learning rate, 1e-9..10" },
+        { "synth -n 0 -o y", "bad value '0' for --clips-per-class (valid: --clips-per-class N clips per class, 2..2000" },
     };
     for (size_t i = 0; i < sizeof(one_line) / sizeof(one_line[0]); i++) {
         int rc = fibvid(one_line[i].args, &out, &err);

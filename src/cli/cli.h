@@ -50,6 +50,10 @@ extern const char fv_cli_default_model_note[];
  * CMD --help" (the help itself is not printed). Returns FV_EXIT_USAGE. Needs opterr = 0 (main sets it). */
 int fv_cli_bad_option(const char *cmd, char **argv, const char *shortopts, const struct option *longopts);
 
+/* "bad value 'V' for --OPT (valid: <the option's line of the command's help>)": the help lines give every
+ * option's values and default, so the message names them without a second copy. */
+void fv_cli_bad_value(const char *cmd, const char *opt, const char *value, void (*help)(FILE *));
+
 /* Parse a decimal integer in [lo, hi]; 0 on success. */
 int fv_cli_parse_int(const char *s, long lo, long hi, long *out);
 /* PSViT options (SPEC 4.3): "--token-pool 1:avg,2:conv" into @pools / *@n; "--share-spatial 2,3" into a bit per

@@ -117,6 +117,49 @@ int fv_cli_bad_option(const char *cmd, char **argv, const char *shortopts, const
     return FV_EXIT_USAGE;
 }
 
+void fv_cli_bad_value(const char *cmd, const char *opt, const char *value, void (*help)(FILE *))
+{
+    /* the option's own line(s) of the command's help, which give its values and default */
+    char *text = NULL, line[512] = "";
+    size_t len = 0;
+    FILE *f = help ? open_memstream(&text, &len) : NULL;
+    if (f) {
+        help(f);
+        fclose(f);
+    }
+    char key[96];
+    snprintf(key, sizeof(key), "--%s", opt);
+    const char *p = text;
+    while (p && (p = strstr(p, key))) {
+        const char e = p[strlen(key)];
+        if (e == ' ' || e == ',' || e == '\n' || e == '=') { /* --lr, not --lr-min */
+            const char *b = p, *end = strchr(p, '\n');
+            size_t n = end ? (size_t)(end - b) : strlen(b);
+            /* with its continuation lines (indented past the option column) */
+            while (end && end[1] == ' ' && end[2] == ' ' && end[3] == ' ' && end[4] == ' ' && end[5] == ' ' &&
+                   end[6] == ' ' && end[7] != '-' && strspn(end + 1, " ") > 12) {
+                const char *next = strchr(end + 1, '\n');
+                n = next ? (size_t)(next - b) : strlen(b);
+                end = next;
+            }
+            size_t k = 0;
+            for (size_t i = 0; i < n && k + 1 < sizeof(line); i++) { /* squeeze runs of blanks */
+                if ((b[i] == ' ' || b[i] == '\n') && k && line[k - 1] == ' ')
+                    continue;
+                line[k++] = b[i] == '\n' ? ' ' : b[i];
+            }
+            line[k] = '\0';
+            break;
+        }
+        p += strlen(key);
+    }
+    if (line[0])
+        fv_cli_error(cmd, "bad value '%s' for --%s (valid: %s)", value, opt, line);
+    else
+        fv_cli_error(cmd, "bad value '%s' for --%s (see fibvid %s --help)", value, opt, cmd);
+    free(text);
+}
+
 int fv_cli_parse_int(const char *s, long lo, long hi, long *out)
 {
     char *end;

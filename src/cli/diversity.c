@@ -56,7 +56,8 @@ static void help(FILE *f)
         "                          baseline); with --compare, every model under every setting\n"
         "      --max-clips N       clips used: the first N given, or N spread evenly over a dataset list\n"
         "                          (default: every clip given; 16 from a dataset)\n"
-        "      --report-clips N    clips whose cls attention is drawn over a frame in the report (default 3)\n"
+        "      --report-clips N    clips whose cls attention is drawn over a frame in the report, 0..64\n"
+        "                          (default 3)\n"
         "dataset (instead of CLIP...; the same options as `fibvid evaluate`):\n"
         "      --root DIR          directory the list's video paths are relative to\n"
         "      --ucf101 DIR        official UCF101 split files\n"
@@ -345,7 +346,7 @@ int fv_cli_diversity(int argc, char **argv)
         default: return fv_cli_bad_option("diversity", argv, "m:o:t:qh", longopts);
         }
         if (bad) {
-            fv_cli_error(CMD, "bad value '%s' for --%s", optarg, c == 't' ? "threads" : longopts[li].name);
+            fv_cli_bad_value(CMD, fv_cli_option_name(longopts, c, li), optarg, help);
             return FV_EXIT_USAGE;
         }
     }
@@ -704,10 +705,12 @@ int fv_cli_diversity(int argc, char **argv)
     char sub[2048], mlist[1024] = "";
     for (int r = 0; r < nruns; r++)
         snprintf(mlist + strlen(mlist), sizeof(mlist) - strlen(mlist), "%s%s", r ? ", " : "", runs[r].path);
-    snprintf(sub, sizeof(sub), "%s %s: %d layers, %d heads, %d frames, %dx%d patches of %d px; %lld clips (%lld "
-             "could not be read); %d view(s) per clip.", nruns > 1 ? "models" : "model", mlist, L, H,
-             sets[0].mean.frames, sets[0].mean.grid_h, sets[0].mean.grid_w, sets[0].mean.patch_size, (long long)nok,
-             (long long)nfailed, (int)(o.pred.temporal_views * o.pred.spatial_views));
+    const int nviews = (int)(o.pred.temporal_views * o.pred.spatial_views);
+    snprintf(sub, sizeof(sub), "%s %s: %d %s, %d %s, %d %s, %dx%d patches of %d px; %lld %s (%lld could not be read); "
+             "%d %s per clip.", nruns > 1 ? "models" : "model", mlist, L, fv_cli_plural(L, "layer", "layers"), H,
+             fv_cli_plural(H, "head", "heads"), sets[0].mean.frames, fv_cli_plural(sets[0].mean.frames, "frame", "frames"),
+             sets[0].mean.grid_h, sets[0].mean.grid_w, sets[0].mean.patch_size, (long long)nok,
+             fv_cli_plural((long)nok, "clip", "clips"), (long long)nfailed, nviews, fv_cli_plural(nviews, "view", "views"));
     if ((ret = fv_report_diversity_html(hpath, "fibvid head diversity", sub, shown, (int32_t)shown_i, rs, nsets)) < 0) {
         fv_cli_error(CMD, "%s", fv_last_error());
         rc = fv_cli_exit_code(ret);
@@ -716,7 +719,7 @@ int fv_cli_diversity(int argc, char **argv)
 
     /* the figures that matter, on stdout */
     printf("mean pairwise head similarity (linear CKA of head outputs, mean over layers and attentions; mean and "
-           "std over %lld clips)\n", (long long)nok);
+           "std over %lld %s)\n", (long long)nok, fv_cli_plural((long)nok, "clip", "clips"));
     for (int s = 0; s < nsets; s++)
         printf("  %-24s %.4f +- %.4f\n", sets[s].name, rs[s].similarity, rs[s].similarity_std);
     printf("per layer (off-diagonal mean CKA, mean over clips)\n%-6s", "layer");

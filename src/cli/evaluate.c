@@ -502,8 +502,9 @@ static int run(const EvalOpts *o, double t_start)
     if (ret < 0 && rc == FV_EXIT_OK)
         rc = FV_EXIT_RUNTIME;
     if (g_signal) {
-        fprintf(stderr, "fibvid evaluate: stopped by signal %d after %lld of %lld videos; continue with --resume "
-                "--out %s\n", (int)g_signal, (long long)fv_eval_num_done(e), (long long)total, out);
+        fprintf(stderr, "fibvid evaluate: stopped by signal %d after %lld of %lld %s; continue with --resume "
+                "--out %s\n", (int)g_signal, (long long)fv_eval_num_done(e), (long long)total,
+                fv_cli_plural((long)total, "video", "videos"), out);
     } else if (rc == FV_EXIT_OK) {
         fv_cli_summary_print(CMD, out, stdout);
         FvMetricsSummary s;

@@ -216,9 +216,7 @@ int fv_cli_synth(int argc, char **argv)
         li = -1;
         continue;
     bad:
-        fv_cli_error("synth", "bad value '%s' for --%s (see --help)", optarg,
-                     c == 'o' ? "out" : c == 'n' ? "clips-per-class" : c == 's' ? "seed" : c == 't' ? "threads"
-                     : li >= 0 ? longopts[li].name : "?");
+        fv_cli_bad_value("synth", fv_cli_option_name(longopts, c, li), optarg, help);
         return FV_EXIT_USAGE;
     }
     if (optind < argc) {

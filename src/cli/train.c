@@ -84,11 +84,11 @@ static void help(FILE *f)
         "optimisation:\n"
         "      --epochs N          epochs (default 30)\n"
         "  -b, --batch N           clips per step, 1..256 (default 16)\n"
-        "      --lr X              peak learning rate (default 1e-3)\n"
-        "      --min-lr X          cosine floor at the last step (default 1e-5)\n"
-        "      --warmup E          linear warm-up in epochs, may be fractional (default 2)\n"
-        "      --weight-decay X    AdamW decoupled weight decay on matrices (default 0.05)\n"
-        "      --label-smoothing X label smoothing of the cross-entropy (default 0.1)\n"
+        "      --lr X              peak learning rate, 1e-9..10 (default 1e-3)\n"
+        "      --min-lr X          cosine floor at the last step, 0..10 (default 1e-5)\n"
+        "      --warmup E          linear warm-up in epochs, 0..100000, may be fractional (default 2)\n"
+        "      --weight-decay X    AdamW decoupled weight decay on matrices, 0..10 (default 0.05)\n"
+        "      --label-smoothing X label smoothing of the cross-entropy, 0..0.99 (default 0.1)\n"
         "      --clip-norm X       clip the global gradient norm to X, 0 = off (default 1)\n"
         "      --castling-aux-until F  with castling attention: the auxiliary masked-softmax branch's weight\n"
         "                          falls linearly from 1 at the first step to 0 at fraction F of the steps\n"
@@ -117,9 +117,9 @@ static void help(FILE *f)
         "                          is taken from OUT_DIR/run.json; a given one must equal the run's, except\n"
         "                          --root, --threads, --log-every and --epochs, which may grow (a finished\n"
         "                          run is then extended)\n"
-        "      --stop-after N      stop after epoch N (the schedule still spans --epochs; continue with\n"
+        "      --stop-after N      stop after epoch N, 1..100000 (the schedule still spans --epochs; continue with\n"
         "                          --resume; default: run to the end)\n"
-        "      --log-every N       a step line in train.jsonl every N steps, 0 = none (default 10)\n"
+        "      --log-every N       a step line in train.jsonl every N steps, 0..1000000, 0 = none (default 10)\n"
         "  -t, --threads N         threads (default: all cores; with 1 thread runs are bit-reproducible)\n"
         "  -q, --quiet             no progress line and no per-epoch lines (progress is shown only when\n"
         "                          stderr is a terminal; per-epoch lines go to stdout)\n"
@@ -654,8 +654,7 @@ static int parse(int argc, char **argv, TrainOpts *o, FvCliGiven *given, int *ng
         li = -1;
         continue;
     bad:
-        fv_cli_error(CMD, "bad value '%s' for %s%s (see --help)", optarg, li >= 0 ? "--" : "-",
-                     li >= 0 ? longopts[li].name : (char[]){ (char)c, '\0' });
+        fv_cli_bad_value(CMD, fv_cli_option_name(longopts, c, li), optarg, help);
         return FV_EXIT_USAGE;
     }
     if (optind < argc) {
