@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <cmocka.h>
 
 #include <jansson.h>
@@ -705,6 +706,81 @@ static void test_evaluate_batch_log(void **state)
     free(dir);
 }
 
+/* Issue 23, fault 3: a data set whose paths are Latin-1 bytes (not UTF-8) is evaluated, resumed after a kill, and
+ * its shards merged: the records keep the exact bytes ("path_bytes", %XX) beside a readable "path". */
+static void test_latin1_dataset(void **state)
+{
+    (void)state;
+    char cmd[8192], *out = NULL, *err = NULL;
+    char *root = fvt_join(g_tmp, "latin1"), *cafe = fvt_join(root, "caf\xe9");
+    assert_int_equal(mkdir(root, 0755), 0);
+    assert_int_equal(mkdir(cafe, 0755), 0);
+    char *src = fvt_join(fvt_data_dir(), "clip_ffv1.mkv");
+    size_t n = 0;
+    char *clip = fvt_read_file(src, &n);
+    assert_non_null(clip);
+    char list[512] = "";
+    for (int i = 0; i < 4; i++) {
+        char name[64], *p;
+        snprintf(name, sizeof(name), "v\xe9%d.mkv", i);
+        p = fvt_join(cafe, name);
+        assert_int_equal(fvt_write_file(p, clip, n), 0);
+        free(p);
+        snprintf(list + strlen(list), sizeof(list) - strlen(list), "caf\xe9/v\xe9%d.mkv %d\n", i, i % 3);
+    }
+    char *lp = fvt_join(root, "list.txt"), *run = fvt_join(root, "run"), *s1 = fvt_join(root, "s1"),
+         *s2 = fvt_join(root, "s2"), *merged = fvt_join(root, "merged");
+    assert_int_equal(fvt_write_file(lp, list, strlen(list)), 0);
+    /* killed after 2 videos, then resumed with --out only */
+    snprintf(cmd, sizeof(cmd), "FIBVID_TEST_STOP_AFTER=2 '%s' evaluate -q -m '%s/tiny_hf' --root '%s' --list '%s' "
+             "-o '%s'", fvt_bin(), fvt_data_dir(), root, lp, run);
+    assert_int_not_equal(fvt_run(cmd, &out, &err), 0);
+    free(out);
+    free(err);
+    snprintf(cmd, sizeof(cmd), "'%s' evaluate -q --resume -o '%s'", fvt_bin(), run);
+    int rc = fvt_run(cmd, &out, &err);
+    if (rc != 0)
+        fail_msg("resume of the Latin-1 run -> %d: %s", rc, err);
+    free(out);
+    free(err);
+    char *sp = fvt_join(run, "summary.json");
+    json_t *j = json_load_file(sp, 0, NULL);
+    assert_non_null(j);
+    assert_int_equal(json_integer_value(json_object_get(j, "num_evaluated")), 4);
+    json_decref(j);
+    free(sp);
+    char *pp = fvt_join(run, "predictions.jsonl");
+    char *pred = fvt_read_file(pp, &n);
+    assert_non_null(pred);
+    assert_non_null(strstr(pred, "\"path_bytes\":\"caf%E9/v%E90.mkv\""));
+    free(pred);
+    free(pp);
+    /* two shards and their merge */
+    for (int k = 1; k <= 2; k++) {
+        snprintf(cmd, sizeof(cmd), "'%s' evaluate -q -m '%s/tiny_hf' --root '%s' --list '%s' --shard %d/2 -o '%s'",
+                 fvt_bin(), fvt_data_dir(), root, lp, k, k == 1 ? s1 : s2);
+        assert_int_equal(fvt_run(cmd, &out, &err), 0);
+        free(out);
+        free(err);
+    }
+    snprintf(cmd, sizeof(cmd), "'%s' merge -q -o '%s' '%s' '%s'", fvt_bin(), merged, s1, s2);
+    rc = fvt_run(cmd, &out, &err);
+    if (rc != 0)
+        fail_msg("merge of the Latin-1 shards -> %d: %s", rc, err);
+    printf("Latin-1 data set: evaluated, killed + resumed, 2 shards merged\n");
+    free(out);
+    free(err);
+    free(clip);
+    free(src);
+    free(lp);
+    free(run);
+    free(s1);
+    free(s2);
+    free(merged);
+    free(cafe);
+    free(root);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -720,6 +796,7 @@ int main(void)
         cmocka_unit_test(test_conventions),
         cmocka_unit_test(test_atomic_write_syncs_directory),
         cmocka_unit_test(test_evaluate_batch_log),
+        cmocka_unit_test(test_latin1_dataset),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,6 +1,7 @@
 /* The output directory of `fibvid evaluate`: run.json (settings), append-only predictions.jsonl and
  * failures.jsonl (fsync per video, read back for --resume), shard selection and merge, and the reports
  * (summary.json, per_class.csv, confusion.csv; confusion.svg and confusion.png drawn by confusion.c). */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -110,6 +111,93 @@ static int64_t shard_count(int64_t num_videos, int32_t k, int32_t n)
 /* run.json                                                                                          */
 /* ------------------------------------------------------------------------------------------------ */
 
+/* ------------------------------------------------------------------------------------------------ */
+/* Paths, class names and reasons are bytes: JSON holds text. A value that is not valid UTF-8 is written as
+ * "<key>" (readable: each invalid byte as U+FFFD) and "<key>_bytes" (exact: bytes outside printable ASCII and
+ * '%' as %XX), so every record can be read back, resumed and merged.                                */
+/* ------------------------------------------------------------------------------------------------ */
+
+/* @s as JSON text: itself when it is valid UTF-8, else with each invalid byte as U+FFFD; *@exact (may be NULL)
+ * receives the %XX form of the bytes then (NULL when @s is valid). New reference(s). */
+static json_t *bytes_json(const char *s, json_t **exact)
+{
+    json_t *v = json_string(s);
+    if (exact)
+        *exact = NULL;
+    if (v)
+        return v;
+    FvStrBuf lossy = { 0 }, ex = { 0 };
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        /* the UTF-8 sequence that starts at p, if valid (jansson checks the code point) */
+        int len = *p < 0x80 ? 1 : (*p >> 5) == 6 ? 2 : (*p >> 4) == 14 ? 3 : (*p >> 3) == 30 ? 4 : 0;
+        char cp[5] = { 0 };
+        int ok = len > 0;
+        for (int i = 0; ok && i < len; i++)
+            ok = p[i] && (i == 0 || (p[i] >> 6) == 2);
+        if (ok) {
+            memcpy(cp, p, (size_t)len);
+            json_t *t = json_string(cp);
+            ok = t != NULL;
+            json_decref(t);
+        }
+        fv_strbuf_printf(&lossy, "%s", ok ? cp : "\xEF\xBF\xBD");
+        const int n = ok ? len : 1;
+        for (int i = 0; i < n; i++) {
+            if (p[i] >= 0x20 && p[i] < 0x7F && p[i] != '%')
+                fv_strbuf_printf(&ex, "%c", p[i]);
+            else
+                fv_strbuf_printf(&ex, "%%%02X", p[i]);
+        }
+        p += n;
+    }
+    v = json_string(lossy.s ? lossy.s : "");
+    if (exact)
+        *exact = json_string(ex.s ? ex.s : "");
+    fv_strbuf_free(&lossy);
+    fv_strbuf_free(&ex);
+    return v;
+}
+
+static void set_bytes(json_t *o, const char *key, const char *s)
+{
+    json_t *exact;
+    json_object_set_new(o, key, bytes_json(s, &exact));
+    if (exact) {
+        char kb[64];
+        snprintf(kb, sizeof(kb), "%s_bytes", key);
+        json_object_set_new(o, kb, exact);
+    }
+}
+
+/* The bytes of "<key>" of a record (from "<key>_bytes" when there is one), malloc'd; NULL when absent. */
+static char *get_bytes(const json_t *o, const char *key)
+{
+    char kb[64];
+    snprintf(kb, sizeof(kb), "%s_bytes", key);
+    const char *x = json_string_value(json_object_get(o, kb));
+    if (!x) {
+        const char *v = json_string_value(json_object_get(o, key));
+        return v ? strdup(v) : NULL;
+    }
+    char *out = malloc(strlen(x) + 1), *q = out;
+    if (!out)
+        return NULL;
+    for (const char *p = x; *p; p++) {
+        unsigned v;
+        if (*p == '%' && sscanf(p + 1, "%2x", &v) == 1 && isxdigit((unsigned char)p[1]) &&
+            isxdigit((unsigned char)p[2])) {
+            *q++ = (char)v;
+            p += 2;
+        } else {
+            *q++ = *p;
+        }
+    }
+    *q = '\0';
+    return out;
+}
+
+
 static json_t *make_run_json(const FvEvalRun *r, const FvDataset *ds, int32_t k, int32_t n)
 {
     char hash[32], shard[48];
@@ -121,12 +209,12 @@ static json_t *make_run_json(const FvEvalRun *r, const FvDataset *ds, int32_t k,
         goto fail;
     for (int32_t c = 0; c < ds->num_classes; c++) {
         int32_t j = r->map[c];
-        json_array_append_new(classes, json_string(ds->classes[c]));
+        json_array_append_new(classes, bytes_json(ds->classes[c], NULL));
         json_array_append_new(map, json_integer(j));
-        json_array_append_new(mapped, json_string(r->model_labels[j] ? r->model_labels[j] : ""));
+        json_array_append_new(mapped, bytes_json(r->model_labels[j] ? r->model_labels[j] : "", NULL));
     }
     json_object_set_new(o, "fibvid_version", json_string(fv_version()));
-    json_object_set_new(o, "model", json_string(r->model ? r->model : ""));
+    json_object_set_new(o, "model", bytes_json(r->model ? r->model : "", NULL));
     json_object_set_new(o, "model_id", r->model_id ? json_string(r->model_id) : json_null());
     json_object_set_new(o, "attention", json_string(r->attention ? r->attention : ""));
     json_object_set_new(o, "settings", json_string(r->settings ? r->settings : ""));
@@ -134,8 +222,8 @@ static json_t *make_run_json(const FvEvalRun *r, const FvDataset *ds, int32_t k,
     json_object_set_new(o, "views", json_integer(r->views));
     if (r->spatial_views > 0 && r->views % r->spatial_views == 0)
         json_object_set_new(o, "spatial_views", json_integer(r->spatial_views));
-    json_object_set_new(o, "dataset", json_string(ds->name));
-    json_object_set_new(o, "dataset_description", json_string(ds->description));
+    json_object_set_new(o, "dataset", bytes_json(ds->name, NULL));
+    json_object_set_new(o, "dataset_description", bytes_json(ds->description, NULL));
     json_object_set_new(o, "num_videos", json_integer(ds->num_entries));
     json_object_set_new(o, "list_hash", json_string(hash));
     json_object_set_new(o, "num_model_labels", json_integer(r->num_model_labels));
@@ -351,11 +439,13 @@ static void lines_free(LineVec *lv)
 }
 
 /* Parse one record line and count it. @k/@n is the shard that wrote it. */
+
 static int take_record(FvEval *e, const char *path, int64_t lineno, char *line, size_t len, int failure,
                        int32_t k, int32_t n, LineVec *keep)
 {
     json_error_t jerr;
     json_t *o = json_loadb(line, len, 0, &jerr);
+    char *rpath = NULL;
     int ret;
     json_int_t index = -1, cls = -1;
     if (!o || !json_is_object(o)) {
@@ -364,7 +454,7 @@ static int take_record(FvEval *e, const char *path, int64_t lineno, char *line, 
         goto fail;
     }
     json_t *ji = json_object_get(o, "index"), *jc = json_object_get(o, "class");
-    const char *rpath = json_string_value(json_object_get(o, "path"));
+    rpath = get_bytes(o, "path");
     if (!json_is_integer(ji) || !json_is_integer(jc) || !rpath) {
         ret = fv_error(FV_EINVAL, "%s:%lld: record without index, class or path", path, (long long)lineno);
         goto fail;
@@ -436,6 +526,7 @@ static int take_record(FvEval *e, const char *path, int64_t lineno, char *line, 
         e->ms_sum += json_number_value(ms);
     ret = 0;
 fail:
+    free(rpath);
     json_decref(o);
     return ret;
 }
@@ -662,13 +753,13 @@ int fv_eval_add_prediction(FvEval *e, const FvPrediction *p, double ms)
     for (int32_t r = 0; r < p->k; r++) {
         json_t *t = json_object();
         json_object_set_new(t, "index", json_integer(p->top[r]));
-        json_object_set_new(t, "label", json_string(e->model_labels[p->top[r]] ? e->model_labels[p->top[r]] : ""));
+        set_bytes(t, "label", e->model_labels[p->top[r]] ? e->model_labels[p->top[r]] : "");
         json_object_set_new(t, "prob", json_real(isfinite(p->prob[r]) ? round_to(p->prob[r], 1e6) : 0.0));
         json_array_append_new(top, t);
     }
     json_object_set_new(o, "index", json_integer(p->index));
-    json_object_set_new(o, "path", json_string(en->path));
-    json_object_set_new(o, "label", json_string(en->class_name));
+    set_bytes(o, "path", en->path);
+    set_bytes(o, "label", en->class_name);
     json_object_set_new(o, "class", json_integer(p->label));
     json_object_set_new(o, "target", json_integer(p->target));
     json_object_set_new(o, "top5", top);
@@ -708,12 +799,10 @@ int fv_eval_add_failure(FvEval *e, int64_t index, const char *reason, double ms)
     if (!o)
         return fv_error(FV_ENOMEM, "fv_eval_add_failure: out of memory");
     json_object_set_new(o, "index", json_integer(index));
-    json_object_set_new(o, "path", json_string(en->path));
-    json_object_set_new(o, "label", json_string(en->class_name));
+    set_bytes(o, "path", en->path);
+    set_bytes(o, "label", en->class_name);
     json_object_set_new(o, "class", json_integer(en->label));
-    /* jansson refuses invalid UTF-8; a reason that is not text is still a failure to record */
-    json_t *r = json_string(reason ? reason : "unknown");
-    json_object_set_new(o, "reason", r ? r : json_string("(reason not valid UTF-8)"));
+    set_bytes(o, "reason", reason ? reason : "unknown");
     json_object_set_new(o, "ms", json_real(round_to(ms > 0 ? ms : 0, 10)));
     if ((ret = append_line(e, e->fail_fd, FAIL_FILE, o)) < 0) {
         close(e->fail_fd);
