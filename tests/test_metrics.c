@@ -150,11 +150,40 @@ static void test_empty(void **state)
     fv_metrics_free(&m);
 }
 
+/* Issue 23 (mutation test): the top-5 boundary. The target at rank 5 is a top-5 hit, at rank 6 it is not (a
+ * "rank < 4" or "rank <= 5" slip went unnoticed: no fixture had its target exactly there). */
+static void test_rank_five(void **state)
+{
+    (void)state;
+    /* labels ranked 6, 5, 4, 3, 2, 1, 0 by probability */
+    static const float probs[7] = { 0.01f, 0.04f, 0.06f, 0.09f, 0.15f, 0.25f, 0.40f };
+    static const int32_t map[2] = { 2, 1 }; /* class 0 -> label 2 (rank 5), class 1 -> label 1 (rank 6) */
+    FvMetrics *m = NULL;
+    assert_int_equal(fv_metrics_create(&m, 2), 0);
+    FvPrediction p;
+    assert_int_equal(fv_prediction_from_probs(&p, probs, 7, 0, 0, map, 2), 0);
+    assert_int_equal(fv_metrics_add(m, &p), 0);
+    assert_int_equal(fv_prediction_from_probs(&p, probs, 7, 1, 1, map, 2), 0);
+    assert_int_equal(fv_metrics_add(m, &p), 0);
+    FvMetricsSummary s;
+    fv_metrics_summary(m, &s);
+    printf("target at rank 5: top-5 hit; at rank 6: miss -> top5_correct %lld of 2\n", (long long)s.top5_correct);
+    assert_int_equal(s.top1_correct, 0);
+    assert_int_equal(s.top5_correct, 1);
+    int64_t n, h1, h5;
+    assert_int_equal(fv_metrics_class(m, 0, &n, &h1, &h5), 0);
+    assert_int_equal(h5, 1);
+    assert_int_equal(fv_metrics_class(m, 1, &n, &h1, &h5), 0);
+    assert_int_equal(h5, 0);
+    fv_metrics_free(&m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_topk),
         cmocka_unit_test(test_hand_computed),
+        cmocka_unit_test(test_rank_five),
         cmocka_unit_test(test_empty),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
