@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include <jansson.h>
@@ -781,6 +782,59 @@ static void test_latin1_dataset(void **state)
     free(root);
 }
 
+/* Issue 23, fault 5: a FIFO inside a data set used to stall the whole evaluation (open blocks until a writer
+ * comes); it is refused at once as not seekable and recorded as a failure, the other videos are evaluated. Also
+ * predictions.jsonl replaced by a directory (fault 6): one line, exit 2, on --resume. */
+static void test_fifo_in_dataset(void **state)
+{
+    (void)state;
+    char cmd[8192], *out = NULL, *err = NULL;
+    char *root = fvt_join(g_tmp, "fifo-set"), *lp = fvt_join(g_tmp, "fifo-list.txt"), *dir = fvt_join(g_tmp, "ev-fifo");
+    assert_int_equal(mkdir(root, 0755), 0);
+    char *fifo = fvt_join(root, "stall.mkv"), *src = fvt_join(fvt_data_dir(), "clip_ffv1.mkv"),
+         *dst = fvt_join(root, "ok.mkv");
+    assert_int_equal(mkfifo(fifo, 0644), 0);
+    size_t n = 0;
+    char *clip = fvt_read_file(src, &n);
+    assert_int_equal(fvt_write_file(dst, clip, n), 0);
+    const char *l = "stall.mkv 0\nok.mkv 1\n";
+    assert_int_equal(fvt_write_file(lp, l, strlen(l)), 0);
+    snprintf(cmd, sizeof(cmd), "timeout 60 '%s' evaluate -q -m '%s/tiny_hf' --root '%s' --list '%s' -o '%s'",
+             fvt_bin(), fvt_data_dir(), root, lp, dir);
+    int rc = fvt_run(cmd, &out, &err);
+    printf("evaluate with a FIFO in the list -> %d: %s", rc, err);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(err, "stall.mkv"));
+    assert_non_null(strstr(err, "not seekable"));
+    free(out);
+    free(err);
+    char *fp = fvt_join(dir, "failures.jsonl"), *pp = fvt_join(dir, "predictions.jsonl");
+    char *fails = fvt_read_file(fp, &n);
+    assert_non_null(fails);
+    assert_non_null(strstr(fails, "stall.mkv"));
+    free(fails);
+    /* fault 6: predictions.jsonl that is a directory */
+    assert_int_equal(unlink(pp), 0);
+    assert_int_equal(mkdir(pp, 0755), 0);
+    snprintf(cmd, sizeof(cmd), "'%s' evaluate -q --resume -o '%s'", fvt_bin(), dir);
+    rc = fvt_run(cmd, &out, &err);
+    printf("predictions.jsonl a directory -> %d: %s", rc, err);
+    assert_int_equal(rc, 2);
+    assert_non_null(strstr(err, "predictions.jsonl: not a regular file"));
+    assert_int_equal(count_lines(err), 1);
+    free(out);
+    free(err);
+    free(fp);
+    free(pp);
+    free(clip);
+    free(src);
+    free(dst);
+    free(fifo);
+    free(root);
+    free(lp);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -797,6 +851,7 @@ int main(void)
         cmocka_unit_test(test_atomic_write_syncs_directory),
         cmocka_unit_test(test_evaluate_batch_log),
         cmocka_unit_test(test_latin1_dataset),
+        cmocka_unit_test(test_fifo_in_dataset),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

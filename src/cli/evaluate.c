@@ -438,8 +438,7 @@ static int run(const EvalOpts *o, double t_start)
             ret = fv_eval_add_failure(e, it.id, it.error, now - prev);
             if (progress)
                 fprintf(stderr, "\r\033[K");
-            if (!o->quiet)
-                fprintf(stderr, "fibvid evaluate: %s\n", it.error);
+            fprintf(stderr, "fibvid evaluate: %s\n", it.error); /* an error: shown with -q too */
         } else {
             FvPrediction p;
             ret = fv_prediction_from_probs(&p, pr.probs, L, it.id, en->label, map, ds->num_classes);
