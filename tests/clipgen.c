@@ -174,7 +174,7 @@ int fvt_clip_write(const char *path, const FvtClipSpec *s)
         return AVERROR_ENCODER_NOT_FOUND;
     if ((r = avformat_alloc_output_context2(&oc, NULL, s->format, path)) < 0)
         return r;
-    if (s->vfr && (oc->oformat->flags & AVFMT_NOTIMESTAMPS)) {
+    if ((s->vfr || s->start_us) && (oc->oformat->flags & AVFMT_NOTIMESTAMPS)) {
         r = AVERROR(EINVAL);
         goto done;
     }
@@ -190,6 +190,7 @@ int fvt_clip_write(const char *path, const FvtClipSpec *s)
     }
     for (int i = 0; i < s->nframes; i++)
         pts[i] = fvt_clip_frame_ticks(s, i);
+    oc->output_ts_offset = s->start_us;
 
     c->width = s->width;
     c->height = s->height;
