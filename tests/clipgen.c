@@ -146,13 +146,17 @@ static int encode_all(AVFormatContext *oc, AVCodecContext *c, AVStream *st, AVFr
 typedef struct VideoFill {
     struct SwsContext *sws;
     uint8_t *rgb;
+    const uint8_t *picture;
     int w, h;
 } VideoFill;
 
 static int fill_video(AVFrame *f, int i, void *ctx)
 {
     VideoFill *vf = ctx;
-    fvt_clip_picture(i, vf->w, vf->h, vf->rgb);
+    if (vf->picture)
+        memcpy(vf->rgb, vf->picture, (size_t)vf->w * vf->h * 3);
+    else
+        fvt_clip_picture(i, vf->w, vf->h, vf->rgb);
     const uint8_t *src[4] = { vf->rgb, NULL, NULL, NULL };
     int stride[4] = { vf->w * 3, 0, 0, 0 };
     return sws_scale(vf->sws, src, stride, 0, vf->h, f->data, f->linesize) == vf->h ? 0 : AVERROR(EINVAL);
@@ -166,7 +170,8 @@ int fvt_clip_write(const char *path, const FvtClipSpec *s)
     VideoFill vf = { 0 };
     int64_t *pts = NULL;
     int r;
-    if (!s || s->width < 32 || s->height < 32 || s->nframes < 1 || s->nframes >= (1 << INDEX_BITS) ||
+    const int min_side = s && s->picture ? 16 : 32;
+    if (!s || s->width < min_side || s->height < min_side || s->nframes < 1 || s->nframes >= (1 << INDEX_BITS) ||
         s->fps_num <= 0 || s->fps_den <= 0)
         return AVERROR(EINVAL);
     const AVCodec *codec = avcodec_find_encoder_by_name(s->codec);
@@ -174,7 +179,7 @@ int fvt_clip_write(const char *path, const FvtClipSpec *s)
         return AVERROR_ENCODER_NOT_FOUND;
     if ((r = avformat_alloc_output_context2(&oc, NULL, s->format, path)) < 0)
         return r;
-    if (s->vfr && (oc->oformat->flags & AVFMT_NOTIMESTAMPS)) {
+    if ((s->vfr || s->start_us) && (oc->oformat->flags & AVFMT_NOTIMESTAMPS)) {
         r = AVERROR(EINVAL);
         goto done;
     }
@@ -190,6 +195,7 @@ int fvt_clip_write(const char *path, const FvtClipSpec *s)
     }
     for (int i = 0; i < s->nframes; i++)
         pts[i] = fvt_clip_frame_ticks(s, i);
+    oc->output_ts_offset = s->start_us;
 
     c->width = s->width;
     c->height = s->height;
@@ -227,6 +233,7 @@ int fvt_clip_write(const char *path, const FvtClipSpec *s)
         goto done;
     vf.w = s->width;
     vf.h = s->height;
+    vf.picture = s->picture;
     vf.rgb = malloc((size_t)s->width * s->height * 3);
     vf.sws = sws_getContext(s->width, s->height, AV_PIX_FMT_RGB24, s->width, s->height, pf,
                             SWS_BILINEAR | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INP, NULL, NULL, NULL);

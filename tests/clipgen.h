@@ -14,16 +14,20 @@
 #include <stdint.h>
 
 typedef struct FvtClipSpec {
-    const char *format;   /**< muxer: "avi", "mp4", "matroska", "h264" (raw, no timestamps); NULL = from the name */
+    const char *format;   /**< muxer: "avi", "mp4", "matroska", "mpegts", "h264" (raw, no timestamps); NULL = from the name */
     const char *codec;    /**< encoder: "mpeg4", "libx264", "ffv1" */
     const char *pix_fmt;  /**< encoder pixel format; NULL = yuv420p (bgr0 for ffv1). "bgr0"/"bgra" = lossless RGB with ffv1 */
-    int width, height;    /**< at least 32 x 32 */
+    int width, height;    /**< at least 32 x 32 (16 x 16 with a picture) */
     int nframes;          /**< 1..4095 */
     int fps_num, fps_den; /**< frame rate, e.g. 30000/1001 or 7/1 */
     int gop;              /**< keyframe interval in frames (scene-cut keyframes are disabled); 0 = codec default */
     int bframes;          /**< maximum consecutive B-frames (0 = none); AVI then keeps only decode-order dts */
     int vfr;              /**< 1: irregular frame durations of 1..3 frame periods (not raw); in AVI the
                                gaps become empty "drop frame" chunks the header counts as frames */
+    int64_t start_us;     /**< container start time: the muxer's output_ts_offset (as ffmpeg -output_ts_offset),
+                               microseconds added to every timestamp; 0 = none (MPEG-TS adds its own delay) */
+    const uint8_t *picture; /**< NULL: frame i shows its index (fvt_clip_picture); else every frame is this
+                               RGB24 picture (height, width, 3), e.g. a reference picture of a test */
 } FvtClipSpec;
 
 /** 64x48 mpeg4 in AVI, yuv420p, 60 frames at 25/1 fps, GOP 12, no B-frames, constant rate. */

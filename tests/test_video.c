@@ -350,6 +350,124 @@ static void test_bad_files(void **state)
     }
 }
 
+/* Issue 23 fault 8: valid files refused as corrupt. MPEG-TS (the muxer delays every timestamp by
+ * 1.4 s) with B-frames, and MKV/MP4/TS with a non-zero start time, for several codecs: every frame
+ * must be found, and each frame read alone (seeking) must equal the frame decoded from the start,
+ * by its index and pixel for pixel. */
+typedef struct OffsetKind {
+    const char *name, *format, *codec, *pix_fmt;
+    int n, fps_num, fps_den, gop, bframes, vfr;
+    int64_t start_us;
+} OffsetKind;
+
+static const OffsetKind offset_kinds[] = {
+    { "b.ts", "mpegts", "libx264", NULL, 50, 25, 1, 12, 2, 0, 0 },
+    { "b10.ts", "mpegts", "libx264", NULL, 41, 30000, 1001, 10, 3, 0, 10000000 },
+    { "m4b.ts", "mpegts", "mpeg4", NULL, 40, 25, 1, 12, 2, 0, 0 },
+    { "b10.mkv", "matroska", "libx264", NULL, 50, 25, 1, 12, 2, 0, 10000000 },
+    { "m4b3.mkv", "matroska", "mpeg4", NULL, 45, 30000, 1001, 12, 2, 0, 3000000 },
+    { "ffv1.mkv", "matroska", "ffv1", "bgr0", 30, 25, 1, 8, 0, 0, 3500000 },
+    { "vfr7.mkv", "matroska", "libx264", NULL, 41, 30, 1, 12, 2, 1, 7000000 },
+    { "b10.mp4", "mp4", "libx264", NULL, 50, 25, 1, 12, 2, 0, 10000000 },
+    { "m4b2.mp4", "mp4", "mpeg4", NULL, 40, 24, 1, 12, 2, 0, 2000000 },
+    { "x264.mp4", "mp4", "libx264", NULL, 30, 25, 1, 6, 0, 0, 12000000 },
+    { "ffv1a.mkv", "matroska", "ffv1", "bgra", 20, 24, 1, 1, 0, 0, 12000000 },
+};
+
+static void test_start_offsets(void **state)
+{
+    (void)state;
+    const int32_t w = 64, h = 48;
+    const size_t fb = (size_t)w * h * 3;
+    uint64_t rs = 99;
+    for (size_t ki = 0; ki < sizeof(offset_kinds) / sizeof(offset_kinds[0]); ki++) {
+        const OffsetKind *k = &offset_kinds[ki];
+        FvtClipSpec s;
+        fvt_clip_spec_default(&s);
+        s.format = k->format;
+        s.codec = k->codec;
+        s.pix_fmt = k->pix_fmt;
+        s.nframes = k->n;
+        s.fps_num = k->fps_num;
+        s.fps_den = k->fps_den;
+        s.gop = k->gop;
+        s.bframes = k->bframes;
+        s.vfr = k->vfr;
+        s.start_us = k->start_us;
+        char *path = make_clip(k->name, &s);
+        FvVideo *v = NULL;
+        int r = fv_video_open(&v, path);
+        if (r < 0)
+            printf("%s: %s\n", k->name, fv_last_error());
+        assert_int_equal(r, 0);
+        const FvVideoInfo *in = fv_video_info(v);
+        printf("%-10s start %.2f s: %lld frames %.4f fps %.3f s\n", k->name, k->start_us / 1e6,
+               (long long)in->nframes, in->fps, in->duration_s);
+        assert_int_equal(in->nframes, k->n);
+        /* the duration is the clip's length, not its end time */
+        double len = (double)(fvt_clip_frame_ticks(&s, k->n - 1) + 1) * k->fps_den / k->fps_num;
+        assert_true(in->duration_s > len * 0.95 && in->duration_s < len * 1.05);
+
+        const int32_t n = k->n;
+        int64_t *idx = malloc(sizeof(*idx) * (size_t)n);
+        uint8_t *ref = malloc(fb * (size_t)n), *one = malloc(fb * (size_t)n);
+        assert_true(idx && ref && one);
+        for (int32_t i = 0; i < n; i++)
+            idx[i] = i;
+        r = fv_video_read_rgb(v, idx, n, w, h, ref); /* from the start, in order */
+        if (r < 0)
+            printf("%s: %s\n", k->name, fv_last_error());
+        assert_int_equal(r, 0);
+        for (int32_t i = 0; i < n; i++)
+            assert_int_equal(fvt_clip_read_index(ref + fb * i, w, h), i);
+        fv_video_close(&v);
+
+        /* a fresh open for each pass, so no state from the sequential read carries over */
+        for (int pass = 0; pass < 2; pass++) {
+            assert_int_equal(fv_video_open(&v, path), 0);
+            int32_t m = n;
+            for (int32_t i = 0; i < n; i++)
+                idx[i] = pass == 0 ? n - 1 - i : (int64_t)(fv_rand_u64(&rs) % (uint64_t)n);
+            if (pass == 1)
+                m = 1 + (int32_t)(fv_rand_u64(&rs) % 8);
+            for (int32_t i = 0; i < m; i++) {
+                /* one frame per call: every call seeks */
+                r = fv_video_read_rgb(v, &idx[i], 1, w, h, one);
+                if (r < 0)
+                    printf("%s: frame %lld: %s\n", k->name, (long long)idx[i], fv_last_error());
+                assert_int_equal(r, 0);
+                int got = fvt_clip_read_index(one, w, h);
+                if (got != idx[i] || memcmp(one, ref + fb * (size_t)idx[i], fb))
+                    printf("%s: frame %lld alone: index %d, pixels %s\n", k->name, (long long)idx[i], got,
+                           memcmp(one, ref + fb * (size_t)idx[i], fb) ? "differ" : "same");
+                assert_int_equal(got, idx[i]);
+                assert_memory_equal(one, ref + fb * (size_t)idx[i], fb);
+            }
+            fv_video_close(&v);
+        }
+        free(idx);
+        free(ref);
+        free(one);
+        free(path);
+    }
+
+    /* files cut short are still refused with a start time: duration (MKV) and frame count (MP4) */
+    const char *cut[][2] = { { "cut10.mkv", "matroska" }, { "cut10.mp4", "mp4" } };
+    for (int i = 0; i < 2; i++) {
+        FvtClipSpec s;
+        fvt_clip_spec_default(&s);
+        s.format = cut[i][1];
+        s.codec = "libx264";
+        s.bframes = 2;
+        s.nframes = 60;
+        s.start_us = 10000000;
+        char *p = make_clip(cut[i][0], &s);
+        truncate_half(p);
+        expect_open_error(p, FV_EIO, "truncated");
+        free(p);
+    }
+}
+
 /* A frame whose packet is present but undecodable: the demuxer still indexes it, the decoder gives
  * nothing for it, and asking for it is a clear error instead of a neighbouring frame. */
 static void test_undecodable_frame(void **state)
@@ -610,6 +728,7 @@ int main(void)
         return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kinds),
+        cmocka_unit_test(test_start_offsets),
         cmocka_unit_test(test_seek_saves_work),
         cmocka_unit_test(test_ffv1_exact),
         cmocka_unit_test(test_bad_files),

@@ -38,6 +38,7 @@ struct FvVideo {
     FvPacketInfo    *frames;     /* (nframes) sorted by presentation time */
     int64_t         *keyof;      /* (nframes) presentation index of the keyframe to seek to for frame i */
     int              use_ts;     /* 1: frames are identified by timestamp; 0: by counting from the start */
+    int              no_seek;    /* 1: seeking lost frames that decoding from the start found */
 
     struct SwsContext *sws;
     int              sws_key[7];  /* source w, h, format, output w, h, matrix, range of sws */
@@ -206,13 +207,19 @@ static int build_index(FvVideo *v)
     }
     if (v->fmt->duration > 0 && v->fmt->duration_estimation_method == AVFMT_DURATION_FROM_STREAM &&
         end_us != INT64_MIN) {
+        /* FFmpeg's duration is a length from the start time, but MKV and MP4 headers store the end
+         * time, which FFmpeg passes on as is: with a non-zero start the duration already includes it.
+         * The data must reach the end under one of the two readings (slack: 1 s or a tenth). */
         int64_t start = v->fmt->start_time != AV_NOPTS_VALUE ? v->fmt->start_time : 0;
-        int64_t declared = start + v->fmt->duration;
-        int64_t slack = FV_MAX((int64_t)AV_TIME_BASE, v->fmt->duration / 10);
-        if (end_us < declared - slack) {
+        int64_t len = v->fmt->duration;
+        int64_t end = start + len;
+        if (start > 0 && len > start && end_us < end - FV_MAX((int64_t)AV_TIME_BASE, len / 10)) {
+            len -= start; /* the header's duration read as the end time */
+            end = start + len;
+        }
+        if (end_us < end - FV_MAX((int64_t)AV_TIME_BASE, len / 10)) {
             ret = fv_error(FV_EIO, "%s: file truncated: data ends at %.2f s of %.2f s", v->path,
-                           (end_us - start) / (double)AV_TIME_BASE,
-                           v->fmt->duration / (double)AV_TIME_BASE);
+                           (end_us - start) / (double)AV_TIME_BASE, len / (double)AV_TIME_BASE);
             goto fail;
         }
     }
@@ -622,7 +629,7 @@ static int seek_to(FvVideo *v, int64_t key, int late)
     return av_seek_frame(v->fmt, v->stream, ts, AVSEEK_FLAG_BACKWARD);
 }
 
-enum { FV_TS_UNRELIABLE = 1 };
+enum { FV_TS_UNRELIABLE = 1, FV_TS_SEEK_FAILED = 2 };
 
 /*
  * Timestamp path. Frames are decoded in presentation order; for the next wanted frame we seek to
@@ -630,19 +637,28 @@ enum { FV_TS_UNRELIABLE = 1 };
  * After a seek the keyframe itself must be the first frame at or past its timestamp; if the demuxer
  * landed too late we retry from an earlier keyframe. Timestamps that do not match the index, or that
  * go backwards, make us return FV_TS_UNRELIABLE so the caller counts frames instead.
+ * With @seek 0 the file is decoded once from its start, never seeking. A wanted frame that does not
+ * come out after a seek is no proof of damage (MPEG-TS with B-frames: the seek lands where the
+ * decoder cannot rebuild it), so the seeking pass answers FV_TS_SEEK_FAILED and the caller decodes
+ * from the start; only that pass reports a frame as missing.
  */
 static int read_by_ts(FvVideo *v, const FvRequest *req, int32_t n, int32_t dst_w, int32_t dst_h,
-                      uint8_t *rgb)
+                      uint8_t *rgb, int seek)
 {
     int64_t pos = -1;     /* presentation index of the last frame out of the decoder */
     int positioned = 0;   /* the demuxer/decoder state continues from pos */
     int ret;
+    if (!seek) {
+        if ((ret = rewind_to_start(v)) < 0)
+            return ret;
+        positioned = 1;
+    }
     for (int32_t i = 0; i < n;) {
         const int64_t want = req[i].idx;
         int64_t key = v->keyof[want];
         int64_t check = -1; /* keyframe that must show up after a seek */
         int retries = 0;
-        if (!positioned || key > pos + 1 || want <= pos) {
+        if (seek && (!positioned || key > pos + 1 || want <= pos)) {
             if (seek_to(v, key, 0) < 0)
                 return FV_TS_UNRELIABLE;
             positioned = 1;
@@ -654,7 +670,7 @@ static int read_by_ts(FvVideo *v, const FvRequest *req, int32_t n, int32_t dst_w
             if (ret < 0)
                 return ret;
             if (ret == 0)
-                return missing_frame(v, want);
+                return seek ? FV_TS_SEEK_FAILED : missing_frame(v, want);
             int64_t j = frame_index(v, v->frame->best_effort_timestamp);
             if (j < 0)
                 return FV_TS_UNRELIABLE;
@@ -682,7 +698,7 @@ static int read_by_ts(FvVideo *v, const FvRequest *req, int32_t n, int32_t dst_w
             if (j == want)
                 break;
             if (j > want)
-                return missing_frame(v, want);
+                return seek ? FV_TS_SEEK_FAILED : missing_frame(v, want);
         }
         if ((ret = deliver(v, req, n, &i, dst_w, dst_h, rgb)) < 0)
             return ret;
@@ -720,7 +736,13 @@ int fv_video_read_rgb(FvVideo *v, const int64_t *idx, int32_t n, int32_t dst_w, 
 
     int ret = FV_TS_UNRELIABLE;
     if (v->use_ts)
-        ret = read_by_ts(v, req, n, dst_w, dst_h, rgb);
+        ret = read_by_ts(v, req, n, dst_w, dst_h, rgb, !v->no_seek);
+    if (ret == FV_TS_SEEK_FAILED) {
+        /* decode from the start; when that finds the frame seeking missed, stop seeking in this file */
+        ret = read_by_ts(v, req, n, dst_w, dst_h, rgb, 0);
+        if (ret == 0)
+            v->no_seek = 1;
+    }
     if (ret == FV_TS_UNRELIABLE) {
         /* once found unreliable, stay with counting for this file */
         v->use_ts = 0;
