@@ -467,6 +467,111 @@ static void test_resume_exit_codes(void **state)
     free(dir);
 }
 
+/* A copy of the uninterrupted run as @name under the temporary directory, its checkpoint.json's field @key
+ * (of "partial" when @part) set to the JSON value @val (NULL: the copy unchanged); returns the directory. */
+static char *copy_run(const char *name, int part, const char *key, const char *val)
+{
+    char *dir = fvt_join(g_tmp, name), cmd[8192];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s' && cp -r '%s' '%s'", dir, g_full, dir);
+    assert_int_equal(fvt_run(cmd, NULL, NULL), 0);
+    if (key) {
+        json_t *ck = load_json(dir, "checkpoint.json");
+        json_t *v = json_loads(val, JSON_DECODE_ANY, NULL), *o = ck;
+        assert_non_null(v);
+        if (part) {
+            o = json_object();
+            json_object_set_new(o, "loss_sum", json_real(1.0));
+            json_object_set_new(ck, "partial", o);
+        }
+        json_object_set_new(o, key, v);
+        char *p = fvt_join(dir, "checkpoint.json");
+        assert_int_equal(json_dump_file(ck, p, 0), 0);
+        free(p);
+        json_decref(ck);
+    }
+    return dir;
+}
+
+/* Issue 23: every integer train reads back from checkpoint.json is bounded (UBSan reported a signed overflow
+ * for "epoch": INT64_MAX): one line naming the file and the field, exit 2 (an input error, not a conflict of
+ * options). */
+static void test_checkpoint_bounds(void **state)
+{
+    (void)state;
+    static const struct { int part; const char *key, *val; } bad[] = {
+        { 0, "epoch", "9223372036854775807" }, { 0, "epoch", "-1" }, { 0, "epoch", "\"2\"" },
+        { 0, "epoch_step", "9223372036854775807" }, { 0, "epoch_step", "-3" }, { 0, "step", "-9223372036854775807" },
+        { 0, "step", "9223372036854775807" }, { 0, "best_epoch", "9223372036854775807" },
+        { 1, "seen", "9223372036854775807" }, { 1, "correct", "-1" },
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char *dir = copy_run("bounds", bad[i].part, bad[i].key, bad[i].val), *err = NULL, field[64];
+        int rc = fibvid(NULL, &err, "", "train --resume --out '%s' --epochs 3 -q -t 2", dir);
+        printf("%s = %s: rc %d: %s", bad[i].key, bad[i].val, rc, err);
+        assert_int_equal(rc, 2);
+        assert_int_equal(count_lines(err), 1);
+        assert_non_null(strstr(err, "checkpoint.json"));
+        snprintf(field, sizeof(field), "\"%s\"", bad[i].key);
+        assert_non_null(strstr(err, field));
+        free(err);
+        free(dir);
+    }
+}
+
+/* Issue 23: a kill during a checkpoint write leaves X.tmp / X.tmp.XXXXXX files; resuming removes those of the
+ * run's files and nothing else. A hand-edited checkpoint.json naming files outside the run's checkpoint set
+ * is refused (exit 2) and the trainer never deletes them. */
+static void test_stale_tmp_and_foreign_files(void **state)
+{
+    (void)state;
+    char *dir = copy_run("stale", 0, NULL, NULL), *err = NULL;
+    static const char *const stale[] = { "ckpt-epoch0002.safetensors.tmp.AbC123", "checkpoint.json.tmp",
+                                         "model.safetensors.tmp.zz9zz9", "ckpt-epoch0001-step000003.optim.safetensors.tmp.q1w2e3" };
+    static const char *const keep[] = { "notes.tmp.AbC123", "notes.txt", "my.safetensors.tmp.toolong1" };
+    for (size_t i = 0; i < 4; i++) {
+        char *p = fvt_join(dir, stale[i]);
+        assert_int_equal(fvt_write_file(p, "x", 1), 0);
+        free(p);
+    }
+    for (size_t i = 0; i < 3; i++) {
+        char *p = fvt_join(dir, keep[i]);
+        assert_int_equal(fvt_write_file(p, "x", 1), 0);
+        free(p);
+    }
+    int rc = fibvid(NULL, &err, "", "train --resume --out '%s' --epochs 3 -q -t 2", dir);
+    if (rc != 0)
+        fail_msg("train --resume: rc %d: %s", rc, err);
+    free(err);
+    for (size_t i = 0; i < 4; i++)
+        if (exists(dir, stale[i]))
+            fail_msg("%s: stale temporary file left", stale[i]);
+    for (size_t i = 0; i < 3; i++)
+        assert_true(exists(dir, keep[i]));
+    free(dir);
+
+    /* checkpoint.json pointing at copies of its files outside the run */
+    char cmd[8192];
+    snprintf(cmd, sizeof(cmd), "cp '%s/ckpt-epoch0002.safetensors' '%s/victim.safetensors' && "
+             "cp '%s/ckpt-epoch0002.optim.safetensors' '%s/victim.optim.safetensors'", g_full, g_tmp, g_full, g_tmp);
+    assert_int_equal(fvt_run(cmd, NULL, NULL), 0);
+    dir = copy_run("foreign", 0, "weights", "\"../victim.safetensors\"");
+    json_t *ck = load_json(dir, "checkpoint.json");
+    json_object_set_new(ck, "optim", json_string("../victim.optim.safetensors"));
+    char *p = fvt_join(dir, "checkpoint.json");
+    assert_int_equal(json_dump_file(ck, p, 0), 0);
+    free(p);
+    json_decref(ck);
+    rc = fibvid(NULL, &err, "", "train --resume --out '%s' --epochs 3 -q -t 2", dir);
+    printf("foreign files: rc %d: %s", rc, err);
+    assert_true(exists(g_tmp, "victim.safetensors"));
+    assert_true(exists(g_tmp, "victim.optim.safetensors"));
+    assert_int_equal(rc, 2);
+    assert_int_equal(count_lines(err), 1);
+    assert_non_null(strstr(err, "\"weights\""));
+    free(err);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -477,6 +582,8 @@ int main(void)
         cmocka_unit_test(test_evaluate_resume),
         cmocka_unit_test(test_warnings),
         cmocka_unit_test(test_resume_exit_codes),
+        cmocka_unit_test(test_checkpoint_bounds),
+        cmocka_unit_test(test_stale_tmp_and_foreign_files),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
