@@ -572,6 +572,61 @@ static void test_stale_tmp_and_foreign_files(void **state)
     free(dir);
 }
 
+/* Issue 23: `--resume` of a run stopped before its first checkpoint (train) or prediction (evaluate), whose
+ * directory holds the run's run.json, starts the run from the beginning with one line saying so, in both
+ * commands alike (train exited 2 there); evaluate --resume also removes stale temporary files of its reports. */
+static void test_resume_before_first(void **state)
+{
+    (void)state;
+    char *dir = fvt_join(g_tmp, "early"), *err = NULL, *out = NULL, want[8192];
+    /* two Ctrl-Cs at the first step: stopped at once, before any checkpoint */
+    int rc = fibvid(NULL, NULL, "FIBVID_TEST_SIGINT_AT=1,2", "train --ucf101 '%s' -o '%s' " RUN_ARGS " -t 2",
+                    g_data, dir);
+    assert_true(rc == -1 || rc == 130);
+    assert_true(exists(dir, "run.json"));
+    assert_false(exists(dir, "checkpoint.json"));
+    rc = fibvid(NULL, &err, "", "train --resume --out '%s' --epochs 1", dir);
+    printf("train --resume: rc %d: %s", rc, err);
+    assert_int_equal(rc, 0);
+    snprintf(want, sizeof(want), "fibvid train: %s: no checkpoint yet; starting the run from the beginning\n", dir);
+    assert_non_null(strstr(err, want));
+    assert_true(exists(dir, "checkpoint.json"));
+    assert_true(exists(dir, "model.safetensors"));
+    free(err);
+    free(dir);
+
+    /* evaluate killed after its first video, that video's line taken away: the state of a kill before it */
+    dir = fvt_join(g_tmp, "eval-early");
+    rc = fibvid(NULL, NULL, "FIBVID_TEST_STOP_AFTER=1", "evaluate -q -m '%s/model.safetensors' --root '%s' "
+                "--ucf101 '%s' -o '%s' -t 1", g_full, g_data, g_data, dir);
+    assert_true(rc == -1 || rc == 128 + 9);
+    char *pp = fvt_join(dir, "predictions.jsonl"), *tp = fvt_join(dir, "summary.json.tmp"),
+         *tp2 = fvt_join(dir, "predictions.jsonl.tmp.Ab12Cd"), *kp = fvt_join(dir, "mine.json.tmp");
+    assert_int_equal(fvt_write_file(pp, "", 0), 0);
+    assert_int_equal(fvt_write_file(tp, "{", 1), 0);
+    assert_int_equal(fvt_write_file(tp2, "{", 1), 0);
+    assert_int_equal(fvt_write_file(kp, "{", 1), 0);
+    rc = fibvid(&out, &err, "", "evaluate --resume --out '%s'", dir);
+    printf("evaluate --resume: rc %d: %s", rc, err);
+    assert_int_equal(rc, 0);
+    snprintf(want, sizeof(want), "fibvid evaluate: %s: no predictions yet; starting the run from the beginning\n",
+             dir);
+    assert_non_null(strstr(err, want));
+    assert_false(exists(dir, "summary.json.tmp"));
+    assert_false(exists(dir, "predictions.jsonl.tmp.Ab12Cd"));
+    assert_true(exists(dir, "mine.json.tmp"));
+    char *text = fvt_read_file(pp, NULL);
+    assert_int_equal(count_lines(text), 48);
+    free(text);
+    free(pp);
+    free(tp);
+    free(tp2);
+    free(kp);
+    free(out);
+    free(err);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -584,6 +639,7 @@ int main(void)
         cmocka_unit_test(test_resume_exit_codes),
         cmocka_unit_test(test_checkpoint_bounds),
         cmocka_unit_test(test_stale_tmp_and_foreign_files),
+        cmocka_unit_test(test_resume_before_first),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,12 +1,16 @@
 /* `fibvid evaluate`: accuracy of a model on a dataset split or list. Clips are decoded one step ahead by a
  * decoder thread (fv_prefetch_*) while the model runs; every finished video is appended and fsync()ed to the
  * output directory before the next one, so a killed run continues with --resume. */
+#include <ctype.h>
+#include <dirent.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -82,7 +86,9 @@ static void help(FILE *f)
         "  -o, --out DIR           output directory (default ./fibvid-eval-<YYYYmmdd-HHMMSS>)\n"
         "      --resume            continue the run recorded in --out: every option not given is taken from\n"
         "                          OUT/run.json; a given one must equal the run's, except --root, --threads\n"
-        "                          and --prefetch (default off)\n"
+        "                          and --prefetch; a run killed before its first prediction starts from\n"
+        "                          the beginning (one line says so); stale temporary files of the run's\n"
+        "                          files (summary.json.tmp, ...) are removed (default off)\n"
         "      --retry-failed      --resume, and evaluate the videos recorded as failed again (e.g. after fixing\n"
         "                          --root); their failure records are dropped\n"
         "      --shard K/N         evaluate list positions i with i %% N == K-1 only (default 1/1); combine\n"
@@ -229,6 +235,34 @@ static int write_reports(FvEval *e, const char *dir, const Timing *t)
     return fv_cli_summary_set(dir, "timing", timing_json(t));
 }
 
+/* Remove what interrupted atomic writes of the run's own files left in @dir ("X.tmp", "X.tmp.XXXXXX" with
+ * mkstemp's six characters, X one of the files evaluate writes), on --resume; nothing else is touched. */
+static void remove_stale_tmp(const char *dir)
+{
+    static const char *const files[] = { "run.json", "predictions.jsonl", "failures.jsonl", "summary.json",
+                                         "per_class.csv", "confusion.csv" };
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    for (struct dirent *e; (e = readdir(d));) {
+        int stale = 0;
+        for (size_t i = 0; i < sizeof(files) / sizeof(files[0]) && !stale; i++) {
+            const size_t n = strlen(files[i]);
+            const char *rest = e->d_name + n;
+            if (strncmp(e->d_name, files[i], n) || strncmp(rest, ".tmp", 4))
+                continue;
+            rest += 4;
+            stale = !*rest || (rest[0] == '.' && strlen(rest) == 7);
+            for (int k = 1; stale && *rest && k < 7; k++)
+                stale = isalnum((unsigned char)rest[k]) != 0;
+        }
+        struct stat st;
+        if (stale && !fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) && S_ISREG(st.st_mode))
+            unlinkat(dirfd(d), e->d_name, 0);
+    }
+    closedir(d);
+}
+
 /* Set "options" of DIR/run.json (written by fv_eval_open) to @record, when it is not that already. */
 static void record_store(const char *dir, const json_t *record)
 {
@@ -365,6 +399,8 @@ static int run(const EvalOpts *o, double t_start)
         json_decref(old);
         free(sp);
     }
+    if (o->resume)
+        remove_stale_tmp(out);
     if ((ret = fv_eval_open(&e, out, &er, ds, o->resume)) < 0) {
         fv_cli_error(CMD, "%s", fv_last_error());
         rc = fv_cli_exit_code(ret);
@@ -390,6 +426,8 @@ static int run(const EvalOpts *o, double t_start)
     const int64_t total = fv_eval_num_todo(e), before = fv_eval_num_done(e);
     const int progress = !o->quiet && !fv_cli_quiet() && isatty(STDERR_FILENO);
     const int log_progress = !o->quiet && !fv_cli_quiet() && !progress;
+    if (o->resume && before == 0 && !o->quiet) /* stopped before its first video: from the beginning, as train */
+        fprintf(stderr, "fibvid evaluate: %s: no predictions yet; starting the run from the beginning\n", out);
     if (o->resume && before > 0 && !o->quiet) {
         FvMetricsSummary s0;
         fv_eval_metrics(e, &s0);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -116,7 +117,9 @@ static void help(FILE *f)
         "      --resume            continue the run in --out from its last checkpoint: every option not given\n"
         "                          is taken from OUT_DIR/run.json; a given one must equal the run's, except\n"
         "                          --root, --threads, --log-every and --epochs, which may grow (a finished\n"
-        "                          run is then extended)\n"
+        "                          run is then extended); a run stopped before its first checkpoint\n"
+        "                          starts from the beginning (one line says so); stale temporary files of\n"
+        "                          the run (X.tmp, X.tmp.XXXXXX) are removed on start and resume\n"
         "      --stop-after N      stop after epoch N, 1..100000 (the schedule still spans --epochs; continue with\n"
         "                          --resume; default: run to the end)\n"
         "      --log-every N       a step line in train.jsonl every N steps, 0..1000000, 0 = none (default 10)\n"
@@ -731,6 +734,21 @@ int fv_cli_train(int argc, char **argv)
                      "needs them again: --ucf101 or --list, ...)", o.fit.out_dir);
         rc = FV_EXIT_INPUT;
         goto done;
+    }
+    if (o.fit.resume && o.fit.out_dir && json_object_get(rec, "options")) {
+        /* a run stopped before its first checkpoint: nothing to continue, so it starts from the beginning (as
+         * evaluate --resume does before its first prediction) */
+        char *cp = fv_cli_path_join(o.fit.out_dir, "checkpoint.json");
+        if (!cp)
+            goto oom;
+        struct stat st;
+        if (stat(cp, &st) < 0 && errno == ENOENT) {
+            o.fit.resume = 0;
+            if (!o.quiet)
+                fprintf(stderr, "fibvid train: %s: no checkpoint yet; starting the run from the beginning\n",
+                        o.fit.out_dir);
+        }
+        free(cp);
     }
     if ((rc = check_options(&o)) >= 0)
         goto done;
