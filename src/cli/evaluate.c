@@ -221,11 +221,14 @@ static json_t *timing_json(const Timing *t)
     return o;
 }
 
-static int write_reports(FvEval *e, const char *dir, const Timing *t)
+/* @say: report a failure (0 after one was reported already: a full disk fails the reports too, and the user
+ * needs one line, not two). */
+static int write_reports(FvEval *e, const char *dir, const Timing *t, int say)
 {
     int ret = fv_eval_write_reports(e);
     if (ret < 0) {
-        fv_cli_error(CMD, "%s", fv_last_error());
+        if (say)
+            fv_cli_error(CMD, "%s", fv_last_error());
         return ret;
     }
     /* wall_s: the real time of every invocation of the run, this one up to now included */
@@ -447,6 +450,10 @@ static int run(const EvalOpts *o, double t_start)
     /* test hook: FIBVID_TEST_STOP_AFTER=N kills the process (SIGKILL) after N recorded videos */
     const char *stop_env = getenv("FIBVID_TEST_STOP_AFTER");
     const long stop_after = stop_env ? atol(stop_env) : 0;
+    /* FIBVID_TEST_PAUSE_AFTER=N stops the process (SIGSTOP) after N recorded videos, so that a test can kill -9
+     * it from outside at a known point, mid-way through the run */
+    const char *pause_env = getenv("FIBVID_TEST_PAUSE_AFTER");
+    const long pause_after = pause_env ? atol(pause_env) : 0;
 
     const double loop0 = fv_cli_now_ms();
     double prev = loop0, last_report = loop0, last_progress = progress ? 0 : loop0;
@@ -497,6 +504,8 @@ static int run(const EvalOpts *o, double t_start)
         tm.videos++;
         if (stop_after > 0 && tm.videos >= stop_after)
             raise(SIGKILL);
+        if (pause_after > 0 && tm.videos == pause_after)
+            raise(SIGSTOP);
 
         now = fv_cli_now_ms();
         /* a terminal: a status line redrawn 5 times a second; a log (batch jobs, Slurm): a line every
@@ -522,7 +531,7 @@ static int run(const EvalOpts *o, double t_start)
             tm.loop_ms = now - loop0;
             tm.wait_ms = fv_prefetch_wait_ms(pf);
             tm.decode_ms = fv_prefetch_decode_ms(pf);
-            write_reports(e, out, &tm);
+            write_reports(e, out, &tm, 1);
             last_report = fv_cli_now_ms();
         }
     }
@@ -536,7 +545,7 @@ static int run(const EvalOpts *o, double t_start)
         fv_cli_warn(CMD, "%lld of the %lld %s evaluated now %s shorter than the sampling window: frames were "
                     "repeated to fill the views", (long long)tm.repeated, (long long)tm.predicted,
                     fv_cli_plural(tm.predicted, "video", "videos"), tm.repeated == 1 ? "is" : "are");
-    ret = write_reports(e, out, &tm);
+    ret = write_reports(e, out, &tm, rc == FV_EXIT_OK);
     if (ret < 0 && rc == FV_EXIT_OK)
         rc = FV_EXIT_RUNTIME;
     if (g_signal) {
