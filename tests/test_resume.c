@@ -627,6 +627,36 @@ static void test_resume_before_first(void **state)
     free(dir);
 }
 
+/* Issue 23: train on a full disk: one line naming the file, exit 3 (a runtime failure, README's table), and no
+ * half checkpoint left (the weights written before the optimizer state failed are removed, no temporary
+ * files). The output directory is a 700 KiB tmpfs (the test model's weights take 470 KiB, its optimizer
+ * state 925 KiB) mounted in a user and mount namespace; skipped with the reason where that is not allowed. */
+static void test_train_out_of_space(void **state)
+{
+    (void)state;
+    char *mnt = fvt_join(g_tmp, "full"), *err = NULL, cmd[16384];
+    mkdir(mnt, 0777);
+    if (fvt_run("unshare -rm true", NULL, NULL) != 0) {
+        printf("skipped: cannot unshare -rm here (no user namespaces) to mount a small tmpfs\n");
+        free(mnt);
+        skip();
+    }
+    snprintf(cmd, sizeof(cmd), "unshare -rm sh -c \"mount -t tmpfs -o size=700k tmpfs '%s' && "
+             "'%s' train --ucf101 '%s' -o '%s/r' " RUN_ARGS " -t 2; rc=\\$?; ls -a '%s/r' >&2; exit \\$rc\"",
+             mnt, fvt_bin(), g_data, mnt, mnt);
+    int rc = fvt_run(cmd, NULL, &err);
+    printf("full disk: rc %d: %s", rc, err);
+    assert_int_equal(rc, 3);
+    assert_non_null(strstr(err, "fibvid train: "));
+    assert_non_null(strstr(err, "No space left on device\n.\n..\n")); /* one line, then the listing */
+    assert_int_equal(count_lines(strstr(err, "fibvid train: ")), 5); /* the line; ., .., run.json, train.jsonl */
+    const char *listing = strstr(err, "No space left on device\n");
+    assert_null(strstr(listing, "ckpt-epoch"));
+    assert_null(strstr(listing, ".tmp"));
+    free(err);
+    free(mnt);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -640,6 +670,7 @@ int main(void)
         cmocka_unit_test(test_checkpoint_bounds),
         cmocka_unit_test(test_stale_tmp_and_foreign_files),
         cmocka_unit_test(test_resume_before_first),
+        cmocka_unit_test(test_train_out_of_space),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -3,6 +3,7 @@
  * output directory before the next one, so a killed run continues with --resume. */
 #include <ctype.h>
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <math.h>
@@ -111,7 +112,7 @@ static void help(FILE *f)
         "Videos that cannot be read are recorded in failures.jsonl and the run goes on.\n"
         "Exit codes: 0 the run is complete (failed videos are counted, not an error; but when every video\n"
         "failed: 2), 1 usage error (also an option that differs from the run's with --resume),\n"
-        "2 input error (list, model, class names, or an --out that holds another run), 3 runtime failure.\n"
+        "2 input error (list, model, class names, or an --out that holds another run), 3 runtime failure (a full disk: one line).\n"
         "A run stopped by SIGINT/SIGTERM writes its reports first; continue it with --resume.\n",
         fv_cli_attn_help);
 }
@@ -236,6 +237,17 @@ static int write_reports(FvEval *e, const char *dir, const Timing *t, int say)
     if ((ret = fv_cli_summary_set(dir, "wall_s", json_real(round(wall * 1e3) / 1e3))) < 0)
         return ret;
     return fv_cli_summary_set(dir, "timing", timing_json(t));
+}
+
+/* The exit code of a failed write or load: a full disk (or quota) is a runtime failure (3), not an input
+ * error, although the library reports writes as FV_EIO; its message carries the system's reason. (Static here:
+ * the library's codes are not this file's to change.) */
+static int write_exit_code(int ret)
+{
+    const char *m = fv_last_error();
+    if (strstr(m, strerror(ENOSPC)) || strstr(m, strerror(EDQUOT)))
+        return FV_EXIT_RUNTIME;
+    return fv_cli_exit_code(ret);
 }
 
 /* Remove what interrupted atomic writes of the run's own files left in @dir ("X.tmp", "X.tmp.XXXXXX" with
@@ -406,7 +418,7 @@ static int run(const EvalOpts *o, double t_start)
         remove_stale_tmp(out);
     if ((ret = fv_eval_open(&e, out, &er, ds, o->resume)) < 0) {
         fv_cli_error(CMD, "%s", fv_last_error());
-        rc = fv_cli_exit_code(ret);
+        rc = write_exit_code(ret);
         goto done;
     }
     if (o->record)

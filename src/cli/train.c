@@ -135,12 +135,23 @@ static void help(FILE *f)
         "\n"
         "Exit codes: 0 success, 1 usage error (also an option that differs from the run's with --resume),\n"
         "2 input error (lists, videos, config, model, or an --out that holds another run), 3 runtime failure\n"
-        "(out of memory, diverged training); stopped by SIGINT (SIGTERM) after its checkpoint, it ends by\n"
+        "(out of memory, diverged training, a full disk); stopped by SIGINT (SIGTERM) after its checkpoint, it ends by\n"
         "that signal, as `evaluate` does (a shell's status 130, or 143).\n",
         fv_cli_attn_help, fv_cli_psvit_help);
 }
 
 /* ------------------------------------------------------------------------------------------------ */
+/* The exit code of a failed write or load: a full disk (or quota) is a runtime failure (3), not an input
+ * error, although the library reports writes as FV_EIO; its message carries the system's reason. (Static here:
+ * the library's codes are not this file's to change.) */
+static int write_exit_code(int ret)
+{
+    const char *m = fv_last_error();
+    if (strstr(m, strerror(ENOSPC)) || strstr(m, strerror(EDQUOT)))
+        return FV_EXIT_RUNTIME;
+    return fv_cli_exit_code(ret);
+}
+
 /* Randomness: a pure function of (seed, purpose, epoch, index), so resumed runs replay exactly         */
 /* ------------------------------------------------------------------------------------------------ */
 
@@ -396,7 +407,7 @@ static int run(TrainOpts *o)
 lib_fail:
     if (!o->reported)
         fv_cli_error(CMD, "%s", ret == FV_ENOMEM && !fv_last_error()[0] ? "out of memory" : fv_last_error());
-    rc = o->usage_error ? FV_EXIT_USAGE : fv_cli_exit_code(ret);
+    rc = o->usage_error ? FV_EXIT_USAGE : write_exit_code(ret);
 done:
     fv_dataset_free(&tds);
     fv_dataset_free(&vds);

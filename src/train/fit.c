@@ -561,13 +561,11 @@ static int write_checkpoint(const FvFitSettings *s, const FvModel *m, const FvTr
         ret = fv_error(FV_ENOMEM, "fv_fit_run: out of memory");
     else if ((ret = fv_model_save(m, wp)) >= 0 && (ret = fv_trainer_save_state(tr, op)) >= 0 && at->best)
         ret = fv_model_save(m, bp);
-    free(wp);
-    free(op);
     free(bp);
-    if (ret < 0)
-        return ret;
     const char *old_w = *ck ? json_string_value(json_object_get(*ck, "weights")) : NULL;
     const char *old_o = *ck ? json_string_value(json_object_get(*ck, "optim")) : NULL;
+    if (ret < 0) /* a full disk: no half checkpoint stays (the last whole one does) */
+        goto fail;
     char *old_wp = is_ckpt_name(old_w) && strcmp(old_w, wname) ? fv_path_join(s->out_dir, old_w) : NULL;
     char *old_op = is_ckpt_name(old_o) && strcmp(old_o, oname) ? fv_path_join(s->out_dir, old_o) : NULL;
     json_t *nck = json_pack("{s:I, s:I, s:I, s:s, s:s, s:f, s:I, s:f, s:O}", "epoch", (json_int_t)at->epoch,
@@ -589,6 +587,15 @@ static int write_checkpoint(const FvFitSettings *s, const FvModel *m, const FvTr
     }
     free(old_wp);
     free(old_op);
+fail:
+    if (ret < 0) {
+        if (wp && (!old_w || strcmp(old_w, wname)))
+            unlink(wp);
+        if (op && (!old_o || strcmp(old_o, oname)))
+            unlink(op);
+    }
+    free(wp);
+    free(op);
     return ret;
 }
 
