@@ -467,6 +467,196 @@ static void test_resume_exit_codes(void **state)
     free(dir);
 }
 
+/* A copy of the uninterrupted run as @name under the temporary directory, its checkpoint.json's field @key
+ * (of "partial" when @part) set to the JSON value @val (NULL: the copy unchanged); returns the directory. */
+static char *copy_run(const char *name, int part, const char *key, const char *val)
+{
+    char *dir = fvt_join(g_tmp, name), cmd[8192];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s' && cp -r '%s' '%s'", dir, g_full, dir);
+    assert_int_equal(fvt_run(cmd, NULL, NULL), 0);
+    if (key) {
+        json_t *ck = load_json(dir, "checkpoint.json");
+        json_t *v = json_loads(val, JSON_DECODE_ANY, NULL), *o = ck;
+        assert_non_null(v);
+        if (part) {
+            o = json_object();
+            json_object_set_new(o, "loss_sum", json_real(1.0));
+            json_object_set_new(ck, "partial", o);
+        }
+        json_object_set_new(o, key, v);
+        char *p = fvt_join(dir, "checkpoint.json");
+        assert_int_equal(json_dump_file(ck, p, 0), 0);
+        free(p);
+        json_decref(ck);
+    }
+    return dir;
+}
+
+/* Issue 23: every integer train reads back from checkpoint.json is bounded (UBSan reported a signed overflow
+ * for "epoch": INT64_MAX): one line naming the file and the field, exit 2 (an input error, not a conflict of
+ * options). */
+static void test_checkpoint_bounds(void **state)
+{
+    (void)state;
+    static const struct { int part; const char *key, *val; } bad[] = {
+        { 0, "epoch", "9223372036854775807" }, { 0, "epoch", "-1" }, { 0, "epoch", "\"2\"" },
+        { 0, "epoch_step", "9223372036854775807" }, { 0, "epoch_step", "-3" }, { 0, "step", "-9223372036854775807" },
+        { 0, "step", "9223372036854775807" }, { 0, "best_epoch", "9223372036854775807" },
+        { 1, "seen", "9223372036854775807" }, { 1, "correct", "-1" },
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char *dir = copy_run("bounds", bad[i].part, bad[i].key, bad[i].val), *err = NULL, field[64];
+        int rc = fibvid(NULL, &err, "", "train --resume --out '%s' --epochs 3 -q -t 2", dir);
+        printf("%s = %s: rc %d: %s", bad[i].key, bad[i].val, rc, err);
+        assert_int_equal(rc, 2);
+        assert_int_equal(count_lines(err), 1);
+        assert_non_null(strstr(err, "checkpoint.json"));
+        snprintf(field, sizeof(field), "\"%s\"", bad[i].key);
+        assert_non_null(strstr(err, field));
+        free(err);
+        free(dir);
+    }
+}
+
+/* Issue 23: a kill during a checkpoint write leaves X.tmp / X.tmp.XXXXXX files; resuming removes those of the
+ * run's files and nothing else. A hand-edited checkpoint.json naming files outside the run's checkpoint set
+ * is refused (exit 2) and the trainer never deletes them. */
+static void test_stale_tmp_and_foreign_files(void **state)
+{
+    (void)state;
+    char *dir = copy_run("stale", 0, NULL, NULL), *err = NULL;
+    static const char *const stale[] = { "ckpt-epoch0002.safetensors.tmp.AbC123", "checkpoint.json.tmp",
+                                         "model.safetensors.tmp.zz9zz9", "ckpt-epoch0001-step000003.optim.safetensors.tmp.q1w2e3" };
+    static const char *const keep[] = { "notes.tmp.AbC123", "notes.txt", "my.safetensors.tmp.toolong1" };
+    for (size_t i = 0; i < 4; i++) {
+        char *p = fvt_join(dir, stale[i]);
+        assert_int_equal(fvt_write_file(p, "x", 1), 0);
+        free(p);
+    }
+    for (size_t i = 0; i < 3; i++) {
+        char *p = fvt_join(dir, keep[i]);
+        assert_int_equal(fvt_write_file(p, "x", 1), 0);
+        free(p);
+    }
+    int rc = fibvid(NULL, &err, "", "train --resume --out '%s' --epochs 3 -q -t 2", dir);
+    if (rc != 0)
+        fail_msg("train --resume: rc %d: %s", rc, err);
+    free(err);
+    for (size_t i = 0; i < 4; i++)
+        if (exists(dir, stale[i]))
+            fail_msg("%s: stale temporary file left", stale[i]);
+    for (size_t i = 0; i < 3; i++)
+        assert_true(exists(dir, keep[i]));
+    free(dir);
+
+    /* checkpoint.json pointing at copies of its files outside the run */
+    char cmd[8192];
+    snprintf(cmd, sizeof(cmd), "cp '%s/ckpt-epoch0002.safetensors' '%s/victim.safetensors' && "
+             "cp '%s/ckpt-epoch0002.optim.safetensors' '%s/victim.optim.safetensors'", g_full, g_tmp, g_full, g_tmp);
+    assert_int_equal(fvt_run(cmd, NULL, NULL), 0);
+    dir = copy_run("foreign", 0, "weights", "\"../victim.safetensors\"");
+    json_t *ck = load_json(dir, "checkpoint.json");
+    json_object_set_new(ck, "optim", json_string("../victim.optim.safetensors"));
+    char *p = fvt_join(dir, "checkpoint.json");
+    assert_int_equal(json_dump_file(ck, p, 0), 0);
+    free(p);
+    json_decref(ck);
+    rc = fibvid(NULL, &err, "", "train --resume --out '%s' --epochs 3 -q -t 2", dir);
+    printf("foreign files: rc %d: %s", rc, err);
+    assert_true(exists(g_tmp, "victim.safetensors"));
+    assert_true(exists(g_tmp, "victim.optim.safetensors"));
+    assert_int_equal(rc, 2);
+    assert_int_equal(count_lines(err), 1);
+    assert_non_null(strstr(err, "\"weights\""));
+    free(err);
+    free(dir);
+}
+
+/* Issue 23: `--resume` of a run stopped before its first checkpoint (train) or prediction (evaluate), whose
+ * directory holds the run's run.json, starts the run from the beginning with one line saying so, in both
+ * commands alike (train exited 2 there); evaluate --resume also removes stale temporary files of its reports. */
+static void test_resume_before_first(void **state)
+{
+    (void)state;
+    char *dir = fvt_join(g_tmp, "early"), *err = NULL, *out = NULL, want[8192];
+    /* two Ctrl-Cs at the first step: stopped at once, before any checkpoint */
+    int rc = fibvid(NULL, NULL, "FIBVID_TEST_SIGINT_AT=1,2", "train --ucf101 '%s' -o '%s' " RUN_ARGS " -t 2",
+                    g_data, dir);
+    assert_true(rc == -1 || rc == 130);
+    assert_true(exists(dir, "run.json"));
+    assert_false(exists(dir, "checkpoint.json"));
+    rc = fibvid(NULL, &err, "", "train --resume --out '%s' --epochs 1", dir);
+    printf("train --resume: rc %d: %s", rc, err);
+    assert_int_equal(rc, 0);
+    snprintf(want, sizeof(want), "fibvid train: %s: no checkpoint yet; starting the run from the beginning\n", dir);
+    assert_non_null(strstr(err, want));
+    assert_true(exists(dir, "checkpoint.json"));
+    assert_true(exists(dir, "model.safetensors"));
+    free(err);
+    free(dir);
+
+    /* evaluate killed after its first video, that video's line taken away: the state of a kill before it */
+    dir = fvt_join(g_tmp, "eval-early");
+    rc = fibvid(NULL, NULL, "FIBVID_TEST_STOP_AFTER=1", "evaluate -q -m '%s/model.safetensors' --root '%s' "
+                "--ucf101 '%s' -o '%s' -t 1", g_full, g_data, g_data, dir);
+    assert_true(rc == -1 || rc == 128 + 9);
+    char *pp = fvt_join(dir, "predictions.jsonl"), *tp = fvt_join(dir, "summary.json.tmp"),
+         *tp2 = fvt_join(dir, "predictions.jsonl.tmp.Ab12Cd"), *kp = fvt_join(dir, "mine.json.tmp");
+    assert_int_equal(fvt_write_file(pp, "", 0), 0);
+    assert_int_equal(fvt_write_file(tp, "{", 1), 0);
+    assert_int_equal(fvt_write_file(tp2, "{", 1), 0);
+    assert_int_equal(fvt_write_file(kp, "{", 1), 0);
+    rc = fibvid(&out, &err, "", "evaluate --resume --out '%s'", dir);
+    printf("evaluate --resume: rc %d: %s", rc, err);
+    assert_int_equal(rc, 0);
+    snprintf(want, sizeof(want), "fibvid evaluate: %s: no predictions yet; starting the run from the beginning\n",
+             dir);
+    assert_non_null(strstr(err, want));
+    assert_false(exists(dir, "summary.json.tmp"));
+    assert_false(exists(dir, "predictions.jsonl.tmp.Ab12Cd"));
+    assert_true(exists(dir, "mine.json.tmp"));
+    char *text = fvt_read_file(pp, NULL);
+    assert_int_equal(count_lines(text), 48);
+    free(text);
+    free(pp);
+    free(tp);
+    free(tp2);
+    free(kp);
+    free(out);
+    free(err);
+    free(dir);
+}
+
+/* Issue 23: train on a full disk: one line naming the file, exit 3 (a runtime failure, README's table), and no
+ * half checkpoint left (the weights written before the optimizer state failed are removed, no temporary
+ * files). The output directory is a 700 KiB tmpfs (the test model's weights take 470 KiB, its optimizer
+ * state 925 KiB) mounted in a user and mount namespace; skipped with the reason where that is not allowed. */
+static void test_train_out_of_space(void **state)
+{
+    (void)state;
+    char *mnt = fvt_join(g_tmp, "full"), *err = NULL, cmd[16384];
+    mkdir(mnt, 0777);
+    if (fvt_run("unshare -rm true", NULL, NULL) != 0) {
+        printf("skipped: cannot unshare -rm here (no user namespaces) to mount a small tmpfs\n");
+        free(mnt);
+        skip();
+    }
+    snprintf(cmd, sizeof(cmd), "unshare -rm sh -c \"mount -t tmpfs -o size=700k tmpfs '%s' && "
+             "'%s' train --ucf101 '%s' -o '%s/r' " RUN_ARGS " -t 2; rc=\\$?; ls -a '%s/r' >&2; exit \\$rc\"",
+             mnt, fvt_bin(), g_data, mnt, mnt);
+    int rc = fvt_run(cmd, NULL, &err);
+    printf("full disk: rc %d: %s", rc, err);
+    assert_int_equal(rc, 3);
+    assert_non_null(strstr(err, "fibvid train: "));
+    assert_non_null(strstr(err, "No space left on device\n.\n..\n")); /* one line, then the listing */
+    assert_int_equal(count_lines(strstr(err, "fibvid train: ")), 5); /* the line; ., .., run.json, train.jsonl */
+    const char *listing = strstr(err, "No space left on device\n");
+    assert_null(strstr(listing, "ckpt-epoch"));
+    assert_null(strstr(listing, ".tmp"));
+    free(err);
+    free(mnt);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -477,6 +667,10 @@ int main(void)
         cmocka_unit_test(test_evaluate_resume),
         cmocka_unit_test(test_warnings),
         cmocka_unit_test(test_resume_exit_codes),
+        cmocka_unit_test(test_checkpoint_bounds),
+        cmocka_unit_test(test_stale_tmp_and_foreign_files),
+        cmocka_unit_test(test_resume_before_first),
+        cmocka_unit_test(test_train_out_of_space),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

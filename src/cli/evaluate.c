@@ -1,12 +1,17 @@
 /* `fibvid evaluate`: accuracy of a model on a dataset split or list. Clips are decoded one step ahead by a
  * decoder thread (fv_prefetch_*) while the model runs; every finished video is appended and fsync()ed to the
  * output directory before the next one, so a killed run continues with --resume. */
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -82,7 +87,9 @@ static void help(FILE *f)
         "  -o, --out DIR           output directory (default ./fibvid-eval-<YYYYmmdd-HHMMSS>)\n"
         "      --resume            continue the run recorded in --out: every option not given is taken from\n"
         "                          OUT/run.json; a given one must equal the run's, except --root, --threads\n"
-        "                          and --prefetch (default off)\n"
+        "                          and --prefetch; a run killed before its first prediction starts from\n"
+        "                          the beginning (one line says so); stale temporary files of the run's\n"
+        "                          files (summary.json.tmp, ...) are removed (default off)\n"
         "      --retry-failed      --resume, and evaluate the videos recorded as failed again (e.g. after fixing\n"
         "                          --root); their failure records are dropped\n"
         "      --shard K/N         evaluate list positions i with i %% N == K-1 only (default 1/1); combine\n"
@@ -105,7 +112,7 @@ static void help(FILE *f)
         "Videos that cannot be read are recorded in failures.jsonl and the run goes on.\n"
         "Exit codes: 0 the run is complete (failed videos are counted, not an error; but when every video\n"
         "failed: 2), 1 usage error (also an option that differs from the run's with --resume),\n"
-        "2 input error (list, model, class names, or an --out that holds another run), 3 runtime failure.\n"
+        "2 input error (list, model, class names, or an --out that holds another run), 3 runtime failure (a full disk: one line).\n"
         "A run stopped by SIGINT/SIGTERM writes its reports first; continue it with --resume.\n",
         fv_cli_attn_help);
 }
@@ -215,11 +222,14 @@ static json_t *timing_json(const Timing *t)
     return o;
 }
 
-static int write_reports(FvEval *e, const char *dir, const Timing *t)
+/* @say: report a failure (0 after one was reported already: a full disk fails the reports too, and the user
+ * needs one line, not two). */
+static int write_reports(FvEval *e, const char *dir, const Timing *t, int say)
 {
     int ret = fv_eval_write_reports(e);
     if (ret < 0) {
-        fv_cli_error(CMD, "%s", fv_last_error());
+        if (say)
+            fv_cli_error(CMD, "%s", fv_last_error());
         return ret;
     }
     /* wall_s: the real time of every invocation of the run, this one up to now included */
@@ -227,6 +237,45 @@ static int write_reports(FvEval *e, const char *dir, const Timing *t)
     if ((ret = fv_cli_summary_set(dir, "wall_s", json_real(round(wall * 1e3) / 1e3))) < 0)
         return ret;
     return fv_cli_summary_set(dir, "timing", timing_json(t));
+}
+
+/* The exit code of a failed write or load: a full disk (or quota) is a runtime failure (3), not an input
+ * error, although the library reports writes as FV_EIO; its message carries the system's reason. (Static here:
+ * the library's codes are not this file's to change.) */
+static int write_exit_code(int ret)
+{
+    const char *m = fv_last_error();
+    if (strstr(m, strerror(ENOSPC)) || strstr(m, strerror(EDQUOT)))
+        return FV_EXIT_RUNTIME;
+    return fv_cli_exit_code(ret);
+}
+
+/* Remove what interrupted atomic writes of the run's own files left in @dir ("X.tmp", "X.tmp.XXXXXX" with
+ * mkstemp's six characters, X one of the files evaluate writes), on --resume; nothing else is touched. */
+static void remove_stale_tmp(const char *dir)
+{
+    static const char *const files[] = { "run.json", "predictions.jsonl", "failures.jsonl", "summary.json",
+                                         "per_class.csv", "confusion.csv" };
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    for (struct dirent *e; (e = readdir(d));) {
+        int stale = 0;
+        for (size_t i = 0; i < sizeof(files) / sizeof(files[0]) && !stale; i++) {
+            const size_t n = strlen(files[i]);
+            const char *rest = e->d_name + n;
+            if (strncmp(e->d_name, files[i], n) || strncmp(rest, ".tmp", 4))
+                continue;
+            rest += 4;
+            stale = !*rest || (rest[0] == '.' && strlen(rest) == 7);
+            for (int k = 1; stale && *rest && k < 7; k++)
+                stale = isalnum((unsigned char)rest[k]) != 0;
+        }
+        struct stat st;
+        if (stale && !fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) && S_ISREG(st.st_mode))
+            unlinkat(dirfd(d), e->d_name, 0);
+    }
+    closedir(d);
 }
 
 /* Set "options" of DIR/run.json (written by fv_eval_open) to @record, when it is not that already. */
@@ -365,9 +414,11 @@ static int run(const EvalOpts *o, double t_start)
         json_decref(old);
         free(sp);
     }
+    if (o->resume)
+        remove_stale_tmp(out);
     if ((ret = fv_eval_open(&e, out, &er, ds, o->resume)) < 0) {
         fv_cli_error(CMD, "%s", fv_last_error());
-        rc = fv_cli_exit_code(ret);
+        rc = write_exit_code(ret);
         goto done;
     }
     if (o->record)
@@ -390,6 +441,8 @@ static int run(const EvalOpts *o, double t_start)
     const int64_t total = fv_eval_num_todo(e), before = fv_eval_num_done(e);
     const int progress = !o->quiet && !fv_cli_quiet() && isatty(STDERR_FILENO);
     const int log_progress = !o->quiet && !fv_cli_quiet() && !progress;
+    if (o->resume && before == 0 && !o->quiet) /* stopped before its first video: from the beginning, as train */
+        fprintf(stderr, "fibvid evaluate: %s: no predictions yet; starting the run from the beginning\n", out);
     if (o->resume && before > 0 && !o->quiet) {
         FvMetricsSummary s0;
         fv_eval_metrics(e, &s0);
@@ -409,6 +462,10 @@ static int run(const EvalOpts *o, double t_start)
     /* test hook: FIBVID_TEST_STOP_AFTER=N kills the process (SIGKILL) after N recorded videos */
     const char *stop_env = getenv("FIBVID_TEST_STOP_AFTER");
     const long stop_after = stop_env ? atol(stop_env) : 0;
+    /* FIBVID_TEST_PAUSE_AFTER=N stops the process (SIGSTOP) after N recorded videos, so that a test can kill -9
+     * it from outside at a known point, mid-way through the run */
+    const char *pause_env = getenv("FIBVID_TEST_PAUSE_AFTER");
+    const long pause_after = pause_env ? atol(pause_env) : 0;
 
     const double loop0 = fv_cli_now_ms();
     double prev = loop0, last_report = loop0, last_progress = progress ? 0 : loop0;
@@ -458,6 +515,8 @@ static int run(const EvalOpts *o, double t_start)
         tm.videos++;
         if (stop_after > 0 && tm.videos >= stop_after)
             raise(SIGKILL);
+        if (pause_after > 0 && tm.videos == pause_after)
+            raise(SIGSTOP);
 
         now = fv_cli_now_ms();
         /* a terminal: a status line redrawn 5 times a second; a log (batch jobs, Slurm): a line every
@@ -483,7 +542,7 @@ static int run(const EvalOpts *o, double t_start)
             tm.loop_ms = now - loop0;
             tm.wait_ms = fv_prefetch_wait_ms(pf);
             tm.decode_ms = fv_prefetch_decode_ms(pf);
-            write_reports(e, out, &tm);
+            write_reports(e, out, &tm, 1);
             last_report = fv_cli_now_ms();
         }
     }
@@ -497,7 +556,7 @@ static int run(const EvalOpts *o, double t_start)
         fv_cli_warn(CMD, "%lld of the %lld %s evaluated now %s shorter than the sampling window: frames were "
                     "repeated to fill the views", (long long)tm.repeated, (long long)tm.predicted,
                     fv_cli_plural(tm.predicted, "video", "videos"), tm.repeated == 1 ? "is" : "are");
-    ret = write_reports(e, out, &tm);
+    ret = write_reports(e, out, &tm, rc == FV_EXIT_OK);
     if (ret < 0 && rc == FV_EXIT_OK)
         rc = FV_EXIT_RUNTIME;
     if (g_signal) {

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -116,7 +117,9 @@ static void help(FILE *f)
         "      --resume            continue the run in --out from its last checkpoint: every option not given\n"
         "                          is taken from OUT_DIR/run.json; a given one must equal the run's, except\n"
         "                          --root, --threads, --log-every and --epochs, which may grow (a finished\n"
-        "                          run is then extended)\n"
+        "                          run is then extended); a run stopped before its first checkpoint\n"
+        "                          starts from the beginning (one line says so); stale temporary files of\n"
+        "                          the run (X.tmp, X.tmp.XXXXXX) are removed on start and resume\n"
         "      --stop-after N      stop after epoch N, 1..100000 (the schedule still spans --epochs; continue with\n"
         "                          --resume; default: run to the end)\n"
         "      --log-every N       a step line in train.jsonl every N steps, 0..1000000, 0 = none (default 10)\n"
@@ -132,12 +135,23 @@ static void help(FILE *f)
         "\n"
         "Exit codes: 0 success, 1 usage error (also an option that differs from the run's with --resume),\n"
         "2 input error (lists, videos, config, model, or an --out that holds another run), 3 runtime failure\n"
-        "(out of memory, diverged training); stopped by SIGINT (SIGTERM) after its checkpoint, it ends by\n"
+        "(out of memory, diverged training, a full disk); stopped by SIGINT (SIGTERM) after its checkpoint, it ends by\n"
         "that signal, as `evaluate` does (a shell's status 130, or 143).\n",
         fv_cli_attn_help, fv_cli_psvit_help);
 }
 
 /* ------------------------------------------------------------------------------------------------ */
+/* The exit code of a failed write or load: a full disk (or quota) is a runtime failure (3), not an input
+ * error, although the library reports writes as FV_EIO; its message carries the system's reason. (Static here:
+ * the library's codes are not this file's to change.) */
+static int write_exit_code(int ret)
+{
+    const char *m = fv_last_error();
+    if (strstr(m, strerror(ENOSPC)) || strstr(m, strerror(EDQUOT)))
+        return FV_EXIT_RUNTIME;
+    return fv_cli_exit_code(ret);
+}
+
 /* Randomness: a pure function of (seed, purpose, epoch, index), so resumed runs replay exactly         */
 /* ------------------------------------------------------------------------------------------------ */
 
@@ -393,7 +407,7 @@ static int run(TrainOpts *o)
 lib_fail:
     if (!o->reported)
         fv_cli_error(CMD, "%s", ret == FV_ENOMEM && !fv_last_error()[0] ? "out of memory" : fv_last_error());
-    rc = o->usage_error ? FV_EXIT_USAGE : fv_cli_exit_code(ret);
+    rc = o->usage_error ? FV_EXIT_USAGE : write_exit_code(ret);
 done:
     fv_dataset_free(&tds);
     fv_dataset_free(&vds);
@@ -731,6 +745,21 @@ int fv_cli_train(int argc, char **argv)
                      "needs them again: --ucf101 or --list, ...)", o.fit.out_dir);
         rc = FV_EXIT_INPUT;
         goto done;
+    }
+    if (o.fit.resume && o.fit.out_dir && json_object_get(rec, "options")) {
+        /* a run stopped before its first checkpoint: nothing to continue, so it starts from the beginning (as
+         * evaluate --resume does before its first prediction) */
+        char *cp = fv_cli_path_join(o.fit.out_dir, "checkpoint.json");
+        if (!cp)
+            goto oom;
+        struct stat st;
+        if (stat(cp, &st) < 0 && errno == ENOENT) {
+            o.fit.resume = 0;
+            if (!o.quiet)
+                fprintf(stderr, "fibvid train: %s: no checkpoint yet; starting the run from the beginning\n",
+                        o.fit.out_dir);
+        }
+        free(cp);
     }
     if ((rc = check_options(&o)) >= 0)
         goto done;

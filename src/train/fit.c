@@ -3,11 +3,15 @@
  * through the prediction path, an atomic checkpoint (weights, optimizer state, checkpoint.json naming both)
  * and a line in train.jsonl. A resumed run checks that its settings are the checkpoint's, reloads the
  * weights and optimizer state, and cuts the log back to the checkpoint's epoch. */
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -441,6 +445,91 @@ static int check_settings(const FvFitSettings *s)
     return 0;
 }
 
+/* The integer @key of @o (a checkpoint.json of @path) into *@v: an error naming the file and the field unless it
+ * is an integer in [@lo, @hi]; absent, *@v = @dflt when @dflt >= @lo (an optional field), else an error. Every
+ * integer the trainer reads back is bounded here, so no later arithmetic on it can overflow. */
+static int ck_int(const char *path, const json_t *o, const char *key, int64_t lo, int64_t hi, int64_t dflt,
+                  int64_t *v)
+{
+    const json_t *j = json_object_get(o, key);
+    if (!j && dflt >= lo) {
+        *v = dflt;
+        return 0;
+    }
+    if (!json_is_integer(j) || json_integer_value(j) < lo || json_integer_value(j) > hi) {
+        char got[64];
+        if (json_is_integer(j))
+            snprintf(got, sizeof(got), "%lld", (long long)json_integer_value(j));
+        else
+            snprintf(got, sizeof(got), "%s", j ? "not an integer" : "missing");
+        return fv_error(FV_EINVAL, "%s: \"%s\": %s (an integer %lld..%lld)", path, key, got, (long long)lo,
+                        (long long)hi);
+    }
+    *v = (int64_t)json_integer_value(j);
+    return 0;
+}
+
+/* Whether @name is one of the checkpoint files the trainer writes, and so one it may delete: a plain name in
+ * the output directory (no '/'), "ckpt-epoch*.safetensors" of letters, digits, '-' and '.'. A hand-edited
+ * checkpoint.json naming anything else is refused, never unlinked. */
+static int is_ckpt_name(const char *name)
+{
+    static const char pre[] = "ckpt-epoch", suf[] = ".safetensors";
+    const size_t n = name ? strlen(name) : 0;
+    if (n <= strlen(pre) + strlen(suf) || strncmp(name, pre, strlen(pre)) || strcmp(name + n - strlen(suf), suf))
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)name[i]) && name[i] != '-' && name[i] != '.')
+            return 0;
+    return strstr(name, "..") == NULL;
+}
+
+/* Whether @name is a temporary file of an atomic write of one of the run's files ("X.tmp" or "X.tmp.XXXXXX",
+ * mkstemp's six characters): what a kill during a checkpoint write leaves behind. */
+static int is_run_tmp(const char *name)
+{
+    static const char *const fixed[] = { "checkpoint.json", "run.json", "train.jsonl", "best.safetensors",
+                                         "model.safetensors" };
+    const char *t = strstr(name, ".tmp");
+    while (t && strstr(t + 1, ".tmp"))
+        t = strstr(t + 1, ".tmp");
+    if (!t || t == name)
+        return 0;
+    const char *rest = t + 4;
+    if (*rest) {
+        if (rest[0] != '.' || strlen(rest) != 7)
+            return 0;
+        for (int i = 1; i < 7; i++)
+            if (!isalnum((unsigned char)rest[i]))
+                return 0;
+    }
+    char base[256];
+    const size_t bn = (size_t)(t - name);
+    if (bn >= sizeof(base))
+        return 0;
+    memcpy(base, name, bn);
+    base[bn] = '\0';
+    for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+        if (!strcmp(base, fixed[i]))
+            return 1;
+    return is_ckpt_name(base);
+}
+
+/* Remove the temporary files that interrupted writes of the run left in @dir (on start and resume; a
+ * base-size model leaves about a gigabyte per kill). Nothing else in the directory is touched. */
+static void remove_stale_tmp(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    for (struct dirent *e; (e = readdir(d));) {
+        struct stat st;
+        if (is_run_tmp(e->d_name) && !fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) && S_ISREG(st.st_mode))
+            unlinkat(dirfd(d), e->d_name, 0);
+    }
+    closedir(d);
+}
+
 /* Where a checkpoint is taken: after @epoch complete epochs and @epoch_step steps of the next (0: at the end
  * of an epoch), @step optimizer steps in all. */
 typedef struct CkptAt {
@@ -472,15 +561,13 @@ static int write_checkpoint(const FvFitSettings *s, const FvModel *m, const FvTr
         ret = fv_error(FV_ENOMEM, "fv_fit_run: out of memory");
     else if ((ret = fv_model_save(m, wp)) >= 0 && (ret = fv_trainer_save_state(tr, op)) >= 0 && at->best)
         ret = fv_model_save(m, bp);
-    free(wp);
-    free(op);
     free(bp);
-    if (ret < 0)
-        return ret;
     const char *old_w = *ck ? json_string_value(json_object_get(*ck, "weights")) : NULL;
     const char *old_o = *ck ? json_string_value(json_object_get(*ck, "optim")) : NULL;
-    char *old_wp = old_w && strcmp(old_w, wname) ? fv_path_join(s->out_dir, old_w) : NULL;
-    char *old_op = old_o && strcmp(old_o, oname) ? fv_path_join(s->out_dir, old_o) : NULL;
+    if (ret < 0) /* a full disk: no half checkpoint stays (the last whole one does) */
+        goto fail;
+    char *old_wp = is_ckpt_name(old_w) && strcmp(old_w, wname) ? fv_path_join(s->out_dir, old_w) : NULL;
+    char *old_op = is_ckpt_name(old_o) && strcmp(old_o, oname) ? fv_path_join(s->out_dir, old_o) : NULL;
     json_t *nck = json_pack("{s:I, s:I, s:I, s:s, s:s, s:f, s:I, s:f, s:O}", "epoch", (json_int_t)at->epoch,
                             "epoch_step", (json_int_t)at->epoch_step, "step", (json_int_t)at->step, "weights", wname,
                             "optim", oname, "best_top1", r->best_top1, "best_epoch", (json_int_t)r->best_epoch,
@@ -500,8 +587,20 @@ static int write_checkpoint(const FvFitSettings *s, const FvModel *m, const FvTr
     }
     free(old_wp);
     free(old_op);
+fail:
+    if (ret < 0) {
+        if (wp && (!old_w || strcmp(old_w, wname)))
+            unlink(wp);
+        if (op && (!old_o || strcmp(old_o, oname)))
+            unlink(op);
+    }
+    free(wp);
+    free(op);
     return ret;
 }
+
+/* The largest epoch a checkpoint may name: train's --epochs allows 1..100000. */
+#define FV_CKPT_MAX_EPOCHS INT64_C(100000)
 
 int fv_fit_run(const FvFitSettings *s, FvFitResult *res)
 {
@@ -629,14 +728,27 @@ int fv_fit_run(const FvFitSettings *s, FvFitResult *res)
                            r.conflict ? diff : "no \"settings\"");
             goto done;
         }
-        start_epoch = (int64_t)json_integer_value(json_object_get(ck, "epoch"));
-        start_in_epoch = (int64_t)json_integer_value(json_object_get(ck, "epoch_step"));
-        const json_t *cks = json_object_get(ck, "step");
-        ck_step = json_is_integer(cks) ? (int64_t)json_integer_value(cks) : -1;
-        if (start_epoch < 0 || start_in_epoch < 0) {
-            ret = fv_error(FV_EINVAL, "%s: bad \"epoch\" or \"epoch_step\"", ck_path);
+        /* bounds: epochs and steps as train's options allow them (--epochs 1..100000; a step of an epoch is
+         * one of at most one per clip), clip counts as the data's */
+        const int64_t N0 = tds->num_entries, max_steps = FV_CKPT_MAX_EPOCHS * N0;
+        int64_t best_epoch = 0;
+        const json_t *part = json_object_get(ck, "partial");
+        if ((ret = ck_int(ck_path, ck, "epoch", 0, FV_CKPT_MAX_EPOCHS, -1, &start_epoch)) < 0 ||
+            (ret = ck_int(ck_path, ck, "epoch_step", 0, N0, 0, &start_in_epoch)) < 0 ||
+            (ret = ck_int(ck_path, ck, "step", 0, max_steps, INT64_MAX, &ck_step)) < 0 ||
+            (ret = ck_int(ck_path, ck, "best_epoch", 0, start_epoch, 0, &best_epoch)) < 0 ||
+            (part && (ret = ck_int(ck_path, part, "seen", 0, N0, 0, &part_seen)) < 0) ||
+            (part && (ret = ck_int(ck_path, part, "correct", 0, part_seen, 0, &part_correct)) < 0))
             goto done;
-        }
+        static const char *const names[] = { "weights", "optim" };
+        for (int i = 0; i < 2; i++)
+            if (!is_ckpt_name(json_string_value(json_object_get(ck, names[i])))) {
+                ret = fv_error(FV_EINVAL, "%s: \"%s\": not one of the run's checkpoint files "
+                               "(ckpt-epoch*.safetensors in %s)", ck_path, names[i], s->out_dir);
+                goto done;
+            }
+        if (ck_step == INT64_MAX)
+            ck_step = -1; /* runs from before mid-epoch checkpoints: none recorded */
         if (s->epochs < start_epoch + (start_in_epoch > 0)) {
             r.conflict = 1;
             ret = fv_error(FV_EINVAL, "%s: cannot resume with %lld epochs: the run has done %lld%s", ck_path,
@@ -644,12 +756,9 @@ int fv_fit_run(const FvFitSettings *s, FvFitResult *res)
                                                                                           : "");
             goto done;
         }
-        const json_t *part = json_object_get(ck, "partial");
         part_loss = json_number_value(json_object_get(part, "loss_sum"));
-        part_correct = (int64_t)json_integer_value(json_object_get(part, "correct"));
-        part_seen = (int64_t)json_integer_value(json_object_get(part, "seen"));
         r.last_epoch = start_epoch;
-        r.best_epoch = (int64_t)json_integer_value(json_object_get(ck, "best_epoch"));
+        r.best_epoch = best_epoch;
         r.best_top1 = json_real_value(json_object_get(ck, "best_top1"));
         prev_elapsed = json_number_value(json_object_get(ck, "elapsed_s"));
         const char *wf = json_string_value(json_object_get(ck, "weights"));
@@ -671,6 +780,7 @@ int fv_fit_run(const FvFitSettings *s, FvFitResult *res)
                        "--out", s->out_dir);
         goto done;
     }
+    remove_stale_tmp(s->out_dir);
     if (!(log = fopen(log_path, s->resume ? "ab" : "wb"))) {
         ret = fv_error(FV_EIO, "%s: cannot write: %s", log_path, strerror(errno));
         goto done;
