@@ -747,11 +747,11 @@ static void test_out_of_space(void **state)
     int rc = fvt_run(args, &out, &err);
     printf("full disk: rc %d: %s", rc, err);
     assert_int_equal(rc, 3);
+    /* one line for the full disk (a video that failed before it has its own line: -q shows errors) */
     int lines = 0;
-    for (char *q = err; q && *q; q++)
-        lines += *q == '\n';
+    for (char *q = err; q && (q = strstr(q, "No space left on device")); q++)
+        lines++;
     assert_int_equal(lines, 1);
-    assert_non_null(strstr(err, "No space left on device"));
     free(out);
     free(err);
     free(mnt);
