@@ -239,16 +239,6 @@ static int write_reports(FvEval *e, const char *dir, const Timing *t, int say)
     return fv_cli_summary_set(dir, "timing", timing_json(t));
 }
 
-/* The exit code of a failed write or load: a full disk (or quota) is a runtime failure (3), not an input
- * error, although the library reports writes as FV_EIO; its message carries the system's reason. (Static here:
- * the library's codes are not this file's to change.) */
-static int write_exit_code(int ret)
-{
-    const char *m = fv_last_error();
-    if (strstr(m, strerror(ENOSPC)) || strstr(m, strerror(EDQUOT)))
-        return FV_EXIT_RUNTIME;
-    return fv_cli_exit_code(ret);
-}
 
 /* Remove what interrupted atomic writes of the run's own files left in @dir ("X.tmp", "X.tmp.XXXXXX" with
  * mkstemp's six characters, X one of the files evaluate writes), on --resume; nothing else is touched. */
@@ -418,7 +408,7 @@ static int run(const EvalOpts *o, double t_start)
         remove_stale_tmp(out);
     if ((ret = fv_eval_open(&e, out, &er, ds, o->resume)) < 0) {
         fv_cli_error(CMD, "%s", fv_last_error());
-        rc = write_exit_code(ret);
+        rc = fv_cli_exit_code(ret);
         goto done;
     }
     if (o->record)
@@ -596,7 +586,6 @@ done:
 /* ------------------------------------------------------------------------------------------------ */
 /* The command line, and the run's record of it (run.json "options")                     */
 /* ------------------------------------------------------------------------------------------------ */
-
 /* Options that say where the run goes and how this invocation talks: not part of the run. */
 static const char *const g_unrecorded[] = { "out", "resume", "retry-failed", "quiet", "help", "progress-every",
                                             "progress-seconds", NULL };

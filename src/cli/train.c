@@ -141,17 +141,6 @@ static void help(FILE *f)
 }
 
 /* ------------------------------------------------------------------------------------------------ */
-/* The exit code of a failed write or load: a full disk (or quota) is a runtime failure (3), not an input
- * error, although the library reports writes as FV_EIO; its message carries the system's reason. (Static here:
- * the library's codes are not this file's to change.) */
-static int write_exit_code(int ret)
-{
-    const char *m = fv_last_error();
-    if (strstr(m, strerror(ENOSPC)) || strstr(m, strerror(EDQUOT)))
-        return FV_EXIT_RUNTIME;
-    return fv_cli_exit_code(ret);
-}
-
 /* Randomness: a pure function of (seed, purpose, epoch, index), so resumed runs replay exactly         */
 /* ------------------------------------------------------------------------------------------------ */
 
@@ -182,7 +171,6 @@ static int parse_double(const char *s, double lo, double hi, double *out)
 /* ------------------------------------------------------------------------------------------------ */
 /* The fit's callbacks                                                                               */
 /* ------------------------------------------------------------------------------------------------ */
-
 /* The attention options onto the model to train, and the options that must fit it. */
 static int on_configure(void *user, FvModel *m)
 {
@@ -407,7 +395,7 @@ static int run(TrainOpts *o)
 lib_fail:
     if (!o->reported)
         fv_cli_error(CMD, "%s", ret == FV_ENOMEM && !fv_last_error()[0] ? "out of memory" : fv_last_error());
-    rc = o->usage_error ? FV_EXIT_USAGE : write_exit_code(ret);
+    rc = o->usage_error ? FV_EXIT_USAGE : fv_cli_exit_code(ret);
 done:
     fv_dataset_free(&tds);
     fv_dataset_free(&vds);
@@ -418,7 +406,6 @@ done:
 /* ------------------------------------------------------------------------------------------------ */
 /* The command line, and the run's record of it                                                      */
 /* ------------------------------------------------------------------------------------------------ */
-
 /* Options that say where the run goes and how this invocation talks: not part of the run, not recorded. */
 static const char *const g_unrecorded[] = { "out", "resume", "stop-after", "quiet", "help", NULL };
 /* Recorded and taken over by --resume, but free to change there: the length of the run (a larger --epochs

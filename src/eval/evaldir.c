@@ -702,7 +702,7 @@ static int append_line(const FvEval *e, int fd, const char *name, json_t *o)
     struct stat st;
     off_t before = fstat(fd, &st) == 0 ? st.st_size : -1;
     if (fv_write_all(fd, t, n + 1) < 0 || fsync(fd) < 0) {
-        ret = fv_error(FV_EIO, "%s/%s: %s", e->dir, name, strerror(errno));
+        ret = fv_error(fv_write_error_code(errno), "%s/%s: %s", e->dir, name, strerror(errno));
         if (before >= 0 && ftruncate(fd, before) < 0)
             ret = fv_error(FV_EIO, "%s/%s: write failed and the partial line could not be removed", e->dir, name);
     }

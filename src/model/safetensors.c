@@ -668,12 +668,12 @@ int fv_st_write(const char *path, const FvStWriteTensor *tensors, size_t n, cons
             werr = write_all(fd, tensors[i].data, (size_t)count * sizeof(float));
     }
     if (werr || fchmod(fd, 0644) || fsync(fd)) {
-        ret = fv_error(FV_EIO, "%s: write failed: %s", path, strerror(errno));
+        ret = fv_error(fv_write_error_code(errno), "%s: write failed: %s", path, strerror(errno));
         goto fail;
     }
     if (close(fd)) {
         fd = -1;
-        ret = fv_error(FV_EIO, "%s: write failed: %s", path, strerror(errno));
+        ret = fv_error(fv_write_error_code(errno), "%s: write failed: %s", path, strerror(errno));
         goto fail;
     }
     fd = -1;

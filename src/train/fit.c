@@ -254,7 +254,7 @@ static int log_line(FILE *log, const char *path, json_t *o)
         return fv_error(FV_ENOMEM, "%s: out of memory", path);
     int bad = fprintf(log, "%s\n", s) < 0 || fflush(log) != 0;
     free(s);
-    return bad ? fv_error(FV_EIO, "%s: cannot write: %s", path, strerror(errno)) : 0;
+    return bad ? fv_error(fv_write_error_code(errno), "%s: cannot write: %s", path, strerror(errno)) : 0;
 }
 
 /* A model or config file as an absolute path (a resumed run may start elsewhere); a preset name as it is. */
@@ -782,7 +782,7 @@ int fv_fit_run(const FvFitSettings *s, FvFitResult *res)
     }
     remove_stale_tmp(s->out_dir);
     if (!(log = fopen(log_path, s->resume ? "ab" : "wb"))) {
-        ret = fv_error(FV_EIO, "%s: cannot write: %s", log_path, strerror(errno));
+        ret = fv_error(fv_write_error_code(errno), "%s: cannot write: %s", log_path, strerror(errno));
         goto done;
     }
 

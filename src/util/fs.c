@@ -119,6 +119,11 @@ int fv_write_all(int fd, const void *data, size_t n)
     return 0;
 }
 
+int fv_write_error_code(int e)
+{
+    return e == ENOSPC ? -ENOSPC : e == EDQUOT ? -EDQUOT : FV_EIO;
+}
+
 int fv_fsync_dir_of(const char *path)
 {
     const char *slash = strrchr(path, '/');
@@ -146,21 +151,21 @@ int fv_write_file_atomic(const char *path, const void *data, size_t n)
     memcpy(tmp, path, plen);
     memcpy(tmp + plen, ".tmp", 5);
     if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666)) < 0) {
-        ret = fv_error(FV_EIO, "%s: %s", tmp, strerror(errno));
+        ret = fv_error(fv_write_error_code(errno), "%s: %s", tmp, strerror(errno));
         goto done;
     }
     if (fv_write_all(fd, data, n) < 0 || fsync(fd) < 0) {
-        ret = fv_error(FV_EIO, "%s: %s", tmp, strerror(errno));
+        ret = fv_error(fv_write_error_code(errno), "%s: %s", tmp, strerror(errno));
         goto done;
     }
     if (close(fd) < 0) {
         fd = -1;
-        ret = fv_error(FV_EIO, "%s: %s", tmp, strerror(errno));
+        ret = fv_error(fv_write_error_code(errno), "%s: %s", tmp, strerror(errno));
         goto done;
     }
     fd = -1;
     if (rename(tmp, path) < 0) {
-        ret = fv_error(FV_EIO, "%s: %s", path, strerror(errno));
+        ret = fv_error(fv_write_error_code(errno), "%s: %s", path, strerror(errno));
         goto done;
     }
     ret = fv_fsync_dir_of(path); /* the rename itself survives a power loss only once its directory is synced */

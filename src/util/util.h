@@ -71,6 +71,9 @@ int fv_read_file(const char *path, size_t max_bytes, const char *what, char **ou
 
 /* write() all of @n bytes to @fd, retrying on EINTR; 0 or -1 (errno set). */
 int fv_write_all(int fd, const void *data, size_t n);
+/* The code of a failed write with errno @e: -ENOSPC / -EDQUOT (a full disk or quota: a runtime failure, exit 3
+ * in the CLI), else FV_EIO. */
+int fv_write_error_code(int e);
 /* fsync() the directory holding @path, after a rename into it: without it the rename may be lost on a power
  * failure. 0 or FV_EIO (file systems that cannot sync directories count as done). */
 int fv_fsync_dir_of(const char *path);
