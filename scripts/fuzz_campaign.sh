@@ -58,17 +58,19 @@ for t in "${targets[@]}"; do
     last=$(grep -E '^#[0-9]+' "$out/$t/log" | tail -1)
     cov=$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$last")
     ft=$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<<"$last")
-    crashes=$(find "$out/$t/artifacts" -type f | wc -l)
+    # findings: crash-, leak-, timeout-, oom- files; slow-unit- ones (inputs over 10 s) are only reported
+    crashes=$(find "$out/$t/artifacts" -type f ! -name 'slow-unit-*' | wc -l)
+    slow=$(find "$out/$t/artifacts" -type f -name 'slow-unit-*' | wc -l)
     ninputs=$(find "$corpus" -type f | wc -l)
-    line=$(printf '%-18s rc=%-3s wall=%5ss execs=%-9s exec/s=%-6s cov=%-6s ft=%-6s corpus=%-5s crashes=%s' \
+    line=$(printf '%-18s rc=%-3s wall=%5ss execs=%-9s exec/s=%-6s cov=%-6s ft=%-6s corpus=%-5s crashes=%s slow=%s' \
         "$t" "$rc" "$wall" "${execs:-?}" "$(( ${execs:-0} / (wall > 0 ? wall : 1) ))" "${cov:-?}" "${ft:-?}" \
-        "$ninputs" "$crashes")
+        "$ninputs" "$crashes" "$slow")
     echo "$line"
     summary+=("$line")
     if [ "$rc" -ne 0 ] || [ "$crashes" -ne 0 ]; then
         failed=1
         grep -m1 -E 'ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|runtime error:' "$out/$t/log" >&2
-        find "$out/$t/artifacts" -type f >&2
+        find "$out/$t/artifacts" -type f ! -name 'slow-unit-*' >&2
     fi
 done
 echo "== summary (${secs} s per target; logs in $out/<target>/log)"
