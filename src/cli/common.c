@@ -132,7 +132,15 @@ void fv_cli_bad_value(const char *cmd, const char *opt, const char *value, void 
     const char *p = text;
     while (p && (p = strstr(p, key))) {
         const char e = p[strlen(key)];
-        if (e == ' ' || e == ',' || e == '\n' || e == '=') { /* --lr, not --lr-min */
+        /* the option's own line: only blanks (and its short form, "-b, ") before it, not a usage line */
+        const char *ls = p;
+        while (ls > text && ls[-1] != '\n')
+            ls--;
+        size_t lead = strspn(ls, " ");
+        if (ls[lead] == '-' && ls[lead + 1] != '-' && ls[lead + 2] == ',' && ls[lead + 3] == ' ')
+            lead += 4;
+        const int own_line = ls + lead == p;
+        if (own_line && (e == ' ' || e == ',' || e == '\n' || e == '=')) { /* --lr, not --lr-min */
             const char *b = p, *end = strchr(p, '\n');
             size_t n = end ? (size_t)(end - b) : strlen(b);
             /* with its continuation lines (indented past the option column) */

@@ -83,7 +83,7 @@ static void help(FILE *f)
         "                          scratch start as fixed 2-D/1-D sin-cos tables (MAE) or as N(0, 0.02^2)\n"
         "                          noise (default sincos)\n"
         "optimisation:\n"
-        "      --epochs N          epochs (default 30)\n"
+        "      --epochs N          epochs, 1..100000 (default 30)\n"
         "  -b, --batch N           clips per step, 1..256 (default 16)\n"
         "      --lr X              peak learning rate, 1e-9..10 (default 1e-3)\n"
         "      --min-lr X          cosine floor at the last step, 0..10 (default 1e-5)\n"
