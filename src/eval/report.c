@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "kernels/attention.h"
 #include "util/util.h"
@@ -766,12 +767,14 @@ int fv_report_diversity_html(const char *path, const char *title, const char *su
         fputs("</details>\n", f);
     }
     fputs("</body></html>\n", f);
-    if (ret >= 0 && (ferror(f) || fflush(f) != 0))
-        ret = fv_error(FV_EIO, "%s: write failed", tmp);
+    if (ret >= 0 && (ferror(f) || fflush(f) != 0 || fsync(fileno(f)) != 0))
+        ret = fv_error(fv_write_error_code(errno), "%s: write failed: %s", tmp, strerror(errno));
     if (fclose(f) != 0 && ret >= 0)
-        ret = fv_error(FV_EIO, "%s: write failed", tmp);
+        ret = fv_error(fv_write_error_code(errno), "%s: write failed: %s", tmp, strerror(errno));
     if (ret >= 0 && rename(tmp, path) != 0)
         ret = fv_error(-errno, "%s: cannot rename: %s", path, strerror(errno));
+    if (ret >= 0)
+        ret = fv_fsync_dir_of(path); /* the rename survives a power loss once its directory is synced */
     if (ret < 0)
         remove(tmp);
     free(tmp);
