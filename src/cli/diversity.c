@@ -161,7 +161,7 @@ static void run_names(Run *runs, int n)
         for (int k = 0; k < i; k++)
             if (!strcmp(runs[k].name, runs[i].name)) {
                 char tmp[64];
-                snprintf(tmp, sizeof(tmp), "%.56s#%d", runs[i].name, i + 1);
+                snprintf(tmp, sizeof(tmp), "%.56s#%d", runs[i].name, (i + 1) % 1000); /* n <= MAX_MODELS */
                 memcpy(runs[i].name, tmp, sizeof(tmp));
                 break;
             }
