@@ -27,6 +27,51 @@ const char *fv_cli_option_name(const struct option *longopts, int c, int li)
     return "?";
 }
 
+/* @s as JSON: a string when it is UTF-8, else {"bytes": "<%XX form>"} (printable ASCII but '%' kept), so a
+ * Latin-1 path is recorded exactly. */
+static json_t *text_or_bytes(const char *s)
+{
+    json_t *v = json_string(s);
+    if (v)
+        return v;
+    const size_t n = strlen(s);
+    char *e = malloc(3 * n + 1), *q = e;
+    if (!e)
+        return NULL;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        q += *p >= 0x20 && *p < 0x7F && *p != '%' ? (*q = (char)*p, 1) : sprintf(q, "%%%02X", *p);
+    *q = '\0';
+    v = json_pack("{s:s}", "bytes", e);
+    free(e);
+    return v;
+}
+
+/* The bytes a recorded value stands for (a string, or {"bytes": ...} decoded): a new JSON string that may hold
+ * any bytes (never written out: argv for the replay). NULL for other values. */
+static json_t *recorded_bytes(const json_t *v)
+{
+    if (json_is_string(v))
+        return json_stringn_nocheck(json_string_value(v), json_string_length(v));
+    const char *x = json_string_value(json_object_get(v, "bytes"));
+    if (!x)
+        return NULL;
+    char *out = malloc(strlen(x) + 1), *q = out;
+    if (!out)
+        return NULL;
+    for (const char *p = x; *p; p++) {
+        unsigned b;
+        if (p[0] == '%' && p[1] && p[2] && sscanf(p + 1, "%2x", &b) == 1) {
+            *q++ = (char)b;
+            p += 2;
+        } else {
+            *q++ = *p;
+        }
+    }
+    json_t *r = json_stringn_nocheck(out, (size_t)(q - out));
+    free(out);
+    return r;
+}
+
 /* The value an option is recorded with: file names made absolute; a flag is true. */
 json_t *fv_cli_record_value(const FvCliRecordSpec *s, const char *name, const char *value)
 {
@@ -35,12 +80,12 @@ json_t *fv_cli_record_value(const FvCliRecordSpec *s, const char *name, const ch
     if (fv_cli_in_list(s->paths, name) && !(s->not_a_path && s->not_a_path(name, value))) {
         char *abs = realpath(value, NULL);
         if (abs) {
-            json_t *v = json_string(abs);
+            json_t *v = text_or_bytes(abs);
             free(abs);
             return v;
         }
     }
-    return json_string(value);
+    return text_or_bytes(value);
 }
 
 /* Whether option @name given as @value (NULL: a flag) is the recorded @rec: numbers by value, files by their
@@ -51,6 +96,11 @@ static int same_value(const FvCliRecordSpec *s, const char *name, const char *va
         return !value && json_is_true(rec);
     const char *r = json_string_value(rec);
     json_t *v = fv_cli_record_value(s, name, value);
+    if (json_is_object(rec) || json_is_object(v)) { /* bytes: equal or not */
+        const int eq = json_equal(rec, v);
+        json_decref(v);
+        return eq;
+    }
     const char *g = json_string_value(v);
     int same = 0;
     if (r && g) {
@@ -134,7 +184,8 @@ char **fv_cli_record_argv(const FvCliRecordSpec *s, const json_t *opts, int argc
     const char *key;
     json_t *val;
     json_object_foreach((json_t *)opts, key, val) {
-        if (fv_cli_in_list(s->unrecorded, key) || !(json_is_string(val) || json_is_true(val)))
+        const int bytes = json_is_object(val) && json_is_string(json_object_get(val, "bytes"));
+        if (fv_cli_in_list(s->unrecorded, key) || !(json_is_string(val) || json_is_true(val) || bytes))
             continue;
         json_t *opt = json_sprintf("--%s", key);
         if (!opt || json_array_append_new(names, opt) < 0) {
@@ -142,8 +193,14 @@ char **fv_cli_record_argv(const FvCliRecordSpec *s, const json_t *opts, int argc
             return NULL;
         }
         a[n++] = (char *)json_string_value(opt);
-        if (json_is_string(val))
-            a[n++] = (char *)json_string_value(val);
+        if (!json_is_true(val)) {
+            json_t *b = recorded_bytes(val);
+            if (!b || json_array_append_new(names, b) < 0) {
+                free(a);
+                return NULL;
+            }
+            a[n++] = (char *)json_string_value(b);
+        }
     }
     for (int i = 1; i < argc; i++)
         a[n++] = argv[i];
