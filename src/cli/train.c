@@ -773,17 +773,6 @@ int fv_cli_train(int argc, char **argv)
     rc = run(&o);
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
-    if (g_stop && rc == 128 + (int)g_stop) {
-        /* die of the signal, as `evaluate` does, so callers (shells: 130, Slurm) see how the run ended */
-        free(args);
-        json_decref(names);
-        json_decref(o.record);
-        json_decref(rec);
-        free(given);
-        signal((int)g_stop, SIG_DFL);
-        raise((int)g_stop);
-        return rc;
-    }
     goto done;
 oom:
     fv_cli_error(CMD, "out of memory");
@@ -794,5 +783,10 @@ done:
     json_decref(o.record);
     json_decref(rec);
     free(given);
+    if (g_stop && rc == 128 + (int)g_stop) {
+        /* die of the signal, as `evaluate` does, so callers (shells: 130, Slurm) see how the run ended */
+        signal((int)g_stop, SIG_DFL);
+        raise((int)g_stop);
+    }
     return rc;
 }
