@@ -90,329 +90,6 @@ static void help(FILE *f)
         fv_cli_attn_help);
 }
 
-/* ---------------------------------------------------------------------------------------------------- */
-/* Inputs: clips, directories, --list, stdin                                                             */
-/* ---------------------------------------------------------------------------------------------------- */
-
-typedef struct Input {
-    char *path; /* what is opened */
-    char *name; /* what is shown ("-" for stdin) */
-} Input;
-
-typedef struct Inputs {
-    Input *v;
-    size_t n, cap;
-    int spool_fd;     /* the stdin spool, or -1 */
-    char *spool_name; /* its name while it still has one (no /proc to reach an unlinked file), or NULL */
-    int stdin_used;   /* '-' or --list - took stdin */
-} Inputs;
-
-static int inputs_add(Inputs *in, const char *path, const char *name)
-{
-    if (in->n == in->cap) {
-        size_t nc = in->cap ? in->cap * 2 : 16;
-        Input *v = realloc(in->v, nc * sizeof(*v));
-        if (!v)
-            return -1;
-        in->v = v;
-        in->cap = nc;
-    }
-    Input *e = &in->v[in->n];
-    e->path = strdup(path);
-    e->name = strdup(name ? name : path);
-    if (!e->path || !e->name) {
-        free(e->path);
-        free(e->name);
-        return -1;
-    }
-    in->n++;
-    return 0;
-}
-
-static void inputs_free(Inputs *in)
-{
-    for (size_t i = 0; i < in->n; i++) {
-        free(in->v[i].path);
-        free(in->v[i].name);
-    }
-    free(in->v);
-    if (in->spool_fd >= 0)
-        close(in->spool_fd);
-    if (in->spool_name)
-        unlink(in->spool_name);
-    free(in->spool_name);
-}
-
-static int is_video_name(const char *name)
-{
-    static const char *const ext[] = { "avi", "mp4", "m4v", "mkv", "webm", "mov", "mpg", "mpeg", "ts", "m2ts",
-                                       "mts", "flv", "wmv", "asf", "ogv", "3gp", "3g2", "vob", "dv", "y4m", "mxf" };
-    const char *dot = strrchr(name, '.');
-    if (!dot || dot == name)
-        return 0;
-    for (size_t i = 0; i < sizeof(ext) / sizeof(ext[0]); i++)
-        if (!strcasecmp(dot + 1, ext[i]))
-            return 1;
-    return 0;
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* Video files under @dir, recursively, in sorted order. Returns an exit code (0, or after one line). */
-static int add_dir(Inputs *in, const char *dir, int depth)
-{
-    if (depth > 64) {
-        fv_cli_error("classify", "%s: directories nested too deep", dir);
-        return FV_EXIT_INPUT;
-    }
-    DIR *d = opendir(dir);
-    if (!d) {
-        fv_cli_error("classify", "%s: cannot read directory: %s", dir, strerror(errno));
-        return FV_EXIT_INPUT;
-    }
-    char **names = NULL;
-    size_t n = 0, cap = 0;
-    int rc = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (e->d_name[0] == '.')
-            continue;
-        if (n == cap) {
-            size_t nc = cap ? cap * 2 : 64;
-            char **v = realloc(names, nc * sizeof(*v));
-            if (!v)
-                goto oom;
-            names = v;
-            cap = nc;
-        }
-        if (!(names[n] = fv_cli_path_join(dir, e->d_name)))
-            goto oom;
-        n++;
-    }
-    closedir(d);
-    d = NULL;
-    if (n > 1)
-        qsort(names, n, sizeof(*names), cmp_str);
-    for (size_t i = 0; i < n; i++) {
-        struct stat ls, sb;
-        if (lstat(names[i], &ls) != 0)
-            continue; /* vanished meanwhile */
-        if (S_ISDIR(ls.st_mode)) {
-            int r = add_dir(in, names[i], depth + 1);
-            rc = r > rc ? r : rc;
-        } else if (stat(names[i], &sb) == 0 && S_ISREG(sb.st_mode) && is_video_name(names[i])) {
-            if (inputs_add(in, names[i], NULL) < 0)
-                goto oom;
-        }
-        if (rc == FV_EXIT_RUNTIME)
-            break;
-    }
-    for (size_t i = 0; i < n; i++)
-        free(names[i]);
-    free(names);
-    return rc;
-oom:
-    if (d)
-        closedir(d);
-    for (size_t i = 0; i < n; i++)
-        free(names[i]);
-    free(names);
-    fv_cli_error("classify", "out of memory listing %s", dir);
-    return FV_EXIT_RUNTIME;
-}
-
-/* stdin as a seekable file: itself when it is a regular file, else copied to an unlinked temporary file.
- * Returns an exit code. */
-static int add_stdin(Inputs *in)
-{
-    if (in->stdin_used) {
-        fv_cli_error("classify", "stdin ('-') given twice");
-        return FV_EXIT_USAGE;
-    }
-    in->stdin_used = 1;
-    if (isatty(STDIN_FILENO)) {
-        fv_cli_error("classify", "-: stdin is a terminal: pipe a video into it (fibvid classify - < clip.mp4)");
-        return FV_EXIT_USAGE;
-    }
-    const int have_proc = access("/proc/self/fd/0", F_OK) == 0;
-    struct stat sb;
-    if (have_proc && fstat(STDIN_FILENO, &sb) == 0 && S_ISREG(sb.st_mode))
-        return inputs_add(in, "/proc/self/fd/0", "-") < 0 ? FV_EXIT_RUNTIME : 0;
-
-    const char *tmpdir = getenv("TMPDIR");
-    if (!tmpdir || !*tmpdir)
-        tmpdir = "/tmp";
-    char *tmp = fv_cli_path_join(tmpdir, "fibvid-stdin-XXXXXX");
-    if (!tmp) {
-        fv_cli_error("classify", "out of memory");
-        return FV_EXIT_RUNTIME;
-    }
-    const int fd = mkstemp(tmp);
-    if (fd < 0) {
-        fv_cli_error("classify", "-: cannot spool stdin to %s: %s", tmpdir, strerror(errno));
-        free(tmp);
-        return FV_EXIT_RUNTIME;
-    }
-    in->spool_fd = fd;
-    if (have_proc) { /* nothing is left behind whatever happens to the process */
-        unlink(tmp);
-        free(tmp);
-    } else {
-        in->spool_name = tmp;
-    }
-    static char buf[1 << 16];
-    for (;;) {
-        ssize_t r = read(STDIN_FILENO, buf, sizeof(buf));
-        if (r == 0)
-            break;
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            fv_cli_error("classify", "-: cannot read stdin: %s", strerror(errno));
-            return FV_EXIT_INPUT;
-        }
-        for (ssize_t o = 0; o < r;) {
-            ssize_t w = write(fd, buf + o, (size_t)(r - o));
-            if (w < 0 && errno == EINTR)
-                continue;
-            if (w <= 0) {
-                fv_cli_error("classify", "-: cannot spool stdin to %s: %s", tmpdir, strerror(errno));
-                return FV_EXIT_RUNTIME;
-            }
-            o += w;
-        }
-    }
-    char path[64];
-    if (have_proc)
-        snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-    return inputs_add(in, have_proc ? path : in->spool_name, "-") < 0 ? FV_EXIT_RUNTIME : 0;
-}
-
-/* One command-line operand: a directory, '-' or a clip (kept as given: a missing one fails when classified). */
-static int add_arg(Inputs *in, const char *arg)
-{
-    struct stat sb;
-    if (!strcmp(arg, "-"))
-        return add_stdin(in);
-    if (stat(arg, &sb) == 0 && (S_ISFIFO(sb.st_mode) || S_ISSOCK(sb.st_mode))) {
-        /* the decoder would need to seek in it; opening a FIFO without a writer would also block */
-        fv_cli_error("classify", "%s: a pipe is not seekable: pipe it into '-' instead (fibvid classify - < %s)",
-                     arg, arg);
-        return FV_EXIT_INPUT;
-    }
-    if (stat(arg, &sb) == 0 && S_ISDIR(sb.st_mode)) {
-        const size_t before = in->n;
-        char *dir = strdup(arg);
-        if (!dir)
-            return FV_EXIT_RUNTIME;
-        for (size_t n = strlen(dir); n > 1 && dir[n - 1] == '/'; n--) /* "clips/" lists "clips/a.mp4" */
-            dir[n - 1] = 0;
-        int rc = add_dir(in, dir, 0);
-        free(dir);
-        if (!rc && in->n == before) {
-            fv_cli_error("classify", "%s: no video files in this directory", arg);
-            rc = FV_EXIT_INPUT;
-        }
-        return rc;
-    }
-    return inputs_add(in, arg, NULL) < 0 ? FV_EXIT_RUNTIME : 0;
-}
-
-/* Lines of a text file ("-": stdin), trailing CR/LF removed; *@n lines. Returns an exit code. */
-static int read_lines(const char *path, char ***out, int32_t *n)
-{
-    FILE *f = strcmp(path, "-") ? fopen(path, "r") : stdin;
-    *out = NULL;
-    *n = 0;
-    if (!f) {
-        fv_cli_error("classify", "%s: cannot read: %s", path, strerror(errno));
-        return FV_EXIT_INPUT;
-    }
-    char *line = NULL, **v = NULL;
-    size_t lcap = 0;
-    int32_t cnt = 0, cap = 0;
-    ssize_t len;
-    int rc = 0;
-    while ((len = getline(&line, &lcap, f)) >= 0) {
-        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
-            line[--len] = 0;
-        if (cnt == cap) {
-            int32_t nc = cap ? cap * 2 : 64;
-            char **nv = realloc(v, (size_t)nc * sizeof(*nv));
-            if (!nv) {
-                rc = FV_EXIT_RUNTIME;
-                break;
-            }
-            v = nv;
-            cap = nc;
-        }
-        if (!(v[cnt] = strdup(line))) {
-            rc = FV_EXIT_RUNTIME;
-            break;
-        }
-        cnt++;
-    }
-    if (!rc && ferror(f)) {
-        fv_cli_error("classify", "%s: read error: %s", path, strerror(errno));
-        rc = FV_EXIT_INPUT;
-    } else if (rc) {
-        fv_cli_error("classify", "%s: out of memory", path);
-    }
-    free(line);
-    if (f != stdin)
-        fclose(f);
-    *out = v;
-    *n = cnt;
-    return rc;
-}
-
-static void free_lines(char **v, int32_t n)
-{
-    for (int32_t i = 0; i < n; i++)
-        free(v[i]);
-    free(v);
-}
-
-static int add_list(Inputs *in, const char *list)
-{
-    char **lines;
-    int32_t n;
-    if (!strcmp(list, "-")) {
-        if (in->stdin_used) {
-            fv_cli_error("classify", "stdin ('-') given twice");
-            return FV_EXIT_USAGE;
-        }
-        in->stdin_used = 1;
-    }
-    int rc = read_lines(list, &lines, &n);
-    for (int32_t i = 0; !rc && i < n; i++) {
-        const char *l = lines[i];
-        while (*l == ' ' || *l == '\t')
-            l++;
-        if (*l && *l != '#' && inputs_add(in, l, NULL) < 0)
-            rc = FV_EXIT_RUNTIME;
-    }
-    free_lines(lines, n);
-    return rc;
-}
-
-/* The library's message with the opened path shown as the user gave it ('-' for stdin). */
-static void input_error(const Input *in, char *buf, size_t n)
-{
-    const char *msg = fv_last_error()[0] ? fv_last_error() : "failed";
-    const char *at = strcmp(in->path, in->name) ? strstr(msg, in->path) : NULL;
-    if (at)
-        snprintf(buf, n, "%.*s%s%s", (int)(at - msg), msg, in->name, at + strlen(in->path));
-    else
-        snprintf(buf, n, "%s", msg);
-}
-
-/* ---------------------------------------------------------------------------------------------------- */
-/* Results                                                                                               */
-/* ---------------------------------------------------------------------------------------------------- */
 
 static const char *label(const ClassifyOpts *o, const FvModel *m, int32_t i)
 {
@@ -483,255 +160,6 @@ static void print_text(FILE *out, FvModel *m, const ClassifyOpts *o, const char 
     }
 }
 
-/* A timeline as text: one line per window, its top-k. */
-static void print_timeline_text(FILE *out, const json_t *j)
-{
-    fprintf(out, "%s  (%.2f s, %lld frames, %d windows of %g s every %g s, decode %.1f ms, forward %.1f ms)\n",
-            json_string_value(json_object_get(j, "path")), json_real_value(json_object_get(j, "duration_s")),
-            (long long)json_integer_value(json_object_get(j, "nframes")),
-            (int)json_array_size(json_object_get(j, "windows")), json_real_value(json_object_get(j, "window_s")),
-            json_real_value(json_object_get(j, "stride_s")),
-            json_real_value(json_object_get(json_object_get(j, "timing_ms"), "decode")),
-            json_real_value(json_object_get(json_object_get(j, "timing_ms"), "forward")));
-    fprintf(out, "  %-6s  %-9s  %-9s  %s\n", "window", "start (s)", "end (s)", "top-k (prob)");
-    size_t i;
-    json_t *w;
-    json_array_foreach(json_object_get(j, "windows"), i, w) {
-        fprintf(out, "  %-6d  %-9.2f  %-9.2f ", (int)i, json_real_value(json_object_get(w, "start_s")),
-                json_real_value(json_object_get(w, "end_s")));
-        size_t r;
-        json_t *t;
-        json_array_foreach(json_object_get(w, "top"), r, t)
-            fprintf(out, "%s %s (%.4f)", r ? "," : "", json_string_value(json_object_get(t, "label")),
-                    json_real_value(json_object_get(t, "prob")));
-        fputc('\n', out);
-    }
-}
-
-/* One CSV field (RFC 4180: quoted when it holds a comma, quote or line break). */
-static void csv_field(FILE *out, const char *s)
-{
-    if (!strpbrk(s, ",\"\r\n")) {
-        fputs(s, out);
-        return;
-    }
-    fputc('"', out);
-    for (; *s; s++) {
-        if (*s == '"')
-            fputc('"', out);
-        fputc(*s, out);
-    }
-    fputc('"', out);
-}
-
-static void csv_header(FILE *out, int windows)
-{
-    fputs(windows ? "path,window,start_s,end_s,rank,index,label,prob,error\n" : "path,rank,index,label,prob,error\n",
-          out);
-}
-
-/* Rows of one clip's JSON result (or error): one per rank (x window). */
-static void csv_rows(FILE *out, const json_t *j, int windows)
-{
-    const char *path = json_string_value(json_object_get(j, "path"));
-    const json_t *err = json_object_get(j, "error");
-    if (err) {
-        csv_field(out, path);
-        fputs(windows ? ",,,,,,,," : ",,,,,", out);
-        csv_field(out, json_string_value(err));
-        fputc('\n', out);
-        return;
-    }
-    json_t *single = json_pack("[{s:O}]", "top", json_object_get(j, "top"));
-    const json_t *wins = windows ? json_object_get(j, "windows") : single;
-    size_t i, r;
-    json_t *w, *t;
-    json_array_foreach(wins, i, w) {
-        json_array_foreach(json_object_get(w, "top"), r, t) {
-            csv_field(out, path);
-            if (windows)
-                fprintf(out, ",%d,%.3f,%.3f", (int)i, json_real_value(json_object_get(w, "start_s")),
-                        json_real_value(json_object_get(w, "end_s")));
-            fprintf(out, ",%d,%d,", (int)r + 1, (int)json_integer_value(json_object_get(t, "index")));
-            csv_field(out, json_string_value(json_object_get(t, "label")));
-            fprintf(out, ",%.6f,\n", json_real_value(json_object_get(t, "prob")));
-        }
-    }
-    json_decref(single);
-}
-
-/* ---------------------------------------------------------------------------------------------------- */
-/* Timeline SVG                                                                                          */
-/* ---------------------------------------------------------------------------------------------------- */
-
-static void xml_text(FILE *f, const char *s)
-{
-    for (; *s; s++) {
-        switch (*s) {
-        case '<': fputs("&lt;", f); break;
-        case '>': fputs("&gt;", f); break;
-        case '&': fputs("&amp;", f); break;
-        case '"': fputs("&quot;", f); break;
-        default: fputc(*s, f);
-        }
-    }
-}
-
-/* Distinct, stable colours: the golden angle around the hue circle (saturation 0.6, lightness 0.62), in order of
- * first appearance, as #rrggbb (SVG 1.1 has no hsl()). */
-static void label_colour(int i, char *buf, size_t n)
-{
-    const double h = fmod(i * 137.508, 360.0) / 60.0, l = 0.62, sat = 0.6;
-    const double ch = (1 - fabs(2 * l - 1)) * sat, x = ch * (1 - fabs(fmod(h, 2.0) - 1)), m0 = l - ch / 2;
-    double rgb[3] = { 0, 0, 0 };
-    const int sector = (int)h % 6;
-    const int hi[6] = { 0, 1, 1, 2, 2, 0 }, lo[6] = { 1, 0, 2, 1, 0, 2 };
-    rgb[hi[sector]] = ch;
-    rgb[lo[sector]] = x;
-    snprintf(buf, n, "#%02x%02x%02x", (int)lround((rgb[0] + m0) * 255), (int)lround((rgb[1] + m0) * 255),
-             (int)lround((rgb[2] + m0) * 255));
-}
-
-static int colour_index(json_t *seen, const char *lab)
-{
-    size_t i;
-    json_t *v;
-    json_array_foreach(seen, i, v)
-        if (!strcmp(json_string_value(v), lab))
-            return (int)i;
-    json_array_append_new(seen, json_string(lab));
-    return (int)json_array_size(seen) - 1;
-}
-
-static double nice_step(double span)
-{
-    static const double steps[] = { 0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600 };
-    for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++)
-        if (span / steps[i] <= 12)
-            return steps[i];
-    return ceil(span / 12 / 3600) * 3600;
-}
-
-/* One panel per timeline in @clips: lanes of bands (overlapping windows go to separate lanes), a time axis in
- * seconds, then one legend for every label shown. Returns 0 or -1 (out of memory). */
-static int write_svg(const char *path, const json_t *clips)
-{
-    enum { WIDTH = 1000, LEFT = 30, PLOT = 940, LANE = 40, TITLE = 44, AXIS = 52 };
-    char *buf = NULL, col[64];
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    json_t *seen = json_array();
-    if (!f || !seen) {
-        if (f)
-            fclose(f);
-        free(buf);
-        json_decref(seen);
-        return -1;
-    }
-    /* the panels first into a group, the height is known after the legend */
-    char *body = NULL;
-    size_t blen = 0;
-    FILE *b = open_memstream(&body, &blen);
-    if (!b) {
-        fclose(f);
-        free(buf);
-        json_decref(seen);
-        return -1;
-    }
-    int y = 10;
-    size_t ci;
-    json_t *c;
-    json_array_foreach(clips, ci, c) {
-        const double dur = json_real_value(json_object_get(c, "duration_s"));
-        const double win = json_real_value(json_object_get(c, "window_s"));
-        const double stride = json_real_value(json_object_get(c, "stride_s"));
-        const json_t *wins = json_object_get(c, "windows");
-        const double span = dur > 0 ? dur : 1;
-        int lanes = (int)ceil(win / stride - 1e-9);
-        lanes = lanes < 1 ? 1 : lanes > 8 ? 8 : lanes;
-        if ((size_t)lanes > json_array_size(wins))
-            lanes = json_array_size(wins) ? (int)json_array_size(wins) : 1;
-        fprintf(b, "<text x=\"%d\" y=\"%d\" font-size=\"15\" font-weight=\"bold\">Top-1 label per window: ", LEFT,
-                y + 18);
-        xml_text(b, json_string_value(json_object_get(c, "path")));
-        fprintf(b, "</text>\n<text x=\"%d\" y=\"%d\" font-size=\"12\" fill=\"#444\">window %g s, stride %g s, "
-                   "%d window%s, video %.2f s%s</text>\n", LEFT, y + 36, win, stride, (int)json_array_size(wins),
-                json_array_size(wins) == 1 ? "" : "s", dur, lanes > 1 ? "; overlapping windows are drawn in separate rows" : "");
-        y += TITLE;
-        size_t i;
-        json_t *w;
-        json_array_foreach(wins, i, w) {
-            const json_t *t0 = json_array_get(json_object_get(w, "top"), 0);
-            const char *lab = json_string_value(json_object_get(t0, "label"));
-            const double p = json_real_value(json_object_get(t0, "prob"));
-            const double s = json_real_value(json_object_get(w, "start_s")), e = json_real_value(json_object_get(w, "end_s"));
-            const double x = LEFT + PLOT * s / span, wd = PLOT * (e - s) / span;
-            const int ly = y + (int)(i % (size_t)lanes) * LANE;
-            label_colour(colour_index(seen, lab), col, sizeof(col));
-            fprintf(b, "<g><title>window %d: %.2f-%.2f s: ", (int)i, s, e);
-            xml_text(b, lab);
-            fprintf(b, " (%.3f)</title><rect x=\"%.2f\" y=\"%d\" width=\"%.2f\" height=\"%d\" fill=\"%s\" "
-                       "stroke=\"#fff\" stroke-width=\"1\"/>", p, x, ly, wd > 0.5 ? wd : 0.5, LANE - 4, col);
-            const int chars = (int)((wd - 4) / 7);
-            if (chars >= 3) {
-                fprintf(b, "<text x=\"%.2f\" y=\"%d\" font-size=\"11\">", x + 3, ly + 15);
-                char shown[256];
-                snprintf(shown, sizeof(shown), "%.*s", chars < 255 ? chars : 255, lab);
-                xml_text(b, shown);
-                fprintf(b, "</text><text x=\"%.2f\" y=\"%d\" font-size=\"10\" fill=\"#222\">%.2f</text>", x + 3,
-                        ly + 29, p);
-            }
-            fputs("</g>\n", b);
-        }
-        y += lanes * LANE;
-        /* time axis */
-        const double step = nice_step(span);
-        fprintf(b, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#000\"/>\n", LEFT, y + 2, LEFT + PLOT, y + 2);
-        for (double tk = 0; tk <= span + 1e-9; tk += step) {
-            const double x = LEFT + PLOT * tk / span;
-            fprintf(b, "<line x1=\"%.2f\" y1=\"%d\" x2=\"%.2f\" y2=\"%d\" stroke=\"#000\"/>"
-                       "<text x=\"%.2f\" y=\"%d\" font-size=\"11\" text-anchor=\"middle\">%g</text>\n",
-                    x, y + 2, x, y + 7, x, y + 20, tk);
-        }
-        fprintf(b, "<text x=\"%d\" y=\"%d\" font-size=\"12\" text-anchor=\"middle\">time (s)</text>\n",
-                LEFT + PLOT / 2, y + 38);
-        y += AXIS;
-    }
-    /* legend */
-    fprintf(b, "<text x=\"%d\" y=\"%d\" font-size=\"13\" font-weight=\"bold\">Legend (top-1 labels)</text>\n", LEFT,
-            y + 14);
-    y += 22;
-    int x = LEFT;
-    size_t li;
-    json_t *lv;
-    json_array_foreach(seen, li, lv) {
-        const char *lab = json_string_value(lv);
-        const int wd = 24 + 7 * (int)strlen(lab);
-        if (x + wd > LEFT + PLOT && x > LEFT) {
-            x = LEFT;
-            y += 20;
-        }
-        label_colour((int)li, col, sizeof(col));
-        fprintf(b, "<rect x=\"%d\" y=\"%d\" width=\"14\" height=\"14\" fill=\"%s\"/><text x=\"%d\" y=\"%d\" "
-                   "font-size=\"12\">", x, y, col, x + 18, y + 12);
-        xml_text(b, lab);
-        fputs("</text>\n", b);
-        x += wd;
-    }
-    y += 30;
-    fclose(b);
-    fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" "
-               "height=\"%d\" viewBox=\"0 0 %d %d\" font-family=\"sans-serif\">\n<rect width=\"100%%\" "
-               "height=\"100%%\" fill=\"#fff\"/>\n", WIDTH, y, WIDTH, y);
-    fwrite(body, 1, blen, f);
-    fputs("</svg>\n", f);
-    free(body);
-    fclose(f);
-    json_decref(seen);
-    int ret = fv_write_file_atomic(path, buf, len);
-    free(buf);
-    return ret < 0 ? -2 : 0;
-}
 
 /* ---------------------------------------------------------------------------------------------------- */
 /* The command                                                                                           */
@@ -805,7 +233,7 @@ static int parse_seconds(const char *s, double *out)
 static void emit(FILE *out, const ClassifyOpts *o, json_t *all, json_t *j)
 {
     if (o->format == FV_OUT_CSV) {
-        csv_rows(out, j, o->window > 0);
+        fv_classify_csv_rows(out, j, o->window > 0);
         json_decref(j);
     } else if (all) {
         json_array_append_new(all, j);
@@ -946,13 +374,13 @@ int fv_cli_classify(int argc, char **argv)
         if (outs[i] && (rc = fv_cli_check_writable("classify", outs[i])) != 0)
             return rc;
 
-    Inputs in = { .spool_fd = -1 };
+    FvInputs in = { .spool_fd = -1 };
     for (int i = optind; i < argc && rc < FV_EXIT_RUNTIME && rc != FV_EXIT_USAGE; i++) {
-        int r = add_arg(&in, argv[i]);
+        int r = fv_inputs_add_arg(&in, argv[i]);
         rc = r > rc ? r : rc;
     }
     if (o.list && rc < FV_EXIT_RUNTIME && rc != FV_EXIT_USAGE) {
-        int r = add_list(&in, o.list);
+        int r = fv_inputs_add_list(&in, o.list);
         rc = r > rc ? r : rc;
     }
     if (rc == FV_EXIT_USAGE || rc == FV_EXIT_RUNTIME || in.n == 0) {
@@ -960,18 +388,18 @@ int fv_cli_classify(int argc, char **argv)
             fv_cli_error("classify", "%s: no clip listed", o.list);
             rc = FV_EXIT_INPUT;
         }
-        inputs_free(&in);
+        fv_inputs_free(&in);
         return rc;
     }
 
     FvModel *m = NULL;
     int r0 = fv_cli_load_model("classify", o.model, &m);
     if (r0) {
-        inputs_free(&in);
+        fv_inputs_free(&in);
         return r0;
     }
     if (o.labels_file) {
-        int r = read_lines(o.labels_file, &o.labels, &o.nlabels);
+        int r = fv_cli_read_lines(o.labels_file, &o.labels, &o.nlabels);
         while (!r && o.nlabels > 0 && !o.labels[o.nlabels - 1][0]) /* trailing empty lines */
             free(o.labels[--o.nlabels]);
         const int32_t L = fv_model_config(m)->num_labels;
@@ -980,9 +408,9 @@ int fv_cli_classify(int argc, char **argv)
             r = FV_EXIT_INPUT;
         }
         if (r) {
-            free_lines(o.labels, o.nlabels);
+            fv_cli_free_lines(o.labels, o.nlabels);
             fv_model_close(&m);
-            inputs_free(&in);
+            fv_inputs_free(&in);
             return r;
         }
     }
@@ -1026,7 +454,7 @@ int fv_cli_classify(int argc, char **argv)
     all = o.format == FV_OUT_JSON ? json_array() : NULL;
     svg_clips = o.timeline ? json_array() : NULL;
     if (o.format == FV_OUT_CSV)
-        csv_header(out, o.window > 0);
+        fv_classify_csv_header(out, o.window > 0);
 
     const size_t nclips = in.n;
     const int tty = isatty(STDERR_FILENO);
@@ -1034,7 +462,7 @@ int fv_cli_classify(int argc, char **argv)
     double t_last = t_start;
     int failed = 0;
     for (size_t i = 0; i < nclips; i++) {
-        const Input *cur = &in.v[i];
+        const FvInput *cur = &in.v[i];
         FvClip clip = { 0 };
         FvPredictResult res = { 0 };
         const int show = !o.quiet && tty && nclips > 1;
@@ -1088,7 +516,7 @@ int fv_cli_classify(int argc, char **argv)
             fputs("\r\033[K", stderr);
         if (ret < 0) {
             char msg[4096];
-            input_error(cur, msg, sizeof(msg));
+            fv_input_error(cur, msg, sizeof(msg));
             fv_cli_error("classify", "%s", msg);
             int code = fv_cli_exit_code(ret);
             rc = code > rc ? code : rc;
@@ -1097,7 +525,7 @@ int fv_cli_classify(int argc, char **argv)
                 emit(out, &o, all, json_pack("{s:s, s:s}", "path", cur->name, "error", msg));
         } else if (tl) {
             if (o.format == FV_OUT_TEXT) {
-                print_timeline_text(out, tl);
+                fv_classify_print_timeline(out, tl);
                 json_decref(tl);
             } else {
                 emit(out, &o, all, tl);
@@ -1119,7 +547,7 @@ int fv_cli_classify(int argc, char **argv)
         free(s);
     }
     if (o.timeline) {
-        int r = write_svg(o.timeline, svg_clips);
+        int r = fv_classify_write_timeline_svg(o.timeline, svg_clips);
         if (r < 0) {
             fv_cli_error("classify", "%s", r == -1 ? "out of memory for the timeline" : fv_last_error());
             rc = FV_EXIT_RUNTIME;
@@ -1155,7 +583,7 @@ end:
     fv_diag_close(&diag);
     fv_state_close(&st);
     fv_model_close(&m);
-    free_lines(o.labels, o.nlabels);
-    inputs_free(&in);
+    fv_cli_free_lines(o.labels, o.nlabels);
+    fv_inputs_free(&in);
     return rc;
 }

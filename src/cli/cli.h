@@ -186,4 +186,47 @@ int fv_cli_record_resume(const FvCliRecordSpec *s, const char *out, int argc, ch
 /* @doc to @path atomically, indented, keys in order, final newline. 0 or a negative code. */
 int fv_cli_json_write_atomic(const char *path, const struct json_t *doc);
 
+
+/* ---- classify (src/cli/inputs.c, src/cli/classify_output.c) ---- */
+/* classify's inputs: clips named on the command line, directories (searched for video files), --list files and
+ * stdin ('-': a pipe spooled to an unlinked temporary file). Errors are printed as one line ("fibvid classify:
+ * ..."); functions return an exit code (FV_EXIT_*). */
+typedef struct FvInput {
+    char *path; /* what is opened */
+    char *name; /* what is shown ("-" for stdin) */
+} FvInput;
+
+typedef struct FvInputs {
+    FvInput *v;
+    size_t n, cap;
+    int spool_fd;     /* the stdin spool, or -1 */
+    char *spool_name; /* its name while it still has one (no /proc to reach an unlinked file), or NULL */
+    int stdin_used;   /* '-' or --list - took stdin */
+} FvInputs;
+
+/* One command-line operand: a directory (its video files, sorted, searched recursively), '-' or a clip (kept as
+ * given: a missing one fails when classified). */
+int fv_inputs_add_arg(FvInputs *in, const char *arg);
+/* The clips listed in @list, one a line ("-": stdin; blank lines and '#' comments skipped). */
+int fv_inputs_add_list(FvInputs *in, const char *list);
+void fv_inputs_free(FvInputs *in);
+/* The library's last error with the opened path shown as the user gave it ('-' for stdin). */
+void fv_input_error(const FvInput *in, char *buf, size_t n);
+
+/* Lines of a text file ("-": stdin), trailing CR/LF removed; *@n lines. Returns an exit code. */
+int fv_cli_read_lines(const char *path, char ***out, int32_t *n);
+void fv_cli_free_lines(char **v, int32_t n);
+
+/* classify's result writers that do not depend on the model: a timeline as text, CSV rows of a clip's JSON result,
+ * and the SVG strip of timelines (--timeline). */
+/* A timeline as text: one line per window, its top-k. */
+void fv_classify_print_timeline(FILE *out, const struct json_t *j);
+/* The CSV header, with the window columns when @windows. */
+void fv_classify_csv_header(FILE *out, int windows);
+/* Rows of one clip's JSON result (or error): one per rank (x window). */
+void fv_classify_csv_rows(FILE *out, const struct json_t *j, int windows);
+/* One panel per timeline in @clips (an array of clip results with "windows"). Returns 0, -1 (out of memory) or
+ * -2 (the file could not be written: fv_last_error() says why). */
+int fv_classify_write_timeline_svg(const char *path, const struct json_t *clips);
+
 #endif /* FV_CLI_H */
