@@ -354,6 +354,30 @@ static void test_pooled_masks(void **state)
             assert_true(d > 0.0 && d <= 1.0 && fabs(q - round(q)) < 1e-3); /* 6 digits in the file */
         }
     }
+    /* `fibvid masks -m` draws the same masks: each layer over its own tokens, the same densities as the run's */
+    char *mout = NULL;
+    snprintf(cmd, sizeof(cmd), "%s masks -m %s -f json", fvt_bin(), c->psvit);
+    assert_int_equal(run(cmd, &mout, NULL), 0);
+    json_t *mj = json_loads(mout, 0, NULL);
+    assert_non_null(mj);
+    json_t *mlayers = json_object_get(mj, "layers");
+    assert_int_equal(json_array_size(mlayers), json_array_size(layers));
+    double maxdiff = 0;
+    for (size_t l = 0; l < json_array_size(mlayers); l++) {
+        json_t *ml = json_array_get(mlayers, l);
+        assert_int_equal(json_integer_value(json_object_get(ml, "tokens")), l ? 4 : 16);
+        json_t *mh = json_object_get(ml, "heads"),
+               *rh = json_object_get(json_object_get(json_array_get(layers, l), "spatial"), "heads");
+        assert_int_equal(json_array_size(mh), json_array_size(rh));
+        for (size_t h = 0; h < json_array_size(mh); h++)
+            maxdiff = fmax(maxdiff, fabs(json_number_value(json_object_get(json_array_get(mh, h), "density")) -
+                                         json_number_value(json_object_get(json_array_get(rh, h), "mask_density"))));
+    }
+    printf("masks -m vs the run's mask densities: largest difference %.2g (tolerance 1e-5: 6 digits in the files)\n",
+           maxdiff);
+    assert_true(maxdiff < 1e-5);
+    json_decref(mj);
+    free(mout);
     json_decref(j);
     free(path);
     free(out);

@@ -84,7 +84,21 @@ FV_API int fv_attn_masks_create(FvAttnMasks **out, const FvAttnSettings *s, int3
                                 int32_t layers, int32_t temporal);
 FV_API void fv_attn_masks_close(FvAttnMasks **m);
 
-/** The settings with the windows resolved (wmin, wmax as used). */
+/**
+ * As fv_attn_masks_create(), with each layer's own token count @p tokens[layer] (cls not counted): a model with
+ * token pooling (PSViT) attends fewer tokens after each pooling, and each layer's default windows follow its count.
+ * No layer may have more tokens than the first.
+ */
+FV_API int fv_attn_masks_create_layers(FvAttnMasks **out, const FvAttnSettings *s, const int32_t *tokens,
+                                       int32_t heads, int32_t layers, int32_t temporal);
+
+/** The tokens of layer @p layer (cls not counted), or -1 out of range. */
+FV_API int32_t fv_attn_masks_tokens(const FvAttnMasks *m, int32_t layer);
+
+/** Layer @p layer's settings with its windows resolved, or NULL out of range. */
+FV_API const FvAttnSettings *fv_attn_masks_layer_settings(const FvAttnMasks *m, int32_t layer);
+
+/** The first layer's settings with the windows resolved (wmin, wmax as used). */
 FV_API const FvAttnSettings *fv_attn_masks_settings(const FvAttnMasks *m);
 
 /**

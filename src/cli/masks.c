@@ -107,6 +107,9 @@ static json_t *to_json(const MaskSet *ms)
             json_array_append_new(jac, row);
         }
         json_object_set_new(jl, "layer", json_integer(l));
+        json_object_set_new(jl, "tokens", json_integer(fv_attn_masks_tokens(ms->masks, l)));
+        json_object_set_new(jl, "wmin", json_integer(fv_attn_masks_layer_settings(ms->masks, l)->wmin));
+        json_object_set_new(jl, "wmax", json_integer(fv_attn_masks_layer_settings(ms->masks, l)->wmax));
         json_object_set_new(jl, "heads", heads);
         json_object_set_new(jl, "mean_density", json_real(dsum / ms->H));
         json_object_set_new(jl, "mean_jaccard", json_real(mean_jaccard(ms, l)));
@@ -126,8 +129,13 @@ static void write_text(const MaskSet *ms, FILE *f)
         double dsum = 0;
         for (int32_t h = 0; h < ms->H; h++)
             dsum += density(ms, l, h);
-        fprintf(f, "layer %d: mean density %.2f%%, mean pairwise Jaccard %.4f\n", l, 100 * dsum / ms->H,
+        const int32_t nl = fv_attn_masks_tokens(ms->masks, l);
+        const FvAttnSettings *ls = fv_attn_masks_layer_settings(ms->masks, l);
+        fprintf(f, "layer %d: mean density %.2f%%, mean pairwise Jaccard %.4f", l, 100 * dsum / ms->H,
                 mean_jaccard(ms, l));
+        if (nl != ms->n) /* after a token pooling */
+            fprintf(f, " (%d tokens, windows %d..%d)", nl, ls->wmin, ls->wmax);
+        fputc('\n', f);
         for (int32_t h = 0; h < ms->H; h++) {
             int32_t c;
             const int32_t *o = raw(ms, l, h, &c);
@@ -145,7 +153,6 @@ static void write_svg(const MaskSet *ms, FILE *f)
 {
     const double cell = 120.0, gap = 14.0, left = 70.0, top = 40.0;
     const double W = left + ms->H * (cell + gap), Hh = top + ms->L * (cell + gap + 14);
-    const double sc = cell / ms->n, sw = sc < 1.0 ? 1.0 : sc;
     fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
                "font-family=\"sans-serif\" font-size=\"11\">\n", W, Hh);
     fprintf(f, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
@@ -154,16 +161,21 @@ static void write_svg(const MaskSet *ms, FILE *f)
             ms->s.variant == FV_FIB_MODIFIED ? "modified" : "original");
     for (int32_t l = 0; l < ms->L; l++) {
         double y0 = top + l * (cell + gap + 14);
+        /* a pooled layer's square is drawn smaller, on the first layer's scale */
+        const int32_t nl = fv_attn_masks_tokens(ms->masks, l);
+        const double e = cell * nl / ms->n, sc = cell / ms->n, sw = sc < 1.0 ? 1.0 : sc;
         fprintf(f, "<text x=\"4\" y=\"%.1f\">layer %d</text>\n", y0 + cell / 2, l);
+        if (nl != ms->n)
+            fprintf(f, "<text x=\"4\" y=\"%.1f\" fill=\"#666\">%d tokens</text>\n", y0 + cell / 2 + 13, nl);
         for (int32_t h = 0; h < ms->H; h++) {
             double x0 = left + h * (cell + gap);
             fprintf(f, "<g transform=\"translate(%.1f,%.1f)\"><title>layer %d head %d: density %.2f%%</title>\n", x0,
                     y0, l, h, 100 * density(ms, l, h));
-            fprintf(f, "<rect width=\"%.1f\" height=\"%.1f\" fill=\"#f4f4f4\" stroke=\"#999\"/>\n", cell, cell);
+            fprintf(f, "<rect width=\"%.1f\" height=\"%.1f\" fill=\"#f4f4f4\" stroke=\"#999\"/>\n", e, e);
             int32_t c;
             const int32_t *o = uniq(ms, l, h, &c);
             for (int32_t i = 0; i < c; i++) {
-                double d = o[i] * sc, e = cell;
+                double d = o[i] * sc;
                 fprintf(f, "<path d=\"M%.2f %.2fL%.2f %.2fM%.2f %.2fL%.2f %.2f\" stroke=\"#3b518b\" "
                            "stroke-width=\"%.2f\"/>\n", sc / 2 + d, sc / 2, e - sc / 2, e - d - sc / 2, sc / 2,
                         sc / 2 + d, e - d - sc / 2, e - sc / 2, sw);
@@ -241,6 +253,7 @@ int fv_cli_masks(int argc, char **argv)
         return FV_EXIT_USAGE;
     }
     MaskSet ms = { 0 };
+    int32_t *layer_tokens = NULL; /* -m: each layer's tokens (token pooling), else NULL: N in every layer */
     fv_attn_default_settings(&ms.s);
     if (model) {
         FvModel *m = NULL;
@@ -254,6 +267,17 @@ int fv_cli_masks(int argc, char **argv)
         N = temporal ? cf->num_frames : (cf->image_size / cf->patch_size) * (cf->image_size / cf->patch_size);
         H = cf->num_heads;
         L = cf->num_layers;
+        if (!temporal && !(layer_tokens = malloc((size_t)L * sizeof(int32_t)))) {
+            fv_model_close(&m);
+            fv_cli_error("masks", "out of memory");
+            return FV_EXIT_RUNTIME;
+        }
+        const int32_t side = cf->image_size / cf->patch_size;
+        for (int32_t l = 0; !temporal && l < (int32_t)L; l++) { /* a pooling halves the grid after its layer */
+            int32_t gh, gw;
+            fv_model_layer_grid(cf, l, side, side, &gh, &gw);
+            layer_tokens[l] = gh * gw;
+        }
         fv_model_close(&m);
     }
     ms.s.kind = FV_ATTN_FIB;
@@ -270,7 +294,10 @@ int fv_cli_masks(int argc, char **argv)
     ms.L = (int32_t)L;
     ms.temporal = temporal;
     int rc = FV_EXIT_OK;
-    if (fv_attn_masks_create(&ms.masks, &ms.s, ms.n, ms.H, ms.L, temporal) < 0) {
+    const int made = layer_tokens ? fv_attn_masks_create_layers(&ms.masks, &ms.s, layer_tokens, ms.H, ms.L, 0)
+                                  : fv_attn_masks_create(&ms.masks, &ms.s, ms.n, ms.H, ms.L, temporal);
+    free(layer_tokens);
+    if (made < 0) {
         fv_cli_error("masks", "%s", fv_last_error());
         return FV_EXIT_USAGE;
     }
