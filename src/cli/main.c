@@ -102,7 +102,8 @@ static void version(void)
            ""
 #endif
     );
-    printf("matrix products: %s backend; %s\n", fv_gemm_backend_current(), fv_gemm_describe());
+    /* versions only: loading oneDNN, OpenBLAS and FFmpeg would take ~20x the rest (`fibvid info` says what runs) */
+    printf("matrix products: %s backend; %s\n", fv_gemm_backend_current(), fv_libraries_built());
     printf("video: %s\n", fv_video_describe());
 }
 
