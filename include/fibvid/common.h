@@ -70,6 +70,10 @@ FV_API const char *fv_gemm_backend_current(void);
  *  "oneDNN 3.0.0 (ISA avx512_core_bf16); OpenBLAS OpenBLAS 0.3.21 ... (core Zen)"). Static storage. */
 FV_API const char *fv_gemm_describe(void);
 
+/** The oneDNN and OpenBLAS versions fibvid was built against, without loading them (they are loaded on first
+ *  use; fv_gemm_describe() loads them and says what runs). Static storage. */
+FV_API const char *fv_libraries_built(void);
+
 /** Source revision the library was built from (`git describe`; "unknown" outside a git checkout). */
 FV_API const char *fv_build_commit(void);
 

@@ -200,8 +200,14 @@ FV_API double fv_prefetch_decode_ms(FvPrefetch *p);
  * sets *@p p to NULL. Accepts NULL. */
 FV_API void fv_prefetch_stop(FvPrefetch **p);
 
-/** The FFmpeg release and library versions fibvid runs with (for --version). Static storage. */
+/** The FFmpeg release and library versions fibvid runs with once FFmpeg is loaded; before that (e.g. for
+ *  --version), the versions it was built against and the sonames it will load. Static storage. */
 FV_API const char *fv_video_describe(void);
+
+/** FFmpeg is loaded on first use (about 100 ms: its ~130 dependent libraries). A command that will decode calls
+ *  this first: the loading then runs on a background thread while the model loads and warms up. Optional;
+ *  calling it again does nothing. */
+FV_API void fv_video_preload(void);
 
 #ifdef __cplusplus
 }

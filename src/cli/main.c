@@ -35,16 +35,17 @@ static void usage(FILE *f)
 static const struct {
     const char *name;
     int (*fn)(int, char **);
+    int video; /* reads or writes video: FFmpeg is loaded in the background from the start (fv_video_preload) */
 } cmds[] = {
-    { "classify", fv_cli_classify },
-    { "info", fv_cli_info },
-    { "bench", fv_cli_bench },
-    { "masks", fv_cli_masks },
-    { "evaluate", fv_cli_evaluate },
-    { "merge", fv_cli_merge },
-    { "diversity", fv_cli_diversity },
-    { "synth", fv_cli_synth },
-    { "train", fv_cli_train },
+    { "classify", fv_cli_classify, 1 },
+    { "info", fv_cli_info, 0 },
+    { "bench", fv_cli_bench, 0 },
+    { "masks", fv_cli_masks, 0 },
+    { "evaluate", fv_cli_evaluate, 1 },
+    { "merge", fv_cli_merge, 0 },
+    { "diversity", fv_cli_diversity, 1 },
+    { "synth", fv_cli_synth, 1 },
+    { "train", fv_cli_train, 1 },
 };
 #define NCMDS (sizeof(cmds) / sizeof(cmds[0]))
 
@@ -101,7 +102,8 @@ static void version(void)
            ""
 #endif
     );
-    printf("matrix products: %s backend; %s\n", fv_gemm_backend_current(), fv_gemm_describe());
+    /* versions only: loading oneDNN, OpenBLAS and FFmpeg would take ~20x the rest (`fibvid info` says what runs) */
+    printf("matrix products: %s backend; %s\n", fv_gemm_backend_current(), fv_libraries_built());
     printf("video: %s\n", fv_video_describe());
 }
 
@@ -162,8 +164,15 @@ int main(int argc, char **argv)
         return FV_EXIT_OK;
     }
     int c = find_cmd(cmd);
-    if (c >= 0)
+    if (c >= 0) {
+        int help = 0;
+        for (int i = 2; i < argc && strcmp(argv[i], "--"); i++)
+            help |= !strcmp(argv[i], "-h") || !strcmp(argv[i], "--help");
+        /* FFmpeg's ~100 ms of library loading overlaps the option parsing, the model load and the warm-up */
+        if (cmds[c].video && !help)
+            fv_video_preload();
         return cmds[c].fn(argc - 1, argv + 1);
+    }
     int best = -1, bestd = 3;
     for (size_t i = 0; i < NCMDS; i++) {
         int d = distance(cmd, cmds[i].name);

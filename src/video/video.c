@@ -14,6 +14,7 @@
 #include <libswscale/swscale.h>
 
 #include "util/util.h"
+#include "video/ffmpeg_dl.h"
 
 #include "fibvid/video.h"
 
@@ -315,6 +316,8 @@ int fv_video_open(FvVideo **out, const char *path)
                         path);
     if (S_ISREG(sb.st_mode) && sb.st_size == 0)
         return fv_error(FV_EIO, "%s: empty file (0 bytes)", path);
+    if ((ret = fv_ffmpeg_load()) < 0)
+        return ret;
 
     v = fv_calloc(1, sizeof(*v));
     if (!v)
@@ -757,6 +760,10 @@ int fv_video_read_rgb(FvVideo *v, const int64_t *idx, int32_t n, int32_t dst_w, 
 const char *fv_video_describe(void)
 {
     static char buf[256];
+    if (!fv_ffmpeg_loaded()) /* not loaded for this: what it was built against */
+        return "FFmpeg libavformat " AV_STRINGIFY(LIBAVFORMAT_VERSION) ", libavcodec " AV_STRINGIFY(LIBAVCODEC_VERSION)
+               ", libswscale " AV_STRINGIFY(LIBSWSCALE_VERSION) ", libavutil " AV_STRINGIFY(LIBAVUTIL_VERSION)
+               " (built against; loaded on first use)";
     if (!buf[0]) {
         unsigned f = avformat_version(), c = avcodec_version(), s = swscale_version(), u = avutil_version();
         snprintf(buf, sizeof(buf), "FFmpeg %s (libavformat %u.%u.%u, libavcodec %u.%u.%u, libswscale %u.%u.%u, "

@@ -1,0 +1,188 @@
+/* OpenBLAS and oneDNN loaded on first use, like FFmpeg (src/video/ffmpeg_dl.c): libfibvid.so is compiled against
+ * their headers but not linked with them, so a process that never multiplies matrices (--version, help, merge,
+ * masks, synth) does not pay their loading: about 12 ms for OpenBLAS (its DYNAMIC_ARCH kernels and constructor)
+ * and 7 ms for oneDNN (libstdc++ and its relocations) on a 2-core EPYC VM (scripts/bench_startup.sh). Each
+ * function the library calls is defined here (hidden, the headers' prototype) and forwards to the real one.
+ *
+ * Adding a call to either library: add one X(...) line below (the shared library is linked with
+ * --no-undefined: a missing line is a link error). */
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <cblas.h>
+#include <openblas_config.h>
+#ifdef FV_HAVE_DNNL
+#include <oneapi/dnnl/dnnl.h>
+#include <oneapi/dnnl/dnnl_version.h>
+#endif
+
+#include "fibvid/common.h"
+#include "util/util.h"
+
+#ifndef FV_OPENBLAS_LIB
+#define FV_OPENBLAS_LIB "libopenblas.so.0"
+#endif
+
+#define FV_OPENBLAS_FUNCS(X, V)                                                                                    \
+    V(cblas_sgemm,                                                                                                   \
+      (OPENBLAS_CONST enum CBLAS_ORDER Order, OPENBLAS_CONST enum CBLAS_TRANSPOSE TransA,                          \
+       OPENBLAS_CONST enum CBLAS_TRANSPOSE TransB, OPENBLAS_CONST blasint M, OPENBLAS_CONST blasint N,             \
+       OPENBLAS_CONST blasint K, OPENBLAS_CONST float alpha, OPENBLAS_CONST float *A, OPENBLAS_CONST blasint lda,  \
+       OPENBLAS_CONST float *B, OPENBLAS_CONST blasint ldb, OPENBLAS_CONST float beta, float *C,                  \
+       OPENBLAS_CONST blasint ldc),                                                                                  \
+      (Order, TransA, TransB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc))                                         \
+    V(cblas_ssyrk,                                                                                                   \
+      (OPENBLAS_CONST enum CBLAS_ORDER Order, OPENBLAS_CONST enum CBLAS_UPLO Uplo,                                 \
+       OPENBLAS_CONST enum CBLAS_TRANSPOSE Trans, OPENBLAS_CONST blasint N, OPENBLAS_CONST blasint K,              \
+       OPENBLAS_CONST float alpha, OPENBLAS_CONST float *A, OPENBLAS_CONST blasint lda, OPENBLAS_CONST float beta, \
+       float *C, OPENBLAS_CONST blasint ldc),                                                                        \
+      (Order, Uplo, Trans, N, K, alpha, A, lda, beta, C, ldc))                                                       \
+    X(char *, openblas_get_config, (void), ())                                                                       \
+    X(char *, openblas_get_corename, (void), ())
+
+#ifdef FV_HAVE_DNNL
+#define FV_DNNL_SONAME2(major) "libdnnl.so." #major
+#define FV_DNNL_SONAME(major) FV_DNNL_SONAME2(major)
+#define FV_DNNL_FUNCS(X, V)                                                                                        \
+    X(dnnl_status_t, dnnl_sgemm,                                                                                     \
+      (char transa, char transb, dnnl_dim_t M, dnnl_dim_t N, dnnl_dim_t K, float alpha, const float *A,             \
+       dnnl_dim_t lda, const float *B, dnnl_dim_t ldb, float beta, float *C, dnnl_dim_t ldc),                       \
+      (transa, transb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc))                                                \
+    X(const dnnl_version_t *, dnnl_version, (void), ())                                                              \
+    X(dnnl_cpu_isa_t, dnnl_get_effective_cpu_isa, (void), ())
+#else
+#define FV_DNNL_FUNCS(X, V)
+#endif
+
+typedef struct {
+    pthread_once_t once;
+    const char    *soname;
+    int            status; /* 1 loaded, -1 failed */
+    char           err[512];
+} Lib;
+
+static Lib g_blas = { PTHREAD_ONCE_INIT, FV_OPENBLAS_LIB, 0, "" };
+static struct {
+    void (*openblas_set_num_threads)(int num_threads);
+#define X(ret, name, params, args) ret(*name) params;
+#define V(name, params, args) void(*name) params;
+    FV_OPENBLAS_FUNCS(X, V)
+#undef X
+#undef V
+} g_blas_fn;
+static int g_blas_threads; /* openblas_set_num_threads() before the load: applied by it */
+
+static void *open_lib(Lib *l)
+{
+    void *h = dlopen(l->soname, RTLD_LAZY | RTLD_LOCAL);
+    if (!h) {
+        const char *e = dlerror();
+        snprintf(l->err, sizeof(l->err), "cannot load %s", e ? e : l->soname);
+        l->status = -1;
+    }
+    return h;
+}
+
+#define LOOKUP(l, fn, h, name)                                                                                     \
+    if (!(*(void **)&(fn).name = dlsym(h, #name))) {                                                                 \
+        snprintf((l)->err, sizeof((l)->err), "cannot load %s: it has no %s", (l)->soname, #name);                   \
+        (l)->status = -1;                                                                                            \
+        return;                                                                                                      \
+    }
+
+static void blas_once(void)
+{
+    void *h = open_lib(&g_blas);
+    if (!h)
+        return;
+#define X(ret, name, params, args) LOOKUP(&g_blas, g_blas_fn, h, name)
+#define V(name, params, args) LOOKUP(&g_blas, g_blas_fn, h, name)
+    FV_OPENBLAS_FUNCS(X, V)
+    V(openblas_set_num_threads, , )
+#undef X
+#undef V
+    if (g_blas_threads > 0)
+        g_blas_fn.openblas_set_num_threads(g_blas_threads);
+    __atomic_store_n(&g_blas.status, 1, __ATOMIC_RELEASE);
+}
+
+/* The library is needed where no error can be returned (a matrix product): when it is missing, say so on one
+ * line and stop, as the dynamic loader would have at process start. */
+static void need(Lib *l, void (*once)(void))
+{
+    if (__builtin_expect(__atomic_load_n(&l->status, __ATOMIC_ACQUIRE) > 0, 1))
+        return;
+    pthread_once(&l->once, once);
+    if (l->status < 0) {
+        fprintf(stderr, "fibvid: %s\n", l->err);
+        exit(3); /* README "Exit codes": runtime failure */
+    }
+}
+
+void openblas_set_num_threads(int num_threads);
+void openblas_set_num_threads(int num_threads)
+{
+    g_blas_threads = num_threads;
+    if (__atomic_load_n(&g_blas.status, __ATOMIC_ACQUIRE) > 0)
+        g_blas_fn.openblas_set_num_threads(num_threads);
+}
+
+#define X(ret, name, params, args)                                                                                 \
+    ret name params                                                                                                  \
+    {                                                                                                                \
+        need(&g_blas, blas_once);                                                                                    \
+        return g_blas_fn.name args;                                                                                  \
+    }
+#define V(name, params, args)                                                                                      \
+    void name params                                                                                                 \
+    {                                                                                                                \
+        need(&g_blas, blas_once);                                                                                    \
+        g_blas_fn.name args;                                                                                         \
+    }
+FV_OPENBLAS_FUNCS(X, V)
+#undef X
+#undef V
+
+#ifdef FV_HAVE_DNNL
+static Lib g_dnnl = { PTHREAD_ONCE_INIT, FV_DNNL_SONAME(DNNL_VERSION_MAJOR), 0, "" };
+static struct {
+#define X(ret, name, params, args) ret(*name) params;
+    FV_DNNL_FUNCS(X, X)
+#undef X
+} g_dnnl_fn;
+
+static void dnnl_once(void)
+{
+    void *h = open_lib(&g_dnnl);
+    if (!h)
+        return;
+#define X(ret, name, params, args) LOOKUP(&g_dnnl, g_dnnl_fn, h, name)
+    FV_DNNL_FUNCS(X, X)
+#undef X
+    __atomic_store_n(&g_dnnl.status, 1, __ATOMIC_RELEASE);
+}
+
+#define X(ret, name, params, args)                                                                                 \
+    ret name params                                                                                                  \
+    {                                                                                                                \
+        need(&g_dnnl, dnnl_once);                                                                                    \
+        return g_dnnl_fn.name args;                                                                                  \
+    }
+FV_DNNL_FUNCS(X, X)
+#undef X
+#endif
+
+#define FV_STR2(x) #x
+#define FV_STR(x) FV_STR2(x)
+
+const char *fv_libraries_built(void)
+{
+    return
+#ifdef FV_HAVE_DNNL
+        "oneDNN " FV_STR(DNNL_VERSION_MAJOR) "." FV_STR(DNNL_VERSION_MINOR) "." FV_STR(DNNL_VERSION_PATCH) ","
+#endif
+        OPENBLAS_VERSION "(built against; loaded on first use)";
+}
