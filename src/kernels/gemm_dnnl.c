@@ -39,14 +39,14 @@ static dnnl_stream_t stream(void)
     return t_stream;
 }
 
-static dnnl_data_type_t dnnl_dt(FvDtype dt)
+static dnnl_data_type_t dnnl_dt(FvGemmType dt)
 {
-    return dt == FV_DT_BF16 ? dnnl_bf16 : dnnl_f32;
+    return dt == FV_GT_BF16 ? dnnl_bf16 : dnnl_f32;
 }
 
 typedef struct Prim {
     int32_t M, N, K, flags, bias;
-    FvDtype dt;
+    FvGemmType dt;
     dnnl_memory_desc_t wmd;
     dnnl_primitive_t prim;
     struct Prim *next;
@@ -56,7 +56,7 @@ static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static Prim *g_prims;
 
 /* The matmul descriptor of (M, N, K) with weights @wmd (NULL: format any) and @flags' post-ops. */
-static int make_pd(dnnl_primitive_desc_t *pd, int32_t M, int32_t N, int32_t K, FvDtype dt, int bias, int flags,
+static int make_pd(dnnl_primitive_desc_t *pd, int32_t M, int32_t N, int32_t K, FvGemmType dt, int bias, int flags,
                    const dnnl_memory_desc_t *wmd)
 {
     dnnl_memory_desc_t a, w, b, c;
@@ -97,7 +97,7 @@ int fv_dnnl_pack(FvPackedW *p, const float *w32)
     /* the layout a large-M product prefers; checked against every later primitive's */
     dnnl_primitive_desc_t pd = NULL, rpd = NULL;
     if (make_pd(&pd, 4096, p->N, p->K, p->dt, 1, 0, NULL) < 0)
-        return fv_error(FV_EINVAL, "oneDNN: no %s matmul for a %dx%d weight", p->dt == FV_DT_BF16 ? "bf16" : "fp32",
+        return fv_error(FV_EINVAL, "oneDNN: no %s matmul for a %dx%d weight", p->dt == FV_GT_BF16 ? "bf16" : "fp32",
                         p->N, p->K);
     p->md = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
     dnnl_primitive_desc_destroy(pd);
@@ -168,7 +168,7 @@ int fv_dnnl_linear(void *out, const void *in, const FvPackedW *w, const float *b
     dnnl_stream_t s = stream();
     if (!prim || !s)
         return fv_error(FV_ENOMEM, "oneDNN: no matmul primitive for %dx%dx%d (%s)", M, w->N, w->K,
-                        w->dt == FV_DT_BF16 ? "bf16" : "fp32");
+                        w->dt == FV_GT_BF16 ? "bf16" : "fp32");
     const_dnnl_primitive_desc_t pd;
     dnnl_primitive_get_primitive_desc(prim, &pd);
     dnnl_memory_t ma = NULL, mw = NULL, mb = NULL, mc = NULL;
@@ -195,14 +195,14 @@ int fv_dnnl_linear(void *out, const void *in, const FvPackedW *w, const float *b
     return ok ? 0 : fv_error(FV_ENOMEM, "oneDNN: matmul %dx%dx%d failed", M, w->N, w->K);
 }
 
-const char *fv_packed_impl(FvDtype dt)
+const char *fv_packed_impl(FvGemmType dt)
 {
     static char buf[2][64];
     if (buf[dt][0])
         return buf[dt];
     dnnl_primitive_desc_t pd = NULL;
     const char *impl = "none";
-    if ((dt == FV_DT_F32 || fv_bf16_supported()) && engine() && make_pd(&pd, 1024, 768, 768, dt, 1, 0, NULL) == 0)
+    if ((dt == FV_GT_F32 || fv_bf16_supported()) && engine() && make_pd(&pd, 1024, 768, 768, dt, 1, 0, NULL) == 0)
         dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl);
     snprintf(buf[dt], sizeof(buf[dt]), "%s", impl);
     if (pd)
@@ -212,7 +212,7 @@ const char *fv_packed_impl(FvDtype dt)
 #else
 #include "kernels/gemm_packed.h"
 
-const char *fv_packed_impl(FvDtype dt)
+const char *fv_packed_impl(FvGemmType dt)
 {
     (void)dt;
     return "none";

@@ -22,7 +22,7 @@ void fv_bf16_to_f32(float *dst, const uint16_t *src, int64_t n)
         dst[i] = fv_f32_from_bf16(src[i]);
 }
 
-int fv_packed_create(FvPackedW **out, const float *w32, int32_t N, int32_t K, FvDtype dt)
+int fv_packed_create(FvPackedW **out, const float *w32, int32_t N, int32_t K, FvGemmType dt)
 {
     *out = NULL;
     if (!w32 || N < 1 || K < 1)
@@ -42,7 +42,7 @@ int fv_packed_create(FvPackedW **out, const float *w32, int32_t N, int32_t K, Fv
         return 0;
     }
 #endif
-    if (dt == FV_DT_F32) {
+    if (dt == FV_GT_F32) {
         p->plain = w32;
     } else {
         p->bytes = sizeof(uint16_t) * (size_t)N * K;
@@ -76,7 +76,7 @@ int fv_packed_is_blocked(const FvPackedW *p)
     return p && p->blocked;
 }
 
-FvDtype fv_packed_dtype(const FvPackedW *p)
+FvGemmType fv_packed_dtype(const FvPackedW *p)
 {
     return p->dt;
 }
@@ -86,14 +86,14 @@ static float gelu_exact(double x)
     return (float)(0.5 * x * (1.0 + erf(x * 0.70710678118654752440)));
 }
 
-void fv_linear_ref(void *out, const void *in, const void *w, FvDtype dt, const float *b, int32_t M, int32_t N,
+void fv_linear_ref(void *out, const void *in, const void *w, FvGemmType dt, const float *b, int32_t M, int32_t N,
                    int32_t K, int flags)
 {
 #pragma omp parallel for schedule(static)
     for (int32_t i = 0; i < M; i++) {
         for (int32_t j = 0; j < N; j++) {
             double acc = b ? b[j] : 0.0;
-            if (dt == FV_DT_F32) {
+            if (dt == FV_GT_F32) {
                 const float *a = (const float *)in + (int64_t)i * K, *wr = (const float *)w + (int64_t)j * K;
                 for (int32_t k = 0; k < K; k++)
                     acc += (double)a[k] * wr[k];
@@ -118,19 +118,19 @@ int fv_linear_packed(void *out, const void *in, const FvPackedW *w, const float 
 {
     if (M < 1)
         return 0;
-    if ((flags & FV_LIN_OUT_BF16) && w->dt != FV_DT_BF16)
+    if ((flags & FV_LIN_OUT_BF16) && w->dt != FV_GT_BF16)
         return fv_error(FV_EINVAL, "fv_linear_packed: a bf16 output needs bf16 weights");
 #ifdef FV_HAVE_DNNL
     if (w->blocked)
         return fv_dnnl_linear(out, in, w, b, M, flags);
 #endif
-    if (w->dt == FV_DT_F32) { /* the selected fp32 backend, GELU as a pass of its own */
+    if (w->dt == FV_GT_F32) { /* the selected fp32 backend, GELU as a pass of its own */
         fv_linear(out, in, w->plain, b, M, w->K, w->N, !!(flags & FV_LIN_SUM));
         if (flags & FV_LIN_GELU)
             fv_gelu(out, (int64_t)M * w->N);
         return 0;
     }
-    fv_linear_ref(out, in, w->plain, FV_DT_BF16, b, M, w->N, w->K, flags);
+    fv_linear_ref(out, in, w->plain, FV_GT_BF16, b, M, w->N, w->K, flags);
     return 0;
 }
 

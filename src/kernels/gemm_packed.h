@@ -9,10 +9,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef enum FvDtype {
-    FV_DT_F32  = 0,
-    FV_DT_BF16 = 1, /* bfloat16: the top 16 bits of an IEEE float, rounded to nearest even */
-} FvDtype;
+typedef enum FvGemmType {
+    FV_GT_F32  = 0,
+    FV_GT_BF16 = 1, /* bfloat16: the top 16 bits of an IEEE float, rounded to nearest even */
+} FvGemmType;
 
 #ifdef FV_HAVE_DNNL
 #include <oneapi/dnnl/dnnl.h>
@@ -21,7 +21,7 @@ typedef enum FvDtype {
 /* (the fields are shared by gemm_packed.c and gemm_dnnl.c only) */
 typedef struct FvPackedW {
     int32_t N, K;
-    FvDtype dt;
+    FvGemmType dt;
     int blocked;        /* 1: oneDNN layout @md in @owned; 0: plain (N, K) in @plain */
     const void *plain;  /* plain: fp32 (borrowed) or bf16 (== owned) */
     void *owned;        /* freed with the object */
@@ -40,13 +40,13 @@ typedef struct FvPackedW {
  * follows the GEMM backend selected now: oneDNN's preferred one under FV_GEMM_DNNL (a copy), else plain
  * (fp32: @w32 is borrowed and must outlive the object; bf16: a rounded copy). Returns 0, FV_ENOMEM or
  * FV_EINVAL (bf16 without a bf16 path). */
-int fv_packed_create(FvPackedW **out, const float *w32, int32_t N, int32_t K, FvDtype dt);
+int fv_packed_create(FvPackedW **out, const float *w32, int32_t N, int32_t K, FvGemmType dt);
 void fv_packed_free(FvPackedW **p);
 /* Bytes the object holds (0 for a borrowed plain fp32 weight). */
 size_t fv_packed_bytes(const FvPackedW *p);
 /* 1 when the weight is in oneDNN's blocked layout (products through cached matmul primitives). */
 int fv_packed_is_blocked(const FvPackedW *p);
-FvDtype fv_packed_dtype(const FvPackedW *p);
+FvGemmType fv_packed_dtype(const FvPackedW *p);
 
 /* out (M, N) = in (M, K) * W^T + b (b: N floats or NULL), then @flags. @in is fp32 for fp32 weights and bf16
  * for bf16 ones; rows are contiguous (strides K and N). Thread-safe; callable inside an OpenMP region (then
@@ -55,7 +55,7 @@ int fv_linear_packed(void *out, const void *in, const FvPackedW *w, const float 
 
 /* The plain C reference of fv_linear_packed on plain operands: @w (N, K) fp32 or bf16 per @dt, accumulation in
  * double. What the tests hold the fast paths against. */
-void fv_linear_ref(void *out, const void *in, const void *w, FvDtype dt, const float *b, int32_t M, int32_t N,
+void fv_linear_ref(void *out, const void *in, const void *w, FvGemmType dt, const float *b, int32_t M, int32_t N,
                    int32_t K, int flags);
 
 /* bf16 conversions: round to nearest even (NaN stays NaN), and back (exact). */
@@ -80,7 +80,7 @@ void fv_bf16_to_f32(float *dst, const uint16_t *src, int64_t n);
  * CPU (dnnl_get_effective_cpu_isa). FIBVID_NO_BF16=1 in the environment says 0 (tests of the usage error). */
 int fv_bf16_supported(void);
 /* The oneDNN implementation a product of @dt runs ("brg:avx512_core_bf16", ...), or "none". */
-const char *fv_packed_impl(FvDtype dt);
+const char *fv_packed_impl(FvGemmType dt);
 
 #ifdef FV_HAVE_DNNL
 /* gemm_dnnl.c: the oneDNN side of the above */
