@@ -42,7 +42,7 @@ static double worst(const float *a, const float *b, size_t n, double tol_abs, do
 }
 
 /* One shape and flag set in @dt (@out_bf16: bf16 output) under the backend selected now, against the reference. */
-static void check(int32_t M, int32_t N, int32_t K, int flags, FvDtype dt, int bias)
+static void check(int32_t M, int32_t N, int32_t K, int flags, FvGemmType dt, int bias)
 {
     uint64_t st = (uint64_t)M * 1000003u + N * 1009u + K + (uint64_t)flags * 7;
     float *A = malloc(sizeof(float) * M * K), *W = malloc(sizeof(float) * N * K), *b = malloc(sizeof(float) * N);
@@ -58,10 +58,10 @@ static void check(int32_t M, int32_t N, int32_t K, int flags, FvDtype dt, int bi
     const double tol = 2e-6 * sqrt((double)K) * 8; /* as test_gemm: the error grows with sqrt(K) */
     double d, w;
     const char *be = fv_gemm_backend_name(fv_gemm_backend());
-    if (dt == FV_DT_F32) {
+    if (dt == FV_GT_F32) {
         memcpy(R, C0, sizeof(float) * M * N);
         memcpy(C, C0, sizeof(float) * M * N);
-        fv_linear_ref(R, A, W, FV_DT_F32, bias ? b : NULL, M, N, K, flags);
+        fv_linear_ref(R, A, W, FV_GT_F32, bias ? b : NULL, M, N, K, flags);
         assert_int_equal(fv_linear_packed(C, A, pw, bias ? b : NULL, M, flags), 0);
         w = worst(C, R, (size_t)M * N, tol, 1e-6, &d);
         printf("fp32 %s%s M=%d N=%d K=%d flags=%d bias=%d: max abs diff %g (tol %g + 1e-6 |ref|)\n", be,
@@ -78,14 +78,14 @@ static void check(int32_t M, int32_t N, int32_t K, int flags, FvDtype dt, int bi
             if (out16) {
                 fv_f32_to_bf16(R16, C0, (int64_t)M * N);
                 memcpy(C16, R16, 2 * (size_t)M * N);
-                fv_linear_ref(R16, A16, W16, FV_DT_BF16, bias ? b : NULL, M, N, K, fl);
+                fv_linear_ref(R16, A16, W16, FV_GT_BF16, bias ? b : NULL, M, N, K, fl);
                 assert_int_equal(fv_linear_packed(C16, A16, pw, bias ? b : NULL, M, fl), 0);
                 fv_bf16_to_f32(R, R16, (int64_t)M * N);
                 fv_bf16_to_f32(C, C16, (int64_t)M * N);
             } else {
                 memcpy(R, C0, sizeof(float) * M * N);
                 memcpy(C, C0, sizeof(float) * M * N);
-                fv_linear_ref(R, A16, W16, FV_DT_BF16, bias ? b : NULL, M, N, K, fl);
+                fv_linear_ref(R, A16, W16, FV_GT_BF16, bias ? b : NULL, M, N, K, fl);
                 assert_int_equal(fv_linear_packed(C, A16, pw, bias ? b : NULL, M, fl), 0);
             }
             /* a bf16 output may round the other way: one bf16 step (2^-7 relative) on top */
@@ -101,7 +101,7 @@ static void check(int32_t M, int32_t N, int32_t K, int flags, FvDtype dt, int bi
     free(A); free(W); free(b); free(C0); free(R); free(C); free(A16); free(W16); free(R16); free(C16);
 }
 
-static void run_all(FvDtype dt)
+static void run_all(FvGemmType dt)
 {
     for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++)
         for (size_t f = 0; f < sizeof(flag_sets) / sizeof(flag_sets[0]); f++)
@@ -118,7 +118,7 @@ static void test_packed_fp32(void **state)
             continue;
         }
         fv_gemm_set_backend(all[i]);
-        run_all(FV_DT_F32);
+        run_all(FV_GT_F32);
     }
     fv_gemm_set_backend(FV_GEMM_DEFAULT);
 }
@@ -128,7 +128,7 @@ static void test_packed_bf16(void **state)
     (void)state;
     /* the plain C bf16 kernel (weights packed under another backend) always; oneDNN's where the CPU has bf16 */
     fv_gemm_set_backend(FV_GEMM_REF);
-    run_all(FV_DT_BF16);
+    run_all(FV_GT_BF16);
     fv_gemm_set_backend(FV_GEMM_DEFAULT);
     if (!fv_gemm_available(FV_GEMM_DNNL) || !fv_bf16_supported()) {
         printf("bf16 onednn: skipped, %s\n", fv_gemm_available(FV_GEMM_DNNL) ? "this CPU has no AVX512-BF16 / AMX"
@@ -136,8 +136,8 @@ static void test_packed_bf16(void **state)
         return;
     }
     fv_gemm_set_backend(FV_GEMM_DNNL);
-    printf("bf16 onednn implementation: %s\n", fv_packed_impl(FV_DT_BF16));
-    run_all(FV_DT_BF16);
+    printf("bf16 onednn implementation: %s\n", fv_packed_impl(FV_GT_BF16));
+    run_all(FV_GT_BF16);
     fv_gemm_set_backend(FV_GEMM_DEFAULT);
 }
 
@@ -178,7 +178,7 @@ static void test_packed_threads(void **state)
     fill(W, (int64_t)N * K, &st);
     fill(A, (int64_t)64 * K, &st);
     FvPackedW *pw = NULL;
-    assert_int_equal(fv_packed_create(&pw, W, N, K, FV_DT_F32), 0);
+    assert_int_equal(fv_packed_create(&pw, W, N, K, FV_GT_F32), 0);
     for (int32_t j = 0; j < J; j++)
         assert_int_equal(fv_linear_packed(R + (int64_t)j * 64 * N, A, pw, NULL, 8 * (j + 1), FV_LIN_GELU), 0);
     int bad = 0;
