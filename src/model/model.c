@@ -509,6 +509,7 @@ int fv_model_reset_classifier(FvModel *m, int32_t num_labels, char *const *label
     m->w.head_w = hw;
     m->w.head_b = hb;
     m->cfg.num_labels = num_labels;
+    const int was_packed = m->packed;
     if ((ret = fv_model_adopt_weights(m, NULL, NULL, NULL)) < 0) {
         m->w.head_w = old_w;
         m->w.head_b = old_b;
@@ -522,6 +523,10 @@ int fv_model_reset_classifier(FvModel *m, int32_t num_labels, char *const *label
     names = NULL;
     m->num_params += (int64_t)(num_labels - old_n) * (D + 1); /* the classifier changed size */
     fv_state_close(&m->state); /* sized for the old label count */
+    /* the trunk is unchanged: inference stays on prepared weights (the trainer's own adopt drops them); without
+     * them it runs on the fp32 block, correctly, so a failure here is not one of the reset */
+    if (was_packed && fv_model_pack(m, FV_PRECISION_FP32) < 0)
+        fv_model_unpack(m);
 fail:
     fv_free(hw);
     fv_free(hb);
