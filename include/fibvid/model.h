@@ -38,6 +38,28 @@ typedef struct FvTokenPool {
 /** Attention sharing is described by a bit per layer: layers 0..63. */
 #define FV_MAX_SHARE_LAYERS 64
 
+/** Arithmetic of the matrix products of inference (training is always fp32). */
+typedef enum FvPrecision {
+    FV_PRECISION_DEFAULT = 0, /**< in load options: the model config's "fibvid_precision", else fp32 */
+    FV_PRECISION_FP32    = 1,
+    FV_PRECISION_BF16    = 2, /**< weights held in bf16 only (converted once at load), products in bf16 with fp32
+                                   accumulation; LayerNorm, softmax, GELU, residuals, attention and the classifier in
+                                   fp32. Needs oneDNN and a CPU with AVX512-BF16 or AMX. */
+} FvPrecision;
+
+/** "fp32" / "bf16" -> *@p p (0), or FV_EINVAL. */
+FV_API int fv_precision_parse(const char *name, FvPrecision *p);
+/** "fp32", "bf16" ("fp32" for FV_PRECISION_DEFAULT). */
+FV_API const char *fv_precision_name(FvPrecision p);
+/** 1 when @p p can run on this machine and build (bf16: oneDNN and AVX512-BF16 or AMX; FIBVID_NO_BF16=1 in the
+ *  environment pretends it cannot), else 0. */
+FV_API int fv_precision_supported(FvPrecision p);
+/** The oneDNN implementation the products of @p p run, with its ISA, e.g. "brg:avx512_core_bf16"; "none". */
+FV_API const char *fv_precision_isa(FvPrecision p);
+/** The machine's peak for @p p in GFLOP/s, measured now: a register-only loop of independent FMAs (fp32) or
+ *  vdpbf16ps (bf16) on every thread of fv_num_threads() for about @p seconds. 0 where the ISA lacks it. */
+FV_API double fv_peak_gflops(FvPrecision p, double seconds);
+
 /** Model configuration: the HF `config.json` fields plus preprocessing and attention kinds. */
 typedef struct FvModelConfig {
     int32_t image_size;        /**< training input size (square) */
@@ -65,6 +87,7 @@ typedef struct FvModelConfig {
     FvTokenPool pools[FV_MAX_POOLS];
     uint64_t    share_spatial;         /**< bit i: layer i's spatial attention applies layer i-1's weights */
     uint64_t    share_temporal;        /**< the same for temporal attention */
+    FvPrecision precision;             /**< "fibvid_precision": the default for inference (DEFAULT: fp32) */
 } FvModelConfig;
 
 /**
@@ -94,6 +117,24 @@ typedef struct FvModel FvModel;
  * fv_last_error() naming the file and the problem.
  */
 FV_API int fv_model_load(FvModel **out, const char *path);
+
+/** Options of fv_model_load_ex(); zero-initialised means the defaults. */
+typedef struct FvModelLoadOptions {
+    FvPrecision precision; /**< DEFAULT: the config's "fibvid_precision", else fp32 */
+} FvModelLoadOptions;
+
+/** fv_model_load() with options (NULL: defaults). With bf16 the linear layers' weights are converted once to bf16
+ *  in the layout the products prefer and no fp32 copy is kept (F16/BF16 checkpoints are converted directly); such
+ *  a model runs inference only (fv_model_save and training return FV_EINVAL). bf16 on a machine without it
+ *  (fv_precision_supported) is FV_ENOTSUP. */
+FV_API int fv_model_load_ex(FvModel **out, const char *path, const FvModelLoadOptions *opt);
+
+/** Switch a model made by fv_model_create_random() (or loaded in fp32 from a file it still maps) to @p p: the
+ *  linear weights are prepared again from the fp32 ones. Not while a forward pass runs. Returns 0, FV_ENOTSUP
+ *  (@p p not supported here) or FV_EINVAL (a bf16 model that keeps no fp32 weights). */
+FV_API int fv_model_set_precision(FvModel *m, FvPrecision p);
+/** The precision @p m runs inference in (FP32 or BF16). */
+FV_API FvPrecision fv_model_precision(const FvModel *m);
 
 /** Create a model of configuration @p c with random weights (deterministic in @p seed), with
  *  labels "class_0", ... Used by benchmarks and tests. */

@@ -44,6 +44,9 @@ static void help_model(FILE *f)
         "      --frames N       frames (default: the model's num_frames)\n"
         "      --size N         input height and width (default: the model's image_size)\n"
         "      --iters N        timed iterations after one warm-up (default 5)\n"
+        "      --precision LIST precisions to time, each against the machine's peak for it measured at the start\n"
+        "                       (a register-only FMA loop for fp32, vdpbf16ps for bf16): fp32, bf16 or fp32,bf16\n"
+        "                       (default: fp32, and bf16 where the CPU has it)\n"
         "  -t, --threads N      threads (default: all cores)\n"
         "  -f, --format FMT     text|json (default text)\n"
         "  -h, --help           this help\n"
@@ -185,8 +188,11 @@ int fv_cli_bench(int argc, char **argv)
         { "iters", required_argument, NULL, 'i' }, { "threads", required_argument, NULL, 't' },
         { "format", required_argument, NULL, 'f' }, { "help", no_argument, NULL, 'h' },
         { "token-pool", required_argument, NULL, 'P' }, { "share-spatial", required_argument, NULL, 's' },
-        { "share-temporal", required_argument, NULL, 'r' }, FV_CLI_ATTN_LONGOPTS, { NULL, 0, NULL, 0 },
+        { "share-temporal", required_argument, NULL, 'r' }, FV_CLI_ATTN_LONGOPTS,
+        { "precision", required_argument, NULL, 'p' }, { NULL, 0, NULL, 0 },
     };
+    FvPrecision precs[2] = { FV_PRECISION_FP32, FV_PRECISION_BF16 };
+    int nprec = fv_precision_supported(FV_PRECISION_BF16) ? 2 : 1;
     const char *model = NULL, *config = NULL;
     FvTokenPool pools[FV_MAX_POOLS];
     int32_t npools = 0;
@@ -215,6 +221,21 @@ int fv_cli_bench(int argc, char **argv)
             if (fv_cli_attn_option(&ov, "bench", longopts[li].name, optarg) < 0)
                 return FV_EXIT_USAGE;
             break;
+        case 'p': {
+            char buf[64];
+            snprintf(buf, sizeof(buf), "%s", optarg);
+            nprec = 0;
+            for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+                if (nprec == 2 || fv_cli_precision_option("bench", tok))
+                    return FV_EXIT_USAGE;
+                precs[nprec++] = fv_cli_precision();
+            }
+            if (!nprec) {
+                fv_cli_error("bench", "bad value '%s' for --precision (valid: fp32, bf16, fp32,bf16)", optarg);
+                return FV_EXIT_USAGE;
+            }
+            break;
+        }
         default: return fv_cli_bad_option("bench", argv, "m:t:f:h", longopts);
         }
         if (bad) {
@@ -284,38 +305,59 @@ int fv_cli_bench(int argc, char **argv)
     }
     for (int64_t i = 0; i < n; i++) /* any spread of values in [-1, 1] times the same */
         x[i] = (float)(((uint64_t)i * 2654435761u) % 2001u) / 1000.0f - 1.0f;
-    if ((ret = fv_model_forward(m, x, (int32_t)T, (int32_t)S, (int32_t)S, logits)) < 0) { /* warm-up */
-        fv_cli_error("bench", "%s", fv_last_error());
-        rc = fv_cli_exit_code(ret);
-        goto done;
+    /* the peaks first, on idle cores, then each precision: one warm-up, @iters timed */
+    double peak[2], mn[2], med[2];
+    for (int k = 0; k < nprec; k++)
+        peak[k] = fv_peak_gflops(precs[k], 0.25);
+    const double flops = fv_model_flops(m, (int32_t)T, (int32_t)S, (int32_t)S);
+    for (int k = 0; k < nprec; k++) {
+        if ((ret = fv_model_set_precision(m, precs[k])) < 0 ||
+            (ret = fv_model_forward(m, x, (int32_t)T, (int32_t)S, (int32_t)S, logits)) < 0) {
+            fv_cli_error("bench", "%s", fv_last_error());
+            rc = fv_cli_exit_code(ret);
+            goto done;
+        }
+        for (long i = 0; i < iters; i++) {
+            double t0 = fv_cli_now_ms();
+            fv_model_forward(m, x, (int32_t)T, (int32_t)S, (int32_t)S, logits);
+            times[i] = fv_cli_now_ms() - t0;
+        }
+        med[k] = median(times, (int)iters);
+        mn[k] = times[0];
     }
-    for (long i = 0; i < iters; i++) {
-        double t0 = fv_cli_now_ms();
-        fv_model_forward(m, x, (int32_t)T, (int32_t)S, (int32_t)S, logits);
-        times[i] = fv_cli_now_ms() - t0;
-    }
-    double flops = fv_model_flops(m, (int32_t)T, (int32_t)S, (int32_t)S);
-    double med = median(times, (int)iters), mn = times[0];
     char sa[128], ta[128];
     fv_attn_describe(&cf->spatial, 0, sa, sizeof(sa));
     fv_attn_describe(&cf->temporal, 0, ta, sizeof(ta));
     if (fmt == FV_OUT_JSON) {
+        /* the top-level figures are the first precision's; "precisions" has each */
         json_t *j = json_pack("{s:s, s:i, s:i, s:i, s:s, s:i, s:f, s:f, s:f, s:f, s:f, s:{s:s, s:s}, s:I}",
             "model", model ? model : config, "frames", (int)T, "size", (int)S, "threads",
-            fv_num_threads(), "gemm", fv_gemm_backend_current(), "iters", (int)iters, "min_ms", mn, "median_ms", med, "gflop", flops * 1e-9,
-            "gflops", flops * 1e-9 / (mn * 1e-3), "peak_rss_mb", peak_rss_mb(), "attention", "spatial", sa,
-            "temporal", ta, "params", (json_int_t)fv_model_num_params(m));
+            fv_num_threads(), "gemm", fv_gemm_backend_current(), "iters", (int)iters, "min_ms", mn[0], "median_ms",
+            med[0], "gflop", flops * 1e-9, "gflops", flops * 1e-9 / (mn[0] * 1e-3), "peak_rss_mb", peak_rss_mb(),
+            "attention", "spatial", sa, "temporal", ta, "params", (json_int_t)fv_model_num_params(m));
         json_object_set_new(j, "token_pools", json_integer(cf->num_pools));
         json_object_set_new(j, "shared_attentions", json_integer(__builtin_popcountll(cf->share_spatial) +
                                                                   __builtin_popcountll(cf->share_temporal)));
-        char *s = json_dumps(j, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
-        puts(s);
-        free(s);
+        json_t *pa = json_array();
+        for (int k = 0; k < nprec; k++) {
+            const double g = flops * 1e-9 / (mn[k] * 1e-3);
+            json_t *e = json_pack("{s:s, s:s, s:f, s:f, s:f, s:f}", "precision", fv_precision_name(precs[k]), "isa",
+                                  fv_precision_isa(precs[k]), "min_ms", mn[k], "median_ms", med[k], "gflops", g,
+                                  "peak_gflops", peak[k]);
+            json_object_set_new(e, "peak_fraction", peak[k] > 0 ? json_real(g / peak[k]) : json_null());
+            json_object_set_new(e, "speedup_vs_first", json_real(mn[0] / mn[k]));
+            json_array_append_new(pa, e);
+        }
+        json_object_set_new(j, "precision", json_string(fv_precision_name(precs[0])));
+        json_object_set_new(j, "precisions", pa);
+        char *js = json_dumps(j, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
+        puts(js);
+        free(js);
         json_decref(j);
     } else {
         printf("model      %s (%.1f M parameters)\n", model ? model : config,
                fv_model_num_params(m) * 1e-6);
-        printf("input      %ld %s x %ldx%ld, fp32, %d %s, GEMM %s\n", T, fv_cli_plural(T, "frame", "frames"), S, S,
+        printf("input      %ld %s x %ldx%ld, %d %s, GEMM %s\n", T, fv_cli_plural(T, "frame", "frames"), S, S,
                fv_num_threads(), fv_cli_plural(fv_num_threads(), "thread", "threads"), fv_gemm_backend_current());
         printf("attention  spatial %s, temporal %s\n", sa, ta);
         if (cf->num_pools || cf->share_spatial || cf->share_temporal) {
@@ -326,8 +368,17 @@ int fv_cli_bench(int argc, char **argv)
             printf(" %d spatial and %d temporal attentions share the previous layer's weights\n",
                    __builtin_popcountll(cf->share_spatial), __builtin_popcountll(cf->share_temporal));
         }
-        printf("forward    min %.1f ms, median %.1f ms over %ld iterations\n", mn, med, iters);
-        printf("compute    %.1f GFLOP, %.1f GFLOP/s (at the minimum)\n", flops * 1e-9, flops * 1e-9 / (mn * 1e-3));
+        printf("compute    %.1f GFLOP per forward pass\n", flops * 1e-9);
+        for (int k = 0; k < nprec; k++) {
+            const double g = flops * 1e-9 / (mn[k] * 1e-3);
+            printf("%-10s min %.1f ms, median %.1f ms over %ld iterations; %.1f GFLOP/s at the minimum = %.0f%% of "
+                   "the %s peak %.0f GFLOP/s (%s loop, measured now); products: %s", fv_precision_name(precs[k]),
+                   mn[k], med[k], iters, g, peak[k] > 0 ? 100 * g / peak[k] : 0.0, fv_precision_name(precs[k]),
+                   peak[k], precs[k] == FV_PRECISION_BF16 ? "vdpbf16ps" : "FMA", fv_precision_isa(precs[k]));
+            if (k)
+                printf("; %.2fx %s", mn[0] / mn[k], fv_precision_name(precs[0]));
+            printf("\n");
+        }
         printf("memory     peak RSS %.0f MB\n", peak_rss_mb());
     }
 done:

@@ -77,6 +77,8 @@ static void help(FILE *f)
         "                          head-pair CKA/cosine/Frobenius/Jaccard; means over the views) to FILE.json\n"
         "                          (default: off)\n"
         "  -t, --threads N         threads (default: all cores)\n"
+        "      --precision P       matrix products in fp32 (default) or bf16 (weights held in bf16 only;\n"
+        "                          needs AVX512-BF16 or AMX: otherwise a usage error)\n"
         "  -q, --quiet             no progress on stderr\n"
         "      --progress-every N  when stderr is not a terminal (batch jobs, Slurm logs): a progress line\n"
         "                          every N clips (default 10; 0: not by count) ...\n"
@@ -266,7 +268,7 @@ int fv_cli_classify(int argc, char **argv)
         { "threads", required_argument, NULL, 't' },
         { "quiet", no_argument, NULL, 'q' },
         { "help", no_argument, NULL, 'h' },
-        FV_CLI_ATTN_LONGOPTS,
+        FV_CLI_PRECISION_LONGOPT, FV_CLI_ATTN_LONGOPTS,
         FV_CLI_CLIP_LONGOPTS,
         { NULL, 0, NULL, 0 },
     };
@@ -339,6 +341,10 @@ int fv_cli_classify(int argc, char **argv)
             break;
         case 'q': o.quiet = 1; break;
         case 'h': help(stdout); return FV_EXIT_OK;
+        case FV_OPT_PRECISION:
+            if (fv_cli_precision_option("classify", optarg))
+                return FV_EXIT_USAGE;
+            break;
         case FV_OPT_ATTN:
             if (fv_cli_attn_option(&o.attn, "classify", longopts[li].name, optarg) < 0)
                 return FV_EXIT_USAGE;

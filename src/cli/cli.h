@@ -81,6 +81,15 @@ int fv_cli_attn_option(FvAttnOverrides *o, const char *cmd, const char *name, co
 void fv_cli_attn_resolve(const FvAttnOverrides *o, FvAttnSettings *s, FvAttnSettings *t);
 /* Apply to a model; warns on stderr when a kind's own tensors are missing (taken as zero). */
 int fv_cli_attn_apply(const FvAttnOverrides *o, FvModel *m);
+/* --precision fp32|bf16 (classify, evaluate, diversity, bench): the getopt_long entry, and the value's check: 0,
+ * or FV_EXIT_USAGE after one line (an unknown value; bf16 on a CPU or build without it). The models the command
+ * loads afterwards with fv_cli_load_model() use it. */
+#define FV_OPT_PRECISION 0x1300
+#define FV_CLI_PRECISION_LONGOPT { "precision", required_argument, NULL, FV_OPT_PRECISION }
+int fv_cli_precision_option(const char *cmd, const char *value);
+/* The precision chosen (FV_PRECISION_DEFAULT: none, the model config's). */
+FvPrecision fv_cli_precision(void);
+
 /* getopt_long entries for the attention options (val = FV_OPT_ATTN), and their help text. */
 #define FV_OPT_ATTN 0x1000
 #define FV_CLI_ATTN_LONGOPTS                                                         \

@@ -382,6 +382,30 @@ const char *fv_cli_default_model(void)
     return NULL;
 }
 
+static FvPrecision g_precision = FV_PRECISION_DEFAULT;
+
+FvPrecision fv_cli_precision(void)
+{
+    return g_precision;
+}
+
+int fv_cli_precision_option(const char *cmd, const char *value)
+{
+    FvPrecision p;
+    if (fv_precision_parse(value, &p) < 0) {
+        fv_cli_error(cmd, "bad value '%s' for --precision (valid: fp32, bf16)", value);
+        return FV_EXIT_USAGE;
+    }
+    if (!fv_precision_supported(p)) {
+        fv_cli_error(cmd, "--precision bf16: this machine cannot run bf16 products (they need AVX512-BF16 or AMX and "
+                     "a build with oneDNN; fp32 products run %s here); use --precision fp32",
+                     fv_precision_isa(FV_PRECISION_FP32));
+        return FV_EXIT_USAGE;
+    }
+    g_precision = p;
+    return 0;
+}
+
 int fv_cli_load_model(const char *cmd, const char *path, FvModel **out)
 {
     if (!path) {
@@ -395,7 +419,8 @@ int fv_cli_load_model(const char *cmd, const char *path, FvModel **out)
         if (!getenv("FIBVID_MODEL") || !*getenv("FIBVID_MODEL"))
             fv_cli_warn(cmd, "%s", fv_cli_default_model_note);
     }
-    int ret = fv_model_load(out, path);
+    const FvModelLoadOptions lo = { .precision = g_precision };
+    int ret = fv_model_load_ex(out, path, &lo);
     if (ret < 0) {
         fv_cli_error(cmd, "%s", fv_last_error());
         return fv_cli_exit_code(ret);

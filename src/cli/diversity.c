@@ -77,6 +77,8 @@ static void help(FILE *f)
         "      --dense-start S     mmaction|slowfast (default mmaction)\n"
         "      --short-side N      resize the shorter side to N before cropping (default: crop size)\n"
         "  -t, --threads N         threads (default: all cores)\n"
+        "      --precision P       matrix products in fp32 (default) or bf16 (weights held in bf16 only;\n"
+        "                          needs AVX512-BF16 or AMX: otherwise a usage error)\n"
         "  -q, --quiet             no progress on stderr\n"
         "  -h, --help              this help\n"
         "%s"
@@ -301,7 +303,7 @@ int fv_cli_diversity(int argc, char **argv)
         { "classes", required_argument, NULL, 'c' },   { "threads", required_argument, NULL, 't' },
         { "quiet", no_argument, NULL, 'q' },           { "help", no_argument, NULL, 'h' },
         { "force", no_argument, NULL, 'X' },           { "models", required_argument, NULL, 'M' },
-        FV_CLI_ATTN_LONGOPTS,
+        FV_CLI_PRECISION_LONGOPT, FV_CLI_ATTN_LONGOPTS,
         FV_CLI_CLIP_LONGOPTS,
         { NULL, 0, NULL, 0 },
     };
@@ -339,6 +341,10 @@ int fv_cli_diversity(int argc, char **argv)
         case 'q': o.quiet = 1; break;
         case 'X': o.force = 1; break;
         case 'h': help(stdout); return FV_EXIT_OK;
+        case FV_OPT_PRECISION:
+            if (fv_cli_precision_option(CMD, optarg))
+                return FV_EXIT_USAGE;
+            break;
         case FV_OPT_ATTN:
             if (fv_cli_attn_option(&o.attn, CMD, longopts[li].name, optarg) < 0)
                 return FV_EXIT_USAGE;

@@ -97,6 +97,8 @@ static void help(FILE *f)
         "      --prefetch N        clips decoded ahead by the decoder thread, 0..16 (default 2; 0 = decode\n"
         "                          in the main thread, no overlap)\n"
         "  -t, --threads N         threads (default: all cores)\n"
+        "      --precision P       matrix products in fp32 (default) or bf16 (weights held in bf16 only;\n"
+        "                          needs AVX512-BF16 or AMX: otherwise a usage error)\n"
         "  -q, --quiet             no progress on stderr\n"
         "      --progress-every N  when stderr is not a terminal (batch jobs, Slurm logs): a progress line\n"
         "                          every N videos (default 100; 0: not by count) ...\n"
@@ -648,7 +650,7 @@ static int parse(int argc, char **argv, EvalOpts *o, FvCliGiven *given, int *ngi
         { "threads", required_argument, NULL, 't' },
         { "quiet", no_argument, NULL, 'q' },
         { "help", no_argument, NULL, 'h' },
-        FV_CLI_ATTN_LONGOPTS,
+        FV_CLI_PRECISION_LONGOPT, FV_CLI_ATTN_LONGOPTS,
         FV_CLI_CLIP_LONGOPTS,
         { NULL, 0, NULL, 0 },
     };
@@ -718,6 +720,10 @@ static int parse(int argc, char **argv, EvalOpts *o, FvCliGiven *given, int *ngi
             break;
         case 'q': o->quiet = 1; break;
         case 'h': help(stdout); return FV_EXIT_OK;
+        case FV_OPT_PRECISION:
+            if (fv_cli_precision_option(CMD, optarg))
+                return FV_EXIT_USAGE;
+            break;
         case FV_OPT_ATTN:
             if (fv_cli_attn_option(&o->attn, CMD, longopts[li].name, optarg) < 0)
                 return FV_EXIT_USAGE;

@@ -160,6 +160,9 @@ int fv_cli_info(int argc, char **argv)
                                                       attn_json(&cf->spatial, P, cf->num_heads, 0), "temporal",
                                                       attn_json(&cf->temporal, cf->num_frames, cf->num_heads, 1)));
         json_object_set_new(j, "psvit", psvit_json(cf));
+        json_object_set_new(j, "precision", json_pack("{s:s, s:s, s:s?}", "default",
+            fv_precision_name(fv_model_precision(m)), "fp32_isa", fv_precision_isa(FV_PRECISION_FP32), "bf16_isa",
+            fv_precision_supported(FV_PRECISION_BF16) ? fv_precision_isa(FV_PRECISION_BF16) : NULL));
         json_t *labels = json_array();
         for (int32_t i = 0; i < cf->num_labels; i++)
             json_array_append_new(labels, json_string(fv_model_label(m, i)));
@@ -198,6 +201,9 @@ int fv_cli_info(int argc, char **argv)
             printf("  windows      temporal wmin %d, wmax %d (offsets over the %d frames)\n", w0, w1,
                    cf->num_frames);
         psvit_text(cf);
+        printf("precision      %s by default; products: fp32 %s, bf16 %s\n", fv_precision_name(fv_model_precision(m)),
+               fv_precision_isa(FV_PRECISION_FP32), fv_precision_supported(FV_PRECISION_BF16)
+               ? fv_precision_isa(FV_PRECISION_BF16) : "not on this machine (needs AVX512-BF16 or AMX)");
         /* every label, wrapped at 100 columns under the first */
         int col = printf("labels         %d:", cf->num_labels);
         for (int32_t i = 0; i < cf->num_labels; i++) {

@@ -5,6 +5,7 @@
 #include <omp.h>
 
 #include "kernels/fastmath.h"
+#include "kernels/gemm_packed.h"
 #include "kernels/layers.h"
 #include "util/util.h"
 
@@ -34,6 +35,30 @@ void fv_layernorm_forward(float *out, int64_t ldo, const float *in, int64_t ldi,
         }
         for (int32_t i = 0; i < D; i++)
             y[i] = (x[i] - mu) * rs * w[i] + b[i];
+    }
+}
+
+void fv_layernorm_forward_bf16(uint16_t *out, int64_t ldo, const float *in, int64_t ldi, const float *w,
+                               const float *b, int64_t rows, int32_t D, float eps)
+{
+#pragma omp parallel for schedule(static) if (rows > 16)
+    for (int64_t r = 0; r < rows; r++) {
+        const float *x = in + r * ldi;
+        uint16_t *y = out + r * ldo;
+        float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+        for (int32_t i = 0; i < D; i++)
+            s += x[i];
+        const float mu = s / D;
+        float v = 0.0f;
+#pragma omp simd reduction(+ : v)
+        for (int32_t i = 0; i < D; i++) {
+            const float d = x[i] - mu;
+            v += d * d;
+        }
+        const float rs = 1.0f / sqrtf(v / D + eps);
+        for (int32_t i = 0; i < D; i++)
+            y[i] = fv_bf16_from_f32((x[i] - mu) * rs * w[i] + b[i]);
     }
 }
 

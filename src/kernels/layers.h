@@ -11,6 +11,10 @@
 void fv_layernorm_forward(float *out, int64_t ldo, const float *in, int64_t ldi, float *mean, float *rstd,
                           const float *w, const float *b, int64_t rows, int32_t D, float eps);
 
+/* fv_layernorm_forward without the statistics, the output rounded to bf16 (for a bf16 product). */
+void fv_layernorm_forward_bf16(uint16_t *out, int64_t ldo, const float *in, int64_t ldi, const float *w,
+                               const float *b, int64_t rows, int32_t D, float eps);
+
 /* Backward of fv_layernorm_forward: dx (stride @lddx) receives (@acc 0) or has added (@acc 1) the input
  * gradient for dout (stride @lddo); dw and db (D) accumulate. @scratch: @nthreads slices of @stride >= 2*D
  * floats (per-thread partial sums of dw and db; the loop runs on at most @nthreads threads). */

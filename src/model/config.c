@@ -376,7 +376,8 @@ static int check_fibvid_keys(const json_t *root, const char *what)
 {
     static const char *const known[] = {
         "fibvid_sampling", "fibvid_sampling_rate", "fibvid_short_side", "fibvid_spatial_attention",
-        "fibvid_temporal_attention", "fibvid_token_pool", "fibvid_share_spatial", "fibvid_share_temporal", NULL,
+        "fibvid_temporal_attention", "fibvid_token_pool", "fibvid_share_spatial", "fibvid_share_temporal",
+        "fibvid_precision", NULL,
     };
     const char *k;
     json_t *v;
@@ -389,7 +390,7 @@ static int check_fibvid_keys(const json_t *root, const char *what)
         if (!ok)
             return fv_error(FV_EINVAL, "%s: unknown key \"%.64s\" (fibvid knows fibvid_sampling, fibvid_sampling_rate, "
                             "fibvid_short_side, fibvid_spatial_attention, fibvid_temporal_attention, fibvid_token_pool, "
-                            "fibvid_share_spatial, fibvid_share_temporal)", what, k);
+                            "fibvid_share_spatial, fibvid_share_temporal, fibvid_precision)", what, k);
     }
     return 0;
 }
@@ -560,6 +561,11 @@ int fv_config_parse(const char *json_text, const char *pre_text, const char *wha
         (ret = parse_share(root, "fibvid_share_temporal", what, &c.share_temporal)) ||
         (ret = check_fibvid_keys(root, what)))
         goto fail;
+    static const char *const precisions[] = { "fp32", "bf16", NULL };
+    idx = -1;
+    if ((ret = get_enum(root, "fibvid_precision", what, precisions, &idx)))
+        goto fail;
+    c.precision = idx < 0 ? FV_PRECISION_DEFAULT : idx ? FV_PRECISION_BF16 : FV_PRECISION_FP32;
 
     /* preprocessor_config.json overrides config.json: it is what HF's image processor applies. */
     if (pre_text) {
@@ -685,6 +691,8 @@ char *fv_config_to_json(const FvModelConfig *c, char *const *labels)
     json_object_set_new(root, "fibvid_short_side", json_integer(c->short_side));
     json_object_set_new(root, "fibvid_spatial_attention", attn_to_json(&c->spatial));
     json_object_set_new(root, "fibvid_temporal_attention", attn_to_json(&c->temporal));
+    if (c->precision != FV_PRECISION_DEFAULT) /* only when recorded: configs without it stay as before */
+        json_object_set_new(root, "fibvid_precision", json_string(c->precision == FV_PRECISION_BF16 ? "bf16" : "fp32"));
     /* PSViT keys only when used: configs without them stay as before */
     if (c->num_pools > 0) {
         static const char *const pk[] = { "avg", "max", "conv" };

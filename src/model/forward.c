@@ -20,73 +20,7 @@
 #include "model/pool.h"
 #include "util/util.h"
 
-/* Activations of one layer for B clips; rows: Rt = B*P*T (temporal, no cls), Rs = B*T*(1+P) (spatial
- * sequences), Rx = B*(1+P*T) (the residual stream, model token order per clip), P the layer's patches per frame
- * (fewer after a token pooling). In an inference state every layer points at the same buffers (sized for the
- * first layer, the largest), xin = y = the residual stream, and the statistics are NULL. */
-typedef struct LayerActs {
-    float *xin;              // xin (Rx, D): the block's input
-    float *t_mean, *t_rstd;  // (Rt) LayerNorm statistics, or NULL
-    float *t_ln;             // t_ln (Rt, D)
-    float *t_qkv;            // t_qkv (Rt, 3D)
-    float *t_aux;            // t_aux (Rt, H): what the attention's backward needs, or NULL
-    float *t_att;            // t_att (Rt, D): heads concatenated, before the output projection
-    float *t_prj;            // t_prj (Rt, D): after temporal_attention.output.dense
-    float *s_seq;            // s_seq (Rs, D): [c, Xt[:, t]] per (clip, frame)
-    float *s_mean, *s_rstd;  // (Rs) or NULL
-    float *s_ln;             // s_ln (Rs, D)
-    float *s_qkv;            // s_qkv (Rs, 3D)
-    float *s_aux;            // s_aux (Rs, H) or NULL
-    float *s_att;            // s_att (Rs, D)
-    float *y;                // y (Rx, D): [c'; X'], the MLP's input
-    float *m_mean, *m_rstd;  // (Rx) or NULL
-    float *m_ln;             // m_ln (Rx, D)
-    float *h_pre;            // h_pre (Rx, I): intermediate.dense output (GELU'd in place when not training)
-    float *pool_in;          // pool_in (Rx, D): the block's output before the token pooling after it (training), or NULL
-    /* attention sharing (training): a chain root's weights and their gradient, per attention ([0] spatial) */
-    float *shW[2], *shdW[2];
-} LayerActs;
-
-struct FvState {
-    const FvModel *m;
-    int train;                 /* 1: keep what the backward needs (fixed shape and batch) */
-    /* what the arena and plans are built for */
-    int32_t Bmax, T, Hp, Wp, P, L;  /* P = Hp * Wp: the input grid's patches per frame */
-    int32_t *lP, *lgh, *lgw;        /* (num_layers) each layer's patches per frame and grid (token pooling) */
-    uint64_t attn_gen;
-    float aux_weight;          /* Castling's auxiliary branch weight this step (training states) */
-    int32_t nthreads;          /* threads the scratch is sized for */
-    FvAttnPlan *splan, *tplan; /* (num_layers) */
-    FvAttnShare *share[2];     /* (num_layers) [0] spatial, [1] temporal: set at the roots of sharing chains */
-    float *shW[2];             /* inference: the current chain's weights, per attention */
-    int32_t *pos_idx;          /* (1 + P): source row of position_embeddings (nearest-neighbour resize) */
-    int32_t *time_idx;         /* (T): source row of time_embeddings */
-    FvAttnScratch ascr;        /* attention kernels, per thread */
-
-    float *arena;
-    LayerActs *la;             /* (num_layers) */
-    float *patches;            // patches (Rt, C*p*p): im2col of the clips
-    float *tmp;                // tmp (max(Rt, Rs), D): products added into the residual stream
-    float *hbuf;               // hbuf (Rx, I): GELU output (training; the inference state GELUs h_pre in place)
-    float *xout;               // xout (Rx, D): the last block's output
-    float *f_mean, *f_rstd;    // (B) or NULL
-    float *f_ln;               // f_ln (B, D): final LayerNorm of cls
-    float *logits;             // logits (B, L)
-    /* backward (training) */
-    float *g;                  // g (Rx, D): gradient of the residual stream
-    float *bufa, *bufb;        // (max(Rs, Rx), D) work
-    float *dqkv;               // dqkv (Rs, 3D)
-    float *dhbuf;              // dhbuf (Rx, I)
-    float *lnscr;              // (nthreads, lnstride) LayerNorm backward partial sums
-    size_t lnstride;
-    int32_t last_B;            /* clips of the last forward */
-    float *grad;               /* during fv_state_backward: the gradient block, laid out as */
-    const float *param;        /* the weight block */
-
-    FvActivationHook hook;
-    void *hook_user;
-    FvDiag *diag;
-};
+#include "model/state.h"
 
 /* ---------------------------------------------------------------------------------------------------- */
 /* lifetime                                                                                              */
@@ -188,7 +122,7 @@ static int32_t nearest_src(int32_t dst, int32_t in, int32_t out)
 
 /* Attention sharing (SPEC 4.3) of attention @a (0 spatial, 1 temporal) in layer @l: it applies the weights of
  * an earlier layer (a sharer), or a later layer applies its weights (the root of a chain), or neither. */
-static int sharer(const FvModelConfig *c, int a, int32_t l)
+int fv_forward_sharer(const FvModelConfig *c, int a, int32_t l)
 {
     const uint64_t bits = a ? c->share_temporal : c->share_spatial;
     return l >= 0 && l < FV_MAX_SHARE_LAYERS && (bits >> l & 1);
@@ -196,13 +130,13 @@ static int sharer(const FvModelConfig *c, int a, int32_t l)
 
 static int chain_root(const FvModelConfig *c, int a, int32_t l)
 {
-    return !sharer(c, a, l) && sharer(c, a, l + 1);
+    return !fv_forward_sharer(c, a, l) && fv_forward_sharer(c, a, l + 1);
 }
 
 /* The root whose weights sharer @l applies. */
 static int32_t root_of(const FvModelConfig *c, int a, int32_t l)
 {
-    while (sharer(c, a, l))
+    while (fv_forward_sharer(c, a, l))
         l--;
     return l;
 }
@@ -286,6 +220,7 @@ static size_t carve(FvState *st, float *base, int32_t B)
         TAKE(a.t_prj, Rt * D);
         TAKE(a.s_seq, Rs * D);
         TAKE(a.h_pre, Rx * I);
+        TAKE(st->patch16, (Rt * Cpp + 1) / 2); /* bf16 */
         if (base) {
             a.y = a.xin;
             a.s_ln = a.m_ln = a.t_ln;
@@ -432,6 +367,9 @@ int fv_state_create_train(FvState **out, const FvModel *m, int32_t max_batch, in
     if (m && (max_batch < 1 || T < 1 || H < p || W < p || H % p || W % p))
         return fv_error(FV_EINVAL, "fv_state_create_train: %d clips of %dx%dx%d (not a positive multiple of patch %d)",
                         max_batch, T, H, W, p);
+    if (m && m->prec == FV_PRECISION_BF16)
+        return fv_error(FV_EINVAL, "fv_state_create_train: the model is held in bf16 for inference; training needs "
+                        "it in fp32");
     int ret = state_new(out, m, 1);
     if (ret < 0)
         return ret;
@@ -459,13 +397,13 @@ const float *fv_state_logits(const FvState *st)
 
 /* One attention of layer @l: the kind's kernels, or through the attached diagnostics collector (same
  * outputs; inference of one clip at a time). */
-static int attention(FvState *st, int32_t l, FvDiagAttnKind kind, const FvAttnPlan *p, const float *qkv, float *out,
-                     float *aux, int64_t nseq)
+int fv_forward_attention(FvState *st, int32_t l, FvDiagAttnKind kind, const FvAttnPlan *p, const float *qkv,
+                         float *out, float *aux, int64_t nseq)
 {
     const FvModelConfig *c = &st->m->cfg;
     const int a = kind == FV_DIAG_TEMPORAL;
     int ret;
-    if (sharer(c, a, l)) { /* @qkv holds v only: the chain root's weights on it */
+    if (fv_forward_sharer(c, a, l)) { /* @qkv holds v only: the chain root's weights on it */
         const int32_t r = root_of(c, a, l);
         const float *W = st->train ? st->la[r].shW[a] : st->shW[a];
         if ((ret = fv_attn_share_apply(&st->share[a][r], W, qkv, c->hidden_size, out, nseq)) < 0)
@@ -512,9 +450,9 @@ static int block_forward(FvState *st, int32_t l, int32_t B, float *xout)
                              a->t_mean ? a->t_mean + b * PT : NULL, a->t_rstd ? a->t_rstd + b * PT : NULL,
                              W->t_ln_w, W->t_ln_b, PT, D, eps);
     /* an attention that shares an earlier layer's weights projects v only */
-    const int tq = sharer(c, 1, l) ? D : 3 * D, sq = sharer(c, 0, l) ? D : 3 * D;
+    const int tq = fv_forward_sharer(c, 1, l) ? D : 3 * D, sq = fv_forward_sharer(c, 0, l) ? D : 3 * D;
     fv_linear(a->t_qkv, a->t_ln, W->t_qkv_w, W->t_qkv_b, (int32_t)Rt, D, tq, 0);
-    if ((ret = attention(st, l, FV_DIAG_TEMPORAL, &st->tplan[l], a->t_qkv, a->t_att, a->t_aux, (int64_t)B * P)) < 0)
+    if ((ret = fv_forward_attention(st, l, FV_DIAG_TEMPORAL, &st->tplan[l], a->t_qkv, a->t_att, a->t_aux, (int64_t)B * P)) < 0)
         return ret;
     fv_linear(a->t_prj, a->t_att, W->t_proj_w, W->t_proj_b, (int32_t)Rt, D, D, 0);
     fv_linear(tmp, a->t_prj, W->t_fc_w, W->t_fc_b, (int32_t)Rt, D, D, 0); // tmp (Rt, D)
@@ -546,7 +484,7 @@ static int block_forward(FvState *st, int32_t l, int32_t B, float *xout)
     }
     fv_layernorm_forward(a->s_ln, D, a->s_seq, D, a->s_mean, a->s_rstd, W->ln1_w, W->ln1_b, Rs, D, eps);
     fv_linear(a->s_qkv, a->s_ln, W->qkv_w, W->qkv_b, (int32_t)Rs, D, sq, 0);
-    if ((ret = attention(st, l, FV_DIAG_SPATIAL, &st->splan[l], a->s_qkv, a->s_att, a->s_aux, (int64_t)B * T)) < 0)
+    if ((ret = fv_forward_attention(st, l, FV_DIAG_SPATIAL, &st->splan[l], a->s_qkv, a->s_att, a->s_aux, (int64_t)B * T)) < 0)
         return ret;
     fv_linear(tmp, a->s_att, W->proj_w, W->proj_b, (int32_t)Rs, D, D, 0); // tmp (Rs, D) = S
     /* c' = c + mean_t S_cls(t); X' = Xt + S_patch */
@@ -607,7 +545,13 @@ static int forward(FvState *st, const float *clips, int32_t B)
                            sizeof(float) * p);
         }
     }
-    fv_linear(st->tmp, st->patches, w->patch_w, w->patch_b, (int32_t)(B * PT), Cpp, D, 0);
+    const int packed = fv_forward_uses_packed(st);
+    if (packed) {
+        if ((ret = fv_patch_embed_packed(st, B * PT)) < 0)
+            return ret;
+    } else {
+        fv_linear(st->tmp, st->patches, w->patch_w, w->patch_b, (int32_t)(B * PT), Cpp, D, 0);
+    }
     /* cls = cls_token + pos[0]; patch (n, t) = conv + pos[1 + n] + time[t], resized by nearest neighbour */
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < B * tok; r++) {
@@ -635,7 +579,7 @@ static int forward(FvState *st, const float *clips, int32_t B)
          * residual stream in place (inference) */
         float *xout = j < 0 ? next : st->la[l].pool_in ? st->la[l].pool_in : st->la[l].xin;
         const int64_t ltok = 1 + (int64_t)st->lP[l] * T;
-        if ((ret = block_forward(st, l, B, xout)) < 0)
+        if ((ret = packed ? fv_block_forward_packed(st, l, B, xout) : block_forward(st, l, B, xout)) < 0)
             return ret;
         if (st->hook) {
             char name[32];
@@ -733,7 +677,7 @@ static int attention_backward(FvState *st, int32_t l, int a, const float *const 
     const FvModelConfig *c = &st->m->cfg;
     const FvAttnPlan *p = a ? &st->tplan[l] : &st->splan[l];
     const int64_t D = c->hidden_size;
-    if (sharer(c, a, l)) {
+    if (fv_forward_sharer(c, a, l)) {
         const int32_t r = root_of(c, a, l);
         memset(dqkv, 0, sizeof(float) * (size_t)(nseq * p->N * D));
         return fv_attn_share_apply_backward(&st->share[a][r], st->la[r].shW[a], qkv, D, dout, dqkv, st->la[r].shdW[a],
@@ -785,7 +729,7 @@ static int block_backward(FvState *st, int32_t l, int32_t B)
         sdown[i] = sown[i] ? GRAD(sown[i]) : NULL;
         tdown[i] = town[i] ? GRAD(town[i]) : NULL;
     }
-    const int sq = sharer(c, 0, l) ? D : 3 * D, tq = sharer(c, 1, l) ? D : 3 * D;
+    const int sq = fv_forward_sharer(c, 0, l) ? D : 3 * D, tq = fv_forward_sharer(c, 1, l) ? D : 3 * D;
     if ((ret = attention_backward(st, l, 0, sown, sdown, a->s_qkv, a->s_att, a->s_aux, Bf, dqkv, (int64_t)B * T)) < 0)
         return ret;
     fv_linear_backward(A, 0, dqkv, a->s_ln, W->qkv_w, GRAD(W->qkv_w), W->qkv_b ? GRAD(W->qkv_b) : NULL, Rs, D, sq);

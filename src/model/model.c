@@ -243,6 +243,8 @@ int fv_model_create_random(FvModel **out, const FvModelConfig *c, uint64_t seed)
     ri = (RandInit){ .next = m->owned, .state = seed };
     fv_model_visit_tensors(m, rand_visitor, &ri);
     m->num_params = ri.count;
+    if ((ret = fv_model_pack(m, FV_PRECISION_FP32)) < 0)
+        goto fail;
     *out = m;
     return 0;
 fail:
@@ -290,6 +292,7 @@ void fv_model_close(FvModel **pm)
         return;
     FvModel *m = *pm;
     fv_state_close(&m->state);
+    fv_model_unpack(m);
     if (m->labels)
         for (int32_t i = 0; i < m->cfg.num_labels; i++)
             free(m->labels[i]);
@@ -418,6 +421,8 @@ int fv_model_adopt_weights(FvModel *m, FvTensorSlot **tab, int32_t *ntab, size_t
 {
     AdoptWalk aw = { .m = m, .sizing = 1 };
     int ret;
+    if (m->prec == FV_PRECISION_BF16)
+        return fv_error(FV_EINVAL, "the model is held in bf16 for inference; training needs it loaded in fp32");
     if ((ret = fv_model_visit_tensors(m, adopt_visitor, &aw)) < 0)
         return ret;
     const int32_t count = aw.ntab;
@@ -461,6 +466,8 @@ int fv_model_adopt_weights(FvModel *m, FvTensorSlot **tab, int32_t *ntab, size_t
             for (int32_t k = 0; k < FV_ATTN_KIND_SLOTS; k++)
                 if (k != (int32_t)(a ? m->cfg.temporal.kind : m->cfg.spatial.kind))
                     memset(m->w.layers[l].own[a][k], 0, sizeof(m->w.layers[l].own[a][k]));
+    fv_model_unpack(m); /* training changes the weights in place: inference runs on them directly from now on */
+    fv_state_close(&m->state);
     fv_free(m->owned);
     fv_st_close(&m->st);
     m->owned = w2.block;
@@ -502,6 +509,7 @@ int fv_model_reset_classifier(FvModel *m, int32_t num_labels, char *const *label
     m->w.head_w = hw;
     m->w.head_b = hb;
     m->cfg.num_labels = num_labels;
+    const int was_packed = m->packed;
     if ((ret = fv_model_adopt_weights(m, NULL, NULL, NULL)) < 0) {
         m->w.head_w = old_w;
         m->w.head_b = old_b;
@@ -515,6 +523,10 @@ int fv_model_reset_classifier(FvModel *m, int32_t num_labels, char *const *label
     names = NULL;
     m->num_params += (int64_t)(num_labels - old_n) * (D + 1); /* the classifier changed size */
     fv_state_close(&m->state); /* sized for the old label count */
+    /* the trunk is unchanged: inference stays on prepared weights (the trainer's own adopt drops them); without
+     * them it runs on the fp32 block, correctly, so a failure here is not one of the reset */
+    if (was_packed && fv_model_pack(m, FV_PRECISION_FP32) < 0)
+        fv_model_unpack(m);
 fail:
     fv_free(hw);
     fv_free(hb);

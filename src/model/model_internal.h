@@ -6,7 +6,11 @@
 
 #include "fibvid/model.h"
 #include "kernels/attn_kind.h"
+#include "kernels/gemm_packed.h"
 #include "model/safetensors.h"
+
+/* The linear layers of a block whose weights are prepared for inference (model/prepare.c). */
+enum { FV_PK_T_QKV, FV_PK_T_PROJ, FV_PK_T_FC, FV_PK_QKV, FV_PK_PROJ, FV_PK_FC1, FV_PK_FC2, FV_PK_LAYER };
 
 /* Linear weights are [out, in] (y = x W^T + b), as in PyTorch / Hugging Face. */
 typedef struct FvLayerWeights {
@@ -23,6 +27,8 @@ typedef struct FvLayerWeights {
     /* tensors the attention kinds own: [0] spatial, [1] temporal, then per kind (what the kind's table lists),
      * NULL where the model has none. Kept per kind so that switching kinds and back keeps them. */
     const float *own[2][FV_ATTN_KIND_SLOTS][FV_ATTN_MAX_TENSORS];
+    /* the linear weights above prepared for inference (FV_PK_*), or NULL; with bf16 the fp32 slot may be NULL */
+    FvPackedW *pk[FV_PK_LAYER];
 } FvLayerWeights;
 
 typedef struct FvWeights {
@@ -34,7 +40,8 @@ typedef struct FvWeights {
     const float *patch_b;    /* (D) */
     FvLayerWeights *layers;  /* (num_layers), owned */
     const float *norm_w, *norm_b; /* timesformer.layernorm (D) */
-    const float *head_w, *head_b; /* classifier (L, D), (L) */
+    const float *head_w, *head_b; /* classifier (L, D), (L): fp32 in every precision */
+    FvPackedW *pk_patch;          /* patch_w prepared for inference, or NULL */
 } FvWeights;
 
 struct FvModel {
@@ -47,7 +54,18 @@ struct FvModel {
     int64_t num_params;
     uint64_t attn_gen;        /* bumped by every fv_model_set_attention(): states rebuild their plans */
     struct FvState *state;    /* the state fv_model_forward() runs on, made on its first call */
+    FvPrecision prec;         /* FP32 or BF16: what the prepared weights hold */
+    int packed;               /* 1: every linear weight has its prepared copy (pk) */
 };
+
+/* prepare.c: prepare every linear weight from its fp32 slot for inference in @p (FP32 or BF16), dropping the
+ * mapped file pages of weights that were copied; replaces earlier ones. FV_EINVAL when a slot has no fp32 data. */
+int fv_model_pack(FvModel *m, FvPrecision p);
+/* Free the prepared weights (training moves the weights: inference then runs on the fp32 slots). */
+void fv_model_unpack(FvModel *m);
+/* The prepared-weight slot of linear weight slot @slot (and its product's N and K), or NULL. */
+FvPackedW **fv_model_pack_slot(FvModel *m, const float *const *slot, const int64_t *shape, int32_t ndim, int32_t *N,
+                               int32_t *K);
 
 /* model.c: move every weight into one writable block owned by the model (visit order, each tensor 16-float
  * aligned), releasing the file mapping; fills the tensor table (*@tab, *@ntab; may be NULL) and the block's

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "kernels/gemm.h"
 #include "util/util.h"
 #include "model/model_internal.h"
 
@@ -23,6 +24,8 @@ static char *read_text(const char *path, int *ret)
 /* Walk state: pass 0 checks every tensor and sizes the conversion block, pass 1 fills the slots. */
 typedef struct LoadWalk {
     const FvSafetensors *st;
+    FvModel *m;
+    int bf16;            /* 1: linear weights go straight to bf16 prepared copies, without an fp32 copy */
     int pass;
     size_t owned_floats; /* pass 0: total; pass 1: next free float */
     float *owned;
@@ -42,11 +45,13 @@ static int load_visitor(void *user, const char *name, int32_t ndim, const int64_
     for (int32_t d = 0; d < ndim; d++)
         if (shape[d] < 0 || __builtin_mul_overflow(count, shape[d], &count)) /* validated configs never get here */
             return fv_error(FV_EINVAL, "%s: size overflows", name);
+    int32_t N, K;
+    FvPackedW **pk = lw->bf16 ? fv_model_pack_slot(lw->m, slot, shape, ndim, &N, &K) : NULL;
     if (lw->pass == 0) {
         int need = fv_st_get_f32(lw->st, name, ndim, shape, NULL, NULL);
         if (need < 0)
             return need;
-        if (need)
+        if (need && !pk)
             lw->owned_floats += round16((size_t)count);
         lw->params += count;
         return 0;
@@ -55,6 +60,22 @@ static int load_visitor(void *user, const char *name, int32_t ndim, const int64_
     int need = fv_st_get_f32(lw->st, name, ndim, shape, NULL, &in_place);
     if (need < 0)
         return need;
+    if (pk) { /* bf16: from the mapping (its pages given back after) or a one-tensor conversion buffer */
+        float *tmp = need ? fv_malloc(sizeof(float) * (size_t)count) : NULL;
+        const float *src = in_place;
+        int ret = need && !tmp ? fv_error(FV_ENOMEM, "%s: out of memory", name) : 0;
+        if (!ret && need)
+            ret = fv_st_get_f32(lw->st, name, ndim, shape, tmp, &src);
+        if (!ret)
+            ret = fv_packed_create(pk, src, N, K, FV_GT_BF16);
+        fv_free(tmp);
+        if (ret < 0)
+            return ret;
+        if (!need)
+            fv_st_drop_pages(lw->st, in_place, sizeof(float) * (size_t)count);
+        *slot = need ? NULL : in_place; /* fp32 data only where the file has it */
+        return 0;
+    }
     if (!need) {
         *slot = in_place;
         return 0;
@@ -143,7 +164,7 @@ static int open_single(const char *path, char **cfg_text, char **pre_text, char 
     return 0;
 }
 
-static int load_weights(FvModel *m, const char *path)
+static int load_weights(FvModel *m, const char *path, FvPrecision prec)
 {
     char *cfg_text = NULL, *pre_text = NULL, *what = NULL;
     FvSafetensors *st = NULL;
@@ -177,7 +198,14 @@ static int load_weights(FvModel *m, const char *path)
     }
     m->cfg = cfg;
     m->w.layers = layers;
-    LoadWalk lw = { .st = st, .pass = 0 };
+    if (prec == FV_PRECISION_DEFAULT)
+        prec = cfg.precision == FV_PRECISION_BF16 ? FV_PRECISION_BF16 : FV_PRECISION_FP32;
+    if (!fv_precision_supported(prec)) {
+        ret = fv_error(FV_ENOTSUP, "%s: bf16 is not supported here (%s)", path, fv_gemm_available(FV_GEMM_DNNL)
+                       ? "the CPU has neither AVX512-BF16 nor AMX" : "fibvid was built without oneDNN");
+        goto fail;
+    }
+    LoadWalk lw = { .st = st, .m = m, .bf16 = prec == FV_PRECISION_BF16, .pass = 0 };
     if ((ret = fv_model_visit_tensors(m, load_visitor, &lw)) < 0)
         goto fail;
     if (lw.owned_floats) {
@@ -191,11 +219,17 @@ static int load_weights(FvModel *m, const char *path)
     lw.pass = 1;
     lw.owned = owned;
     lw.owned_floats = 0;
+    m->st = st; /* prepared weights give back the mapping's pages */
     if ((ret = fv_model_visit_tensors(m, load_visitor, &lw)) < 0)
         goto fail;
+    if (prec == FV_PRECISION_BF16) {
+        m->packed = 1;
+        m->prec = FV_PRECISION_BF16;
+    } else if ((ret = fv_model_pack(m, FV_PRECISION_FP32)) < 0) {
+        goto fail;
+    }
 
     m->labels = labels;
-    m->st = st;
     m->owned = owned;
     m->num_params = lw.params;
     free(cfg_text);
@@ -209,8 +243,10 @@ fail:
         for (int32_t i = 0; i < cfg.num_labels; i++)
             free(labels[i]);
     free(labels);
+    fv_model_unpack(m);
     free(layers);
     fv_free(owned);
+    m->st = NULL;
     fv_st_close(&st);
     memset(&m->cfg, 0, sizeof(m->cfg));
     memset(&m->w, 0, sizeof(m->w));
@@ -236,6 +272,11 @@ typedef struct SaveWalk {
 
 int fv_model_load(FvModel **out, const char *path)
 {
+    return fv_model_load_ex(out, path, NULL);
+}
+
+int fv_model_load_ex(FvModel **out, const char *path, const FvModelLoadOptions *opt)
+{
     int ret;
     if (!out || !path)
         return fv_error(FV_EINVAL, "fv_model_load: NULL argument");
@@ -243,7 +284,7 @@ int fv_model_load(FvModel **out, const char *path)
     FvModel *m = calloc(1, sizeof(*m));
     if (!m)
         return fv_error(FV_ENOMEM, "fv_model_load: out of memory");
-    if ((ret = load_weights(m, path)) < 0)
+    if ((ret = load_weights(m, path, opt ? opt->precision : FV_PRECISION_DEFAULT)) < 0)
         goto fail;
     *out = m;
     return 0;
@@ -316,6 +357,9 @@ int fv_model_save(const FvModel *m, const char *path)
         return fv_error(FV_EINVAL, "fv_model_save: NULL argument");
     if (!m->w.layers)
         return fv_error(FV_EINVAL, "fv_model_save: %s: the model has no weights", path);
+    if (m->prec == FV_PRECISION_BF16)
+        return fv_error(FV_EINVAL, "fv_model_save: %s: the model is held in bf16 for inference; load it in fp32 to "
+                        "save it", path);
     cfg = fv_config_to_json(&m->cfg, m->labels);
     if (!cfg) {
         ret = fv_error(FV_ENOMEM, "fv_model_save: %s: out of memory", path);

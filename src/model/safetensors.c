@@ -472,6 +472,17 @@ const char *fv_st_path(const FvSafetensors *st)
     return st ? st->path : NULL;
 }
 
+void fv_st_drop_pages(const FvSafetensors *st, const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    if (!st || !st->map || b < st->map || b + n > st->map + st->map_size)
+        return;
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    const uintptr_t lo = ((uintptr_t)b + page - 1) & ~(page - 1), hi = ((uintptr_t)b + n) & ~(page - 1);
+    if (hi > lo) /* a read-only private mapping: the pages come back from the file if read again */
+        madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
 static void format_shape(char *buf, size_t size, int32_t ndim, const int64_t *shape)
 {
     size_t pos = 0;

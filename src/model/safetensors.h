@@ -40,6 +40,10 @@ const FvTensorInfo *fv_st_find(const FvSafetensors *st, const char *name);
 const char *fv_st_metadata(const FvSafetensors *st, const char *key);
 const char *fv_st_path(const FvSafetensors *st);
 
+/* Give back the resident pages of @n bytes at @p when they lie in the mapping (whole pages inside the range): a
+ * weight copied elsewhere stops counting in the process's memory; reading it again faults it back in. */
+void fv_st_drop_pages(const FvSafetensors *st, const void *p, size_t n);
+
 /* Get tensor @name as F32 with exactly the shape @shape[0..ndim-1]. F32 data that is 4-byte aligned in the
  * mapping is returned in place; anything else (F16, BF16, unaligned F32) is converted into @dst, which must
  * hold product(shape) floats (pass NULL to ask: returns 1 when conversion space is needed, 0 when not).

@@ -1,0 +1,220 @@
+/* oneDNN matmul primitives for the packed weights: one engine, a stream per thread, weights reordered once into
+ * the layout the primitive prefers (format_tag any; the layout depends on N, K and the data type only, checked
+ * at every primitive made), and a cache of primitives keyed by (M, N, K, data type, bias, post-ops): rows vary
+ * per call (batch, tokens) and take a handful of values per input size, so each gets a primitive of its own
+ * (runtime dimensions would fall back to oneDNN's slower plain GEMM). Bias, GELU (eltwise gelu_erf) and the
+ * residual add (sum) run as the primitive's bias and post-ops. */
+#ifdef FV_HAVE_DNNL
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/gemm.h"
+#include "kernels/gemm_packed.h"
+#include "util/util.h"
+
+static dnnl_engine_t g_engine;
+static int g_engine_ok;
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+
+static void engine_init(void)
+{
+    g_engine_ok = dnnl_engine_create(&g_engine, dnnl_cpu, 0) == dnnl_success;
+}
+
+static dnnl_engine_t engine(void)
+{
+    pthread_once(&g_once, engine_init);
+    return g_engine_ok ? g_engine : NULL;
+}
+
+/* A stream per thread: the CPU stream is cheap, and one stream is not meant to be shared between threads. */
+static _Thread_local dnnl_stream_t t_stream;
+
+static dnnl_stream_t stream(void)
+{
+    if (!t_stream && engine() && dnnl_stream_create(&t_stream, engine(), dnnl_stream_default_flags) != dnnl_success)
+        t_stream = NULL;
+    return t_stream;
+}
+
+static dnnl_data_type_t dnnl_dt(FvGemmType dt)
+{
+    return dt == FV_GT_BF16 ? dnnl_bf16 : dnnl_f32;
+}
+
+typedef struct Prim {
+    int32_t M, N, K, flags, bias;
+    FvGemmType dt;
+    dnnl_memory_desc_t wmd;
+    dnnl_primitive_t prim;
+    struct Prim *next;
+} Prim;
+
+static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
+static Prim *g_prims;
+
+/* The matmul descriptor of (M, N, K) with weights @wmd (NULL: format any) and @flags' post-ops. */
+static int make_pd(dnnl_primitive_desc_t *pd, int32_t M, int32_t N, int32_t K, FvGemmType dt, int bias, int flags,
+                   const dnnl_memory_desc_t *wmd)
+{
+    dnnl_memory_desc_t a, w, b, c;
+    const dnnl_dims_t da = { M, K }, dw = { K, N }, db = { 1, N }, dc = { M, N };
+    const dnnl_data_type_t t = dnnl_dt(dt);
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_post_ops_t po = NULL;
+    dnnl_matmul_desc_t md;
+    int ok = dnnl_memory_desc_init_by_tag(&a, 2, da, t, dnnl_ab) == dnnl_success &&
+             dnnl_memory_desc_init_by_tag(&b, 2, db, dnnl_f32, dnnl_ab) == dnnl_success &&
+             dnnl_memory_desc_init_by_tag(&c, 2, dc, (flags & FV_LIN_OUT_BF16) ? dnnl_bf16 : dnnl_f32,
+                                          dnnl_ab) == dnnl_success;
+    if (ok && wmd)
+        w = *wmd;
+    else if (ok)
+        ok = dnnl_memory_desc_init_by_tag(&w, 2, dw, t, dnnl_format_tag_any) == dnnl_success;
+    ok = ok && dnnl_matmul_desc_init(&md, &a, &w, bias ? &b : NULL, &c) == dnnl_success;
+    ok = ok && dnnl_primitive_attr_create(&attr) == dnnl_success && dnnl_post_ops_create(&po) == dnnl_success;
+    if (ok && (flags & FV_LIN_SUM))
+        ok = dnnl_post_ops_append_sum(po, 1.0f) == dnnl_success;
+    if (ok && (flags & FV_LIN_GELU))
+        ok = dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_gelu_erf, 0.0f, 0.0f) == dnnl_success;
+    ok = ok && dnnl_primitive_attr_set_post_ops(attr, po) == dnnl_success;
+    ok = ok && dnnl_primitive_desc_create(pd, &md, attr, engine(), NULL) == dnnl_success;
+    if (po)
+        dnnl_post_ops_destroy(po);
+    if (attr)
+        dnnl_primitive_attr_destroy(attr);
+    return ok ? 0 : -1;
+}
+
+int fv_dnnl_pack(FvPackedW *p, const float *w32)
+{
+    dnnl_engine_t eng = engine();
+    dnnl_stream_t s = stream();
+    if (!eng || !s)
+        return fv_error(FV_ENOMEM, "oneDNN: no CPU engine");
+    /* the layout a large-M product prefers; checked against every later primitive's */
+    dnnl_primitive_desc_t pd = NULL, rpd = NULL;
+    if (make_pd(&pd, 4096, p->N, p->K, p->dt, 1, 0, NULL) < 0)
+        return fv_error(FV_EINVAL, "oneDNN: no %s matmul for a %dx%d weight", p->dt == FV_GT_BF16 ? "bf16" : "fp32",
+                        p->N, p->K);
+    p->md = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    dnnl_primitive_desc_destroy(pd);
+    p->bytes = dnnl_memory_desc_get_size(&p->md);
+    if (!(p->owned = fv_malloc(p->bytes)))
+        return fv_error(FV_ENOMEM, "oneDNN: out of memory for a packed %dx%d weight", p->N, p->K);
+    /* fp32 (N, K) row-major is (K, N) with strides (1, K): tag ba; bf16 is converted by the reorder */
+    dnnl_memory_desc_t src;
+    const dnnl_dims_t dw = { p->K, p->N };
+    dnnl_memory_t ms = NULL, md = NULL;
+    dnnl_primitive_t r = NULL;
+    int ok = dnnl_memory_desc_init_by_tag(&src, 2, dw, dnnl_f32, dnnl_ba) == dnnl_success &&
+             dnnl_reorder_primitive_desc_create(&rpd, &src, eng, &p->md, eng, NULL) == dnnl_success &&
+             dnnl_primitive_create(&r, rpd) == dnnl_success &&
+             dnnl_memory_create(&ms, &src, eng, (void *)w32) == dnnl_success &&
+             dnnl_memory_create(&md, &p->md, eng, p->owned) == dnnl_success;
+    if (ok) {
+        dnnl_exec_arg_t args[] = { { DNNL_ARG_FROM, ms }, { DNNL_ARG_TO, md } };
+        ok = dnnl_primitive_execute(r, s, 2, args) == dnnl_success && dnnl_stream_wait(s) == dnnl_success;
+    }
+    if (ms)
+        dnnl_memory_destroy(ms);
+    if (md)
+        dnnl_memory_destroy(md);
+    if (r)
+        dnnl_primitive_destroy(r);
+    if (rpd)
+        dnnl_primitive_desc_destroy(rpd);
+    if (!ok) {
+        fv_free(p->owned);
+        p->owned = NULL;
+        return fv_error(FV_EINVAL, "oneDNN: cannot reorder a %dx%d weight", p->N, p->K);
+    }
+    p->blocked = 1;
+    return 0;
+}
+
+/* The cached primitive for this product, made on first use. */
+static dnnl_primitive_t get_prim(const FvPackedW *w, int32_t M, int bias, int flags)
+{
+    pthread_mutex_lock(&g_lock);
+    Prim *e = g_prims;
+    for (; e; e = e->next)
+        if (e->M == M && e->N == w->N && e->K == w->K && e->dt == w->dt && e->bias == bias && e->flags == flags &&
+            dnnl_memory_desc_equal(&e->wmd, &w->md))
+            break;
+    if (!e) {
+        dnnl_primitive_desc_t pd = NULL;
+        dnnl_primitive_t prim = NULL;
+        if (make_pd(&pd, M, w->N, w->K, w->dt, bias, flags, &w->md) == 0 &&
+            dnnl_primitive_create(&prim, pd) == dnnl_success && (e = calloc(1, sizeof(*e)))) {
+            *e = (Prim){ .M = M, .N = w->N, .K = w->K, .flags = flags, .bias = bias, .dt = w->dt, .wmd = w->md,
+                         .prim = prim, .next = g_prims };
+            g_prims = e;
+        } else if (prim) {
+            dnnl_primitive_destroy(prim);
+        }
+        if (pd)
+            dnnl_primitive_desc_destroy(pd);
+    }
+    pthread_mutex_unlock(&g_lock);
+    return e ? e->prim : NULL;
+}
+
+int fv_dnnl_linear(void *out, const void *in, const FvPackedW *w, const float *b, int32_t M, int flags)
+{
+    dnnl_primitive_t prim = get_prim(w, M, b != NULL, flags);
+    dnnl_stream_t s = stream();
+    if (!prim || !s)
+        return fv_error(FV_ENOMEM, "oneDNN: no matmul primitive for %dx%dx%d (%s)", M, w->N, w->K,
+                        w->dt == FV_GT_BF16 ? "bf16" : "fp32");
+    const_dnnl_primitive_desc_t pd;
+    dnnl_primitive_get_primitive_desc(prim, &pd);
+    dnnl_memory_t ma = NULL, mw = NULL, mb = NULL, mc = NULL;
+    int ok = dnnl_memory_create(&ma, dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0), engine(),
+                                (void *)in) == dnnl_success &&
+             dnnl_memory_create(&mw, &w->md, engine(), w->owned) == dnnl_success &&
+             dnnl_memory_create(&mc, dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0), engine(), out) ==
+                 dnnl_success &&
+             (!b || dnnl_memory_create(&mb, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 1), engine(),
+                                       (void *)b) == dnnl_success);
+    if (ok) {
+        dnnl_exec_arg_t args[4] = { { DNNL_ARG_SRC, ma }, { DNNL_ARG_WEIGHTS, mw }, { DNNL_ARG_DST, mc },
+                                    { DNNL_ARG_BIAS, mb } };
+        ok = dnnl_primitive_execute(prim, s, b ? 4 : 3, args) == dnnl_success && dnnl_stream_wait(s) == dnnl_success;
+    }
+    if (ma)
+        dnnl_memory_destroy(ma);
+    if (mw)
+        dnnl_memory_destroy(mw);
+    if (mb)
+        dnnl_memory_destroy(mb);
+    if (mc)
+        dnnl_memory_destroy(mc);
+    return ok ? 0 : fv_error(FV_ENOMEM, "oneDNN: matmul %dx%dx%d failed", M, w->N, w->K);
+}
+
+const char *fv_packed_impl(FvGemmType dt)
+{
+    static char buf[2][64];
+    if (buf[dt][0])
+        return buf[dt];
+    dnnl_primitive_desc_t pd = NULL;
+    const char *impl = "none";
+    if ((dt == FV_GT_F32 || fv_bf16_supported()) && engine() && make_pd(&pd, 1024, 768, 768, dt, 1, 0, NULL) == 0)
+        dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl);
+    snprintf(buf[dt], sizeof(buf[dt]), "%s", impl);
+    if (pd)
+        dnnl_primitive_desc_destroy(pd);
+    return buf[dt];
+}
+#else
+#include "kernels/gemm_packed.h"
+
+const char *fv_packed_impl(FvGemmType dt)
+{
+    (void)dt;
+    return "none";
+}
+#endif

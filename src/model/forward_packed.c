@@ -1,0 +1,130 @@
+/* The inference block on the model's prepared weights (model/prepare.c), in fp32 or bf16: the same arithmetic as
+ * block_forward() in forward.c with the bias, GELU and residual adds fused into the products (the temporal
+ * output's residual per clip, whose rows are contiguous in the residual stream, and the MLP's), and in bf16 the
+ * products' inputs rounded to bf16 where they are made: LayerNorm writes bf16, the first MLP product writes its
+ * GELU'd output in bf16, the attention output is rounded before its projection. LayerNorm, attention, GELU,
+ * residuals and the classifier stay fp32. The buffers are the inference state's (bf16 ones in the space of fp32
+ * ones, which they half fill). */
+#include <string.h>
+
+#include "kernels/gemm.h"
+#include "kernels/layers.h"
+#include "model/state.h"
+#include "util/util.h"
+
+int fv_forward_uses_packed(const FvState *st)
+{
+    const FvModel *m = st->m;
+    return !st->train && m->packed && (m->prec == FV_PRECISION_BF16 || fv_gemm_backend() == FV_GEMM_DNNL);
+}
+
+/* LayerNorm of @rows rows (stride @ldi) into @out: fp32 or bf16 per @bf */
+static void ln_into(void *out, const float *in, int64_t ldi, const float *w, const float *b, int64_t rows, int32_t D,
+                    float eps, int bf)
+{
+    if (bf)
+        fv_layernorm_forward_bf16(out, D, in, ldi, w, b, rows, D, eps);
+    else
+        fv_layernorm_forward(out, D, in, ldi, NULL, NULL, w, b, rows, D, eps);
+}
+
+int fv_patch_embed_packed(FvState *st, int64_t rows)
+{
+    const FvModel *m = st->m;
+    const FvPackedW *pw = m->w.pk_patch;
+    const void *in = st->patches;
+    if (m->prec == FV_PRECISION_BF16) {
+        fv_f32_to_bf16((uint16_t *)st->patch16, st->patches, rows * pw->K);
+        in = st->patch16;
+    }
+    return fv_linear_packed(st->tmp, in, pw, m->w.patch_b, (int32_t)rows, 0);
+}
+
+int fv_block_forward_packed(FvState *st, int32_t l, int32_t B, float *xout)
+{
+    const FvModelConfig *c = &st->m->cfg;
+    const FvLayerWeights *W = &st->m->w.layers[l];
+    LayerActs *a = &st->la[l];
+    const int32_t T = st->T, P = st->lP[l], D = c->hidden_size;
+    const int64_t PT = (int64_t)P * T, tok = 1 + PT, S = 1 + P;
+    const int64_t Rt = B * PT, Rs = (int64_t)B * T * S, Rx = B * tok;
+    const float eps = c->layer_norm_eps;
+    const int bf = st->m->prec == FV_PRECISION_BF16;
+    const int o16 = bf ? FV_LIN_OUT_BF16 : 0;
+    float *tmp = st->tmp, *y = a->y;
+    int ret;
+
+    /* temporal: sequences (B*P, T) of the patch rows 1 + n*T .. of each clip */
+    for (int32_t b = 0; b < B; b++) /* t_ln as bf16 holds (Rt, D) in its first half */
+        ln_into(bf ? (void *)((uint16_t *)a->t_ln + b * PT * D) : (void *)(a->t_ln + b * PT * D),
+                a->xin + (b * tok + 1) * D, D, W->t_ln_w, W->t_ln_b, PT, D, eps, bf);
+    if ((ret = fv_linear_packed(a->t_qkv, a->t_ln, W->pk[FV_PK_T_QKV], W->t_qkv_b, (int32_t)Rt, 0)) < 0 ||
+        (ret = fv_forward_attention(st, l, FV_DIAG_TEMPORAL, &st->tplan[l], a->t_qkv, a->t_att, NULL, (int64_t)B * P)) < 0)
+        return ret;
+    const void *att = a->t_att;
+    if (bf) { /* the projection's input in bf16, where the LayerNorm output was */
+        fv_f32_to_bf16((uint16_t *)a->t_ln, a->t_att, Rt * D);
+        att = a->t_ln;
+    }
+    if ((ret = fv_linear_packed(a->t_prj, att, W->pk[FV_PK_T_PROJ], W->t_proj_b, (int32_t)Rt, o16)) < 0)
+        return ret;
+    /* y = [c; X + temporal_dense(...)]: the residual fused, per clip (its patch rows are contiguous) */
+    if (y != a->xin)
+        memcpy(y, a->xin, sizeof(float) * (size_t)(Rx * D));
+    for (int32_t b = 0; b < B; b++) {
+        const void *src = bf ? (const void *)((const uint16_t *)a->t_prj + b * PT * D)
+                             : (const void *)(a->t_prj + b * PT * D);
+        if ((ret = fv_linear_packed(y + (b * tok + 1) * D, src, W->pk[FV_PK_T_FC], W->t_fc_b, (int32_t)PT,
+                                    FV_LIN_SUM)) < 0)
+            return ret;
+    }
+
+    /* spatial: per (clip, frame) the sequence [c, Xt[n=0..P-1, t]] */
+#pragma omp parallel for schedule(static)
+    for (int64_t bt = 0; bt < (int64_t)B * T; bt++) {
+        const int64_t b = bt / T, t = bt % T;
+        float *seq = a->s_seq + bt * S * D;
+        const float *yb = y + b * tok * D;
+        memcpy(seq, yb, sizeof(float) * D);
+        for (int32_t n = 0; n < P; n++)
+            memcpy(seq + (1 + (int64_t)n) * D, yb + (1 + (int64_t)n * T + t) * D, sizeof(float) * D);
+    }
+    ln_into(a->s_ln, a->s_seq, D, W->ln1_w, W->ln1_b, Rs, D, eps, bf);
+    if ((ret = fv_linear_packed(a->s_qkv, a->s_ln, W->pk[FV_PK_QKV], W->qkv_b, (int32_t)Rs, 0)) < 0 ||
+        (ret = fv_forward_attention(st, l, FV_DIAG_SPATIAL, &st->splan[l], a->s_qkv, a->s_att, NULL, (int64_t)B * T)) < 0)
+        return ret;
+    att = a->s_att;
+    if (bf) {
+        fv_f32_to_bf16((uint16_t *)a->s_ln, a->s_att, Rs * D);
+        att = a->s_ln;
+    }
+    if ((ret = fv_linear_packed(tmp, att, W->pk[FV_PK_PROJ], W->proj_b, (int32_t)Rs, 0)) < 0) // tmp (Rs, D) = S
+        return ret;
+    /* c' = c + mean_t S_cls(t); X' = Xt + S_patch */
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < Rx; r++) {
+        const int64_t b = r / tok, i = r % tok;
+        float *yr = y + r * D;
+        if (i == 0) {
+            for (int32_t d = 0; d < D; d++) {
+                float s = 0.0f;
+                for (int32_t t = 0; t < T; t++)
+                    s += tmp[((b * T + t) * S) * D + d];
+                yr[d] += s / T;
+            }
+        } else {
+            const int64_t n = (i - 1) / T, t = (i - 1) % T;
+            const float *sr = tmp + ((b * T + t) * S + 1 + n) * D;
+            for (int32_t d = 0; d < D; d++)
+                yr[d] += sr[d];
+        }
+    }
+
+    /* MLP on every token: GELU fused into the first product, the residual into the second */
+    ln_into(a->m_ln, y, D, W->ln2_w, W->ln2_b, Rx, D, eps, bf);
+    if ((ret = fv_linear_packed(a->h_pre, a->m_ln, W->pk[FV_PK_FC1], W->fc1_b, (int32_t)Rx, FV_LIN_GELU | o16)) < 0)
+        return ret;
+    if (xout != y)
+        memcpy(xout, y, sizeof(float) * (size_t)(Rx * D));
+    return fv_linear_packed(xout, a->h_pre, W->pk[FV_PK_FC2], W->fc2_b, (int32_t)Rx, FV_LIN_SUM);
+}
