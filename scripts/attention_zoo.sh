@@ -164,8 +164,8 @@ line=""
 for k in "${kinds[@]}"; do line+=" $k ${rate[$k]}"; done
 log "training clips/s measured ($probe steps of $batch, $threads threads):$line"
 
-# the estimate of what is left: training clips / the kind's rate, plus evaluation (4 runs, 1 + 9 views a
-# held-out clip, ~10 ms a clip of decoding and forward) and the timings
+# the estimate of what is left: training clips / the kind's rate, plus evaluation (4 runs: 1 + 9 views a
+# held-out clip, ~67 ms a held-out clip for both on 2 cores), diversity and timings (~10 s)
 estimate() {
     local name kind size seed total=0 left nh
     nh=$(($(wc -l < heldoutA/all.txt) + $(wc -l < heldoutB/all.txt)))
@@ -183,7 +183,9 @@ estimate() {
         left=$((ep * n - done_clips))
         [ "$left" -lt 0 ] && left=0
         total=$(awk -v t="$total" -v c="$left" -v r="${rate[$kind]}" 'BEGIN { printf "%d", t + (r > 0 ? c / r : 0) }')
-        [ -f "eval/$name/B-3x3/summary.json" ] || total=$((total + nh * 10 * 10 / 1000 + 10))
+        # decoding the training clips (~6 ms a clip), loading and saving: ~15 s
+        [ -f "runs/$name/model.safetensors" ] || total=$((total + n * 6 / 1000 + 15))
+        [ -f "bench/$name.info.json" ] || total=$((total + nh * 67 / 1000 + 10))
     done
     echo "$total"
 }
