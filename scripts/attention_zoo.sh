@@ -11,7 +11,10 @@
 #
 # Presets (this project's 2-core machine; README "Attention kinds compared" in models/README.md):
 #   ~6 hours:    scripts/attention_zoo.sh --out build/zoo                      (the defaults)
-#   ~90 minutes: scripts/attention_zoo.sh --out build/zoo90 --budget-clips 15552 --heldout-per-class 20
+#   ~90 minutes: scripts/attention_zoo.sh --out build/zoo90 --budget-clips 12960 --heldout-per-class 20 --threads 1
+#   While other work runs on the machine, use --threads 1: measured under a load of ~10, one thread trained
+#   fib at 15 clips/s and two threads at 5 (the two threads wait for each other); --estimate-only prints the
+#   estimate from this machine's probe and stops.
 #
 #  1. data: `fibvid synth -n 300 -s 8 --clean` (the default model's stage-1 data: 2592 training clips); the
 #     full size trains on all of trainlist01, the quarter size on every 4th clip of each class (648); held out:
@@ -35,7 +38,7 @@
 #     size) and DIR/accuracy-vs-ms.svg (held-out top-1 against forward ms per clip, one point per model)
 #
 # Before training it measures each kind's training clips/s with --probe-steps steps (default 4 steps of a
-# batch, kept in DIR/probe/) and prints the estimated time of what is left to do.
+# batch, kept in DIR/probe/: delete it to measure again) and prints the estimated time of what is left to do.
 # Resumable: rerun the same command. A finished model (runs/NAME/model.safetensors) is not trained again, an
 # interrupted one continues from its last checkpoint (`train --resume`), finished evaluations, diversity runs
 # and timings are kept (an interrupted evaluation continues with `evaluate --resume`). To stop a run in the
@@ -62,7 +65,7 @@ while [ $# -gt 0 ]; do
     --bench-iters) biters=$2; shift 2 ;;
     --fibvid) bin=$2; shift 2 ;;
     --estimate-only) estimate_only=1; shift ;;
-    -h|--help) sed -n '2,45p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,48p' "$0"; exit 0 ;;
     *) echo "attention_zoo.sh: unknown option $1 (see --help)" >&2; exit 1 ;;
     esac
 done
