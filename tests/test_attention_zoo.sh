@@ -27,8 +27,9 @@ fail() { echo "FAIL: $*"; exit 1; }
 rc=0
 FIBVID_TEST_SIGINT_AT=1 zoo --probe-steps 0 > "$tmp/out1" 2> "$tmp/log1" || rc=$?
 [ "$rc" -eq 130 ] || { cat "$tmp/log1"; fail "interrupted invocation: exit $rc, want 130"; }
-[ -f "$o/runs/dense-full-s1/checkpoint.json" ] && [ ! -f "$o/runs/dense-full-s1/model.safetensors" ] ||
-    { ls -l "$o/runs/dense-full-s1"; fail "the interrupted training left no checkpoint, or a model"; }
+if [ ! -f "$o/runs/dense-full-s1/checkpoint.json" ] || [ -f "$o/runs/dense-full-s1/model.safetensors" ]; then
+    ls -l "$o/runs/dense-full-s1"; fail "the interrupted training left no checkpoint, or a model"
+fi
 
 # 2. continued and finished
 zoo --probe-steps 1 > "$tmp/out2" 2> "$tmp/log2" || { cat "$tmp/log2"; fail "second invocation: exit $?"; }
@@ -44,7 +45,7 @@ done
 want="dense-full-s1 fib-full-s1 sima-full-s1 castling-full-s1 psvit-full-s1 dense-quarter-s1 dense-quarter-s2
 fib-quarter-s1 fib-quarter-s2 sima-quarter-s1 castling-quarter-s1 psvit-quarter-s1"
 got=$(tail -n +2 "$csv" | cut -d, -f1 | tr '\n' ' ')
-[ "$(echo $got)" = "$(echo $want)" ] || fail "results.csv rows: $got; want $(echo $want)"
+[ "$got" = "$(echo "$want" | tr '\n' ' ')" ] || fail "results.csv rows: $got; want $want"
 awk -F, 'NR == 1 { n = NF; for (i = 1; i <= NF; i++) h[i] = $i; next }
     NF != n { print "row " NR " has " NF " fields, the header " n; bad = 1 }
     { for (i = 1; i <= NF; i++) {
