@@ -28,7 +28,7 @@ packages=(
     libcmocka-dev                                          # tests
 )
 if [ "$dev" = 1 ]; then
-    packages+=(python3-torch python3-numpy ffmpeg chromium strace)
+    packages+=(python3-torch python3-numpy ffmpeg chromium strace libxml2-utils)
 fi
 
 missing=()
