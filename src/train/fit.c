@@ -3,15 +3,11 @@
  * through the prediction path, an atomic checkpoint (weights, optimizer state, checkpoint.json naming both)
  * and a line in train.jsonl. A resumed run checks that its settings are the checkpoint's, reloads the
  * weights and optimizer state, and cuts the log back to the checkpoint's epoch. */
-#include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -19,6 +15,7 @@
 #include "fibvid/predict.h"
 #include "fibvid/train.h"
 #include "model/model_internal.h"
+#include "train/checkpoint.h"
 #include "train/optim.h"
 #include "util/util.h"
 
@@ -153,24 +150,6 @@ static int map_labels(const FvFitSettings *s, FvModel *m, const FvDataset *ds, i
 /* ---------------------------------------------------------------------------------------------------- */
 /* settings, checkpoints and the log                                                                     */
 
-/* Write @o to @path atomically (temporary file, fsync, rename). */
-static int write_json_atomic(const char *path, const json_t *o)
-{
-    char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-    if (!text)
-        return fv_error(FV_ENOMEM, "%s: out of memory", path);
-    const size_t n = strlen(text);
-    char *t2 = realloc(text, n + 2);
-    if (!t2) {
-        free(text);
-        return fv_error(FV_ENOMEM, "%s: out of memory", path);
-    }
-    memcpy(t2 + n, "\n", 2);
-    int ret = fv_write_file_atomic(path, t2, n + 1);
-    free(t2);
-    return ret;
-}
-
 /* Keep only the log lines up to the checkpoint a resumed run continues from: epochs <= @epoch, and the step
  * lines of the next epoch up to optimizer step @step (a checkpoint taken mid-epoch); a "done" line goes too
  * (a finished run being extended ends with a new one). */
@@ -214,34 +193,6 @@ done:
     free(line);
     free(keep);
     return ret;
-}
-
-/* The first setting of @now that @old (a checkpoint's) records otherwise, as "key: now (the run's old)" into
- * @buf; 0 when they agree. Both values are printed whole: long paths are what tells them apart. */
-static int settings_differ(const json_t *old, const json_t *now, char *buf, size_t n)
-{
-    const char *key;
-    json_t *v;
-    json_object_foreach((json_t *)now, key, v) {
-        const json_t *o = json_object_get(old, key);
-        if (o && json_equal(o, v))
-            continue;
-        char *a = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
-        char *b = o ? json_dumps(o, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
-        snprintf(buf, n, "\"%s\" is %s, the run's %s", key, a ? a : "?", b ? b : "(not recorded)");
-        free(a);
-        free(b);
-        return 1;
-    }
-    json_object_foreach((json_t *)old, key, v) {
-        if (!json_object_get(now, key)) {
-            char *b = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
-            snprintf(buf, n, "\"%s\" is not set, the run's %s", key, b ? b : "?");
-            free(b);
-            return 1;
-        }
-    }
-    return 0;
 }
 
 static int log_line(FILE *log, const char *path, json_t *o)
@@ -445,163 +396,6 @@ static int check_settings(const FvFitSettings *s)
     return 0;
 }
 
-/* The integer @key of @o (a checkpoint.json of @path) into *@v: an error naming the file and the field unless it
- * is an integer in [@lo, @hi]; absent, *@v = @dflt when @dflt >= @lo (an optional field), else an error. Every
- * integer the trainer reads back is bounded here, so no later arithmetic on it can overflow. */
-static int ck_int(const char *path, const json_t *o, const char *key, int64_t lo, int64_t hi, int64_t dflt,
-                  int64_t *v)
-{
-    const json_t *j = json_object_get(o, key);
-    if (!j && dflt >= lo) {
-        *v = dflt;
-        return 0;
-    }
-    if (!json_is_integer(j) || json_integer_value(j) < lo || json_integer_value(j) > hi) {
-        char got[64];
-        if (json_is_integer(j))
-            snprintf(got, sizeof(got), "%lld", (long long)json_integer_value(j));
-        else
-            snprintf(got, sizeof(got), "%s", j ? "not an integer" : "missing");
-        return fv_error(FV_EINVAL, "%s: \"%s\": %s (an integer %lld..%lld)", path, key, got, (long long)lo,
-                        (long long)hi);
-    }
-    *v = (int64_t)json_integer_value(j);
-    return 0;
-}
-
-/* Whether @name is one of the checkpoint files the trainer writes, and so one it may delete: a plain name in
- * the output directory (no '/'), "ckpt-epoch*.safetensors" of letters, digits, '-' and '.'. A hand-edited
- * checkpoint.json naming anything else is refused, never unlinked. */
-static int is_ckpt_name(const char *name)
-{
-    static const char pre[] = "ckpt-epoch", suf[] = ".safetensors";
-    const size_t n = name ? strlen(name) : 0;
-    if (n <= strlen(pre) + strlen(suf) || strncmp(name, pre, strlen(pre)) || strcmp(name + n - strlen(suf), suf))
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if (!isalnum((unsigned char)name[i]) && name[i] != '-' && name[i] != '.')
-            return 0;
-    return strstr(name, "..") == NULL;
-}
-
-/* Whether @name is a temporary file of an atomic write of one of the run's files ("X.tmp" or "X.tmp.XXXXXX",
- * mkstemp's six characters): what a kill during a checkpoint write leaves behind. */
-static int is_run_tmp(const char *name)
-{
-    static const char *const fixed[] = { "checkpoint.json", "run.json", "train.jsonl", "best.safetensors",
-                                         "model.safetensors" };
-    const char *t = strstr(name, ".tmp");
-    while (t && strstr(t + 1, ".tmp"))
-        t = strstr(t + 1, ".tmp");
-    if (!t || t == name)
-        return 0;
-    const char *rest = t + 4;
-    if (*rest) {
-        if (rest[0] != '.' || strlen(rest) != 7)
-            return 0;
-        for (int i = 1; i < 7; i++)
-            if (!isalnum((unsigned char)rest[i]))
-                return 0;
-    }
-    char base[256];
-    const size_t bn = (size_t)(t - name);
-    if (bn >= sizeof(base))
-        return 0;
-    memcpy(base, name, bn);
-    base[bn] = '\0';
-    for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
-        if (!strcmp(base, fixed[i]))
-            return 1;
-    return is_ckpt_name(base);
-}
-
-/* Remove the temporary files that interrupted writes of the run left in @dir (on start and resume; a
- * base-size model leaves about a gigabyte per kill). Nothing else in the directory is touched. */
-static void remove_stale_tmp(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    for (struct dirent *e; (e = readdir(d));) {
-        struct stat st;
-        if (is_run_tmp(e->d_name) && !fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) && S_ISREG(st.st_mode))
-            unlinkat(dirfd(d), e->d_name, 0);
-    }
-    closedir(d);
-}
-
-/* Where a checkpoint is taken: after @epoch complete epochs and @epoch_step steps of the next (0: at the end
- * of an epoch), @step optimizer steps in all. */
-typedef struct CkptAt {
-    int64_t epoch, epoch_step, step;
-    int     best;    /* also best.safetensors */
-    double  elapsed;
-} CkptAt;
-
-/* The weights and optimizer state of @at, then checkpoint.json pointing at them (atomically: until it is renamed
- * the previous checkpoint stays whole), then the previous checkpoint's files go. *@ck is the current
- * checkpoint.json (NULL: none), replaced. @part: the unfinished epoch's running figures, or NULL. */
-static int write_checkpoint(const FvFitSettings *s, const FvModel *m, const FvTrainer *tr, const char *ck_path,
-                            json_t *settings, const FvFitResult *r, const CkptAt *at, const json_t *part, json_t **ck)
-{
-    char wname[64], oname[64];
-    int ret;
-    if (at->epoch_step > 0) {
-        snprintf(wname, sizeof(wname), "ckpt-epoch%04lld-step%06lld.safetensors", (long long)at->epoch + 1,
-                 (long long)at->step);
-        snprintf(oname, sizeof(oname), "ckpt-epoch%04lld-step%06lld.optim.safetensors", (long long)at->epoch + 1,
-                 (long long)at->step);
-    } else {
-        snprintf(wname, sizeof(wname), "ckpt-epoch%04lld.safetensors", (long long)at->epoch);
-        snprintf(oname, sizeof(oname), "ckpt-epoch%04lld.optim.safetensors", (long long)at->epoch);
-    }
-    char *wp = fv_path_join(s->out_dir, wname), *op = fv_path_join(s->out_dir, oname);
-    char *bp = fv_path_join(s->out_dir, "best.safetensors");
-    if (!wp || !op || !bp)
-        ret = fv_error(FV_ENOMEM, "fv_fit_run: out of memory");
-    else if ((ret = fv_model_save(m, wp)) >= 0 && (ret = fv_trainer_save_state(tr, op)) >= 0 && at->best)
-        ret = fv_model_save(m, bp);
-    free(bp);
-    const char *old_w = *ck ? json_string_value(json_object_get(*ck, "weights")) : NULL;
-    const char *old_o = *ck ? json_string_value(json_object_get(*ck, "optim")) : NULL;
-    if (ret < 0) /* a full disk: no half checkpoint stays (the last whole one does) */
-        goto fail;
-    char *old_wp = is_ckpt_name(old_w) && strcmp(old_w, wname) ? fv_path_join(s->out_dir, old_w) : NULL;
-    char *old_op = is_ckpt_name(old_o) && strcmp(old_o, oname) ? fv_path_join(s->out_dir, old_o) : NULL;
-    json_t *nck = json_pack("{s:I, s:I, s:I, s:s, s:s, s:f, s:I, s:f, s:O}", "epoch", (json_int_t)at->epoch,
-                            "epoch_step", (json_int_t)at->epoch_step, "step", (json_int_t)at->step, "weights", wname,
-                            "optim", oname, "best_top1", r->best_top1, "best_epoch", (json_int_t)r->best_epoch,
-                            "elapsed_s", at->elapsed, "settings", settings);
-    if (nck && part)
-        json_object_set(nck, "partial", (json_t *)part);
-    ret = nck ? write_json_atomic(ck_path, nck) : fv_error(FV_ENOMEM, "fv_fit_run: out of memory");
-    if (ret >= 0) {
-        if (old_wp)
-            unlink(old_wp);
-        if (old_op)
-            unlink(old_op);
-        json_decref(*ck);
-        *ck = nck;
-    } else {
-        json_decref(nck);
-    }
-    free(old_wp);
-    free(old_op);
-fail:
-    if (ret < 0) {
-        if (wp && (!old_w || strcmp(old_w, wname)))
-            unlink(wp);
-        if (op && (!old_o || strcmp(old_o, oname)))
-            unlink(op);
-    }
-    free(wp);
-    free(op);
-    return ret;
-}
-
-/* The largest epoch a checkpoint may name: train's --epochs allows 1..100000. */
-#define FV_CKPT_MAX_EPOCHS INT64_C(100000)
-
 int fv_fit_run(const FvFitSettings *s, FvFitResult *res)
 {
     FvModel *m = NULL;
@@ -690,77 +484,20 @@ int fv_fit_run(const FvFitSettings *s, FvFitResult *res)
     int64_t start_epoch = 0, start_in_epoch = 0, ck_step = -1, part_correct = 0, part_seen = 0;
     double prev_elapsed = 0.0, part_loss = 0.0;
     if (s->resume) {
-        json_error_t jerr;
-        if (!(ck = json_load_file(ck_path, 0, &jerr))) {
-            ret = fv_error(FV_EINVAL, "%s: cannot resume: %s", ck_path, jerr.text);
+        FvCkptResume cr;
+        if ((ret = fv_ckpt_read(ck_path, s->out_dir, settings, s->epochs, tds->num_entries, &ck, &cr,
+                                &r.conflict)) < 0)
             goto done;
-        }
-        /* every setting as recorded, except that the epochs may grow (extending the run), and the lists'
-         * descriptions, which name their files as given (relative to where the run started): their hashes
-         * compare what they hold */
-        json_t *ck_settings = json_object_get(ck, "settings");
-        json_t *cmp = json_deep_copy(settings);
-        if (!cmp) {
-            ret = fv_error(FV_ENOMEM, "fv_fit_run: out of memory");
-            goto done;
-        }
-        static const char *const free_keys[] = { "epochs", "train", "val" };
-        for (size_t i = 0; i < sizeof(free_keys) / sizeof(free_keys[0]); i++)
-            if (json_is_object(ck_settings) && json_object_get(ck_settings, free_keys[i]))
-                json_object_set(cmp, free_keys[i], json_object_get(ck_settings, free_keys[i]));
-        /* model and config files by the file they name (runs before these were absolute name them as given) */
-        static const char *const file_keys[] = { "init_model", "config" };
-        for (size_t i = 0; i < sizeof(file_keys) / sizeof(file_keys[0]); i++) {
-            const char *was = json_string_value(json_object_get(ck_settings, file_keys[i]));
-            const char *now = json_string_value(json_object_get(cmp, file_keys[i]));
-            char *a = was && now ? realpath(was, NULL) : NULL, *b = a ? realpath(now, NULL) : NULL;
-            if (a && b && !strcmp(a, b))
-                json_object_set(cmp, file_keys[i], json_object_get(ck_settings, file_keys[i]));
-            free(a);
-            free(b);
-        }
-        char diff[8192];
-        const int differs = !json_is_object(ck_settings) || settings_differ(ck_settings, cmp, diff, sizeof(diff));
-        json_decref(cmp);
-        if (differs) {
-            r.conflict = json_is_object(ck_settings);
-            ret = fv_error(FV_EINVAL, "%s: cannot resume: %s", ck_path,
-                           r.conflict ? diff : "no \"settings\"");
-            goto done;
-        }
-        /* bounds: epochs and steps as train's options allow them (--epochs 1..100000; a step of an epoch is
-         * one of at most one per clip), clip counts as the data's */
-        const int64_t N0 = tds->num_entries, max_steps = FV_CKPT_MAX_EPOCHS * N0;
-        int64_t best_epoch = 0;
-        const json_t *part = json_object_get(ck, "partial");
-        if ((ret = ck_int(ck_path, ck, "epoch", 0, FV_CKPT_MAX_EPOCHS, -1, &start_epoch)) < 0 ||
-            (ret = ck_int(ck_path, ck, "epoch_step", 0, N0, 0, &start_in_epoch)) < 0 ||
-            (ret = ck_int(ck_path, ck, "step", 0, max_steps, INT64_MAX, &ck_step)) < 0 ||
-            (ret = ck_int(ck_path, ck, "best_epoch", 0, start_epoch, 0, &best_epoch)) < 0 ||
-            (part && (ret = ck_int(ck_path, part, "seen", 0, N0, 0, &part_seen)) < 0) ||
-            (part && (ret = ck_int(ck_path, part, "correct", 0, part_seen, 0, &part_correct)) < 0))
-            goto done;
-        static const char *const names[] = { "weights", "optim" };
-        for (int i = 0; i < 2; i++)
-            if (!is_ckpt_name(json_string_value(json_object_get(ck, names[i])))) {
-                ret = fv_error(FV_EINVAL, "%s: \"%s\": not one of the run's checkpoint files "
-                               "(ckpt-epoch*.safetensors in %s)", ck_path, names[i], s->out_dir);
-                goto done;
-            }
-        if (ck_step == INT64_MAX)
-            ck_step = -1; /* runs from before mid-epoch checkpoints: none recorded */
-        if (s->epochs < start_epoch + (start_in_epoch > 0)) {
-            r.conflict = 1;
-            ret = fv_error(FV_EINVAL, "%s: cannot resume with %lld epochs: the run has done %lld%s", ck_path,
-                           (long long)s->epochs, (long long)start_epoch, start_in_epoch > 0 ? " and part of the next"
-                                                                                          : "");
-            goto done;
-        }
-        part_loss = json_number_value(json_object_get(part, "loss_sum"));
+        start_epoch = cr.epoch;
+        start_in_epoch = cr.epoch_step;
+        ck_step = cr.step;
+        part_loss = cr.part_loss;
+        part_correct = cr.part_correct;
+        part_seen = cr.part_seen;
         r.last_epoch = start_epoch;
-        r.best_epoch = best_epoch;
-        r.best_top1 = json_real_value(json_object_get(ck, "best_top1"));
-        prev_elapsed = json_number_value(json_object_get(ck, "elapsed_s"));
+        r.best_epoch = cr.best_epoch;
+        r.best_top1 = cr.best_top1;
+        prev_elapsed = cr.elapsed;
         const char *wf = json_string_value(json_object_get(ck, "weights"));
         char *wp = wf ? fv_path_join(s->out_dir, wf) : NULL;
         fv_model_close(&m);
@@ -780,7 +517,7 @@ int fv_fit_run(const FvFitSettings *s, FvFitResult *res)
                        "--out", s->out_dir);
         goto done;
     }
-    remove_stale_tmp(s->out_dir);
+    fv_ckpt_remove_stale_tmp(s->out_dir);
     if (!(log = fopen(log_path, s->resume ? "ab" : "wb"))) {
         ret = fv_error(fv_write_error_code(errno), "%s: cannot write: %s", log_path, strerror(errno));
         goto done;
@@ -905,11 +642,11 @@ int fv_fit_run(const FvFitSettings *s, FvFitResult *res)
                 fv_trainer_optim_state(tr, &os);
                 const json_t *part = json_pack("{s:f, s:I, s:I}", "loss_sum", loss_sum, "correct", (json_int_t)correct,
                                                "seen", (json_int_t)seen);
-                CkptAt at = { .epoch = epoch, .epoch_step = st, .step = os.step, .best = 0,
+                FvCkptAt at = { .epoch = epoch, .epoch_step = st, .step = os.step, .best = 0,
                               .elapsed = prev_elapsed + (fv_time_ms() - t_start) / 1e3 };
                 ret = part ? 0 : fv_error(FV_ENOMEM, "fv_fit_run: out of memory");
                 if (ret >= 0 && os.step != ck_step)
-                    ret = write_checkpoint(s, m, tr, ck_path, settings, &r, &at, part, &ck);
+                    ret = fv_ckpt_write(s, m, tr, ck_path, settings, &r, &at, part, &ck);
                 json_decref((json_t *)part);
                 if (ret < 0)
                     goto done;
@@ -981,9 +718,9 @@ int fv_fit_run(const FvFitSettings *s, FvFitResult *res)
         const double elapsed = prev_elapsed + (fv_time_ms() - t_start) / 1e3;
         FvOptimState os;
         fv_trainer_optim_state(tr, &os);
-        const CkptAt at = { .epoch = done_epochs, .epoch_step = 0, .step = os.step, .best = is_best,
+        const FvCkptAt at = { .epoch = done_epochs, .epoch_step = 0, .step = os.step, .best = is_best,
                             .elapsed = elapsed };
-        if ((ret = write_checkpoint(s, m, tr, ck_path, settings, &r, &at, NULL, &ck)) < 0)
+        if ((ret = fv_ckpt_write(s, m, tr, ck_path, settings, &r, &at, NULL, &ck)) < 0)
             goto done;
         ck_step = os.step;
 
