@@ -12,11 +12,13 @@
 
 #include <jansson.h>
 
+#include "fibvid/dist.h"
 #include "fibvid/predict.h"
 #include "fibvid/train.h"
 #include "model/model_internal.h"
 #include "train/checkpoint.h"
 #include "train/optim.h"
+#include "train/trainer_part.h"
 #include "util/util.h"
 
 enum { RNG_WEIGHTS = 1, RNG_CLASSIFIER = 2 };
@@ -197,6 +199,10 @@ done:
 
 static int log_line(FILE *log, const char *path, json_t *o)
 {
+    if (!log) { /* ranks other than 0 write no log */
+        json_decref(o);
+        return 0;
+    }
     if (!o)
         return fv_error(FV_ENOMEM, "%s: out of memory", path);
     char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(8));
@@ -279,56 +285,68 @@ typedef struct ValResult {
 } ValResult;
 
 /* One view of every decoded validation clip through the prediction path, @B clips per forward: top-1, mean
- * class accuracy and the plain cross-entropy. */
+ * class accuracy and the plain cross-entropy. With several ranks each predicts every nranks-th clip and the
+ * figures come from all of them, the same on every rank. Collective. */
 static int validate(FvState *st, const FvLoader *vl, const FvDataset *ds, const int32_t *map, int32_t B, int32_t T,
                     int32_t S, float *batch, ValResult *res)
 {
     const int32_t L = fv_model_config(fv_state_model(st))->num_labels;
-    const size_t clip = (size_t)T * 3 * S * S;
+    const int32_t rank = fv_dist_rank(), nranks = fv_dist_size();
+    const int64_t V = fv_loader_num_clips(vl);
+    const size_t clip = (size_t)T * 3 * S * S, row = 2 * (size_t)L + 2; /* logits, probabilities, class, done */
     FvMetrics *mt = NULL;
     FvPredictResult *pr = calloc((size_t)B, sizeof(*pr));
     int64_t *ids = malloc(sizeof(int64_t) * (size_t)B);
-    int32_t *classes = malloc(sizeof(int32_t) * (size_t)B), *targets = malloc(sizeof(int32_t) * (size_t)B);
-    float *logits = malloc(sizeof(float) * (size_t)B * (size_t)L);
+    int32_t *classes = malloc(sizeof(int32_t) * (size_t)B);
+    float *all = calloc((size_t)(V ? V : 1) * row, sizeof(float));
     double loss = 0.0;
-    int ret;
+    int ret = 0;
     memset(res, 0, sizeof(*res));
     FvPredictSettings ps;
     fv_predict_default_settings(&ps);
     ps.batch = B;
-    if (!pr || !ids || !classes || !targets || !logits) {
+    if (!pr || !ids || !classes || !all) {
         ret = fv_error(FV_ENOMEM, "validation: out of memory");
-        goto done;
+        goto local_done;
     }
-    if ((ret = fv_metrics_create(&mt, ds->num_classes)) < 0)
-        goto done;
-    for (int64_t i = 0; i < fv_loader_num_clips(vl);) {
+    for (int64_t i = rank; i < V;) {
         int32_t nb = 0;
-        for (; i < fv_loader_num_clips(vl) && nb < B; i++) {
+        for (; i < V && nb < B; i += nranks) {
             if ((ret = fv_loader_view(vl, i, batch + nb * clip, &classes[nb])) < 0)
-                goto done;
+                goto local_done;
             if (ret == 0)
                 continue;
-            ids[nb] = i;
-            targets[nb] = map[classes[nb]];
-            nb++;
+            ids[nb++] = i;
         }
+        ret = 0;
         if (!nb)
             break;
         if ((ret = fv_predict_views(st, batch, nb, 1, T, S, S, &ps, pr)) < 0)
-            goto done;
-        for (int32_t b = 0; b < nb; b++)
-            memcpy(logits + (size_t)b * L, pr[b].logits, sizeof(float) * (size_t)L);
-        loss += fv_loss_ce_smooth(logits, targets, nb, L, 0.0f, NULL, NULL) * nb;
+            goto local_done;
         for (int32_t b = 0; b < nb; b++) {
-            FvPrediction p;
-            ret = fv_prediction_from_probs(&p, pr[b].probs, L, ids[b], classes[b], map, ds->num_classes);
-            if (ret >= 0)
-                ret = fv_metrics_add(mt, &p);
+            float *r = all + (size_t)ids[b] * row;
+            memcpy(r, pr[b].logits, sizeof(float) * (size_t)L);
+            memcpy(r + L, pr[b].probs, sizeof(float) * (size_t)L);
+            r[2 * L] = (float)classes[b];
+            r[2 * L + 1] = 1.0f;
             fv_predict_result_free(&pr[b]);
-            if (ret < 0)
-                goto done;
         }
+    }
+local_done:
+    if ((ret = fv_dist_agree(ret, 0, NULL)) < 0 || (ret = fv_dist_sum_f32(all, (size_t)V * row)) < 0)
+        goto done;
+    if ((ret = fv_metrics_create(&mt, ds->num_classes)) < 0)
+        goto done;
+    for (int64_t i = 0; i < V; i++) { /* in list order, as one process adds them */
+        const float *r = all + (size_t)i * row;
+        if (r[2 * L + 1] < 0.5f)
+            continue;
+        const int32_t cls = (int32_t)lroundf(r[2 * L]), target = map[cls];
+        loss += fv_loss_ce_smooth(r, &target, 1, L, 0.0f, NULL, NULL);
+        FvPrediction p;
+        if ((ret = fv_prediction_from_probs(&p, r + L, L, i, cls, map, ds->num_classes)) < 0 ||
+            (ret = fv_metrics_add(mt, &p)) < 0)
+            goto done;
     }
     FvMetricsSummary sm;
     fv_metrics_summary(mt, &sm);
@@ -344,8 +362,7 @@ done:
     free(pr);
     free(ids);
     free(classes);
-    free(targets);
-    free(logits);
+    free(all);
     return ret;
 }
 
@@ -355,11 +372,14 @@ done:
 typedef struct Ctx {
     const FvFitSettings *s;
     const char *what;
+    char first[1024];   /* the first clip left out and why */
 } Ctx;
 
 static void on_skipped(void *user, const char *path, const char *reason)
 {
-    const Ctx *c = user;
+    Ctx *c = user;
+    if (!c->first[0])
+        snprintf(c->first, sizeof(c->first), "%s: %s", path, reason);
     if (c->s->cb.skipped)
         c->s->cb.skipped(c->s->cb.user, path, reason);
 }
@@ -369,6 +389,53 @@ static void on_progress(void *user, int64_t done, int64_t total)
     const Ctx *c = user;
     if (c->s->cb.decoding)
         c->s->cb.decoding(c->s->cb.user, c->what, done, total);
+}
+
+/* Every rank must have decoded the same clips of @l (the list @ds): a clip this rank could not read but another
+ * could is an FV_ENODATA naming it (a node missing files or a codec). Collective. */
+static int same_clips(const FvLoader *l, const FvDataset *ds, const Ctx *c)
+{
+    const int64_t n = fv_loader_num_clips(l);
+    float *cnt = malloc(sizeof(float) * (size_t)(n ? n : 1));
+    int ret = cnt ? 0 : fv_error(FV_ENOMEM, "fv_fit_run: out of memory");
+    for (int64_t i = 0; cnt && i < n; i++)
+        cnt[i] = (float)fv_loader_clip_ok(l, i);
+    if ((ret = fv_dist_agree(ret, 0, NULL)) < 0 || (ret = fv_dist_sum_f32(cnt, (size_t)n)) < 0) {
+        free(cnt);
+        return ret;
+    }
+    for (int64_t i = 0; i < n; i++)
+        if (!fv_loader_clip_ok(l, i) && cnt[i] > 0.5f) {
+            ret = fv_error(FV_ENODATA, "%s clip %s cannot be read on this rank, though %d other rank(s) read it "
+                           "(this rank's first unreadable clip: %s): every rank needs every clip", c->what,
+                           ds->entries[i].path, (int)(cnt[i] + 0.5f), c->first);
+            break;
+        }
+    free(cnt);
+    return fv_dist_agree(ret, 0, NULL);
+}
+
+/* The settings, the weights and (resumed) the optimizer state of every rank must be rank 0's. Collective. */
+static int same_state(const json_t *settings, FvTrainer *tr)
+{
+    char *text = json_dumps(settings, JSON_COMPACT | JSON_SORT_KEYS);
+    int ret = text ? 0 : fv_error(FV_ENOMEM, "fv_fit_run: out of memory");
+    if ((ret = fv_dist_agree(ret, 0, NULL)) < 0)
+        return ret;
+    ret = fv_dist_check_same(text, strlen(text), "settings");
+    free(text);
+    FvOptimState os;
+    fv_trainer_optim_state(tr, &os);
+    const size_t bytes = sizeof(float) * fv_trainer_num_params(tr);
+    if (ret >= 0)
+        ret = fv_dist_check_same(fv_trainer_params(tr), bytes, "weights");
+    if (ret >= 0)
+        ret = fv_dist_check_same(os.m, bytes, "optimizer moments (m)");
+    if (ret >= 0)
+        ret = fv_dist_check_same(os.v, bytes, "optimizer moments (v)");
+    if (ret >= 0)
+        ret = fv_dist_check_same(&os.step, sizeof(os.step), "optimizer step counts");
+    return ret;
 }
 
 static int check_settings(const FvFitSettings *s)
@@ -410,6 +477,18 @@ int fv_fit_run(const FvFitSettings *s, FvFitResult *res)
     int ret;
     const double t_start = fv_time_ms();
     FvFitResult r = { .best_top1 = -1.0 };
+    /* data parallel (fibvid/dist.h): every rank runs this function on its part of each batch. Only rank 0
+     * writes; every failure meets the other ranks at the next SYNC (or at done:), so all stop with the
+     * message of the lowest failed rank. */
+    const int32_t rank = fv_dist_rank(), nranks = fv_dist_size();
+    int synced = 0, pending = 0; /* the error is every rank's; a rank-0 write failed since the last SYNC */
+#define SYNC()                                                                                                  \
+    do {                                                                                                        \
+        if ((ret = fv_dist_agree(ret < 0 ? ret : pending, 0, NULL)) < 0) {                                     \
+            synced = 1;                                                                                         \
+            goto done;                                                                                          \
+        }                                                                                                       \
+    } while (0)
 
     if (!s)
         return fv_error(FV_EINVAL, "fv_fit_run: NULL settings");
@@ -510,15 +589,16 @@ int fv_fit_run(const FvFitSettings *s, FvFitResult *res)
                            fv_model_config(m)->num_labels, cfg.num_labels);
             goto done;
         }
-        if ((ret = log_truncate(log_path, start_epoch, ck_step < 0 ? INT64_MAX : ck_step)) < 0)
+        if (rank == 0 && (ret = log_truncate(log_path, start_epoch, ck_step < 0 ? INT64_MAX : ck_step)) < 0)
             goto done;
     } else if (fv_file_exists(ck_path)) {
         ret = fv_error(FV_EINVAL, "%s holds a training run already: continue it with --resume or choose another "
                        "--out", s->out_dir);
         goto done;
     }
-    fv_ckpt_remove_stale_tmp(s->out_dir);
-    if (!(log = fopen(log_path, s->resume ? "ab" : "wb"))) {
+    if (rank == 0)
+        fv_ckpt_remove_stale_tmp(s->out_dir);
+    if (rank == 0 && !(log = fopen(log_path, s->resume ? "ab" : "wb"))) {
         ret = fv_error(fv_write_error_code(errno), "%s: cannot write: %s", log_path, strerror(errno));
         goto done;
     }
@@ -526,11 +606,12 @@ int fv_fit_run(const FvFitSettings *s, FvFitResult *res)
     /* the trainer */
     const int64_t N = tds->num_entries;
     const int32_t B = (int32_t)FV_MIN((int64_t)s->batch, N);
+    const int32_t Bl = (B + nranks - 1) / nranks; /* the most clips of a batch one rank takes */
     const int64_t steps_per_epoch = (N + B - 1) / B, total_steps = s->epochs * steps_per_epoch;
     r.steps_per_epoch = steps_per_epoch;
     FvTrainSettings ts;
     fv_train_default_settings(&ts);
-    ts.max_batch = B;
+    ts.max_batch = Bl;
     ts.lr = (float)s->lr;
     ts.min_lr = (float)s->min_lr;
     ts.warmup_steps = (int64_t)llround(s->warmup * steps_per_epoch);
@@ -592,12 +673,18 @@ int fv_fit_run(const FvFitSettings *s, FvFitResult *res)
     }
     const double decode_s = fv_loader_decode_s(tl) + (vl ? fv_loader_decode_s(vl) : 0.0);
     const size_t clip_floats = (size_t)T * 3 * S * S;
-    if (!(labels = malloc(sizeof(int32_t) * (size_t)B)) || !(batch = fv_malloc(sizeof(float) * clip_floats * (size_t)B))) {
+    if (!(labels = malloc(sizeof(int32_t) * (size_t)Bl)) || !(batch = fv_malloc(sizeof(float) * clip_floats * (size_t)Bl))) {
         ret = fv_error(FV_ENOMEM, "fv_fit_run: out of memory");
         goto done;
     }
     if (val_ok > 0 && (ret = fv_state_create(&vst, m)) < 0)
         goto done;
+    SYNC();
+    if (nranks > 1 && ((ret = same_clips(tl, tds, &tctx)) < 0 || (vl && (ret = same_clips(vl, vds, &vctx)) < 0) ||
+                       (ret = same_state(settings, tr)) < 0)) {
+        synced = 1; /* each of them ends with every rank knowing */
+        goto done;
+    }
 
     if (!s->resume) {
         json_t *l = json_pack("{s:s, s:i, s:O, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:I}", "type", "start", "epoch", 0,
@@ -612,6 +699,7 @@ int fv_fit_run(const FvFitSettings *s, FvFitResult *res)
                                                         (json_int_t)start_epoch))) < 0) {
         goto done;
     }
+    SYNC();
     const int64_t last_epoch = s->stop_after ? FV_MIN(s->stop_after, s->epochs) : s->epochs;
     if (s->cb.started) {
         const FvFitInfo info = { .num_params = fv_model_num_params(m), .config = cfg, .train_clips = train_ok,
@@ -636,24 +724,58 @@ int fv_fit_run(const FvFitSettings *s, FvFitResult *res)
             seen = part_seen;
         }
         for (int64_t st = st0; st < steps_per_epoch; st++) {
-            if (s->stop && *s->stop) {
+            /* this rank's part of the step's batch, its gradient, then the sum over the ranks; a stop request or
+             * a failure of any rank is every rank's from the sum of the step's figures on */
+            int stop_now = s->stop && *s->stop;
+            const double s0 = fv_time_ms();
+            double a1 = s0, comm_ms = 0.0;
+            int32_t nb = 0, total = 0;
+            double part[4] = { 0.0, 0.0, 0.0, stop_now }; /* loss sum, correct, failed, stop */
+            if (!stop_now || nranks > 1) {
+                if ((ret = fv_loader_batch_part(tl, epoch, st, B, rank, nranks, batch, labels, &nb, &total)) < 0)
+                    goto done; /* bad arguments: the same on every rank */
+                if (!total)
+                    continue; /* every clip of the step unreadable (on every rank alike) */
+                for (int32_t b = 0; b < nb; b++)
+                    labels[b] = map[labels[b]];
+                a1 = fv_time_ms();
+                int32_t corr = 0;
+                const int lret = fv_trainer_grad_part(tr, batch, labels, nb, total, &part[0], &corr);
+                part[1] = corr;
+                part[2] = lret < 0 || pending < 0;
+                const double c0 = fv_time_ms();
+                if ((ret = fv_dist_sum_f64(part, 4)) < 0) {
+                    synced = 1;
+                    goto done;
+                }
+                if (part[2] > 0) { /* some rank failed: all learn which and why */
+                    ret = lret;
+                    SYNC();
+                }
+                stop_now = part[3] > 0;
+                if (!stop_now && (ret = fv_dist_sum_f32(fv_trainer_grads(tr), fv_trainer_num_params(tr))) < 0) {
+                    synced = 1;
+                    goto done;
+                }
+                comm_ms = fv_time_ms() - c0;
+            }
+            if (stop_now) {
                 /* stopped between two steps: a checkpoint of exactly here, unless the last one is */
                 FvOptimState os;
                 fv_trainer_optim_state(tr, &os);
-                const json_t *part = json_pack("{s:f, s:I, s:I}", "loss_sum", loss_sum, "correct", (json_int_t)correct,
-                                               "seen", (json_int_t)seen);
+                const json_t *jp = json_pack("{s:f, s:I, s:I}", "loss_sum", loss_sum, "correct", (json_int_t)correct,
+                                             "seen", (json_int_t)seen);
                 FvCkptAt at = { .epoch = epoch, .epoch_step = st, .step = os.step, .best = 0,
                               .elapsed = prev_elapsed + (fv_time_ms() - t_start) / 1e3 };
-                ret = part ? 0 : fv_error(FV_ENOMEM, "fv_fit_run: out of memory");
-                if (ret >= 0 && os.step != ck_step)
-                    ret = fv_ckpt_write(s, m, tr, ck_path, settings, &r, &at, part, &ck);
-                json_decref((json_t *)part);
-                if (ret < 0)
-                    goto done;
-                if ((ret = log_line(log, log_path, json_pack("{s:s, s:I, s:I, s:I}", "type", "interrupt", "epoch",
-                                                             (json_int_t)epoch, "step", (json_int_t)os.step,
-                                                             "epoch_step", (json_int_t)st))) < 0)
-                    goto done;
+                ret = jp ? 0 : fv_error(FV_ENOMEM, "fv_fit_run: out of memory");
+                if (ret >= 0 && os.step != ck_step && rank == 0)
+                    ret = fv_ckpt_write(s, m, tr, ck_path, settings, &r, &at, jp, &ck);
+                json_decref((json_t *)jp);
+                if (ret >= 0)
+                    ret = log_line(log, log_path, json_pack("{s:s, s:I, s:I, s:I}", "type", "interrupt", "epoch",
+                                                            (json_int_t)epoch, "step", (json_int_t)os.step,
+                                                            "epoch_step", (json_int_t)st));
+                SYNC();
                 r.interrupted = 1;
                 r.step = os.step;
                 r.step_in_epoch = st;
@@ -662,33 +784,29 @@ int fv_fit_run(const FvFitSettings *s, FvFitResult *res)
                 ret = 0;
                 goto done;
             }
-            const double s0 = fv_time_ms();
-            int32_t nb = 0;
-            if ((ret = fv_loader_batch(tl, epoch, st, B, batch, labels, &nb)) < 0)
-                goto done;
-            if (!nb)
-                continue;
-            for (int32_t b = 0; b < nb; b++)
-                labels[b] = map[labels[b]];
             FvStepStats stats;
-            const double a1 = fv_time_ms();
-            if ((ret = fv_trainer_step(tr, batch, labels, nb, &stats)) < 0)
-                goto done; /* FV_ERANGE: diverged; the last checkpoint stays */
+            if ((ret = fv_trainer_apply(tr, (float)(part[0] / total), (int32_t)part[1], &stats)) < 0)
+                goto done; /* FV_ERANGE: diverged (on every rank alike); the last checkpoint stays */
             const double now = fv_time_ms();
             train_ms += now - s0;
             data_ms += a1 - s0;
             steps_run++;
-            loss_sum += (double)stats.loss * nb;
+            loss_sum += (double)stats.loss * total;
             correct += stats.correct;
-            seen += nb;
+            seen += total;
             last_lr = stats.lr;
             if (s->log_every > 0 && stats.step % s->log_every == 0) {
                 json_t *l = json_pack("{s:s, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:f}", "type", "step", "epoch",
                                       (json_int_t)epoch + 1, "step", (json_int_t)stats.step, "loss", (double)stats.loss,
                                       "lr", (double)stats.lr, "grad_norm", (double)stats.grad_norm, "batch_acc",
-                                      100.0 * stats.correct / nb, "step_ms", now - a1, "data_ms", a1 - s0);
+                                      100.0 * stats.correct / total, "step_ms", now - a1, "data_ms", a1 - s0);
+                if (l && nranks > 1) {
+                    json_object_set_new(l, "ranks", json_integer(nranks));
+                    json_object_set_new(l, "comm_ms", json_real(comm_ms));
+                }
                 if ((ret = log_line(log, log_path, l)) < 0)
-                    goto done;
+                    pending = ret; /* rank 0's: every rank learns of it with the next step */
+                ret = 0;
             }
             if (s->cb.step) {
                 const double per_step = (now - loop0) / (double)steps_run;
@@ -696,7 +814,7 @@ int fv_fit_run(const FvFitSettings *s, FvFitResult *res)
                     .eta_s = per_step * (double)((last_epoch - epoch) * steps_per_epoch - st - 1) / 1e3,
                     .epoch = epoch + 1, .step = stats.step, .steps_per_epoch = steps_per_epoch,
                     .step_in_epoch = st + 1, .last_epoch = last_epoch, .loss = stats.loss, .lr = stats.lr,
-                    .grad_norm = stats.grad_norm, .batch_acc = 100.0f * (float)stats.correct / (float)nb,
+                    .grad_norm = stats.grad_norm, .batch_acc = 100.0f * (float)stats.correct / (float)total,
                     .epoch_loss = loss_sum / (double)seen, .epoch_acc = 100.0 * (double)correct / (double)seen,
                     .clips_per_s = train_ms > 0 ? (double)seen / ((now - e0) / 1e3) : 0.0,
                     .data_share = data_ms / (now - e0),
@@ -706,7 +824,7 @@ int fv_fit_run(const FvFitSettings *s, FvFitResult *res)
         }
         const double train_s = (fv_time_ms() - e0) / 1e3;
         ValResult vr = { 0 };
-        if (val_ok > 0 && (ret = validate(vst, vl, vds, map, B, T, S, batch, &vr)) < 0)
+        if (val_ok > 0 && (ret = validate(vst, vl, vds, map, Bl, T, S, batch, &vr)) < 0)
             goto done;
         const int64_t done_epochs = epoch + 1;
         const int is_best = val_ok > 0 ? vr.top1 > r.best_top1 : 1;
@@ -720,7 +838,12 @@ int fv_fit_run(const FvFitSettings *s, FvFitResult *res)
         fv_trainer_optim_state(tr, &os);
         const FvCkptAt at = { .epoch = done_epochs, .epoch_step = 0, .step = os.step, .best = is_best,
                             .elapsed = elapsed };
-        if ((ret = fv_ckpt_write(s, m, tr, ck_path, settings, &r, &at, NULL, &ck)) < 0)
+        /* the ranks still agree (a drift would show here first), then rank 0 writes the checkpoint */
+        if (nranks > 1 && (ret = same_state(settings, tr)) < 0) {
+            synced = 1;
+            goto done;
+        }
+        if (rank == 0 && (ret = fv_ckpt_write(s, m, tr, ck_path, settings, &r, &at, NULL, &ck)) < 0)
             goto done;
         ck_step = os.step;
 
@@ -737,6 +860,7 @@ int fv_fit_run(const FvFitSettings *s, FvFitResult *res)
         }
         if ((ret = log_line(log, log_path, l)) < 0)
             goto done;
+        SYNC();
         r.last_epoch = done_epochs;
         if (s->cb.epoch) {
             const double per_epoch = (fv_time_ms() - loop0) / 1e3 / (double)(done_epochs - start_epoch);
@@ -754,8 +878,8 @@ int fv_fit_run(const FvFitSettings *s, FvFitResult *res)
     r.last_epoch = FV_MAX(r.last_epoch, start_epoch);
     r.elapsed_s = prev_elapsed + (fv_time_ms() - t_start) / 1e3;
     if (last_epoch == s->epochs) {
-        char *fp = fv_path_join(s->out_dir, "model.safetensors");
-        ret = fp ? fv_model_save(m, fp) : fv_error(FV_ENOMEM, "fv_fit_run: out of memory");
+        char *fp = rank == 0 ? fv_path_join(s->out_dir, "model.safetensors") : NULL;
+        ret = rank > 0 ? 0 : fp ? fv_model_save(m, fp) : fv_error(FV_ENOMEM, "fv_fit_run: out of memory");
         free(fp);
         if (ret < 0)
             goto done;
@@ -764,10 +888,14 @@ int fv_fit_run(const FvFitSettings *s, FvFitResult *res)
                               r.elapsed_s);
         if ((ret = log_line(log, log_path, l)) < 0)
             goto done;
+        SYNC();
         r.finished = 1;
     }
     ret = 0;
 done:
+    if (ret < 0 && !synced && nranks > 1)
+        ret = fv_dist_agree(ret, 0, NULL); /* the other ranks are at their next SYNC */
+#undef SYNC
     if (log && fclose(log) != 0 && ret >= 0)
         ret = fv_error(FV_EIO, "%s: cannot write", log_path);
     if (res)
