@@ -379,7 +379,8 @@ static void on_skipped(void *user, const char *path, const char *reason)
 {
     Ctx *c = user;
     if (!c->first[0])
-        snprintf(c->first, sizeof(c->first), "%s: %s", path, reason);
+        snprintf(c->first, sizeof(c->first), "%s", reason); /* the reason names the file */
+    (void)path;
     if (c->s->cb.skipped)
         c->s->cb.skipped(c->s->cb.user, path, reason);
 }
@@ -407,7 +408,7 @@ static int same_clips(const FvLoader *l, const FvDataset *ds, const Ctx *c)
     for (int64_t i = 0; i < n; i++)
         if (!fv_loader_clip_ok(l, i) && cnt[i] > 0.5f) {
             ret = fv_error(FV_ENODATA, "%s clip %s cannot be read on this rank, though %d other rank(s) read it "
-                           "(this rank's first unreadable clip: %s): every rank needs every clip", c->what,
+                           "(the first clip this rank left out: %s): every rank needs every clip", c->what,
                            ds->entries[i].path, (int)(cnt[i] + 0.5f), c->first);
             break;
         }
@@ -743,7 +744,6 @@ int fv_fit_run(const FvFitSettings *s, FvFitResult *res)
                 const int lret = fv_trainer_grad_part(tr, batch, labels, nb, total, &part[0], &corr);
                 part[1] = corr;
                 part[2] = lret < 0 || pending < 0;
-                const double c0 = fv_time_ms();
                 if ((ret = fv_dist_sum_f64(part, 4)) < 0) {
                     synced = 1;
                     goto done;
@@ -753,6 +753,7 @@ int fv_fit_run(const FvFitSettings *s, FvFitResult *res)
                     SYNC();
                 }
                 stop_now = part[3] > 0;
+                const double c0 = fv_time_ms(); /* the ranks met in the sum above: this is the transfer alone */
                 if (!stop_now && (ret = fv_dist_sum_f32(fv_trainer_grads(tr), fv_trainer_num_params(tr))) < 0) {
                     synced = 1;
                     goto done;
