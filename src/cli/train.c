@@ -134,9 +134,17 @@ static void help(FILE *f)
         "step and prints the command that continues it (the resumed run takes exactly the steps of an\n"
         "uninterrupted one); a second Ctrl-C stops at once (the last checkpoint stays whole).\n"
         "\n"
+        "Several processes (MPI; a build with -Dmpi): `mpirun -np N fibvid train ...` or `srun --mpi=pmix\n"
+        "fibvid train ...` trains data-parallel: each rank takes its part of every --batch (the global batch:\n"
+        "the same steps, learning rates and augmentations as one process), the gradients are summed with\n"
+        "MPI_Allreduce, rank 0 writes every file; --threads defaults to the cores of a rank's affinity mask\n"
+        "shared among the ranks of its node; --resume works with any number of ranks. Every rank needs every\n"
+        "clip (--root may differ between ranks). A failed rank stops all with one line naming it.\n"
+        "\n"
         "Exit codes: 0 success, 1 usage error (also an option that differs from the run's with --resume),\n"
         "2 input error (lists, videos, config, model, or an --out that holds another run), 3 runtime failure\n"
-        "(out of memory, diverged training, a full disk); stopped by SIGINT (SIGTERM) after its checkpoint, it ends by\n"
+        "(out of memory, diverged training, a full disk, an MPI failure); 1 also for a start by mpirun/srun as\n"
+        "several processes of a build without MPI; stopped by SIGINT (SIGTERM) after its checkpoint, it ends by\n"
         "that signal, as `evaluate` does (a shell's status 130, or 143).\n",
         fv_cli_attn_help, fv_cli_psvit_help);
 }
