@@ -6,8 +6,9 @@
  *  - a rank that dies (test hook FIBVID_TEST_KILL_AT=RANK,STEP: SIGKILL) stops the job, the last checkpoint
  *    stays whole and resumes;
  *  - a rank that cannot read a clip the other read (its --root lacks one file) stops every rank with one line
- *    naming the rank and the clip, exit code 2.
- * Skipped, saying why, when this build has no MPI or mpirun is not installed. */
+ *    naming the rank and the clip, exit code 2;
+ *  - a start as one of several processes that cannot become ranks is refused (exit 1), in every build.
+ * The others are skipped, saying why, when this build has no MPI or mpirun is not installed. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -245,6 +246,29 @@ static void test_rank_cannot_read(void **state)
     free(o);
 }
 
+/* A start as one of 2 processes that cannot become 2 ranks (a build without MPI, or an srun step without an
+ * MPI plugin: MPI sees 1 process) is refused with one line, exit 1, before anything is written. Runs in
+ * every build. */
+static void test_launch_refused(void **state)
+{
+    (void)state;
+    char *err = NULL, *tmp = fvt_tmpdir(), *o = fvt_join(tmp, "out");
+    const int rc = run(NULL, &err, "SLURM_STEP_NUM_TASKS=2 SLURM_PROCID=0 timeout 60",
+                       "train --ucf101 '%s' -o '%s' --config test --epochs 1 -q", tmp, o);
+    printf("started as 1 of 2 srun tasks without MPI wiring (%s build): rc %d: %s", fv_dist_built() ? "MPI" :
+           "no-MPI", rc, err ? err : "(no stderr)\n");
+    assert_int_equal(rc, 1);
+    assert_non_null(err);
+    assert_non_null(strstr(err, "fibvid train: started by srun as "));
+    assert_non_null(strstr(err, fv_dist_built() ? "but MPI sees 1" : "built without MPI"));
+    struct stat st;
+    assert_int_not_equal(stat(o, &st), 0); /* nothing written */
+    free(err);
+    fvt_rmtree(tmp);
+    free(tmp);
+    free(o);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -253,6 +277,7 @@ int main(void)
         cmocka_unit_test(test_resume_two_to_one),
         cmocka_unit_test(test_dead_rank),
         cmocka_unit_test(test_rank_cannot_read),
+        cmocka_unit_test(test_launch_refused),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
