@@ -91,7 +91,7 @@ static int setup(void **state)
 {
     (void)state;
     if (!fv_dist_built()) {
-        g_skip = "this build has no MPI (meson -Dmpi=auto found no libopenmpi-dev)";
+        g_skip = "this build has no MPI (-Dmpi=disabled, or no libopenmpi-dev when meson set it up)";
         return 0;
     }
     if (system("command -v mpirun >/dev/null 2>&1") != 0) {

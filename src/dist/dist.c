@@ -15,7 +15,10 @@
 #include "fibvid/dist.h"
 #include "util/util.h"
 
-static int g_init = 0, g_mpi = 0; /* fv_dist_init ran; MPI_Init_thread ran */
+static int g_init = 0; /* fv_dist_init ran */
+#ifdef FV_HAVE_MPI
+static int g_mpi = 0;  /* MPI_Init_thread ran */
+#endif
 static int32_t g_rank = 0, g_size = 1, g_threads = 0;
 
 int fv_dist_built(void)
