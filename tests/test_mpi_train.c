@@ -7,6 +7,7 @@
  *    stays whole and resumes;
  *  - a rank that cannot read a clip the other read (its --root lacks one file) stops every rank with one line
  *    naming the rank and the clip, exit code 2;
+ *  - mpirun -np 2 fibvid evaluate merges its rank shards into the files of one process;
  *  - a start as one of several processes that cannot become ranks is refused (exit 1), in every build.
  * The others are skipped, saying why, when this build has no MPI or mpirun is not installed. */
 #include <math.h>
@@ -246,6 +247,48 @@ static void test_rank_cannot_read(void **state)
     free(o);
 }
 
+/* mpirun -np 2 fibvid evaluate: each rank a shard, rank 0 merges into --out: the files of one process */
+static void test_evaluate_ranks(void **state)
+{
+    (void)state;
+    SKIP_UNLESS_MPI();
+    char *model = fvt_join(g_tmp, "one/model.safetensors"), *e1 = fvt_join(g_tmp, "eval-one");
+    char *e2 = fvt_join(g_tmp, "eval-two"), *err = NULL, *out = NULL;
+    int rc = run(NULL, &err, "", "evaluate -m '%s' --ucf101 '%s' --root '%s' --out '%s' -q -t 1", model, g_data,
+                 g_data, e1);
+    if (rc != 0)
+        fail_msg("evaluate (1 process): rc %d: %s", rc, err ? err : "");
+    free(err);
+    err = NULL;
+    rc = run(&out, &err, MPIRUN " -np 2", "evaluate -m '%s' --ucf101 '%s' --root '%s' --out '%s' -t 1", model,
+             g_data, g_data, e2);
+    printf("mpirun -np 2 fibvid evaluate: rc %d: %s", rc, out ? out : "");
+    if (rc != 0)
+        fail_msg("mpirun -np 2 fibvid evaluate: rc %d: %s", rc, err ? err : "");
+    static const char *const files[] = { "per_class.csv", "confusion.csv", "shard-1/summary.json",
+                                         "shard-2/summary.json" };
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        char *pb = fvt_join(e2, files[i]), *b = fvt_read_file(pb, NULL);
+        if (!b)
+            fail_msg("%s: missing", pb);
+        if (i < 2) { /* the merged files are one process's, byte for byte */
+            char *pa = fvt_join(e1, files[i]), *a = fvt_read_file(pa, NULL);
+            assert_non_null(a);
+            assert_string_equal(a, b);
+            free(a);
+            free(pa);
+        }
+        free(b);
+        free(pb);
+    }
+    printf("per_class.csv and confusion.csv of the 2 merged rank shards equal one process's\n");
+    free(out);
+    free(err);
+    free(model);
+    free(e1);
+    free(e2);
+}
+
 /* A start as one of 2 processes that cannot become 2 ranks (a build without MPI, or an srun step without an
  * MPI plugin: MPI sees 1 process) is refused with one line, exit 1, before anything is written. Runs in
  * every build. */
@@ -277,6 +320,7 @@ int main(void)
         cmocka_unit_test(test_resume_two_to_one),
         cmocka_unit_test(test_dead_rank),
         cmocka_unit_test(test_rank_cannot_read),
+        cmocka_unit_test(test_evaluate_ranks),
         cmocka_unit_test(test_launch_refused),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
