@@ -66,7 +66,9 @@ host=$(hostname -s)
 cpus=$(nproc)
 mem=$(awk '/MemTotal/ { print int($2 / 1024 / 2) }' /proc/meminfo)
 ctld_port=$(free_port)
+while [ "$d_port" = "$ctld_port" ]; do d_port=$(free_port); done
 d_port=$(free_port)
+while [ "$d_port" = "$ctld_port" ]; do d_port=$(free_port); done
 mkdir -p "$tmp/state" "$tmp/spool" "$tmp/logs" "$tmp/work"
 cat >"$tmp/slurm.conf" <<EOF
 ClusterName=fibvidtest
