@@ -32,7 +32,8 @@ check kernels util/ kernels/ fibvid/common.h fibvid/attention.h
 check video   util/ video/ fibvid/common.h fibvid/video.h
 check model   util/ kernels/ video/ model/ $pub_model
 check eval    util/ kernels/ video/ model/ eval/ $pub_model fibvid/eval.h
-check train   util/ kernels/ video/ model/ eval/ train/ $pub_model fibvid/eval.h fibvid/train.h
+check dist    util/ dist/ fibvid/common.h fibvid/dist.h
+check train   util/ kernels/ video/ model/ eval/ dist/ train/ $pub_model fibvid/eval.h fibvid/train.h fibvid/dist.h
 check synth   util/ synth/ fibvid/common.h fibvid/synth.h
 check cli     fibvid/ cli.h
 if [ -s "$tmp" ]; then

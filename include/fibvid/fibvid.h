@@ -16,5 +16,6 @@
 #include "fibvid/eval.h"
 #include "fibvid/train.h"
 #include "fibvid/synth.h"
+#include "fibvid/dist.h"
 
 #endif /* FIBVID_FIBVID_H */

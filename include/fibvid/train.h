@@ -211,6 +211,19 @@ FV_API int64_t fv_loader_steps_per_epoch(const FvLoader *l, int32_t batch);
 FV_API int fv_loader_batch(FvLoader *l, int64_t epoch, int64_t step, int32_t batch, float *clips, int32_t *labels,
                     int32_t *n);
 
+/**
+ * Part @p part (0-based) of @p parts of training batch @p step, for data-parallel training: the readable clips
+ * of the batch (in the order fv_loader_batch() serves them) cut into @p parts contiguous slices of nearly equal
+ * size, this one written as fv_loader_batch() writes a batch; *@p total (may be NULL) receives the readable clips
+ * of the whole batch. The parts of one step together are exactly fv_loader_batch()'s batch. Returns 0 or
+ * FV_EINVAL.
+ */
+FV_API int fv_loader_batch_part(FvLoader *l, int64_t epoch, int64_t step, int32_t batch, int32_t part,
+                                int32_t parts, float *clips, int32_t *labels, int32_t *n, int32_t *total);
+
+/** 1 when clip @p i of the list was decoded, else 0. */
+FV_API int fv_loader_clip_ok(const FvLoader *l, int64_t i);
+
 /** Validation view of clip @p i: (T, 3, S, S) floats into @p out and its dataset class into *@p label.
  *  Returns 1, 0 when the clip could not be decoded (nothing written), or FV_EINVAL. */
 FV_API int fv_loader_view(const FvLoader *l, int64_t i, float *out, int32_t *label);

@@ -34,6 +34,10 @@ int fv_cli_exit_code(int err);
 
 /* Print "fibvid <cmd>: <message>" to stderr (one line). */
 void fv_cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Join the other MPI ranks when mpirun/srun started several (fibvid/dist.h); ranks other than 0 then print
+ * nothing (rank 0 speaks for all; FIBVID_ALL_RANKS_VERBOSE=1 keeps their output). Returns -1 to go on, or an
+ * exit code after rank 0 said why not (a launch as several processes of a build without MPI). */
+int fv_cli_dist_start(const char *cmd);
 
 /* Verbosity of every command: -q/--quiet (-1: errors only, no progress or warnings), -v/--verbose (1, 2: FFmpeg's
  * own warnings / info too), taken from the command line by main() wherever they appear. */

@@ -18,6 +18,24 @@ int fv_cli_exit_code(int err)
     return fv_error_is_input(err) ? FV_EXIT_INPUT : FV_EXIT_RUNTIME;
 }
 
+int fv_cli_dist_start(const char *cmd)
+{
+    if (fv_dist_init() < 0) {
+        int32_t rank = 0;
+        fv_dist_launched(&rank, NULL);
+        if (rank == 0)
+            fv_cli_error(cmd, "%s", fv_last_error());
+        return FV_EXIT_USAGE;
+    }
+    if (fv_dist_rank() > 0 && !getenv("FIBVID_ALL_RANKS_VERBOSE")) {
+        fflush(stdout);
+        fflush(stderr);
+        if (!freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "w", stderr))
+            return FV_EXIT_RUNTIME;
+    }
+    return -1;
+}
+
 void fv_cli_error(const char *cmd, const char *fmt, ...)
 {
     char msg[4096];

@@ -93,7 +93,9 @@ static void help(FILE *f)
         "      --retry-failed      --resume, and evaluate the videos recorded as failed again (e.g. after fixing\n"
         "                          --root); their failure records are dropped\n"
         "      --shard K/N         evaluate list positions i with i %% N == K-1 only (default 1/1); combine\n"
-        "                          the shard directories with `fibvid merge`\n"
+        "                          the shard directories with `fibvid merge`. Under `mpirun -np N` (a build\n"
+        "                          with MPI) rank K evaluates shard K+1/N into OUT/shard-K+1 and rank 0\n"
+        "                          merges them into OUT (--out required, no --shard)\n"
         "      --prefetch N        clips decoded ahead by the decoder thread, 0..16 (default 2; 0 = decode\n"
         "                          in the main thread, no overlap)\n"
         "  -t, --threads N         threads (default: all cores)\n"
@@ -779,6 +781,80 @@ static int check_options(const EvalOpts *o)
     return -1;
 }
 
+/* Under mpirun with N ranks: rank K evaluates shard K+1/N into OUT/shard-(K+1) (its summary not printed), then
+ * rank 0 merges the shards into OUT as `fibvid merge` does. Every rank returns the same code. */
+static int mpi_shards(EvalOpts *o, double t_start, const char *out)
+{
+    const int32_t rank = fv_dist_rank(), n = fv_dist_size();
+    double *rcs = calloc((size_t)n, sizeof(double));
+    char **dirs = calloc((size_t)n, sizeof(char *));
+    char name[64];
+    int rc = FV_EXIT_RUNTIME;
+    if (!rcs || !dirs)
+        goto done;
+    for (int32_t k = 0; k < n; k++) {
+        snprintf(name, sizeof(name), "shard-%d", k + 1);
+        if (!(dirs[k] = fv_cli_path_join(out, name)))
+            goto done;
+    }
+    char shard[64];
+    snprintf(shard, sizeof(shard), "%d/%d", rank + 1, n);
+    o->shard = shard;
+    o->out = dirs[rank];
+    fflush(stdout);
+    const int saved = dup(STDOUT_FILENO), null = open("/dev/null", O_WRONLY);
+    if (saved >= 0 && null >= 0)
+        dup2(null, STDOUT_FILENO); /* the shard's own summary: the merged one is printed */
+    rcs[rank] = run(o, t_start);
+    fflush(stdout);
+    if (saved >= 0 && null >= 0)
+        dup2(saved, STDOUT_FILENO);
+    if (saved >= 0)
+        close(saved);
+    if (null >= 0)
+        close(null);
+    if (fv_dist_sum_f64(rcs, (size_t)n) < 0)
+        goto done;
+    rc = FV_EXIT_OK;
+    for (int32_t k = 0; k < n; k++)
+        if ((int)rcs[k] != FV_EXIT_OK && (int)rcs[k] != FV_EXIT_INPUT) {
+            if (rank == 0)
+                fv_cli_error(CMD, "rank %d of %d (shard %d/%d) ended with exit code %d: not merged; continue with the "
+                             "same command and --resume", k, n, k + 1, n, (int)rcs[k]);
+            rc = (int)rcs[k];
+            goto done;
+        } else if ((int)rcs[k] > rc) {
+            rc = (int)rcs[k];
+        }
+    double mrc = 0.0;
+    if (rank == 0) {
+        const char **margv = calloc((size_t)n + 5, sizeof(char *));
+        int margc = 0;
+        if (!margv)
+            goto done;
+        margv[margc++] = "merge";
+        if (o->quiet)
+            margv[margc++] = "-q";
+        margv[margc++] = "--out";
+        margv[margc++] = out;
+        for (int32_t k = 0; k < n; k++)
+            margv[margc++] = dirs[k];
+        optind = 1;
+        mrc = fv_cli_merge(margc, (char **)margv);
+        free(margv);
+    }
+    if (fv_dist_sum_f64(&mrc, 1) < 0)
+        goto done;
+    if ((int)mrc != FV_EXIT_OK)
+        rc = (int)mrc;
+done:
+    for (int32_t k = 0; dirs && k < n; k++)
+        free(dirs[k]);
+    free(dirs);
+    free(rcs);
+    return rc;
+}
+
 int fv_cli_evaluate(int argc, char **argv)
 {
     const double t_start = fv_cli_now_ms();
@@ -787,10 +863,33 @@ int fv_cli_evaluate(int argc, char **argv)
     json_t *rec = NULL, *names = json_array();
     char **args = NULL;
     int ngiven = 0, nargs = 0, rc;
+    const char *mpi_out = NULL; /* several ranks: the directory the shards merge into */
+    char *mpi_shard_dir = NULL;
     if (!given || !names)
         goto oom;
+    if ((rc = fv_cli_dist_start(CMD)) >= 0)
+        goto done;
     if ((rc = parse(argc, argv, &o, given, &ngiven)) >= 0)
         goto done;
+    if (fv_dist_size() > 1) {
+        if (o.shard || !o.out) {
+            fv_cli_error(CMD, "with %d MPI ranks every rank evaluates a shard into OUT/shard-K and rank 0 merges "
+                         "them into OUT: give --out and no --shard", fv_dist_size());
+            rc = FV_EXIT_USAGE;
+            goto done;
+        }
+        char name[64];
+        snprintf(name, sizeof(name), "shard-%d", fv_dist_rank() + 1);
+        mpi_out = o.out;
+        if (mkdir(mpi_out, 0777) < 0 && errno != EEXIST) {
+            fv_cli_error(CMD, "%s: cannot create: %s", mpi_out, strerror(errno));
+            rc = FV_EXIT_RUNTIME;
+            goto done;
+        }
+        if (!(mpi_shard_dir = fv_cli_path_join(mpi_out, name)))
+            goto oom;
+        o.out = mpi_shard_dir; /* --resume reads the shard's own run.json */
+    }
     const FvCliRecordSpec spec = { .cmd = CMD, .unrecorded = g_unrecorded, .changeable = g_changeable,
                                    .paths = g_paths, .default_of = default_of };
     /* --resume: the options the run recorded, under those given now (which must be the run's) */
@@ -833,7 +932,11 @@ int fv_cli_evaluate(int argc, char **argv)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
-    rc = run(&o, t_start);
+    if (mpi_out) {
+        rc = mpi_shards(&o, t_start, mpi_out);
+    } else {
+        rc = run(&o, t_start);
+    }
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
     goto done;
@@ -846,6 +949,8 @@ done:
     json_decref(o.record);
     json_decref(rec);
     free(given);
+    free(mpi_shard_dir);
+    fv_dist_finalize();
     if (g_signal) {
         /* die of the signal, so callers (shells, Slurm) see how the run ended */
         signal(g_signal, SIG_DFL);

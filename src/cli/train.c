@@ -33,6 +33,7 @@ typedef struct TrainOpts {
     int reported;      /* ... and said why */
     json_t *record;    /* the options DIR/run.json records (written once training starts) */
     long sigint_at, sigint_count; /* test hook FIBVID_TEST_SIGINT_AT=STEP[,COUNT] */
+    long kill_rank, kill_at;      /* test hook FIBVID_TEST_KILL_AT=RANK,STEP: that rank dies (SIGKILL) there */
 } TrainOpts;
 
 /* SIGINT/SIGTERM: the fit stops after the step in progress and writes a checkpoint of it; the handler is
@@ -133,9 +134,17 @@ static void help(FILE *f)
         "step and prints the command that continues it (the resumed run takes exactly the steps of an\n"
         "uninterrupted one); a second Ctrl-C stops at once (the last checkpoint stays whole).\n"
         "\n"
+        "Several processes (MPI; a build with -Dmpi): `mpirun -np N fibvid train ...` or `srun --mpi=pmix\n"
+        "fibvid train ...` trains data-parallel: each rank takes its part of every --batch (the global batch:\n"
+        "the same steps, learning rates and augmentations as one process), the gradients are summed with\n"
+        "MPI_Allreduce, rank 0 writes every file; --threads defaults to the cores of a rank's affinity mask\n"
+        "shared among the ranks of its node; --resume works with any number of ranks. Every rank needs every\n"
+        "clip (--root may differ between ranks). A failed rank stops all with one line naming it.\n"
+        "\n"
         "Exit codes: 0 success, 1 usage error (also an option that differs from the run's with --resume),\n"
         "2 input error (lists, videos, config, model, or an --out that holds another run), 3 runtime failure\n"
-        "(out of memory, diverged training, a full disk); stopped by SIGINT (SIGTERM) after its checkpoint, it ends by\n"
+        "(out of memory, diverged training, a full disk, an MPI failure); 1 also for a start by mpirun/srun as\n"
+        "several processes of a build without MPI; stopped by SIGINT (SIGTERM) after its checkpoint, it ends by\n"
         "that signal, as `evaluate` does (a shell's status 130, or 143).\n",
         fv_cli_attn_help, fv_cli_psvit_help);
 }
@@ -224,6 +233,8 @@ static void on_decoding(void *user, const char *what, int64_t done, int64_t tota
 static void on_started(void *user, const FvFitInfo *in)
 {
     const TrainOpts *o = user;
+    if (fv_dist_rank() > 0)
+        return; /* rank 0 writes and speaks for every rank */
     /* the run's own record of its options, for --resume (written now: the fit has accepted --out) */
     char *rp = fv_cli_path_join(o->fit.out_dir, "run.json");
     json_t *doc = json_pack("{s:s, s:O}", "command", "train", "options", o->record);
@@ -250,6 +261,9 @@ static void on_started(void *user, const FvFitInfo *in)
             (long long)in->train_clips, in->cache_mb, (long long)in->train_failed, (long long)in->val_clips,
             in->decode_s, (long long)in->steps_per_epoch, in->batch, (long long)in->epochs,
             in->resumed ? " (resumed)" : "");
+    if (fv_dist_size() > 1)
+        fprintf(stderr, "fibvid train: %d MPI ranks x %d threads: each takes about %d of every batch of %d clips\n",
+                fv_dist_size(), fv_num_threads(), (in->batch + fv_dist_size() - 1) / fv_dist_size(), in->batch);
 }
 
 static void on_step(void *user, const FvFitStep *st)
@@ -258,6 +272,8 @@ static void on_step(void *user, const FvFitStep *st)
     if (o->sigint_at > 0 && st->step == o->sigint_at) /* test hook: "Ctrl-C" after this step, COUNT times */
         for (long i = 0; i < o->sigint_count; i++)
             raise(SIGINT);
+    if (o->kill_at > 0 && st->step == o->kill_at && fv_dist_rank() == o->kill_rank)
+        raise(SIGKILL); /* test hook: a rank that dies */
     if (!o->progress)
         return;
     const double now = fv_cli_now_ms();
@@ -321,7 +337,7 @@ static int run(TrainOpts *o)
 {
     FvDataset *tds = NULL, *vds = NULL;
     char *synth_json = NULL;
-    int ret, rc = FV_EXIT_INPUT;
+    int ret, rc = FV_EXIT_INPUT, agreed = 0;
 
     /* data lists */
     if (o->ucf101) {
@@ -358,6 +374,9 @@ static int run(TrainOpts *o)
 
     FvFitResult res = { 0 };
     o->fit.stop = &g_stop;
+    agreed = 1;
+    if ((ret = fv_dist_agree(0, 0, NULL)) < 0) /* the other ranks read their lists */
+        goto lib_fail;
     ret = fv_fit_run(&o->fit, &res);
     clear_progress(o);
     if (ret < 0 && res.conflict) {
@@ -393,6 +412,8 @@ static int run(TrainOpts *o)
     goto done;
 
 lib_fail:
+    if (!agreed) /* this rank's lists: the others wait for it before the fit */
+        ret = fv_dist_agree(ret, 0, NULL);
     if (!o->reported)
         fv_cli_error(CMD, "%s", ret == FV_ENOMEM && !fv_last_error()[0] ? "out of memory" : fv_last_error());
     rc = o->usage_error ? FV_EXIT_USAGE : fv_cli_exit_code(ret);
@@ -717,6 +738,8 @@ int fv_cli_train(int argc, char **argv)
         rc = FV_EXIT_RUNTIME;
         goto oom;
     }
+    if ((rc = fv_cli_dist_start(CMD)) >= 0)
+        goto done;
     if ((rc = parse(argc, argv, &o, given, &ngiven)) >= 0)
         goto done;
     const FvCliRecordSpec spec = { .cmd = CMD, .unrecorded = g_unrecorded, .changeable = g_changeable,
@@ -761,6 +784,12 @@ int fv_cli_train(int argc, char **argv)
         o.sigint_at = strtol(hook, &end, 10);
         o.sigint_count = *end == ',' ? strtol(end + 1, NULL, 10) : 1;
     }
+    const char *kill = getenv("FIBVID_TEST_KILL_AT");
+    if (kill) {
+        char *end;
+        o.kill_rank = strtol(kill, &end, 10);
+        o.kill_at = *end == ',' ? strtol(end + 1, NULL, 10) : 0;
+    }
     if (o.threads)
         fv_set_num_threads((int32_t)o.threads);
     struct sigaction sa, old_int, old_term;
@@ -783,6 +812,7 @@ done:
     json_decref(o.record);
     json_decref(rec);
     free(given);
+    fv_dist_finalize();
     if (g_stop && rc == 128 + (int)g_stop) {
         /* die of the signal, as `evaluate` does, so callers (shells: 130, Slurm) see how the run ended */
         signal((int)g_stop, SIG_DFL);

@@ -3,23 +3,22 @@
  * through the prediction path, an atomic checkpoint (weights, optimizer state, checkpoint.json naming both)
  * and a line in train.jsonl. A resumed run checks that its settings are the checkpoint's, reloads the
  * weights and optimizer state, and cuts the log back to the checkpoint's epoch. */
-#include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <jansson.h>
 
+#include "fibvid/dist.h"
 #include "fibvid/predict.h"
 #include "fibvid/train.h"
 #include "model/model_internal.h"
+#include "train/checkpoint.h"
 #include "train/optim.h"
+#include "train/trainer_part.h"
 #include "util/util.h"
 
 enum { RNG_WEIGHTS = 1, RNG_CLASSIFIER = 2 };
@@ -153,24 +152,6 @@ static int map_labels(const FvFitSettings *s, FvModel *m, const FvDataset *ds, i
 /* ---------------------------------------------------------------------------------------------------- */
 /* settings, checkpoints and the log                                                                     */
 
-/* Write @o to @path atomically (temporary file, fsync, rename). */
-static int write_json_atomic(const char *path, const json_t *o)
-{
-    char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-    if (!text)
-        return fv_error(FV_ENOMEM, "%s: out of memory", path);
-    const size_t n = strlen(text);
-    char *t2 = realloc(text, n + 2);
-    if (!t2) {
-        free(text);
-        return fv_error(FV_ENOMEM, "%s: out of memory", path);
-    }
-    memcpy(t2 + n, "\n", 2);
-    int ret = fv_write_file_atomic(path, t2, n + 1);
-    free(t2);
-    return ret;
-}
-
 /* Keep only the log lines up to the checkpoint a resumed run continues from: epochs <= @epoch, and the step
  * lines of the next epoch up to optimizer step @step (a checkpoint taken mid-epoch); a "done" line goes too
  * (a finished run being extended ends with a new one). */
@@ -216,36 +197,12 @@ done:
     return ret;
 }
 
-/* The first setting of @now that @old (a checkpoint's) records otherwise, as "key: now (the run's old)" into
- * @buf; 0 when they agree. Both values are printed whole: long paths are what tells them apart. */
-static int settings_differ(const json_t *old, const json_t *now, char *buf, size_t n)
-{
-    const char *key;
-    json_t *v;
-    json_object_foreach((json_t *)now, key, v) {
-        const json_t *o = json_object_get(old, key);
-        if (o && json_equal(o, v))
-            continue;
-        char *a = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
-        char *b = o ? json_dumps(o, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
-        snprintf(buf, n, "\"%s\" is %s, the run's %s", key, a ? a : "?", b ? b : "(not recorded)");
-        free(a);
-        free(b);
-        return 1;
-    }
-    json_object_foreach((json_t *)old, key, v) {
-        if (!json_object_get(now, key)) {
-            char *b = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
-            snprintf(buf, n, "\"%s\" is not set, the run's %s", key, b ? b : "?");
-            free(b);
-            return 1;
-        }
-    }
-    return 0;
-}
-
 static int log_line(FILE *log, const char *path, json_t *o)
 {
+    if (!log) { /* ranks other than 0 write no log */
+        json_decref(o);
+        return 0;
+    }
     if (!o)
         return fv_error(FV_ENOMEM, "%s: out of memory", path);
     char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(8));
@@ -328,56 +285,68 @@ typedef struct ValResult {
 } ValResult;
 
 /* One view of every decoded validation clip through the prediction path, @B clips per forward: top-1, mean
- * class accuracy and the plain cross-entropy. */
+ * class accuracy and the plain cross-entropy. With several ranks each predicts every nranks-th clip and the
+ * figures come from all of them, the same on every rank. Collective. */
 static int validate(FvState *st, const FvLoader *vl, const FvDataset *ds, const int32_t *map, int32_t B, int32_t T,
                     int32_t S, float *batch, ValResult *res)
 {
     const int32_t L = fv_model_config(fv_state_model(st))->num_labels;
-    const size_t clip = (size_t)T * 3 * S * S;
+    const int32_t rank = fv_dist_rank(), nranks = fv_dist_size();
+    const int64_t V = fv_loader_num_clips(vl);
+    const size_t clip = (size_t)T * 3 * S * S, row = 2 * (size_t)L + 2; /* logits, probabilities, class, done */
     FvMetrics *mt = NULL;
     FvPredictResult *pr = calloc((size_t)B, sizeof(*pr));
     int64_t *ids = malloc(sizeof(int64_t) * (size_t)B);
-    int32_t *classes = malloc(sizeof(int32_t) * (size_t)B), *targets = malloc(sizeof(int32_t) * (size_t)B);
-    float *logits = malloc(sizeof(float) * (size_t)B * (size_t)L);
+    int32_t *classes = malloc(sizeof(int32_t) * (size_t)B);
+    float *all = calloc((size_t)(V ? V : 1) * row, sizeof(float));
     double loss = 0.0;
-    int ret;
+    int ret = 0;
     memset(res, 0, sizeof(*res));
     FvPredictSettings ps;
     fv_predict_default_settings(&ps);
     ps.batch = B;
-    if (!pr || !ids || !classes || !targets || !logits) {
+    if (!pr || !ids || !classes || !all) {
         ret = fv_error(FV_ENOMEM, "validation: out of memory");
-        goto done;
+        goto local_done;
     }
-    if ((ret = fv_metrics_create(&mt, ds->num_classes)) < 0)
-        goto done;
-    for (int64_t i = 0; i < fv_loader_num_clips(vl);) {
+    for (int64_t i = rank; i < V;) {
         int32_t nb = 0;
-        for (; i < fv_loader_num_clips(vl) && nb < B; i++) {
+        for (; i < V && nb < B; i += nranks) {
             if ((ret = fv_loader_view(vl, i, batch + nb * clip, &classes[nb])) < 0)
-                goto done;
+                goto local_done;
             if (ret == 0)
                 continue;
-            ids[nb] = i;
-            targets[nb] = map[classes[nb]];
-            nb++;
+            ids[nb++] = i;
         }
+        ret = 0;
         if (!nb)
             break;
         if ((ret = fv_predict_views(st, batch, nb, 1, T, S, S, &ps, pr)) < 0)
-            goto done;
-        for (int32_t b = 0; b < nb; b++)
-            memcpy(logits + (size_t)b * L, pr[b].logits, sizeof(float) * (size_t)L);
-        loss += fv_loss_ce_smooth(logits, targets, nb, L, 0.0f, NULL, NULL) * nb;
+            goto local_done;
         for (int32_t b = 0; b < nb; b++) {
-            FvPrediction p;
-            ret = fv_prediction_from_probs(&p, pr[b].probs, L, ids[b], classes[b], map, ds->num_classes);
-            if (ret >= 0)
-                ret = fv_metrics_add(mt, &p);
+            float *r = all + (size_t)ids[b] * row;
+            memcpy(r, pr[b].logits, sizeof(float) * (size_t)L);
+            memcpy(r + L, pr[b].probs, sizeof(float) * (size_t)L);
+            r[2 * L] = (float)classes[b];
+            r[2 * L + 1] = 1.0f;
             fv_predict_result_free(&pr[b]);
-            if (ret < 0)
-                goto done;
         }
+    }
+local_done:
+    if ((ret = fv_dist_agree(ret, 0, NULL)) < 0 || (ret = fv_dist_sum_f32(all, (size_t)V * row)) < 0)
+        goto done;
+    if ((ret = fv_metrics_create(&mt, ds->num_classes)) < 0)
+        goto done;
+    for (int64_t i = 0; i < V; i++) { /* in list order, as one process adds them */
+        const float *r = all + (size_t)i * row;
+        if (r[2 * L + 1] < 0.5f)
+            continue;
+        const int32_t cls = (int32_t)lroundf(r[2 * L]), target = map[cls];
+        loss += fv_loss_ce_smooth(r, &target, 1, L, 0.0f, NULL, NULL);
+        FvPrediction p;
+        if ((ret = fv_prediction_from_probs(&p, r + L, L, i, cls, map, ds->num_classes)) < 0 ||
+            (ret = fv_metrics_add(mt, &p)) < 0)
+            goto done;
     }
     FvMetricsSummary sm;
     fv_metrics_summary(mt, &sm);
@@ -393,8 +362,7 @@ done:
     free(pr);
     free(ids);
     free(classes);
-    free(targets);
-    free(logits);
+    free(all);
     return ret;
 }
 
@@ -404,11 +372,15 @@ done:
 typedef struct Ctx {
     const FvFitSettings *s;
     const char *what;
+    char first[1024];   /* the first clip left out and why */
 } Ctx;
 
 static void on_skipped(void *user, const char *path, const char *reason)
 {
-    const Ctx *c = user;
+    Ctx *c = user;
+    if (!c->first[0])
+        snprintf(c->first, sizeof(c->first), "%s", reason); /* the reason names the file */
+    (void)path;
     if (c->s->cb.skipped)
         c->s->cb.skipped(c->s->cb.user, path, reason);
 }
@@ -418,6 +390,53 @@ static void on_progress(void *user, int64_t done, int64_t total)
     const Ctx *c = user;
     if (c->s->cb.decoding)
         c->s->cb.decoding(c->s->cb.user, c->what, done, total);
+}
+
+/* Every rank must have decoded the same clips of @l (the list @ds): a clip this rank could not read but another
+ * could is an FV_ENODATA naming it (a node missing files or a codec). Collective. */
+static int same_clips(const FvLoader *l, const FvDataset *ds, const Ctx *c)
+{
+    const int64_t n = fv_loader_num_clips(l);
+    float *cnt = malloc(sizeof(float) * (size_t)(n ? n : 1));
+    int ret = cnt ? 0 : fv_error(FV_ENOMEM, "fv_fit_run: out of memory");
+    for (int64_t i = 0; cnt && i < n; i++)
+        cnt[i] = (float)fv_loader_clip_ok(l, i);
+    if ((ret = fv_dist_agree(ret, 0, NULL)) < 0 || (ret = fv_dist_sum_f32(cnt, (size_t)n)) < 0) {
+        free(cnt);
+        return ret;
+    }
+    for (int64_t i = 0; i < n; i++)
+        if (!fv_loader_clip_ok(l, i) && cnt[i] > 0.5f) {
+            ret = fv_error(FV_ENODATA, "%s clip %s cannot be read on this rank, though %d other rank(s) read it "
+                           "(the first clip this rank left out: %s): every rank needs every clip", c->what,
+                           ds->entries[i].path, (int)(cnt[i] + 0.5f), c->first);
+            break;
+        }
+    free(cnt);
+    return fv_dist_agree(ret, 0, NULL);
+}
+
+/* The settings, the weights and (resumed) the optimizer state of every rank must be rank 0's. Collective. */
+static int same_state(const json_t *settings, FvTrainer *tr)
+{
+    char *text = json_dumps(settings, JSON_COMPACT | JSON_SORT_KEYS);
+    int ret = text ? 0 : fv_error(FV_ENOMEM, "fv_fit_run: out of memory");
+    if ((ret = fv_dist_agree(ret, 0, NULL)) < 0)
+        return ret;
+    ret = fv_dist_check_same(text, strlen(text), "settings");
+    free(text);
+    FvOptimState os;
+    fv_trainer_optim_state(tr, &os);
+    const size_t bytes = sizeof(float) * fv_trainer_num_params(tr);
+    if (ret >= 0)
+        ret = fv_dist_check_same(fv_trainer_params(tr), bytes, "weights");
+    if (ret >= 0)
+        ret = fv_dist_check_same(os.m, bytes, "optimizer moments (m)");
+    if (ret >= 0)
+        ret = fv_dist_check_same(os.v, bytes, "optimizer moments (v)");
+    if (ret >= 0)
+        ret = fv_dist_check_same(&os.step, sizeof(os.step), "optimizer step counts");
+    return ret;
 }
 
 static int check_settings(const FvFitSettings *s)
@@ -445,163 +464,6 @@ static int check_settings(const FvFitSettings *s)
     return 0;
 }
 
-/* The integer @key of @o (a checkpoint.json of @path) into *@v: an error naming the file and the field unless it
- * is an integer in [@lo, @hi]; absent, *@v = @dflt when @dflt >= @lo (an optional field), else an error. Every
- * integer the trainer reads back is bounded here, so no later arithmetic on it can overflow. */
-static int ck_int(const char *path, const json_t *o, const char *key, int64_t lo, int64_t hi, int64_t dflt,
-                  int64_t *v)
-{
-    const json_t *j = json_object_get(o, key);
-    if (!j && dflt >= lo) {
-        *v = dflt;
-        return 0;
-    }
-    if (!json_is_integer(j) || json_integer_value(j) < lo || json_integer_value(j) > hi) {
-        char got[64];
-        if (json_is_integer(j))
-            snprintf(got, sizeof(got), "%lld", (long long)json_integer_value(j));
-        else
-            snprintf(got, sizeof(got), "%s", j ? "not an integer" : "missing");
-        return fv_error(FV_EINVAL, "%s: \"%s\": %s (an integer %lld..%lld)", path, key, got, (long long)lo,
-                        (long long)hi);
-    }
-    *v = (int64_t)json_integer_value(j);
-    return 0;
-}
-
-/* Whether @name is one of the checkpoint files the trainer writes, and so one it may delete: a plain name in
- * the output directory (no '/'), "ckpt-epoch*.safetensors" of letters, digits, '-' and '.'. A hand-edited
- * checkpoint.json naming anything else is refused, never unlinked. */
-static int is_ckpt_name(const char *name)
-{
-    static const char pre[] = "ckpt-epoch", suf[] = ".safetensors";
-    const size_t n = name ? strlen(name) : 0;
-    if (n <= strlen(pre) + strlen(suf) || strncmp(name, pre, strlen(pre)) || strcmp(name + n - strlen(suf), suf))
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if (!isalnum((unsigned char)name[i]) && name[i] != '-' && name[i] != '.')
-            return 0;
-    return strstr(name, "..") == NULL;
-}
-
-/* Whether @name is a temporary file of an atomic write of one of the run's files ("X.tmp" or "X.tmp.XXXXXX",
- * mkstemp's six characters): what a kill during a checkpoint write leaves behind. */
-static int is_run_tmp(const char *name)
-{
-    static const char *const fixed[] = { "checkpoint.json", "run.json", "train.jsonl", "best.safetensors",
-                                         "model.safetensors" };
-    const char *t = strstr(name, ".tmp");
-    while (t && strstr(t + 1, ".tmp"))
-        t = strstr(t + 1, ".tmp");
-    if (!t || t == name)
-        return 0;
-    const char *rest = t + 4;
-    if (*rest) {
-        if (rest[0] != '.' || strlen(rest) != 7)
-            return 0;
-        for (int i = 1; i < 7; i++)
-            if (!isalnum((unsigned char)rest[i]))
-                return 0;
-    }
-    char base[256];
-    const size_t bn = (size_t)(t - name);
-    if (bn >= sizeof(base))
-        return 0;
-    memcpy(base, name, bn);
-    base[bn] = '\0';
-    for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
-        if (!strcmp(base, fixed[i]))
-            return 1;
-    return is_ckpt_name(base);
-}
-
-/* Remove the temporary files that interrupted writes of the run left in @dir (on start and resume; a
- * base-size model leaves about a gigabyte per kill). Nothing else in the directory is touched. */
-static void remove_stale_tmp(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    for (struct dirent *e; (e = readdir(d));) {
-        struct stat st;
-        if (is_run_tmp(e->d_name) && !fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) && S_ISREG(st.st_mode))
-            unlinkat(dirfd(d), e->d_name, 0);
-    }
-    closedir(d);
-}
-
-/* Where a checkpoint is taken: after @epoch complete epochs and @epoch_step steps of the next (0: at the end
- * of an epoch), @step optimizer steps in all. */
-typedef struct CkptAt {
-    int64_t epoch, epoch_step, step;
-    int     best;    /* also best.safetensors */
-    double  elapsed;
-} CkptAt;
-
-/* The weights and optimizer state of @at, then checkpoint.json pointing at them (atomically: until it is renamed
- * the previous checkpoint stays whole), then the previous checkpoint's files go. *@ck is the current
- * checkpoint.json (NULL: none), replaced. @part: the unfinished epoch's running figures, or NULL. */
-static int write_checkpoint(const FvFitSettings *s, const FvModel *m, const FvTrainer *tr, const char *ck_path,
-                            json_t *settings, const FvFitResult *r, const CkptAt *at, const json_t *part, json_t **ck)
-{
-    char wname[64], oname[64];
-    int ret;
-    if (at->epoch_step > 0) {
-        snprintf(wname, sizeof(wname), "ckpt-epoch%04lld-step%06lld.safetensors", (long long)at->epoch + 1,
-                 (long long)at->step);
-        snprintf(oname, sizeof(oname), "ckpt-epoch%04lld-step%06lld.optim.safetensors", (long long)at->epoch + 1,
-                 (long long)at->step);
-    } else {
-        snprintf(wname, sizeof(wname), "ckpt-epoch%04lld.safetensors", (long long)at->epoch);
-        snprintf(oname, sizeof(oname), "ckpt-epoch%04lld.optim.safetensors", (long long)at->epoch);
-    }
-    char *wp = fv_path_join(s->out_dir, wname), *op = fv_path_join(s->out_dir, oname);
-    char *bp = fv_path_join(s->out_dir, "best.safetensors");
-    if (!wp || !op || !bp)
-        ret = fv_error(FV_ENOMEM, "fv_fit_run: out of memory");
-    else if ((ret = fv_model_save(m, wp)) >= 0 && (ret = fv_trainer_save_state(tr, op)) >= 0 && at->best)
-        ret = fv_model_save(m, bp);
-    free(bp);
-    const char *old_w = *ck ? json_string_value(json_object_get(*ck, "weights")) : NULL;
-    const char *old_o = *ck ? json_string_value(json_object_get(*ck, "optim")) : NULL;
-    if (ret < 0) /* a full disk: no half checkpoint stays (the last whole one does) */
-        goto fail;
-    char *old_wp = is_ckpt_name(old_w) && strcmp(old_w, wname) ? fv_path_join(s->out_dir, old_w) : NULL;
-    char *old_op = is_ckpt_name(old_o) && strcmp(old_o, oname) ? fv_path_join(s->out_dir, old_o) : NULL;
-    json_t *nck = json_pack("{s:I, s:I, s:I, s:s, s:s, s:f, s:I, s:f, s:O}", "epoch", (json_int_t)at->epoch,
-                            "epoch_step", (json_int_t)at->epoch_step, "step", (json_int_t)at->step, "weights", wname,
-                            "optim", oname, "best_top1", r->best_top1, "best_epoch", (json_int_t)r->best_epoch,
-                            "elapsed_s", at->elapsed, "settings", settings);
-    if (nck && part)
-        json_object_set(nck, "partial", (json_t *)part);
-    ret = nck ? write_json_atomic(ck_path, nck) : fv_error(FV_ENOMEM, "fv_fit_run: out of memory");
-    if (ret >= 0) {
-        if (old_wp)
-            unlink(old_wp);
-        if (old_op)
-            unlink(old_op);
-        json_decref(*ck);
-        *ck = nck;
-    } else {
-        json_decref(nck);
-    }
-    free(old_wp);
-    free(old_op);
-fail:
-    if (ret < 0) {
-        if (wp && (!old_w || strcmp(old_w, wname)))
-            unlink(wp);
-        if (op && (!old_o || strcmp(old_o, oname)))
-            unlink(op);
-    }
-    free(wp);
-    free(op);
-    return ret;
-}
-
-/* The largest epoch a checkpoint may name: train's --epochs allows 1..100000. */
-#define FV_CKPT_MAX_EPOCHS INT64_C(100000)
-
 int fv_fit_run(const FvFitSettings *s, FvFitResult *res)
 {
     FvModel *m = NULL;
@@ -616,6 +478,18 @@ int fv_fit_run(const FvFitSettings *s, FvFitResult *res)
     int ret;
     const double t_start = fv_time_ms();
     FvFitResult r = { .best_top1 = -1.0 };
+    /* data parallel (fibvid/dist.h): every rank runs this function on its part of each batch. Only rank 0
+     * writes; every failure meets the other ranks at the next SYNC (or at done:), so all stop with the
+     * message of the lowest failed rank. */
+    const int32_t rank = fv_dist_rank(), nranks = fv_dist_size();
+    int synced = 0, pending = 0; /* the error is every rank's; a rank-0 write failed since the last SYNC */
+#define SYNC()                                                                                                  \
+    do {                                                                                                        \
+        if ((ret = fv_dist_agree(ret < 0 ? ret : pending, 0, NULL)) < 0) {                                     \
+            synced = 1;                                                                                         \
+            goto done;                                                                                          \
+        }                                                                                                       \
+    } while (0)
 
     if (!s)
         return fv_error(FV_EINVAL, "fv_fit_run: NULL settings");
@@ -690,77 +564,20 @@ int fv_fit_run(const FvFitSettings *s, FvFitResult *res)
     int64_t start_epoch = 0, start_in_epoch = 0, ck_step = -1, part_correct = 0, part_seen = 0;
     double prev_elapsed = 0.0, part_loss = 0.0;
     if (s->resume) {
-        json_error_t jerr;
-        if (!(ck = json_load_file(ck_path, 0, &jerr))) {
-            ret = fv_error(FV_EINVAL, "%s: cannot resume: %s", ck_path, jerr.text);
+        FvCkptResume cr;
+        if ((ret = fv_ckpt_read(ck_path, s->out_dir, settings, s->epochs, tds->num_entries, &ck, &cr,
+                                &r.conflict)) < 0)
             goto done;
-        }
-        /* every setting as recorded, except that the epochs may grow (extending the run), and the lists'
-         * descriptions, which name their files as given (relative to where the run started): their hashes
-         * compare what they hold */
-        json_t *ck_settings = json_object_get(ck, "settings");
-        json_t *cmp = json_deep_copy(settings);
-        if (!cmp) {
-            ret = fv_error(FV_ENOMEM, "fv_fit_run: out of memory");
-            goto done;
-        }
-        static const char *const free_keys[] = { "epochs", "train", "val" };
-        for (size_t i = 0; i < sizeof(free_keys) / sizeof(free_keys[0]); i++)
-            if (json_is_object(ck_settings) && json_object_get(ck_settings, free_keys[i]))
-                json_object_set(cmp, free_keys[i], json_object_get(ck_settings, free_keys[i]));
-        /* model and config files by the file they name (runs before these were absolute name them as given) */
-        static const char *const file_keys[] = { "init_model", "config" };
-        for (size_t i = 0; i < sizeof(file_keys) / sizeof(file_keys[0]); i++) {
-            const char *was = json_string_value(json_object_get(ck_settings, file_keys[i]));
-            const char *now = json_string_value(json_object_get(cmp, file_keys[i]));
-            char *a = was && now ? realpath(was, NULL) : NULL, *b = a ? realpath(now, NULL) : NULL;
-            if (a && b && !strcmp(a, b))
-                json_object_set(cmp, file_keys[i], json_object_get(ck_settings, file_keys[i]));
-            free(a);
-            free(b);
-        }
-        char diff[8192];
-        const int differs = !json_is_object(ck_settings) || settings_differ(ck_settings, cmp, diff, sizeof(diff));
-        json_decref(cmp);
-        if (differs) {
-            r.conflict = json_is_object(ck_settings);
-            ret = fv_error(FV_EINVAL, "%s: cannot resume: %s", ck_path,
-                           r.conflict ? diff : "no \"settings\"");
-            goto done;
-        }
-        /* bounds: epochs and steps as train's options allow them (--epochs 1..100000; a step of an epoch is
-         * one of at most one per clip), clip counts as the data's */
-        const int64_t N0 = tds->num_entries, max_steps = FV_CKPT_MAX_EPOCHS * N0;
-        int64_t best_epoch = 0;
-        const json_t *part = json_object_get(ck, "partial");
-        if ((ret = ck_int(ck_path, ck, "epoch", 0, FV_CKPT_MAX_EPOCHS, -1, &start_epoch)) < 0 ||
-            (ret = ck_int(ck_path, ck, "epoch_step", 0, N0, 0, &start_in_epoch)) < 0 ||
-            (ret = ck_int(ck_path, ck, "step", 0, max_steps, INT64_MAX, &ck_step)) < 0 ||
-            (ret = ck_int(ck_path, ck, "best_epoch", 0, start_epoch, 0, &best_epoch)) < 0 ||
-            (part && (ret = ck_int(ck_path, part, "seen", 0, N0, 0, &part_seen)) < 0) ||
-            (part && (ret = ck_int(ck_path, part, "correct", 0, part_seen, 0, &part_correct)) < 0))
-            goto done;
-        static const char *const names[] = { "weights", "optim" };
-        for (int i = 0; i < 2; i++)
-            if (!is_ckpt_name(json_string_value(json_object_get(ck, names[i])))) {
-                ret = fv_error(FV_EINVAL, "%s: \"%s\": not one of the run's checkpoint files "
-                               "(ckpt-epoch*.safetensors in %s)", ck_path, names[i], s->out_dir);
-                goto done;
-            }
-        if (ck_step == INT64_MAX)
-            ck_step = -1; /* runs from before mid-epoch checkpoints: none recorded */
-        if (s->epochs < start_epoch + (start_in_epoch > 0)) {
-            r.conflict = 1;
-            ret = fv_error(FV_EINVAL, "%s: cannot resume with %lld epochs: the run has done %lld%s", ck_path,
-                           (long long)s->epochs, (long long)start_epoch, start_in_epoch > 0 ? " and part of the next"
-                                                                                          : "");
-            goto done;
-        }
-        part_loss = json_number_value(json_object_get(part, "loss_sum"));
+        start_epoch = cr.epoch;
+        start_in_epoch = cr.epoch_step;
+        ck_step = cr.step;
+        part_loss = cr.part_loss;
+        part_correct = cr.part_correct;
+        part_seen = cr.part_seen;
         r.last_epoch = start_epoch;
-        r.best_epoch = best_epoch;
-        r.best_top1 = json_real_value(json_object_get(ck, "best_top1"));
-        prev_elapsed = json_number_value(json_object_get(ck, "elapsed_s"));
+        r.best_epoch = cr.best_epoch;
+        r.best_top1 = cr.best_top1;
+        prev_elapsed = cr.elapsed;
         const char *wf = json_string_value(json_object_get(ck, "weights"));
         char *wp = wf ? fv_path_join(s->out_dir, wf) : NULL;
         fv_model_close(&m);
@@ -773,15 +590,16 @@ int fv_fit_run(const FvFitSettings *s, FvFitResult *res)
                            fv_model_config(m)->num_labels, cfg.num_labels);
             goto done;
         }
-        if ((ret = log_truncate(log_path, start_epoch, ck_step < 0 ? INT64_MAX : ck_step)) < 0)
+        if (rank == 0 && (ret = log_truncate(log_path, start_epoch, ck_step < 0 ? INT64_MAX : ck_step)) < 0)
             goto done;
     } else if (fv_file_exists(ck_path)) {
         ret = fv_error(FV_EINVAL, "%s holds a training run already: continue it with --resume or choose another "
                        "--out", s->out_dir);
         goto done;
     }
-    remove_stale_tmp(s->out_dir);
-    if (!(log = fopen(log_path, s->resume ? "ab" : "wb"))) {
+    if (rank == 0)
+        fv_ckpt_remove_stale_tmp(s->out_dir);
+    if (rank == 0 && !(log = fopen(log_path, s->resume ? "ab" : "wb"))) {
         ret = fv_error(fv_write_error_code(errno), "%s: cannot write: %s", log_path, strerror(errno));
         goto done;
     }
@@ -789,11 +607,12 @@ int fv_fit_run(const FvFitSettings *s, FvFitResult *res)
     /* the trainer */
     const int64_t N = tds->num_entries;
     const int32_t B = (int32_t)FV_MIN((int64_t)s->batch, N);
+    const int32_t Bl = (B + nranks - 1) / nranks; /* the most clips of a batch one rank takes */
     const int64_t steps_per_epoch = (N + B - 1) / B, total_steps = s->epochs * steps_per_epoch;
     r.steps_per_epoch = steps_per_epoch;
     FvTrainSettings ts;
     fv_train_default_settings(&ts);
-    ts.max_batch = B;
+    ts.max_batch = Bl;
     ts.lr = (float)s->lr;
     ts.min_lr = (float)s->min_lr;
     ts.warmup_steps = (int64_t)llround(s->warmup * steps_per_epoch);
@@ -855,12 +674,18 @@ int fv_fit_run(const FvFitSettings *s, FvFitResult *res)
     }
     const double decode_s = fv_loader_decode_s(tl) + (vl ? fv_loader_decode_s(vl) : 0.0);
     const size_t clip_floats = (size_t)T * 3 * S * S;
-    if (!(labels = malloc(sizeof(int32_t) * (size_t)B)) || !(batch = fv_malloc(sizeof(float) * clip_floats * (size_t)B))) {
+    if (!(labels = malloc(sizeof(int32_t) * (size_t)Bl)) || !(batch = fv_malloc(sizeof(float) * clip_floats * (size_t)Bl))) {
         ret = fv_error(FV_ENOMEM, "fv_fit_run: out of memory");
         goto done;
     }
     if (val_ok > 0 && (ret = fv_state_create(&vst, m)) < 0)
         goto done;
+    SYNC();
+    if (nranks > 1 && ((ret = same_clips(tl, tds, &tctx)) < 0 || (vl && (ret = same_clips(vl, vds, &vctx)) < 0) ||
+                       (ret = same_state(settings, tr)) < 0)) {
+        synced = 1; /* each of them ends with every rank knowing */
+        goto done;
+    }
 
     if (!s->resume) {
         json_t *l = json_pack("{s:s, s:i, s:O, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:I}", "type", "start", "epoch", 0,
@@ -875,6 +700,7 @@ int fv_fit_run(const FvFitSettings *s, FvFitResult *res)
                                                         (json_int_t)start_epoch))) < 0) {
         goto done;
     }
+    SYNC();
     const int64_t last_epoch = s->stop_after ? FV_MIN(s->stop_after, s->epochs) : s->epochs;
     if (s->cb.started) {
         const FvFitInfo info = { .num_params = fv_model_num_params(m), .config = cfg, .train_clips = train_ok,
@@ -899,24 +725,58 @@ int fv_fit_run(const FvFitSettings *s, FvFitResult *res)
             seen = part_seen;
         }
         for (int64_t st = st0; st < steps_per_epoch; st++) {
-            if (s->stop && *s->stop) {
+            /* this rank's part of the step's batch, its gradient, then the sum over the ranks; a stop request or
+             * a failure of any rank is every rank's from the sum of the step's figures on */
+            int stop_now = s->stop && *s->stop;
+            const double s0 = fv_time_ms();
+            double a1 = s0, comm_ms = 0.0;
+            int32_t nb = 0, total = 0;
+            double part[4] = { 0.0, 0.0, 0.0, stop_now }; /* loss sum, correct, failed, stop */
+            if (!stop_now || nranks > 1) {
+                if ((ret = fv_loader_batch_part(tl, epoch, st, B, rank, nranks, batch, labels, &nb, &total)) < 0)
+                    goto done; /* bad arguments: the same on every rank */
+                if (!total)
+                    continue; /* every clip of the step unreadable (on every rank alike) */
+                for (int32_t b = 0; b < nb; b++)
+                    labels[b] = map[labels[b]];
+                a1 = fv_time_ms();
+                int32_t corr = 0;
+                const int lret = fv_trainer_grad_part(tr, batch, labels, nb, total, &part[0], &corr);
+                part[1] = corr;
+                part[2] = lret < 0 || pending < 0;
+                if ((ret = fv_dist_sum_f64(part, 4)) < 0) {
+                    synced = 1;
+                    goto done;
+                }
+                if (part[2] > 0) { /* some rank failed: all learn which and why */
+                    ret = lret;
+                    SYNC();
+                }
+                stop_now = part[3] > 0;
+                const double c0 = fv_time_ms(); /* the ranks met in the sum above: this is the transfer alone */
+                if (!stop_now && (ret = fv_dist_sum_f32(fv_trainer_grads(tr), fv_trainer_num_params(tr))) < 0) {
+                    synced = 1;
+                    goto done;
+                }
+                comm_ms = fv_time_ms() - c0;
+            }
+            if (stop_now) {
                 /* stopped between two steps: a checkpoint of exactly here, unless the last one is */
                 FvOptimState os;
                 fv_trainer_optim_state(tr, &os);
-                const json_t *part = json_pack("{s:f, s:I, s:I}", "loss_sum", loss_sum, "correct", (json_int_t)correct,
-                                               "seen", (json_int_t)seen);
-                CkptAt at = { .epoch = epoch, .epoch_step = st, .step = os.step, .best = 0,
+                const json_t *jp = json_pack("{s:f, s:I, s:I}", "loss_sum", loss_sum, "correct", (json_int_t)correct,
+                                             "seen", (json_int_t)seen);
+                FvCkptAt at = { .epoch = epoch, .epoch_step = st, .step = os.step, .best = 0,
                               .elapsed = prev_elapsed + (fv_time_ms() - t_start) / 1e3 };
-                ret = part ? 0 : fv_error(FV_ENOMEM, "fv_fit_run: out of memory");
-                if (ret >= 0 && os.step != ck_step)
-                    ret = write_checkpoint(s, m, tr, ck_path, settings, &r, &at, part, &ck);
-                json_decref((json_t *)part);
-                if (ret < 0)
-                    goto done;
-                if ((ret = log_line(log, log_path, json_pack("{s:s, s:I, s:I, s:I}", "type", "interrupt", "epoch",
-                                                             (json_int_t)epoch, "step", (json_int_t)os.step,
-                                                             "epoch_step", (json_int_t)st))) < 0)
-                    goto done;
+                ret = jp ? 0 : fv_error(FV_ENOMEM, "fv_fit_run: out of memory");
+                if (ret >= 0 && os.step != ck_step && rank == 0)
+                    ret = fv_ckpt_write(s, m, tr, ck_path, settings, &r, &at, jp, &ck);
+                json_decref((json_t *)jp);
+                if (ret >= 0)
+                    ret = log_line(log, log_path, json_pack("{s:s, s:I, s:I, s:I}", "type", "interrupt", "epoch",
+                                                            (json_int_t)epoch, "step", (json_int_t)os.step,
+                                                            "epoch_step", (json_int_t)st));
+                SYNC();
                 r.interrupted = 1;
                 r.step = os.step;
                 r.step_in_epoch = st;
@@ -925,33 +785,29 @@ int fv_fit_run(const FvFitSettings *s, FvFitResult *res)
                 ret = 0;
                 goto done;
             }
-            const double s0 = fv_time_ms();
-            int32_t nb = 0;
-            if ((ret = fv_loader_batch(tl, epoch, st, B, batch, labels, &nb)) < 0)
-                goto done;
-            if (!nb)
-                continue;
-            for (int32_t b = 0; b < nb; b++)
-                labels[b] = map[labels[b]];
             FvStepStats stats;
-            const double a1 = fv_time_ms();
-            if ((ret = fv_trainer_step(tr, batch, labels, nb, &stats)) < 0)
-                goto done; /* FV_ERANGE: diverged; the last checkpoint stays */
+            if ((ret = fv_trainer_apply(tr, (float)(part[0] / total), (int32_t)part[1], &stats)) < 0)
+                goto done; /* FV_ERANGE: diverged (on every rank alike); the last checkpoint stays */
             const double now = fv_time_ms();
             train_ms += now - s0;
             data_ms += a1 - s0;
             steps_run++;
-            loss_sum += (double)stats.loss * nb;
+            loss_sum += (double)stats.loss * total;
             correct += stats.correct;
-            seen += nb;
+            seen += total;
             last_lr = stats.lr;
             if (s->log_every > 0 && stats.step % s->log_every == 0) {
                 json_t *l = json_pack("{s:s, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:f}", "type", "step", "epoch",
                                       (json_int_t)epoch + 1, "step", (json_int_t)stats.step, "loss", (double)stats.loss,
                                       "lr", (double)stats.lr, "grad_norm", (double)stats.grad_norm, "batch_acc",
-                                      100.0 * stats.correct / nb, "step_ms", now - a1, "data_ms", a1 - s0);
+                                      100.0 * stats.correct / total, "step_ms", now - a1, "data_ms", a1 - s0);
+                if (l && nranks > 1) {
+                    json_object_set_new(l, "ranks", json_integer(nranks));
+                    json_object_set_new(l, "comm_ms", json_real(comm_ms));
+                }
                 if ((ret = log_line(log, log_path, l)) < 0)
-                    goto done;
+                    pending = ret; /* rank 0's: every rank learns of it with the next step */
+                ret = 0;
             }
             if (s->cb.step) {
                 const double per_step = (now - loop0) / (double)steps_run;
@@ -959,7 +815,7 @@ int fv_fit_run(const FvFitSettings *s, FvFitResult *res)
                     .eta_s = per_step * (double)((last_epoch - epoch) * steps_per_epoch - st - 1) / 1e3,
                     .epoch = epoch + 1, .step = stats.step, .steps_per_epoch = steps_per_epoch,
                     .step_in_epoch = st + 1, .last_epoch = last_epoch, .loss = stats.loss, .lr = stats.lr,
-                    .grad_norm = stats.grad_norm, .batch_acc = 100.0f * (float)stats.correct / (float)nb,
+                    .grad_norm = stats.grad_norm, .batch_acc = 100.0f * (float)stats.correct / (float)total,
                     .epoch_loss = loss_sum / (double)seen, .epoch_acc = 100.0 * (double)correct / (double)seen,
                     .clips_per_s = train_ms > 0 ? (double)seen / ((now - e0) / 1e3) : 0.0,
                     .data_share = data_ms / (now - e0),
@@ -969,7 +825,7 @@ int fv_fit_run(const FvFitSettings *s, FvFitResult *res)
         }
         const double train_s = (fv_time_ms() - e0) / 1e3;
         ValResult vr = { 0 };
-        if (val_ok > 0 && (ret = validate(vst, vl, vds, map, B, T, S, batch, &vr)) < 0)
+        if (val_ok > 0 && (ret = validate(vst, vl, vds, map, Bl, T, S, batch, &vr)) < 0)
             goto done;
         const int64_t done_epochs = epoch + 1;
         const int is_best = val_ok > 0 ? vr.top1 > r.best_top1 : 1;
@@ -981,9 +837,14 @@ int fv_fit_run(const FvFitSettings *s, FvFitResult *res)
         const double elapsed = prev_elapsed + (fv_time_ms() - t_start) / 1e3;
         FvOptimState os;
         fv_trainer_optim_state(tr, &os);
-        const CkptAt at = { .epoch = done_epochs, .epoch_step = 0, .step = os.step, .best = is_best,
+        const FvCkptAt at = { .epoch = done_epochs, .epoch_step = 0, .step = os.step, .best = is_best,
                             .elapsed = elapsed };
-        if ((ret = write_checkpoint(s, m, tr, ck_path, settings, &r, &at, NULL, &ck)) < 0)
+        /* the ranks still agree (a drift would show here first), then rank 0 writes the checkpoint */
+        if (nranks > 1 && (ret = same_state(settings, tr)) < 0) {
+            synced = 1;
+            goto done;
+        }
+        if (rank == 0 && (ret = fv_ckpt_write(s, m, tr, ck_path, settings, &r, &at, NULL, &ck)) < 0)
             goto done;
         ck_step = os.step;
 
@@ -1000,6 +861,7 @@ int fv_fit_run(const FvFitSettings *s, FvFitResult *res)
         }
         if ((ret = log_line(log, log_path, l)) < 0)
             goto done;
+        SYNC();
         r.last_epoch = done_epochs;
         if (s->cb.epoch) {
             const double per_epoch = (fv_time_ms() - loop0) / 1e3 / (double)(done_epochs - start_epoch);
@@ -1017,8 +879,8 @@ int fv_fit_run(const FvFitSettings *s, FvFitResult *res)
     r.last_epoch = FV_MAX(r.last_epoch, start_epoch);
     r.elapsed_s = prev_elapsed + (fv_time_ms() - t_start) / 1e3;
     if (last_epoch == s->epochs) {
-        char *fp = fv_path_join(s->out_dir, "model.safetensors");
-        ret = fp ? fv_model_save(m, fp) : fv_error(FV_ENOMEM, "fv_fit_run: out of memory");
+        char *fp = rank == 0 ? fv_path_join(s->out_dir, "model.safetensors") : NULL;
+        ret = rank > 0 ? 0 : fp ? fv_model_save(m, fp) : fv_error(FV_ENOMEM, "fv_fit_run: out of memory");
         free(fp);
         if (ret < 0)
             goto done;
@@ -1027,10 +889,14 @@ int fv_fit_run(const FvFitSettings *s, FvFitResult *res)
                               r.elapsed_s);
         if ((ret = log_line(log, log_path, l)) < 0)
             goto done;
+        SYNC();
         r.finished = 1;
     }
     ret = 0;
 done:
+    if (ret < 0 && !synced && nranks > 1)
+        ret = fv_dist_agree(ret, 0, NULL); /* the other ranks are at their next SYNC */
+#undef SYNC
     if (log && fclose(log) != 0 && ret >= 0)
         ret = fv_error(FV_EIO, "%s: cannot write", log_path);
     if (res)

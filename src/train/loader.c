@@ -271,10 +271,11 @@ static void augment(FvLoader *l, const CachedClip *c, int flip, int reverse, uin
     }
 }
 
-int fv_loader_batch(FvLoader *l, int64_t epoch, int64_t step, int32_t batch, float *clips, int32_t *labels,
-                    int32_t *n)
+int fv_loader_batch_part(FvLoader *l, int64_t epoch, int64_t step, int32_t batch, int32_t part, int32_t parts,
+                         float *clips, int32_t *labels, int32_t *n, int32_t *total)
 {
-    if (!l || !clips || !labels || !n || batch < 1 || epoch < 0 || step < 0 || !l->s.train)
+    if (!l || !clips || !labels || !n || batch < 1 || epoch < 0 || step < 0 || !l->s.train || parts < 1 ||
+        part < 0 || part >= parts)
         return fv_error(FV_EINVAL, "fv_loader_batch: bad arguments");
     *n = 0;
     if (l->order_epoch != epoch) {
@@ -289,10 +290,19 @@ int fv_loader_batch(FvLoader *l, int64_t epoch, int64_t step, int32_t batch, flo
         }
         l->order_epoch = epoch;
     }
+    /* the step's readable clips, in order; this part is the slice [m * part / parts, m * (part + 1) / parts) */
+    const int64_t end = FV_MIN((step + 1) * batch, l->n);
+    int64_t m = 0;
+    for (int64_t pos = step * batch; pos < end; pos++)
+        m += l->clips[l->order[pos]].rgb != NULL;
+    const int64_t lo = m * part / parts, hi = m * (part + 1) / parts;
+    if (total)
+        *total = (int32_t)m;
     const size_t clip_floats = (size_t)l->T * 3 * l->S * l->S;
-    for (int64_t pos = step * batch; pos < (step + 1) * batch && pos < l->n; pos++) {
+    int64_t k = 0;
+    for (int64_t pos = step * batch; pos < end && k < hi; pos++) {
         const CachedClip *c = &l->clips[l->order[pos]];
-        if (!c->rgb)
+        if (!c->rgb || k++ < lo)
             continue;
         uint64_t cs = fv_rng_stream(l->s.seed, RNG_AUGMENT, (uint64_t)epoch, (uint64_t)l->order[pos]);
         const int flip = l->s.flip_to && l->s.flip_to[c->label] >= 0 && (fv_rng_next(&cs) >> 63);
@@ -304,6 +314,17 @@ int fv_loader_batch(FvLoader *l, int64_t epoch, int64_t step, int32_t batch, flo
         labels[(*n)++] = label;
     }
     return 0;
+}
+
+int fv_loader_batch(FvLoader *l, int64_t epoch, int64_t step, int32_t batch, float *clips, int32_t *labels,
+                    int32_t *n)
+{
+    return fv_loader_batch_part(l, epoch, step, batch, 0, 1, clips, labels, n, NULL);
+}
+
+int fv_loader_clip_ok(const FvLoader *l, int64_t i)
+{
+    return l && i >= 0 && i < l->n && l->clips[i].rgb != NULL;
 }
 
 int fv_loader_view(const FvLoader *l, int64_t i, float *out, int32_t *label)

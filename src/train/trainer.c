@@ -10,6 +10,7 @@
 #include "model/model_internal.h"
 #include "model/safetensors.h"
 #include "train/optim.h"
+#include "train/trainer_part.h"
 
 #include "util/util.h"
 
@@ -259,14 +260,33 @@ void fv_trainer_set_step(FvTrainer *tr, int64_t step)
     tr->step = step < 0 ? 0 : step;
 }
 
-int fv_trainer_step(FvTrainer *tr, const float *clips, const int32_t *labels, int32_t B, FvStepStats *out)
+int fv_trainer_grad_part(FvTrainer *tr, const float *clips, const int32_t *labels, int32_t n, int32_t total,
+                         double *loss_sum, int32_t *correct)
 {
-    const double t0 = fv_time_ms();
     float loss = 0.0f;
-    int32_t correct = 0;
     int ret;
-    if ((ret = forward_backward(tr, clips, labels, B, &loss, NULL, &correct)) < 0)
+    *loss_sum = 0.0;
+    *correct = 0;
+    if (!tr || n < 0 || total < 1 || n > total)
+        return fv_error(FV_EINVAL, "fv_trainer_grad_part: %d of %d clips", n, total);
+    if (n == 0) { /* this rank's share of the step is empty: it adds nothing to the sum */
+        memset(tr->grad, 0, sizeof(float) * tr->nparam);
+        return 0;
+    }
+    if ((ret = forward_backward(tr, clips, labels, n, &loss, NULL, correct)) < 0)
         return ret;
+    *loss_sum = (double)loss * n;
+    if (n != total) { /* the mean over @total clips is the sum over the parts of (n / total) x each part's mean */
+        const float w = (float)n / (float)total;
+#pragma omp parallel for schedule(static) num_threads(tr->nthreads)
+        for (size_t i = 0; i < tr->nparam; i++)
+            tr->grad[i] *= w;
+    }
+    return 0;
+}
+
+int fv_trainer_apply(FvTrainer *tr, float loss, int32_t correct, FvStepStats *out)
+{
     const double norm = fv_grad_clip(tr->grad, tr->nparam, tr->s.clip_norm);
     const float lr = fv_trainer_lr(tr, tr->step);
     if (out) {
@@ -287,10 +307,23 @@ int fv_trainer_step(FvTrainer *tr, const float *clips, const int32_t *labels, in
         fv_adamw_update(tr->param + t->offset, tr->grad + t->offset, tr->adam_m + t->offset,
                         tr->adam_v + t->offset, t->count, tr->step, lr, &tr->s, t->decay);
     }
-    if (out) {
+    if (out)
         out->step = tr->step;
+    return 0;
+}
+
+int fv_trainer_step(FvTrainer *tr, const float *clips, const int32_t *labels, int32_t B, FvStepStats *out)
+{
+    const double t0 = fv_time_ms();
+    float loss = 0.0f;
+    int32_t correct = 0;
+    int ret;
+    if ((ret = forward_backward(tr, clips, labels, B, &loss, NULL, &correct)) < 0)
+        return ret;
+    if ((ret = fv_trainer_apply(tr, loss, correct, out)) < 0)
+        return ret;
+    if (out)
         out->ms = fv_time_ms() - t0;
-    }
     return 0;
 }
 
