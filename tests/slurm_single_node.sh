@@ -66,7 +66,6 @@ host=$(hostname -s)
 cpus=$(nproc)
 mem=$(awk '/MemTotal/ { print int($2 / 1024 / 2) }' /proc/meminfo)
 ctld_port=$(free_port)
-while [ "$d_port" = "$ctld_port" ]; do d_port=$(free_port); done
 d_port=$(free_port)
 while [ "$d_port" = "$ctld_port" ]; do d_port=$(free_port); done
 mkdir -p "$tmp/state" "$tmp/spool" "$tmp/logs" "$tmp/work"
@@ -171,7 +170,7 @@ say "merged results of the 2-task array equal the one-process run's"
 # ---- 2. a 2-task srun fibvid train (MPI over PMIx) -----------------------------------------------------
 if ! srun --mpi=list 2>&1 | grep pmix >/dev/null; then
     say "srun has no PMIx plugin: the srun train step is skipped"
-elif ! "$fibvid" --version >/dev/null 2>&1 || ! ldd "$build/libfibvid.so" 2>/dev/null | grep libmpi >/dev/null; then
+elif ! "$fibvid" --version >/dev/null 2>&1 || ! "$fibvid" --version 2>/dev/null | grep -q "^ranks: MPI"; then
     say "this build has no MPI: the srun train step is skipped"
 else
     targs="--ucf101 $data --config test --epochs 2 -b 8 --lr 3e-3 --warmup 0.5 --seed 7 -t 1"

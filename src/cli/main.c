@@ -105,6 +105,8 @@ static void version(void)
     /* versions only: loading oneDNN, OpenBLAS and FFmpeg would take ~20x the rest (`fibvid info` says what runs) */
     printf("matrix products: %s backend; %s\n", fv_gemm_backend_current(), fv_libraries_built());
     printf("video: %s\n", fv_video_describe());
+    printf("ranks: %s\n", fv_dist_built() ? "MPI (fibvid-mpi.so, loaded when mpirun or srun starts several processes)"
+                                           : "one process (built without MPI)");
 }
 
 int main(int argc, char **argv)

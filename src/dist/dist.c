@@ -1,6 +1,9 @@
 /* The MPI layer (fibvid/dist.h): rank and size, the threads of a rank, agreeing on errors and stop requests,
- * sums, same-bytes checks and stopping every rank. Built without MPI (no FV_HAVE_MPI), one process is rank 0
- * of 1 and every collective is the identity. Only the main thread calls MPI (MPI_THREAD_FUNNELED). */
+ * sums, same-bytes checks and stopping every rank. The MPI calls live in the module fibvid-mpi.so (dist_mpi.c),
+ * loaded only when a launcher started this process as one of several: linking libmpi into libfibvid would cost
+ * every command ~15 ms of start-up (libmpi, open-rte, open-pal, hwloc, libevent, udev: scripts/bench_startup.sh).
+ * Built without MPI (no FV_HAVE_MPI), or in a process started alone, this is rank 0 of 1 and every collective
+ * is the identity. Only the main thread calls MPI (MPI_THREAD_FUNNELED). */
 #include <limits.h>
 #include <sched.h>
 #include <stdio.h>
@@ -9,15 +12,17 @@
 #include <unistd.h>
 
 #ifdef FV_HAVE_MPI
-#include <mpi.h>
+#include <dlfcn.h>
 #endif
 
 #include "fibvid/dist.h"
+#include "dist/dist_mpi.h"
 #include "util/util.h"
 
 static int g_init = 0; /* fv_dist_init ran */
 #ifdef FV_HAVE_MPI
-static int g_mpi = 0;  /* MPI_Init_thread ran */
+static int g_mpi = 0;                    /* MPI_Init_thread ran */
+static const FvDistMpiOps *g_ops = NULL; /* the loaded module */
 #endif
 static int32_t g_rank = 0, g_size = 1, g_threads = 0;
 
@@ -100,24 +105,51 @@ static uint64_t checksum(const void *buf, size_t bytes)
 static void set_threads(void)
 {
     cpu_set_t mine;
-    if (getenv("OMP_NUM_THREADS") || sched_getaffinity(0, sizeof(mine), &mine) != 0)
+    int sharing = 1;
+    if (getenv("OMP_NUM_THREADS") || sched_getaffinity(0, sizeof(mine), &mine) != 0 ||
+        g_ops->node_sharing(&mine, (int)sizeof(mine), &sharing) < 0)
         return;
-    MPI_Comm node;
-    if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) != MPI_SUCCESS)
-        return;
-    int n = 1;
-    MPI_Comm_size(node, &n);
-    cpu_set_t *all = malloc(sizeof(cpu_set_t) * (size_t)n);
-    if (all && MPI_Allgather(&mine, (int)sizeof(mine), MPI_BYTE, all, (int)sizeof(mine), MPI_BYTE, node) ==
-                   MPI_SUCCESS) {
-        int sharing = 0;
-        for (int i = 0; i < n; i++)
-            sharing += CPU_EQUAL(&all[i], &mine) != 0;
-        g_threads = FV_MAX(1, CPU_COUNT(&mine) / FV_MAX(1, sharing));
-        fv_set_num_threads(g_threads);
+    g_threads = FV_MAX(1, CPU_COUNT(&mine) / FV_MAX(1, sharing));
+    fv_set_num_threads(g_threads);
+}
+
+/* fibvid-mpi.so: beside the library that holds this code (libfibvid.so, or the program linking it statically),
+ * then where it is installed, then in the build tree; FIBVID_MPI_MODULE names another. Loaded RTLD_GLOBAL: Open
+ * MPI's own plugins resolve libmpi's symbols through the global scope. */
+static int load_module(void)
+{
+    if (g_ops)
+        return 0;
+    char here[4096] = "";
+    Dl_info info;
+    if (dladdr((void *)load_module, &info) && info.dli_fname) {
+        const char *slash = strrchr(info.dli_fname, '/');
+        if (slash)
+            snprintf(here, sizeof(here), "%.*s/fibvid-mpi.so", (int)(slash - info.dli_fname), info.dli_fname);
     }
-    free(all);
-    MPI_Comm_free(&node);
+    const char *env = getenv("FIBVID_MPI_MODULE");
+    const char *tries[] = { env && *env ? env : NULL, here[0] ? here : NULL, FV_MPI_MODULE_INSTALLED,
+                            FV_MPI_MODULE_BUILT };
+    char why[1024] = "not found";
+    for (size_t i = 0; i < sizeof(tries) / sizeof(tries[0]); i++) {
+        if (!tries[i] || (i > 0 && access(tries[i], F_OK) != 0))
+            continue;
+        void *h = dlopen(tries[i], RTLD_NOW | RTLD_GLOBAL);
+        if (!h) {
+            const char *e = dlerror();
+            snprintf(why, sizeof(why), "%s", e ? e : tries[i]);
+            continue;
+        }
+        const FvDistMpiOps *ops = (const FvDistMpiOps *)dlsym(h, FV_DIST_MPI_SYMBOL);
+        if (!ops || ops->abi != FV_DIST_MPI_ABI) {
+            snprintf(why, sizeof(why), "%s: not this build's MPI module", tries[i]);
+            dlclose(h);
+            continue;
+        }
+        g_ops = ops;
+        return 0;
+    }
+    return fv_error(FV_EIO, "cannot load fibvid's MPI module fibvid-mpi.so (%s)", why);
 }
 #endif
 
@@ -130,18 +162,16 @@ int fv_dist_init(void)
     const int32_t n = fv_dist_launched(&rank, &who);
 #ifdef FV_HAVE_MPI
     if (n > 1 || getenv("OMPI_COMM_WORLD_SIZE")) {
-        int provided = 0, r = 0, s = 1;
-        if (MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
+        int r = 0, s = 1, ret;
+        if ((ret = load_module()) < 0)
+            return fv_error(ret, "started by %s as one of %d processes: %s", who, n, fv_last_error());
+        if (g_ops->init(&r, &s) < 0)
             return fv_error(FV_EIO, "started by %s as one of %d processes, but MPI cannot start", who, n);
-        MPI_Comm_rank(MPI_COMM_WORLD, &r);
-        MPI_Comm_size(MPI_COMM_WORLD, &s);
         g_mpi = 1;
         g_rank = r;
         g_size = s;
-        /* errors come back as codes, so every rank can agree on them (fv_dist_agree) */
-        MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
         if (n > 1 && s != n) {
-            MPI_Finalize();
+            g_ops->finalize();
             g_mpi = 0;
             g_rank = 0;
             g_size = 1;
@@ -165,7 +195,7 @@ void fv_dist_finalize(void)
 {
 #ifdef FV_HAVE_MPI
     if (g_mpi) {
-        MPI_Finalize();
+        g_ops->finalize();
         g_mpi = 0;
     }
 #endif
@@ -183,8 +213,8 @@ int fv_dist_agree(int ret, int flag, int *any_flag)
 #ifdef FV_HAVE_MPI
     if (g_size > 1) {
         /* {size - rank of a failed rank (0 when fine), flag}: MAX picks the lowest failed rank */
-        int in[2] = { ret < 0 ? g_size - g_rank : 0, flag != 0 }, out[2] = { 0, 0 };
-        if (MPI_Allreduce(in, out, 2, MPI_INT, MPI_MAX, MPI_COMM_WORLD) != MPI_SUCCESS)
+        int out[2] = { ret < 0 ? g_size - g_rank : 0, flag != 0 };
+        if (g_ops->max_int(out, 2) < 0)
             return fv_error(FV_EIO, "rank %d of %d: MPI_Allreduce failed", g_rank, g_size);
         if (any_flag)
             *any_flag = out[1];
@@ -197,7 +227,7 @@ int fv_dist_agree(int ret, int flag, int *any_flag)
             m.code = ret;
             snprintf(m.msg, sizeof(m.msg), "%s", fv_last_error());
         }
-        if (MPI_Bcast(&m, (int)sizeof(m), MPI_BYTE, who, MPI_COMM_WORLD) != MPI_SUCCESS)
+        if (g_ops->bcast(&m, (int)sizeof(m), who) < 0)
             return fv_error(FV_EIO, "rank %d of %d: MPI_Bcast failed", g_rank, g_size);
         m.msg[sizeof(m.msg) - 1] = '\0';
         return fv_error(m.code < 0 ? m.code : FV_EIO, "rank %d of %d: %s", who, g_size, m.msg);
@@ -206,25 +236,11 @@ int fv_dist_agree(int ret, int flag, int *any_flag)
     return ret;
 }
 
-#ifdef FV_HAVE_MPI
-static int sum(void *buf, size_t n, size_t size, MPI_Datatype t)
-{
-    for (size_t off = 0; off < n;) { /* MPI counts are ints */
-        const size_t k = FV_MIN(n - off, (size_t)1 << 30);
-        if (MPI_Allreduce(MPI_IN_PLACE, (char *)buf + off * size, (int)k, t, MPI_SUM, MPI_COMM_WORLD) !=
-            MPI_SUCCESS)
-            return fv_error(FV_EIO, "rank %d of %d: MPI_Allreduce failed", g_rank, g_size);
-        off += k;
-    }
-    return 0;
-}
-#endif
-
 int fv_dist_sum_f32(float *buf, size_t n)
 {
 #ifdef FV_HAVE_MPI
-    if (g_size > 1)
-        return sum(buf, n, sizeof(float), MPI_FLOAT);
+    if (g_size > 1 && g_ops->sum_f32(buf, n) < 0)
+        return fv_error(FV_EIO, "rank %d of %d: MPI_Allreduce failed", g_rank, g_size);
 #endif
     (void)buf;
     (void)n;
@@ -234,8 +250,8 @@ int fv_dist_sum_f32(float *buf, size_t n)
 int fv_dist_sum_f64(double *buf, size_t n)
 {
 #ifdef FV_HAVE_MPI
-    if (g_size > 1)
-        return sum(buf, n, sizeof(double), MPI_DOUBLE);
+    if (g_size > 1 && g_ops->sum_f64(buf, n) < 0)
+        return fv_error(FV_EIO, "rank %d of %d: MPI_Allreduce failed", g_rank, g_size);
 #endif
     (void)buf;
     (void)n;
@@ -248,10 +264,10 @@ int fv_dist_check_same(const void *buf, size_t bytes, const char *what)
 #ifdef FV_HAVE_MPI
     if (g_size > 1) {
         uint64_t h0 = h;
-        if (MPI_Bcast(&h0, 1, MPI_UINT64_T, 0, MPI_COMM_WORLD) != MPI_SUCCESS)
+        if (g_ops->bcast(&h0, (int)sizeof(h0), 0) < 0)
             return fv_error(FV_EIO, "rank %d of %d: MPI_Bcast failed", g_rank, g_size);
-        int in = h != h0 ? g_size - g_rank : 0, out = 0;
-        if (MPI_Allreduce(&in, &out, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD) != MPI_SUCCESS)
+        int out = h != h0 ? g_size - g_rank : 0;
+        if (g_ops->max_int(&out, 1) < 0)
             return fv_error(FV_EIO, "rank %d of %d: MPI_Allreduce failed", g_rank, g_size);
         if (out)
             return fv_error(FV_EINVAL, "the %s of rank %d differ from rank 0's (%zu bytes, checksums differ): every "
@@ -269,7 +285,7 @@ void fv_dist_abort(int code)
     fflush(stderr);
 #ifdef FV_HAVE_MPI
     if (g_mpi && g_size > 1)
-        MPI_Abort(MPI_COMM_WORLD, code);
+        g_ops->abort(code);
 #endif
     exit(code);
 }
