@@ -2,8 +2,10 @@
  * block_forward() in forward.c with the bias, GELU and residual adds fused into the products (the temporal
  * output's residual per clip, whose rows are contiguous in the residual stream, and the MLP's), and in bf16 the
  * products' inputs rounded to bf16 where they are made: LayerNorm writes bf16, the first MLP product writes its
- * GELU'd output in bf16, the attention output is rounded before its projection. LayerNorm, attention, GELU,
- * residuals and the classifier stay fp32. The buffers are the inference state's (bf16 ones in the space of fp32
+ * GELU'd output in bf16, the attention output is rounded before its projection. Dense attention (no sharing, no
+ * diagnostics) runs on bf16 where the CPU has AVX512-BF16 (kernels/attn_bf16.h): the qkv product writes bf16 and
+ * the attention writes the projection's bf16 input. LayerNorm, softmax, GELU, residuals and the classifier stay
+ * fp32. The buffers are the inference state's (bf16 ones in the space of fp32
  * ones, which they half fill). */
 #include <string.h>
 
