@@ -165,6 +165,37 @@ static void test_cli_no_bf16(void **state)
     assert_non_null(strstr(buf, "rc=1\n"));
 }
 
+/* evaluate records --precision in run.json and --resume replays it: a bf16 run stopped after 2 videos resumes
+ * in bf16 without the option, and refuses --precision fp32 (one line, exit 1). */
+static void test_evaluate_resume_precision(void **state)
+{
+    (void)state;
+    if (!fv_bf16_supported()) {
+        printf("evaluate --resume --precision: skipped, this machine cannot run bf16 products\n");
+        skip();
+    }
+    char cmd[4096];
+    snprintf(cmd, sizeof(cmd),
+             "d=$(mktemp -d) && B='%s' && \"$B\" synth -o $d/s -n 2 -s 3 -q -t 1 >/dev/null 2>&1 && "
+             "FIBVID_TEST_STOP_AFTER=2 \"$B\" evaluate --root $d/s --ucf101 $d/s --precision bf16 -t 1 -o $d/e -q "
+             ">/dev/null 2>&1; echo recorded=$(grep -c '\"precision\": \"bf16\"' $d/e/run.json) "
+             "done=$(wc -l < $d/e/predictions.jsonl); "
+             "\"$B\" evaluate --resume -o $d/e --precision fp32 -q 2>&1; echo rc=$?; "
+             "\"$B\" evaluate --resume -o $d/e -q >/dev/null 2>&1; echo rc2=$? done=$(wc -l < $d/e/predictions.jsonl) "
+             "still=$(grep -c '\"precision\": \"bf16\"' $d/e/run.json); rm -rf $d",
+             fvt_bin());
+    FILE *f = popen(cmd, "r");
+    char buf[8192] = "";
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    buf[n] = '\0';
+    pclose(f);
+    printf("%s", buf);
+    assert_non_null(strstr(buf, "recorded=1 done=2\n"));
+    assert_non_null(strstr(buf, "--precision fp32 differs from the run's bf16"));
+    assert_non_null(strstr(buf, "\nrc=1\n"));
+    assert_non_null(strstr(buf, "rc2=0 done=12 still=1\n"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -172,6 +203,7 @@ int main(void)
         cmocka_unit_test(test_bf16_vs_fp32),
         cmocka_unit_test(test_bf16_inference_only),
         cmocka_unit_test(test_cli_no_bf16),
+        cmocka_unit_test(test_evaluate_resume_precision),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -35,6 +35,12 @@ FV_API void fv_predict_default_settings(FvPredictSettings *s);
  *  config, the rest as @p s says. Returns 0 or FV_EINVAL with fv_last_error() naming the bad value. */
 FV_API int fv_predict_clip_settings(const FvModel *m, const FvPredictSettings *s, FvClipSettings *cs);
 
+/** One forward pass on zeros in the shape the first batch of a clip takes under @p s (views, frames, crop): the
+ *  state's buffers, the thread pool, the products' generated kernels and the weights' pages are ready before the
+ *  first clip (classify runs it while FFmpeg loads). Once per state: later clips of that shape are warm anyway.
+ *  Call it before attaching diagnostics (it would count as a clip). Returns 0 or a negative FvError. */
+FV_API int fv_predict_warmup(FvState *st, const FvPredictSettings *s);
+
 /** The prediction of one clip. */
 typedef struct FvPredictResult {
     int32_t num_labels;

@@ -2,11 +2,14 @@
  * block_forward() in forward.c with the bias, GELU and residual adds fused into the products (the temporal
  * output's residual per clip, whose rows are contiguous in the residual stream, and the MLP's), and in bf16 the
  * products' inputs rounded to bf16 where they are made: LayerNorm writes bf16, the first MLP product writes its
- * GELU'd output in bf16, the attention output is rounded before its projection. LayerNorm, attention, GELU,
- * residuals and the classifier stay fp32. The buffers are the inference state's (bf16 ones in the space of fp32
+ * GELU'd output in bf16, the attention output is rounded before its projection. Dense attention (no sharing, no
+ * diagnostics) runs on bf16 where the CPU has AVX512-BF16 (kernels/attn_bf16.h): the qkv product writes bf16 and
+ * the attention writes the projection's bf16 input. LayerNorm, softmax, GELU, residuals and the classifier stay
+ * fp32. The buffers are the inference state's (bf16 ones in the space of fp32
  * ones, which they half fill). */
 #include <string.h>
 
+#include "kernels/attn_bf16.h"
 #include "kernels/gemm.h"
 #include "kernels/layers.h"
 #include "model/state.h"
@@ -26,6 +29,16 @@ static void ln_into(void *out, const float *in, int64_t ldi, const float *w, con
         fv_layernorm_forward_bf16(out, D, in, ldi, w, b, rows, D, eps);
     else
         fv_layernorm_forward(out, D, in, ldi, NULL, NULL, w, b, rows, D, eps);
+}
+
+/* 1 when attention @a (0 spatial, 1 temporal) of layer @l runs on bf16 operands (kernels/attn_bf16.h): a bf16
+ * model, dense attention with no sharing and no diagnostics, on a CPU with the AVX512-BF16 kernel. The qkv
+ * product then writes bf16 and the attention writes the projection's bf16 input. */
+static int attn_in_bf16(const FvState *st, int32_t l, int a, const FvAttnPlan *p)
+{
+    const FvModelConfig *c = &st->m->cfg;
+    return st->m->prec == FV_PRECISION_BF16 && !st->diag && p->s.kind == FV_ATTN_DENSE &&
+           !fv_forward_sharer(c, a, l) && !fv_forward_sharer(c, a, l + 1) && fv_attn_dense_bf16_fast(p->hd);
 }
 
 int fv_patch_embed_packed(FvState *st, int64_t rows)
@@ -58,13 +71,22 @@ int fv_block_forward_packed(FvState *st, int32_t l, int32_t B, float *xout)
     for (int32_t b = 0; b < B; b++) /* t_ln as bf16 holds (Rt, D) in its first half */
         ln_into(bf ? (void *)((uint16_t *)a->t_ln + b * PT * D) : (void *)(a->t_ln + b * PT * D),
                 a->xin + (b * tok + 1) * D, D, W->t_ln_w, W->t_ln_b, PT, D, eps, bf);
-    if ((ret = fv_linear_packed(a->t_qkv, a->t_ln, W->pk[FV_PK_T_QKV], W->t_qkv_b, (int32_t)Rt, 0)) < 0 ||
-        (ret = fv_forward_attention(st, l, FV_DIAG_TEMPORAL, &st->tplan[l], a->t_qkv, a->t_att, NULL, (int64_t)B * P)) < 0)
-        return ret;
     const void *att = a->t_att;
-    if (bf) { /* the projection's input in bf16, where the LayerNorm output was */
-        fv_f32_to_bf16((uint16_t *)a->t_ln, a->t_att, Rt * D);
+    if (attn_in_bf16(st, l, 1, &st->tplan[l])) { /* bf16 qkv; the output where the LayerNorm output was */
+        if ((ret = fv_linear_packed(a->t_qkv, a->t_ln, W->pk[FV_PK_T_QKV], W->t_qkv_b, (int32_t)Rt, o16)) < 0 ||
+            (ret = fv_attn_dense_bf16((uint16_t *)a->t_ln, (const uint16_t *)a->t_qkv, (int64_t)B * P, T,
+                                      st->tplan[l].H, st->tplan[l].hd)) < 0)
+            return ret;
         att = a->t_ln;
+    } else {
+        if ((ret = fv_linear_packed(a->t_qkv, a->t_ln, W->pk[FV_PK_T_QKV], W->t_qkv_b, (int32_t)Rt, 0)) < 0 ||
+            (ret = fv_forward_attention(st, l, FV_DIAG_TEMPORAL, &st->tplan[l], a->t_qkv, a->t_att, NULL,
+                                        (int64_t)B * P)) < 0)
+            return ret;
+        if (bf) { /* the projection's input in bf16, where the LayerNorm output was */
+            fv_f32_to_bf16((uint16_t *)a->t_ln, a->t_att, Rt * D);
+            att = a->t_ln;
+        }
     }
     if ((ret = fv_linear_packed(a->t_prj, att, W->pk[FV_PK_T_PROJ], W->t_proj_b, (int32_t)Rt, o16)) < 0)
         return ret;
@@ -90,13 +112,22 @@ int fv_block_forward_packed(FvState *st, int32_t l, int32_t B, float *xout)
             memcpy(seq + (1 + (int64_t)n) * D, yb + (1 + (int64_t)n * T + t) * D, sizeof(float) * D);
     }
     ln_into(a->s_ln, a->s_seq, D, W->ln1_w, W->ln1_b, Rs, D, eps, bf);
-    if ((ret = fv_linear_packed(a->s_qkv, a->s_ln, W->pk[FV_PK_QKV], W->qkv_b, (int32_t)Rs, 0)) < 0 ||
-        (ret = fv_forward_attention(st, l, FV_DIAG_SPATIAL, &st->splan[l], a->s_qkv, a->s_att, NULL, (int64_t)B * T)) < 0)
-        return ret;
     att = a->s_att;
-    if (bf) {
-        fv_f32_to_bf16((uint16_t *)a->s_ln, a->s_att, Rs * D);
+    if (attn_in_bf16(st, l, 0, &st->splan[l])) {
+        if ((ret = fv_linear_packed(a->s_qkv, a->s_ln, W->pk[FV_PK_QKV], W->qkv_b, (int32_t)Rs, o16)) < 0 ||
+            (ret = fv_attn_dense_bf16((uint16_t *)a->s_ln, (const uint16_t *)a->s_qkv, (int64_t)B * T, (int32_t)S,
+                                      st->splan[l].H, st->splan[l].hd)) < 0)
+            return ret;
         att = a->s_ln;
+    } else {
+        if ((ret = fv_linear_packed(a->s_qkv, a->s_ln, W->pk[FV_PK_QKV], W->qkv_b, (int32_t)Rs, 0)) < 0 ||
+            (ret = fv_forward_attention(st, l, FV_DIAG_SPATIAL, &st->splan[l], a->s_qkv, a->s_att, NULL,
+                                        (int64_t)B * T)) < 0)
+            return ret;
+        if (bf) {
+            fv_f32_to_bf16((uint16_t *)a->s_ln, a->s_att, Rs * D);
+            att = a->s_ln;
+        }
     }
     if ((ret = fv_linear_packed(tmp, att, W->pk[FV_PK_PROJ], W->proj_b, (int32_t)Rs, 0)) < 0) // tmp (Rs, D) = S
         return ret;

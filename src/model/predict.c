@@ -152,6 +152,23 @@ int fv_predict_clip(FvState *st, const FvClip *clip, const FvPredictSettings *s,
     return fv_predict_views(st, clip->data, 1, clip->num_tviews * clip->num_sviews, clip->T, clip->H, clip->W, s, r);
 }
 
+int fv_predict_warmup(FvState *st, const FvPredictSettings *s)
+{
+    FvClipSettings cs;
+    int ret;
+    if (!st || !s)
+        return fv_error(FV_EINVAL, "fv_predict_warmup: NULL argument");
+    if ((ret = fv_predict_clip_settings(fv_state_model(st), s, &cs)) < 0)
+        return ret;
+    const int32_t T = cs.sample.num_frames, S = cs.pre.crop_size, L = fv_model_config(fv_state_model(st))->num_labels;
+    const int32_t B = FV_MIN(s->batch, s->temporal_views * s->spatial_views);
+    float *x = fv_calloc((size_t)B * T * 3 * S * S, sizeof(float)), *lg = malloc(sizeof(float) * (size_t)B * L);
+    ret = x && lg ? fv_state_forward(st, x, B, T, S, S, lg) : fv_error(FV_ENOMEM, "fv_predict_warmup: out of memory");
+    fv_free(x);
+    free(lg);
+    return ret;
+}
+
 int fv_predict_file(FvState *st, const char *path, const FvPredictSettings *s, FvPredictResult *r, FvClip *clip)
 {
     FvClipSettings cs;

@@ -1,0 +1,102 @@
+/* Dense attention on bf16 operands (kernels/attn_bf16.h): the AVX512-BF16 kernel against its plain C reference
+ * (same roundings, sums in double), and against the fp32 attention's reference (fv_attn_forward_ref on the
+ * unrounded fp32 qkv), over the lengths and head sizes the models use (spatial 197 / 50 with cls, temporal 8)
+ * and odd ones (odd N: the padded key pair; head dims 16, 48, 80: the 16-channel tail). */
+#include <math.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "kernels/attention.h"
+#include "kernels/attn_bf16.h"
+#include "kernels/gemm_packed.h"
+#include "util/util.h"
+#include "testutil.h"
+
+static const int32_t shapes[][4] = { /* nseq, N, H, hd */
+                                     { 2, 197, 2, 64 }, { 3, 8, 12, 64 }, { 1, 1, 1, 16 }, { 2, 33, 3, 48 },
+                                     { 1, 50, 2, 80 },  { 2, 31, 1, 32 }, { 1, 64, 1, 128 } };
+
+/* The kernel against the reference with the same roundings. The two differ by fp32 against double sums and
+ * fv_expf against exp, and so by a weight or an output that rounds to the neighbouring bf16: one bf16 step of
+ * the output (2^-8 |ref|) plus one step of a weight times |v| (2^-8 max |v|), doubled. */
+static void test_kernel_vs_ref(void **state)
+{
+    (void)state;
+    if (!fv_attn_dense_bf16_fast(64)) {
+        printf("kernel vs reference: skipped, this CPU has no AVX512-BF16 (or the build no kernel for it)\n");
+        skip();
+    }
+    for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++) {
+        const int32_t B = shapes[s][0], N = shapes[s][1], H = shapes[s][2], hd = shapes[s][3];
+        const int64_t D = (int64_t)H * hd, nq = B * N * 3 * D, no = B * N * D;
+        uint64_t st = 1234567u + (uint64_t)s;
+        uint16_t *qkv = malloc(2 * (size_t)nq), *o = malloc(2 * (size_t)no), *r = malloc(2 * (size_t)no);
+        double vmax = 0.0;
+        for (int64_t i = 0; i < nq; i++) {
+            qkv[i] = fv_bf16_from_f32(1.5f * fv_rand_normal(&st));
+            vmax = fmax(vmax, fabs(fv_f32_from_bf16(qkv[i])));
+        }
+        assert_int_equal(fv_attn_dense_bf16(o, qkv, B, N, H, hd), 0);
+        fv_attn_dense_bf16_ref(r, qkv, B, N, H, hd);
+        double maxd = 0.0, worst = 0.0;
+        for (int64_t i = 0; i < no; i++) {
+            const double a = fv_f32_from_bf16(o[i]), b = fv_f32_from_bf16(r[i]);
+            const double d = fabs(a - b), tol = 2.0 * (ldexp(vmax, -8) + ldexp(fabs(b), -8));
+            maxd = fmax(maxd, d);
+            worst = fmax(worst, d / tol);
+        }
+        printf("bf16 kernel vs reference nseq=%d N=%d H=%d hd=%d: max abs diff %.3g (tol 2 (2^-8 max|v| + 2^-8 "
+               "|ref|), max|v| %.2f), worst diff/tol %.3f\n", B, N, H, hd, maxd, vmax, worst);
+        assert_true(worst <= 1.0);
+        free(qkv), free(o), free(r);
+    }
+}
+
+/* bf16 attention against the fp32 reference on the unrounded inputs: q, k and v rounded to bf16 (relative
+ * 2^-9 each), the weights and the output too. Tolerance 0.03 (absolute, on outputs of order 1 from inputs of
+ * standard deviation 1): the worst difference seen is about a third of it. */
+static void test_bf16_vs_fp32(void **state)
+{
+    (void)state;
+    const double tol = 0.03;
+    for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++) {
+        const int32_t B = shapes[s][0], N = shapes[s][1], H = shapes[s][2], hd = shapes[s][3];
+        const int64_t D = (int64_t)H * hd, nq = B * N * 3 * D, no = B * N * D;
+        uint64_t st = 7654321u + (uint64_t)s;
+        float *qkv = malloc(sizeof(float) * (size_t)nq), *ref = malloc(sizeof(float) * (size_t)no);
+        uint16_t *q16 = malloc(2 * (size_t)nq), *o16 = malloc(2 * (size_t)no);
+        for (int64_t i = 0; i < nq; i++)
+            qkv[i] = fv_rand_normal(&st);
+        fv_f32_to_bf16(q16, qkv, nq);
+        FvAttnSettings as;
+        memset(&as, 0, sizeof(as));
+        as.kind = FV_ATTN_DENSE;
+        FvAttnPlan p;
+        assert_int_equal(fv_attn_plan_init(&p, &as, 0, N, N > 8, H, hd), 0);
+        fv_attn_forward_ref(&p, NULL, qkv, ref, NULL, B);
+        fv_attn_plan_free(&p);
+        assert_int_equal(fv_attn_dense_bf16(o16, q16, B, N, H, hd), 0);
+        double maxd = 0.0;
+        for (int64_t i = 0; i < no; i++)
+            maxd = fmax(maxd, fabs((double)fv_f32_from_bf16(o16[i]) - ref[i]));
+        printf("bf16 (%s) vs fp32 reference nseq=%d N=%d H=%d hd=%d: max abs diff %.3g (tol %.3g)\n",
+               fv_attn_dense_bf16_fast(hd) ? "AVX512-BF16 kernel" : "plain C", B, N, H, hd, maxd, tol);
+        assert_true(maxd <= tol);
+        free(qkv), free(ref), free(q16), free(o16);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_kernel_vs_ref),
+        cmocka_unit_test(test_bf16_vs_fp32),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
