@@ -29,13 +29,32 @@ static dnnl_engine_t engine(void)
     return g_engine_ok ? g_engine : NULL;
 }
 
-/* A stream per thread: the CPU stream is cheap, and one stream is not meant to be shared between threads. */
+/* A stream per thread: the CPU stream is cheap, and one stream is not meant to be shared between threads. It is
+ * destroyed when its thread ends (a caller's short-lived threads would otherwise leave one behind each). */
 static _Thread_local dnnl_stream_t t_stream;
+static pthread_key_t g_stream_key;
+static int g_stream_key_ok;
+static pthread_once_t g_stream_once = PTHREAD_ONCE_INIT;
+
+static void stream_free(void *s)
+{
+    dnnl_stream_destroy((dnnl_stream_t)s);
+}
+
+static void stream_key_init(void)
+{
+    g_stream_key_ok = pthread_key_create(&g_stream_key, stream_free) == 0;
+}
 
 static dnnl_stream_t stream(void)
 {
-    if (!t_stream && engine() && dnnl_stream_create(&t_stream, engine(), dnnl_stream_default_flags) != dnnl_success)
+    if (t_stream || !engine())
+        return t_stream;
+    pthread_once(&g_stream_once, stream_key_init);
+    if (dnnl_stream_create(&t_stream, engine(), dnnl_stream_default_flags) != dnnl_success)
         t_stream = NULL;
+    else if (g_stream_key_ok)
+        pthread_setspecific(g_stream_key, t_stream);
     return t_stream;
 }
 

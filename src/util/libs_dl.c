@@ -77,12 +77,14 @@
     X(dnnl_status_t, dnnl_primitive_execute, (const_dnnl_primitive_t primitive, dnnl_stream_t stream, int nargs, const dnnl_exec_arg_t *args), (primitive, stream, nargs, args)) \
     X(dnnl_status_t, dnnl_primitive_get_primitive_desc, (const_dnnl_primitive_t primitive, const_dnnl_primitive_desc_t *primitive_desc), (primitive, primitive_desc)) \
     X(dnnl_status_t, dnnl_reorder_primitive_desc_create, (dnnl_primitive_desc_t *reorder_primitive_desc, const dnnl_memory_desc_t *src_desc, dnnl_engine_t src_engine, const dnnl_memory_desc_t *dst_desc, dnnl_engine_t dst_engine, const_dnnl_primitive_attr_t attr), (reorder_primitive_desc, src_desc, src_engine, dst_desc, dst_engine, attr)) \
+    X(dnnl_status_t, dnnl_stream_destroy, (dnnl_stream_t stream), (stream)) \
     X(dnnl_status_t, dnnl_stream_create, (dnnl_stream_t *stream, dnnl_engine_t engine, unsigned flags), (stream, engine, flags)) \
     X(dnnl_status_t, dnnl_stream_wait, (dnnl_stream_t stream), (stream))
 #else
 #define FV_DNNL_FUNCS(X, V)
 #endif
 
+#ifdef FV_LAZY_LIBS /* else (-Dlazy_libs=false) the library links OpenBLAS and oneDNN */
 typedef struct {
     pthread_once_t once;
     const char    *soname;
@@ -201,6 +203,8 @@ FV_DNNL_FUNCS(X, X)
 #undef X
 #endif
 
+#endif /* FV_LAZY_LIBS */
+
 #define FV_STR2(x) #x
 #define FV_STR(x) FV_STR2(x)
 
@@ -210,5 +214,10 @@ const char *fv_libraries_built(void)
 #ifdef FV_HAVE_DNNL
         "oneDNN " FV_STR(DNNL_VERSION_MAJOR) "." FV_STR(DNNL_VERSION_MINOR) "." FV_STR(DNNL_VERSION_PATCH) ","
 #endif
-        OPENBLAS_VERSION "(built against; loaded on first use)";
+        OPENBLAS_VERSION
+#ifdef FV_LAZY_LIBS
+        "(built against; loaded on first use)";
+#else
+        "(built against; linked)";
+#endif
 }

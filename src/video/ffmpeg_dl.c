@@ -7,7 +7,11 @@
  * (fv_video_preload()) so it overlaps the model load and the first forward pass.
  *
  * Adding an FFmpeg call anywhere in the library: add one X(...) line below (the shared library is linked with
- * --no-undefined, so a missing line is a link error, never a run-time one). */
+ * --no-undefined, so a missing line is a link error, never a run-time one).
+ *
+ * Built with -Dlazy_libs=false (no FV_LAZY_LIBS: the sanitizer CI build, whose LeakSanitizer cannot walk the
+ * thread-local storage of libraries dlopen'ed after start), the library links FFmpeg and only the functions
+ * after the shims below remain, as if the load had happened at start. */
 #include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
@@ -102,6 +106,7 @@
     X(avformat, int, avio_open, (AVIOContext **s, const char *url, int flags), (s, url, flags))                      \
     X(avformat, int, avio_closep, (AVIOContext **s), (s))
 
+#ifdef FV_LAZY_LIBS
 #define FV_SONAME2(lib, major) "lib" #lib ".so." #major
 #define FV_SONAME(lib, major) FV_SONAME2(lib, major)
 
@@ -200,6 +205,28 @@ void fv_video_preload(void)
     }
 }
 
+#else /* FFmpeg linked: loaded by the dynamic loader at start */
+int fv_ffmpeg_load(void)
+{
+    return 0;
+}
+
+int fv_ffmpeg_loaded(void)
+{
+    return 1;
+}
+
+double fv_ffmpeg_load_ms(void)
+{
+    return 0.0;
+}
+
+void fv_video_preload(void)
+{
+}
+#endif
+
+#ifdef FV_LAZY_LIBS
 /* A call without a successful fv_ffmpeg_load() first (code paths that cannot report an error): load now, and
  * if FFmpeg is missing say so on one line and stop, as the dynamic loader would have at process start. */
 static void need(void)
@@ -230,3 +257,4 @@ void av_log_set_level(int level)
         g_fn.name args;                                                                                              \
     }
 FV_FFMPEG_FUNCS(X, V)
+#endif /* FV_LAZY_LIBS */
