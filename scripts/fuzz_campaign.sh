@@ -2,7 +2,7 @@
 # Run the libFuzzer harnesses of tests/fuzz one after another (nice -n 19) and print, per target, the
 # executions, coverage (libFuzzer's final cov: and ft:) and crashes found.
 #
-#   CC=clang meson setup build-fuzz -Dfuzz=true -Dtests=false -Db_sanitize=address,undefined -Db_lundef=false
+#   CC=clang meson setup build-fuzz -Dfuzz=true -Dtests=false -Db_sanitize=address,undefined -Db_lundef=false -Dlazy_libs=false
 #   ninja -C build-fuzz fuzz
 #   scripts/fuzz_campaign.sh -t 600                 # the long campaign: 10 minutes per target
 #   scripts/fuzz_campaign.sh -t 30 fuzz_config      # a smoke run of one target (what .ci/run does for each)
