@@ -431,6 +431,32 @@ static void hook_clips(const FvState *st, const char *name, const float *x, int3
         st->hook(st->hook_user, name, x + b * ld, rows, cols);
 }
 
+/* The spatial attention's output S (B*T sequences of 1 + P tokens, (B*T*(1+P), D)) added to the token rows y
+ * (B sequences of 1 + P*T tokens, patch-major within a frame group: row 1 + n*T + t): cls gets the mean of its T
+ * per-frame copies, each patch token its own row. */
+void fv_forward_add_spatial(float *y, const float *tmp, int64_t B, int64_t T, int64_t P, int64_t D)
+{
+    const int64_t tok = 1 + P * T, S = 1 + P, Rx = B * tok;
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < Rx; r++) {
+        const int64_t b = r / tok, i = r % tok;
+        float *yr = y + r * D;
+        if (i == 0) {
+            for (int64_t d = 0; d < D; d++) {
+                float s = 0.0f;
+                for (int64_t t = 0; t < T; t++)
+                    s += tmp[((b * T + t) * S) * D + d];
+                yr[d] += s / T;
+            }
+        } else {
+            const int64_t n = (i - 1) / T, t = (i - 1) % T;
+            const float *sr = tmp + ((b * T + t) * S + 1 + n) * D;
+            for (int64_t d = 0; d < D; d++)
+                yr[d] += sr[d];
+        }
+    }
+}
+
 /* One divided space-time block on B clips: xin -> xout (the same buffer in an inference state). */
 static int block_forward(FvState *st, int32_t l, int32_t B, float *xout)
 {
@@ -488,24 +514,7 @@ static int block_forward(FvState *st, int32_t l, int32_t B, float *xout)
         return ret;
     fv_linear(tmp, a->s_att, W->proj_w, W->proj_b, (int32_t)Rs, D, D, 0); // tmp (Rs, D) = S
     /* c' = c + mean_t S_cls(t); X' = Xt + S_patch */
-#pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < Rx; r++) {
-        const int64_t b = r / tok, i = r % tok;
-        float *yr = y + r * D;
-        if (i == 0) {
-            for (int32_t d = 0; d < D; d++) {
-                float s = 0.0f;
-                for (int32_t t = 0; t < T; t++)
-                    s += tmp[((b * T + t) * S) * D + d];
-                yr[d] += s / T;
-            }
-        } else {
-            const int64_t n = (i - 1) / T, t = (i - 1) % T;
-            const float *sr = tmp + ((b * T + t) * S + 1 + n) * D;
-            for (int32_t d = 0; d < D; d++)
-                yr[d] += sr[d];
-        }
-    }
+    fv_forward_add_spatial(y, tmp, B, T, P, D);
 
     /* MLP on every token, the residual fused into the second product */
     fv_layernorm_forward(a->m_ln, D, y, D, a->m_mean, a->m_rstd, W->ln2_w, W->ln2_b, Rx, D, eps);

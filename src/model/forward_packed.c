@@ -132,24 +132,7 @@ int fv_block_forward_packed(FvState *st, int32_t l, int32_t B, float *xout)
     if ((ret = fv_linear_packed(tmp, att, W->pk[FV_PK_PROJ], W->proj_b, (int32_t)Rs, 0)) < 0) // tmp (Rs, D) = S
         return ret;
     /* c' = c + mean_t S_cls(t); X' = Xt + S_patch */
-#pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < Rx; r++) {
-        const int64_t b = r / tok, i = r % tok;
-        float *yr = y + r * D;
-        if (i == 0) {
-            for (int32_t d = 0; d < D; d++) {
-                float s = 0.0f;
-                for (int32_t t = 0; t < T; t++)
-                    s += tmp[((b * T + t) * S) * D + d];
-                yr[d] += s / T;
-            }
-        } else {
-            const int64_t n = (i - 1) / T, t = (i - 1) % T;
-            const float *sr = tmp + ((b * T + t) * S + 1 + n) * D;
-            for (int32_t d = 0; d < D; d++)
-                yr[d] += sr[d];
-        }
-    }
+    fv_forward_add_spatial(y, tmp, B, T, P, D);
 
     /* MLP on every token: GELU fused into the first product, the residual into the second */
     ln_into(a->m_ln, y, D, W->ln2_w, W->ln2_b, Rx, D, eps, bf);

@@ -78,6 +78,9 @@ struct FvState {
 
 /* forward.c: one attention of layer @l (the kind's kernels, a sharing chain or the diagnostics collector), and
  * whether attention @a (0 spatial) of layer @l applies an earlier layer's weights. */
+/* y (B*(1 + P*T), D) += the spatial attention's output @s (B*T*(1 + P), D): cls the mean over its T frames
+ * (forward.c; both the training block and the packed inference block). */
+void fv_forward_add_spatial(float *y, const float *s, int64_t B, int64_t T, int64_t P, int64_t D);
 int fv_forward_attention(FvState *st, int32_t l, FvDiagAttnKind kind, const FvAttnPlan *p, const float *qkv,
                          float *out, float *aux, int64_t nseq);
 int fv_forward_sharer(const FvModelConfig *c, int a, int32_t l);

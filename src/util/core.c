@@ -9,7 +9,6 @@
 #include <string.h>
 #include <time.h>
 
-#include <libavutil/log.h>
 #include <omp.h>
 
 #include "util/util.h"
@@ -118,9 +117,4 @@ void *fv_calloc(size_t n, size_t size)
 void fv_free(void *p)
 {
     free(p);
-}
-
-void fv_set_verbosity(int32_t level)
-{
-    av_log_set_level(level <= 0 ? AV_LOG_QUIET : level == 1 ? AV_LOG_WARNING : AV_LOG_INFO);
 }

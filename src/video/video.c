@@ -10,6 +10,7 @@
 
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
+#include <libavutil/log.h>
 #include <libavutil/pixdesc.h>
 #include <libswscale/swscale.h>
 
@@ -771,4 +772,10 @@ const char *fv_video_describe(void)
                  c & 255, s >> 16, s >> 8 & 255, s & 255, u >> 16, u >> 8 & 255, u & 255);
     }
     return buf;
+}
+
+/* fibvid's verbosity (common.h) sets FFmpeg's log level: FFmpeg is the library that logs by itself. */
+void fv_set_verbosity(int32_t level)
+{
+    av_log_set_level(level <= 0 ? AV_LOG_QUIET : level == 1 ? AV_LOG_WARNING : AV_LOG_INFO);
 }
