@@ -121,7 +121,7 @@ int fv_dnnl_pack(FvPackedW *p, const float *w32)
     p->md = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
     dnnl_primitive_desc_destroy(pd);
     p->bytes = dnnl_memory_desc_get_size(&p->md);
-    if (!(p->owned = fv_malloc(p->bytes)))
+    if (!(p->owned = fv_pool_alloc(p->bytes))) /* the model's weights share huge pages */
         return fv_error(FV_ENOMEM, "oneDNN: out of memory for a packed %dx%d weight", p->N, p->K);
     /* fp32 (N, K) row-major is (K, N) with strides (1, K): tag ba; bf16 is converted by the reorder */
     dnnl_memory_desc_t src;
@@ -146,7 +146,7 @@ int fv_dnnl_pack(FvPackedW *p, const float *w32)
     if (rpd)
         dnnl_primitive_desc_destroy(rpd);
     if (!ok) {
-        fv_free(p->owned);
+        fv_pool_free(p->owned);
         p->owned = NULL;
         return fv_error(FV_EINVAL, "oneDNN: cannot reorder a %dx%d weight", p->N, p->K);
     }

@@ -46,7 +46,7 @@ int fv_packed_create(FvPackedW **out, const float *w32, int32_t N, int32_t K, Fv
         p->plain = w32;
     } else {
         p->bytes = sizeof(uint16_t) * (size_t)N * K;
-        if (!(p->owned = fv_malloc(p->bytes))) {
+        if (!(p->owned = fv_pool_alloc(p->bytes))) {
             free(p);
             return fv_error(FV_ENOMEM, "fv_packed_create: out of memory for a %dx%d bf16 weight", N, K);
         }
@@ -61,7 +61,7 @@ void fv_packed_free(FvPackedW **pp)
 {
     if (!pp || !*pp)
         return;
-    fv_free((*pp)->owned);
+    fv_pool_free((*pp)->owned);
     free(*pp);
     *pp = NULL;
 }

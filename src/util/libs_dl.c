@@ -205,6 +205,17 @@ FV_DNNL_FUNCS(X, X)
 
 #endif /* FV_LAZY_LIBS */
 
+void fv_gemm_libs_preload(void)
+{
+#ifdef FV_LAZY_LIBS
+#ifdef FV_HAVE_DNNL
+    pthread_once(&g_dnnl.once, dnnl_once);
+#else
+    pthread_once(&g_blas.once, blas_once);
+#endif
+#endif
+}
+
 #define FV_STR2(x) #x
 #define FV_STR(x) FV_STR2(x)
 

@@ -22,11 +22,31 @@ void fv_error_clear(void);
 
 /* Monotonic time in milliseconds. */
 double fv_time_ms(void);
+/* Load the default matrix-product backend's library now (oneDNN, else OpenBLAS; src/util/libs_dl.c), so that a
+ * background loader can take it before FFmpeg: the dynamic loader runs one dlopen at a time. */
+void fv_gemm_libs_preload(void);
 
-/* 64-byte aligned allocation (free with fv_free); NULL on failure or size 0. */
+/* 64-byte aligned allocation (free with fv_free, never free()); NULL on failure or size 0. From FV_HUGE_MIN bytes
+ * up a block is a mapping of its own on transparent huge pages (hugemem.c). */
+#define FV_HUGE_MIN ((size_t)2 << 20)
 void *fv_malloc(size_t size);
 void *fv_calloc(size_t n, size_t size);
 void fv_free(void *p);
+
+/* ---- hugemem.c: large buffers on transparent huge pages ------------------------------------------ */
+
+/* A mapping of @size bytes (rounded up to 4 KiB; the rounded size in *@mapped) starting on a 2 MiB boundary,
+ * advised MADV_HUGEPAGE, zeroed; NULL on failure. Free with fv_huge_free(p, *mapped). */
+void *fv_huge_alloc(size_t size, size_t *mapped);
+void fv_huge_free(void *p, size_t mapped);
+/* fv_huge_alloc with the size remembered by address (fv_malloc's large blocks): NULL on failure; free with
+ * fv_huge_block_free, which returns 1 when @p was such a block (and unmaps it), 0 otherwise. */
+void *fv_huge_block_alloc(size_t size);
+int fv_huge_block_free(void *p);
+/* Long-lived buffers packed one after another into shared huge-page chunks (a model's prepared weights):
+ * 64-byte aligned, zeroed, NULL on failure or size 0; a chunk is unmapped with its last buffer. */
+void *fv_pool_alloc(size_t size);
+void fv_pool_free(void *p);
 
 /* Flush denormals to zero in this thread and every OpenMP pool thread (x86 FTZ + DAZ). */
 void fv_flush_denormals(void);
