@@ -126,22 +126,29 @@ static float *run_kind(FvPrecision p, FvGemmBackend b, FvAttnKind kind, int hook
 }
 
 /* The FLOPs the packed forward leaves out of the tiny model (2 layers, D 48, I 192, T 4, 2 x 2 patches): the
- * folded temporal projection, 2 P T D^2 a layer, and with @cls the last block's spatial attention of the patch
- * queries (dense: 4 D (S^2 - S) per frame), its projection and MLP on every row but cls. */
-static double expected_saving(int cls, int dense)
+ * folded temporal projection, 2 P T D^2 a layer, the last block's spatial projection and MLP on every row but
+ * cls, and with @dense_q (bf16, dense) the spatial attention of the patch queries, 4 D (S^2 - S) per frame. */
+static double expected_saving(int dense_q)
 {
     const double D = 48, I = 192, T = 4, P = 4, S = 1 + P, Lyr = 2;
-    double f = Lyr * 2 * P * T * D * D;
-    if (cls)
-        f += 2 * (T * S - T) * D * D + 2 * (P * T) * D * I * 2 + (dense ? T * 4 * D * (S * S - S) : 0);
-    return f;
+    return Lyr * 2 * P * T * D * D + 2 * (T * S - T) * D * D + 2 * (P * T) * D * I * 2 +
+           (dense_q ? T * 4 * D * (S * S - S) : 0);
+}
+
+static void check_saving(const char *what, FvAttnKind kind, int bf16, double saved)
+{
+    const double want = expected_saving(bf16 && kind == FV_ATTN_DENSE);
+    const int more = bf16 && kind == FV_ATTN_FIB; /* and the patch queries' Fibottention */
+    printf("  %s: FLOPs left out %g, expected %g%s\n", what, saved, want, more ? " + the patch queries' attention" : "");
+    assert_true(more ? saved > want : fabs(saved - want) <= 1e-9 * want);
 }
 
 /* Inference on prepared weights folds the temporal projection into temporal_dense and, without a hook, makes
- * only cls in the last block: the same logits as the plain C reference forward (which does neither) in fp32
- * (oneDNN) to the fp32 tolerance, and in bf16 to the bf16 one, with and without the hook (every token), for a
- * dense, a Fibottention (cls-only too) and a SimA (folded only: no softmax cls row) spatial attention on the
- * two-layer tiny model; the FLOPs left out as counted. */
+ * only cls in the last block (in bf16 with the cls queries' attention alone where the kind allows): the same
+ * logits as the plain C reference forward (which does neither) in fp32 (oneDNN) to the fp32 tolerance, and in
+ * bf16 to the bf16 one, with and without the hook (every token), for a dense, a Fibottention (cls queries alone
+ * too) and a SimA (the full attention: no softmax cls row) spatial attention on the two-layer tiny model; the
+ * FLOPs left out as counted. (test_diag: the same logits with diagnostics as without.) */
 static void test_fold_cls_only(void **state)
 {
     (void)state;
@@ -165,12 +172,10 @@ static void test_fold_cls_only(void **state)
                 f32[h] = run_kind(FV_PRECISION_FP32, FV_GEMM_DNNL, kinds[k], h, &L, &saved);
                 snprintf(what, sizeof(what), "%s fp32 prepared%s vs reference", names[k], h ? " (hook)" : "");
                 compare_n(what, f32[h], ref, L, 1e-4, NFOLD, NFOLD);
-                const double want = expected_saving(kinds[k] != FV_ATTN_SIMA, kinds[k] == FV_ATTN_DENSE);
-                printf("  FLOPs left out %g, expected %g%s\n", saved, want,
-                       kinds[k] == FV_ATTN_FIB ? " + the patch queries' Fibottention" : "");
-                assert_true(kinds[k] == FV_ATTN_FIB ? saved > want : fabs(saved - want) <= 1e-9 * want);
+                check_saving("fp32", kinds[k], 0, saved);
             }
             b16[h] = run_kind(FV_PRECISION_BF16, bf ? FV_GEMM_DNNL : FV_GEMM_REF, kinds[k], h, &L, &saved);
+            check_saving("bf16", kinds[k], 1, saved);
             snprintf(what, sizeof(what), "%s bf16%s vs fp32 reference", names[k], h ? " (hook)" : "");
             compare_n(what, b16[h], ref, L, 0.1, NFOLD - 1, NFOLD);
         }

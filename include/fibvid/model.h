@@ -236,9 +236,10 @@ FV_API double fv_model_flops(const FvModel *m, int32_t T, int32_t H, int32_t W);
 /** The FLOPs a forward pass of T x H x W (fv_model_forward: no hook, no diagnostics) executes on the model
  *  as prepared now: fv_model_flops less what inference on prepared weights (bf16, or fp32 under oneDNN) leaves
  *  out without changing the logits: the temporal projection folded into temporal_dense (one D x D product
- *  instead of two, 2 P T D^2 a layer) and, in the last block, the spatial attention, its projection and the MLP
- *  of every token but cls (only cls reaches the classifier; dense and Fibottention spatial attention, no sharing
- *  in that block). fv_model_flops where the forward runs the plain fp32 path; negative on failure. */
+ *  instead of two, 2 P T D^2 a layer) and, in the last block, the spatial projection and the MLP of every token
+ *  but cls (only cls reaches the classifier), and in bf16 the spatial attention of the patch queries too (dense
+ *  and Fibottention, no sharing in that block). fv_model_flops where the forward runs the plain fp32 path;
+ *  negative on failure. */
 FV_API double fv_model_flops_executed(const FvModel *m, int32_t T, int32_t H, int32_t W);
 
 /** Free the model and its mapping; sets *@p m to NULL. Accepts NULL. */

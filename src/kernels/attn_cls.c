@@ -1,8 +1,9 @@
-/* The attention output of query row 0 (cls) alone, for the last block of a classification forward
- * (model/forward_packed.c): only the cls token reaches the classifier, so of the spatial attention only the cls
- * query's row is needed, while its keys and values stay every token's. Exact for the kinds whose cls row is a
- * softmax over every key of the sequence (fv_attn_cls_exact: dense, and Fibottention, whose mask always keeps
- * the cls row whole); SimA and Castling-ViT (no softmax rows) and attention sharing keep the full path. */
+/* The attention output of query row 0 (cls) alone, for the last block of a bf16 classification forward
+ * (model/forward_packed.c, fv_forward_cls_query): only the cls token reaches the classifier, so of the spatial
+ * attention only the cls query's row is needed, while its keys and values stay every token's. Exact for the
+ * kinds whose cls row is a softmax over every key of the sequence (fv_attn_cls_exact: dense, and Fibottention,
+ * whose mask always keeps the cls row whole); SimA and Castling-ViT (no softmax rows) and attention sharing run
+ * the kind's full attention. */
 #include <math.h>
 #include <stdlib.h>
 

@@ -352,10 +352,10 @@ double fv_model_flops_executed(const FvModel *m, int32_t T, int32_t H, int32_t W
     return flops(m, T, H, W, 1);
 }
 
-/* The model's count, or (@executed) what the forward on prepared weights runs: the temporal projection folded
- * into temporal_dense where prepare.c folded it, and in the last block only the cls rows after the spatial
- * keys and values where forward_packed.c's fv_forward_cls_only() holds without a hook or diagnostics. Keep the
- * two in step with those. */
+/* The model's count, or (@executed) what the forward on prepared weights runs without a hook or diagnostics:
+ * the temporal projection folded into temporal_dense where prepare.c folded it, and in the last block only the
+ * cls rows after the spatial attention (forward_packed.c's fv_forward_cls_only), in bf16 only the cls queries'
+ * attention (fv_forward_cls_query). Keep the two in step with those. */
 static double flops(const FvModel *m, int32_t T, int32_t H, int32_t W, int executed)
 {
     const FvModelConfig *c = &m->cfg;
@@ -381,11 +381,13 @@ static double flops(const FvModel *m, int32_t T, int32_t H, int32_t W, int execu
             return -1.0;
         }
         f += fv_attn_plan_flops(&pt) * P * (st ? 0.5 : 1.0);
-        if (packed && l == c->num_layers - 1 && fv_config_pool_after(c, l) < 0 && !ss && fv_attn_cls_exact(&ps)) {
-            f += 2.0 * T * S * D * 3 * D; /* spatial qkv of every token */
-            f += 4.0 * T * S * D;         /* T cls queries: q.k and p.v over S keys */
-            f += 2.0 * T * D * D;         /* their projection */
-            f += 2.0 * D * I * 2;         /* the MLP of cls */
+        if (packed && l == c->num_layers - 1 && fv_config_pool_after(c, l) < 0) {
+            const int one_q = m->prec == FV_PRECISION_BF16 && !ss && fv_attn_cls_exact(&ps);
+            f += 2.0 * T * S * D * (ss ? 1 : 3) * D; /* spatial qkv of every token */
+            f += one_q ? 4.0 * T * S * D              /* T cls queries: q.k and p.v over S keys */
+                       : fv_attn_plan_flops(&ps) * T * (ss ? 0.5 : 1.0);
+            f += 2.0 * T * D * D;                    /* the cls rows' projection */
+            f += 2.0 * D * I * 2;                    /* the MLP of cls */
         } else {
             f += 2.0 * T * S * D * ((ss ? 1 : 3) * D + D); /* spatial qkv, proj */
             f += 2.0 * (1 + PT) * D * I * 2;                /* MLP */
