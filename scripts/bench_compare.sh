@@ -45,7 +45,9 @@ for c in "${cases[@]}"; do
     /usr/bin/python3 - "$fv" "$t32" "$t16" "$config $frames x $size, $attn attention" <<'PY'
 import json, sys
 fv, t32, t16 = (json.loads(a) for a in sys.argv[1:4])
-print(f"\n{sys.argv[4]}: {fv['gflop']:.1f} GFLOP per clip (analytic, attended pairs), min of {fv['iters']} iterations")
+print(f"\n{sys.argv[4]}: {fv['gflop']:.1f} GFLOP per clip (analytic, attended pairs), min of {fv['iters']} iterations;"
+      f" fibvid's GFLOP/s count the FLOPs it executes ({', '.join('%s %.1f' % (e['precision'], e['gflop_executed']) for e in fv['precisions'])}: "
+      f"temporal projection folded, last block cls only), PyTorch's the analytic count")
 print(f"{'implementation':<30} {'min ms':>9} {'median ms':>10} {'GFLOP/s':>8} {'of peak':>8}  products")
 p = {e['precision']: e for e in fv['precisions']}
 for name, e in p.items():

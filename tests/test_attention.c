@@ -15,6 +15,7 @@
 
 #include "kernels/attention.h"
 #include "kernels/fibottention.h"
+#include "kernels/gemm_packed.h"
 #include "util/util.h"
 #include "testutil.h"
 
@@ -283,6 +284,67 @@ static void test_head_strides(void **state)
     printf("per-head kernel with row strides: max abs diff %g\n", worst);
 }
 
+/* The cls query alone (attn_cls.c): fv_attn_cls_exact for the kinds whose cls row is a softmax over every key
+ * (dense, Fibottention both semantics) and not for the others (SimA, Castling-ViT, temporal plans without cls);
+ * where exact, fv_attn_cls_forward (fp32 and bf16 qkv) and its double reference against row 0 of the kind's full
+ * reference fv_attn_forward_ref. */
+static void test_cls_query(void **state)
+{
+    (void)state;
+    const FvAttnKind kinds[] = { FV_ATTN_DENSE, FV_ATTN_FIB, FV_ATTN_FIB, FV_ATTN_SIMA, FV_ATTN_CASTLING };
+    const int32_t N = 197, H = 3, hd = 16, B = 5, D = H * hd;
+    for (int k = 0; k < 5; k++) {
+        FvAttnSettings s;
+        fv_attn_default_settings(&s);
+        s.kind = kinds[k];
+        s.semantics = k == 2 ? FV_FIB_EXCLUDE : FV_FIB_ZERO;
+        FvAttnPlan p, pt;
+        assert_int_equal(fv_attn_plan_init(&p, &s, 3, N, 1, H, hd), 0);
+        assert_int_equal(fv_attn_plan_init(&pt, &s, 3, 8, 0, H, hd), 0);
+        const int exact = fv_attn_cls_exact(&p);
+        printf("%s%s: cls row exact %d, temporal %d\n", p.dsp->name, k == 2 ? " (exclude)" : "", exact,
+               fv_attn_cls_exact(&pt));
+        assert_int_equal(exact, k < 3);
+        assert_int_equal(fv_attn_cls_exact(&pt), 0);
+        if (exact) {
+            float *qkv = random_qkv((int64_t)B * N * 3 * D, 77 + k, 1.0f);
+            for (int64_t i = 0; i < (int64_t)B * N * 3 * D; i++) /* peaked softmaxes: q and k x 3 */
+                if ((i / D) % 3 < 2)
+                    qkv[i] *= 3.0f;
+            uint16_t *q16 = malloc(sizeof(uint16_t) * (size_t)B * N * 3 * D);
+            float *full = malloc(sizeof(float) * (size_t)B * N * D), *fast = malloc(sizeof(float) * B * D);
+            float *ref = malloc(sizeof(float) * B * D), *r16 = malloc(sizeof(float) * B * D);
+            float *f16 = malloc(sizeof(float) * B * D);
+            fv_f32_to_bf16(q16, qkv, (int64_t)B * N * 3 * D);
+            fv_attn_forward_ref(&p, NULL, qkv, full, NULL, B);
+            fv_attn_cls_forward(fast, qkv, 0, B, N, H, hd);
+            fv_attn_cls_forward_ref(ref, qkv, 0, B, N, H, hd);
+            fv_attn_cls_forward(f16, q16, 1, B, N, H, hd);
+            fv_attn_cls_forward_ref(r16, q16, 1, B, N, H, hd);
+            double dfast = 0, dref = 0, d16 = 0;
+            for (int32_t b = 0; b < B; b++)
+                for (int32_t i = 0; i < D; i++) {
+                    const double want = full[(int64_t)b * N * D + i];
+                    dfast = fmax(dfast, fabs(fast[b * D + i] - want));
+                    dref = fmax(dref, fabs(ref[b * D + i] - want));
+                    d16 = fmax(d16, fabs(f16[b * D + i] - r16[b * D + i]));
+                }
+            printf("  cls query vs row 0 of the full reference: fast %g, double %g; bf16 qkv fast vs its reference "
+                   "%g (tol %g)\n", dfast, dref, d16, TOL);
+            assert_true(dfast <= TOL && dref <= TOL && d16 <= TOL);
+            free(qkv);
+            free(q16);
+            free(full);
+            free(fast);
+            free(ref);
+            free(r16);
+            free(f16);
+        }
+        fv_attn_plan_free(&p);
+        fv_attn_plan_free(&pt);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -291,6 +353,7 @@ int main(void)
         cmocka_unit_test(test_fib_temporal),
         cmocka_unit_test(test_semantics),
         cmocka_unit_test(test_head_strides),
+        cmocka_unit_test(test_cls_query),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -56,12 +56,13 @@ static int argmax(const float *v, int32_t n)
     return best;
 }
 
-/* max |a - b|, largest |b|, and how many of the NCLIPS rows have the same arg max */
-static void compare(const char *what, const float *a, const float *b, int32_t L, double tol, int need_agree)
+/* max |a - b|, largest |b|, and how many of the first n rows have the same arg max */
+static void compare_n(const char *what, const float *a, const float *b, int32_t L, double tol, int need_agree,
+                      int32_t n)
 {
     double d = 0.0, big = 0.0;
     int agree = 0;
-    for (int32_t k = 0; k < NCLIPS; k++) {
+    for (int32_t k = 0; k < n; k++) {
         for (int32_t i = 0; i < L; i++) {
             d = fmax(d, fabs((double)a[k * L + i] - b[k * L + i]));
             big = fmax(big, fabs((double)b[k * L + i]));
@@ -69,9 +70,126 @@ static void compare(const char *what, const float *a, const float *b, int32_t L,
         agree += argmax(a + k * L, L) == argmax(b + k * L, L);
     }
     printf("%s: max |logit diff| %g (tol %g; largest |logit| %g), top-1 agreement %d/%d (need %d)\n", what, d, tol,
-           big, agree, NCLIPS, need_agree);
+           big, agree, n, need_agree);
     assert_true(d <= tol);
     assert_true(agree >= need_agree);
+}
+
+static void compare(const char *what, const float *a, const float *b, int32_t L, double tol, int need_agree)
+{
+    compare_n(what, a, b, L, tol, need_agree, NCLIPS);
+}
+
+/* clips of each run of test_fold_cls_only (12 runs) */
+#define NFOLD 16
+
+static void noop_hook(void *user, const char *name, const float *data, int64_t rows, int64_t cols)
+{
+    (void)user, (void)name, (void)data, (void)rows, (void)cols;
+}
+
+/* As run(), with spatial attention @kind, and @hook: a (no-op) activation hook on the state, so that every block
+ * computes every token (no cls-only last block). *@saved: fv_model_flops - fv_model_flops_executed. */
+static float *run_kind(FvPrecision p, FvGemmBackend b, FvAttnKind kind, int hook, int32_t *L, double *saved)
+{
+    char *dir = fvt_join(fvt_data_dir(), "tiny_hf");
+    fv_gemm_set_backend(b);
+    FvModel *m = NULL;
+    const FvModelLoadOptions lo = { .precision = p };
+    assert_int_equal(fv_model_load_ex(&m, dir, &lo), 0);
+    FvAttnSettings sp;
+    fv_attn_default_settings(&sp);
+    sp.kind = kind;
+    assert_int_equal(fv_model_set_attention(m, &sp, NULL), 0);
+    const FvModelConfig *c = fv_model_config(m);
+    const int32_t T = c->num_frames, S = c->image_size;
+    const int64_t n = (int64_t)T * 3 * S * S;
+    float *x = malloc(sizeof(float) * n), *out = malloc(sizeof(float) * NFOLD * c->num_labels);
+    FvState *st = NULL;
+    assert_int_equal(fv_state_create(&st, m), 0);
+    if (hook)
+        fv_state_set_hook(st, noop_hook, NULL);
+    uint64_t rs = 1234;
+    for (int32_t k = 0; k < NFOLD; k++) {
+        for (int64_t i = 0; i < n; i++)
+            x[i] = fv_rand_normal(&rs);
+        assert_int_equal(fv_state_forward(st, x, 1, T, S, S, out + k * c->num_labels), 0);
+    }
+    *L = c->num_labels;
+    *saved = fv_model_flops(m, T, S, S) - fv_model_flops_executed(m, T, S, S);
+    fv_state_close(&st);
+    free(x);
+    fv_model_close(&m);
+    free(dir);
+    fv_gemm_set_backend(FV_GEMM_DEFAULT);
+    return out;
+}
+
+/* The FLOPs the packed forward leaves out of the tiny model (2 layers, D 48, I 192, T 4, 2 x 2 patches): the
+ * folded temporal projection, 2 P T D^2 a layer, the last block's spatial projection and MLP on every row but
+ * cls, and with @dense_q (bf16, dense) the spatial attention of the patch queries, 4 D (S^2 - S) per frame. */
+static double expected_saving(int dense_q)
+{
+    const double D = 48, I = 192, T = 4, P = 4, S = 1 + P, Lyr = 2;
+    return Lyr * 2 * P * T * D * D + 2 * (T * S - T) * D * D + 2 * (P * T) * D * I * 2 +
+           (dense_q ? T * 4 * D * (S * S - S) : 0);
+}
+
+static void check_saving(const char *what, FvAttnKind kind, int bf16, double saved)
+{
+    const double want = expected_saving(bf16 && kind == FV_ATTN_DENSE);
+    const int more = bf16 && kind == FV_ATTN_FIB; /* and the patch queries' Fibottention */
+    printf("  %s: FLOPs left out %g, expected %g%s\n", what, saved, want, more ? " + the patch queries' attention" : "");
+    assert_true(more ? saved > want : fabs(saved - want) <= 1e-9 * want);
+}
+
+/* Inference on prepared weights folds the temporal projection into temporal_dense and, without a hook, makes
+ * only cls in the last block (in bf16 with the cls queries' attention alone where the kind allows): the same
+ * logits as the plain C reference forward (which does neither) in fp32 (oneDNN) to the fp32 tolerance, and in
+ * bf16 to the bf16 one, with and without the hook (every token), for a dense, a Fibottention (cls queries alone
+ * too) and a SimA (the full attention: no softmax cls row) spatial attention on the two-layer tiny model; the
+ * FLOPs left out as counted. (test_diag: the same logits with diagnostics as without.) */
+static void test_fold_cls_only(void **state)
+{
+    (void)state;
+    const FvAttnKind kinds[] = { FV_ATTN_DENSE, FV_ATTN_FIB, FV_ATTN_SIMA };
+    const char *names[] = { "dense", "fib", "sima" };
+    const int dnnl = fv_gemm_available(FV_GEMM_DNNL), bf = fv_precision_supported(FV_PRECISION_BF16);
+    if (!dnnl)
+        printf("fp32 prepared path skipped: built without oneDNN (fp32 runs the plain path)\n");
+    const int32_t threads = fv_num_threads();
+    fv_set_num_threads(1); /* 192 forwards of a tiny model: one thread, no barriers to wait at on a busy machine */
+    for (int k = 0; k < 3; k++) {
+        int32_t L;
+        double saved;
+        char what[128];
+        float *ref = run_kind(FV_PRECISION_FP32, FV_GEMM_REF, kinds[k], 0, &L, &saved);
+        printf("%s: the plain fp32 path leaves out %g FLOPs\n", names[k], saved);
+        assert_true(saved == 0.0);
+        float *f32[2] = { NULL, NULL }, *b16[2];
+        for (int h = 0; h < 2; h++) {
+            if (dnnl) {
+                f32[h] = run_kind(FV_PRECISION_FP32, FV_GEMM_DNNL, kinds[k], h, &L, &saved);
+                snprintf(what, sizeof(what), "%s fp32 prepared%s vs reference", names[k], h ? " (hook)" : "");
+                compare_n(what, f32[h], ref, L, 1e-4, NFOLD, NFOLD);
+                check_saving("fp32", kinds[k], 0, saved);
+            }
+            b16[h] = run_kind(FV_PRECISION_BF16, bf ? FV_GEMM_DNNL : FV_GEMM_REF, kinds[k], h, &L, &saved);
+            check_saving("bf16", kinds[k], 1, saved);
+            snprintf(what, sizeof(what), "%s bf16%s vs fp32 reference", names[k], h ? " (hook)" : "");
+            compare_n(what, b16[h], ref, L, 0.1, NFOLD - 1, NFOLD);
+        }
+        /* the cls-only last block against the full one on the same prepared weights */
+        if (dnnl)
+            compare_n("  fp32 prepared, cls-only vs every token", f32[0], f32[1], L, 1e-5, NFOLD, NFOLD);
+        compare_n("  bf16, cls-only vs every token", b16[0], b16[1], L, 0.02, NFOLD - 1, NFOLD);
+        free(ref);
+        for (int h = 0; h < 2; h++) {
+            free(f32[h]);
+            free(b16[h]);
+        }
+    }
+    fv_set_num_threads(threads);
 }
 
 static void test_fp32_packed(void **state)
@@ -201,6 +319,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fp32_packed),
         cmocka_unit_test(test_bf16_vs_fp32),
+        cmocka_unit_test(test_fold_cls_only),
         cmocka_unit_test(test_bf16_inference_only),
         cmocka_unit_test(test_cli_no_bf16),
         cmocka_unit_test(test_evaluate_resume_precision),

@@ -223,7 +223,8 @@ FV_API int fv_model_forward(FvModel *m, const float *frames, int32_t T, int32_t 
  * Optional observer of intermediate activations (tests, diagnostics), per view: called with names
  * "embeddings" (tokens after the embedding, (1+P*T, D)), "layer.<i>" (block i output, (1+P*T, D)),
  * "final_norm" (cls after the final LayerNorm, (D)). Tokens are in model order [cls, n0t0, n0t1, ...].
- * Pass NULL to remove.
+ * Pass NULL to remove. (With a hook every layer computes every token; without one, inference on prepared
+ * weights makes only cls in the last block, fv_model_flops_executed.)
  */
 typedef void (*FvActivationHook)(void *user, const char *name, const float *data, int64_t rows,
                                  int64_t cols);
@@ -232,6 +233,14 @@ FV_API void fv_state_set_hook(FvState *st, FvActivationHook hook, void *user);
 /** Analytic FLOP count (multiply-add = 2) of one forward pass of T x H x W with the model's current
  *  attention kinds (sparse attention counts only the attended pairs); negative on failure. */
 FV_API double fv_model_flops(const FvModel *m, int32_t T, int32_t H, int32_t W);
+/** The FLOPs a forward pass of T x H x W (fv_model_forward: no hook, no diagnostics) executes on the model
+ *  as prepared now: fv_model_flops less what inference on prepared weights (bf16, or fp32 under oneDNN) leaves
+ *  out without changing the logits: the temporal projection folded into temporal_dense (one D x D product
+ *  instead of two, 2 P T D^2 a layer) and, in the last block, the spatial projection and the MLP of every token
+ *  but cls (only cls reaches the classifier), and in bf16 the spatial attention of the patch queries too (dense
+ *  and Fibottention, no sharing in that block). fv_model_flops where the forward runs the plain fp32 path;
+ *  negative on failure. */
+FV_API double fv_model_flops_executed(const FvModel *m, int32_t T, int32_t H, int32_t W);
 
 /** Free the model and its mapping; sets *@p m to NULL. Accepts NULL. */
 FV_API void fv_model_close(FvModel **m);

@@ -65,6 +65,16 @@ void fv_attn_forward_ref(const FvAttnPlan *p, const float *const *own, const flo
 void fv_attn_backward_ref(const FvAttnPlan *p, const float *const *own, float *const *down, const float *qkv,
                           const float *out, const float *aux, const float *dout, float *dqkv, int64_t B);
 
+/* ---- the cls query alone (attn_cls.c) ----
+ * 1 when plan @p's query 0 is cls and, in every head, a softmax over every key of the sequence (dense, and
+ * Fibottention's spatial plans): its output row is then fv_attn_cls_forward's. */
+int fv_attn_cls_exact(const FvAttnPlan *p);
+/* out (nseq, H*hd) fp32 = softmax(q_0 K^T / sqrt(hd)) V per head of each of @nseq sequences of @N tokens, from
+ * the qkv rows (nseq * N, 3 * H * hd) in fp32, or bf16 when @bf (q | k | v, heads of hd consecutive values).
+ * Multi-threaded over (sequence, head); fp32 sums. The _ref: the same in double with libm's exp (tests). */
+void fv_attn_cls_forward(float *out, const void *qkv, int bf, int64_t nseq, int32_t N, int32_t H, int32_t hd);
+void fv_attn_cls_forward_ref(float *out, const void *qkv, int bf, int64_t nseq, int32_t N, int32_t H, int32_t hd);
+
 /* ---- attention sharing (PSViT, SPEC 4.3; attn_shared.c) ----
  * A softmax attention (a kind with keys: dense, fib) whose post-softmax weights later layers apply to their own
  * v. Weights W per sequence: fv_attn_share_floats() floats (dense: N x N per head; masked kinds: a weight per

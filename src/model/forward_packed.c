@@ -6,9 +6,16 @@
  * diagnostics) runs on bf16 where the CPU has AVX512-BF16 (kernels/attn_bf16.h): the qkv product writes bf16 and
  * the attention writes the projection's bf16 input. LayerNorm, softmax, GELU, residuals and the classifier stay
  * fp32. The buffers are the inference state's (bf16 ones in the space of fp32
- * ones, which they half fill). */
+ * ones, which they half fill).
+ * Two shortcuts compute the same logits with fewer FLOPs: where prepare.c folded the temporal projection into
+ * temporal_dense (W->t_fold_b set) one product replaces the two, and the last block makes only the cls rows when
+ * nothing observes them (fv_forward_cls_only: the spatial attention as always, every query, so that diagnostics
+ * see it whole and the logits do not change with them; then the projection of the cls query rows and the MLP on
+ * cls alone; in bf16 without diagnostics, for kinds whose cls row is a softmax over every key, the attention of
+ * the cls queries alone, kernels/attn_cls.c). */
 #include <string.h>
 
+#include "kernels/attention.h"
 #include "kernels/attn_bf16.h"
 #include "kernels/gemm.h"
 #include "kernels/layers.h"
@@ -53,6 +60,51 @@ int fv_patch_embed_packed(FvState *st, int64_t rows)
     return fv_linear_packed(st->tmp, in, pw, m->w.patch_b, (int32_t)rows, 0);
 }
 
+int fv_forward_cls_only(const FvState *st, int32_t l)
+{
+    const FvModelConfig *c = &st->m->cfg;
+    return l == c->num_layers - 1 && !st->hook && fv_config_pool_after(c, l) < 0;
+}
+
+int fv_forward_cls_query(const FvState *st, int32_t l)
+{
+    return fv_forward_cls_only(st, l) && st->m->prec == FV_PRECISION_BF16 && !st->diag &&
+           !fv_forward_sharer(&st->m->cfg, 0, l) && fv_attn_cls_exact(&st->splan[l]);
+}
+
+/* The last block's rest after the spatial attention when only cls reaches the classifier (fv_forward_cls_only):
+ * @att (B*T, D), fp32 or bf16 as the projection takes it, the attention output of the B*T cls queries; their
+ * projection, c' = c + mean_t(...), and the MLP on the B cls rows. xout's cls rows are the block's, its patch
+ * rows are left as they are (nothing reads them). */
+static int cls_only_rest(FvState *st, int32_t l, int32_t B, const void *att, float *xout)
+{
+    const FvModelConfig *c = &st->m->cfg;
+    const FvLayerWeights *W = &st->m->w.layers[l];
+    LayerActs *a = &st->la[l];
+    const int32_t T = st->T, P = st->lP[l], D = c->hidden_size;
+    const int64_t tok = 1 + (int64_t)P * T, BT = (int64_t)B * T;
+    const int bf = st->m->prec == FV_PRECISION_BF16;
+    float *xc = a->s_seq; /* (B, D): the cls rows, compact (s_seq is free once LayerNorm'd) */
+    int ret;
+    if ((ret = fv_linear_packed(st->tmp, att, W->pk[FV_PK_PROJ], W->proj_b, (int32_t)BT, 0)) < 0)
+        return ret;
+    for (int64_t b = 0; b < B; b++) /* c' = c + mean_t S_cls(t), summed as fv_forward_add_spatial does */
+        for (int64_t d = 0; d < D; d++) {
+            float s = 0.0f;
+            for (int64_t t = 0; t < T; t++)
+                s += st->tmp[(b * T + t) * D + d];
+            xc[b * D + d] = a->y[b * tok * D + d] + s / T;
+        }
+    ln_into(a->m_ln, xc, D, W->ln2_w, W->ln2_b, B, D, c->layer_norm_eps, bf);
+    if ((ret = fv_linear_packed(a->h_pre, a->m_ln, W->pk[FV_PK_FC1], W->fc1_b, B,
+                                FV_LIN_GELU | (bf ? FV_LIN_OUT_BF16 : 0))) < 0 ||
+        (ret = fv_linear_packed(xc, a->h_pre, W->pk[FV_PK_FC2], W->fc2_b, B, FV_LIN_SUM)) < 0)
+        return ret;
+    for (int64_t b = 0; b < B; b++)
+        memcpy(xout + b * tok * D, xc + b * D, sizeof(float) * D);
+    return 0;
+}
+
 int fv_block_forward_packed(FvState *st, int32_t l, int32_t B, float *xout)
 {
     const FvModelConfig *c = &st->m->cfg;
@@ -88,16 +140,21 @@ int fv_block_forward_packed(FvState *st, int32_t l, int32_t B, float *xout)
             att = a->t_ln;
         }
     }
-    if ((ret = fv_linear_packed(a->t_prj, att, W->pk[FV_PK_T_PROJ], W->t_proj_b, (int32_t)Rt, o16)) < 0)
-        return ret;
+    /* folded (prepare.c): temporal_dense(output.dense(att)) is one product on att; else the two */
+    const void *tin = att;
+    if (!W->t_fold_b) {
+        if ((ret = fv_linear_packed(a->t_prj, att, W->pk[FV_PK_T_PROJ], W->t_proj_b, (int32_t)Rt, o16)) < 0)
+            return ret;
+        tin = a->t_prj;
+    }
     /* y = [c; X + temporal_dense(...)]: the residual fused, per clip (its patch rows are contiguous) */
     if (y != a->xin)
         memcpy(y, a->xin, sizeof(float) * (size_t)(Rx * D));
     for (int32_t b = 0; b < B; b++) {
-        const void *src = bf ? (const void *)((const uint16_t *)a->t_prj + b * PT * D)
-                             : (const void *)(a->t_prj + b * PT * D);
-        if ((ret = fv_linear_packed(y + (b * tok + 1) * D, src, W->pk[FV_PK_T_FC], W->t_fc_b, (int32_t)PT,
-                                    FV_LIN_SUM)) < 0)
+        const void *src = bf ? (const void *)((const uint16_t *)tin + b * PT * D)
+                             : (const void *)((const float *)tin + b * PT * D);
+        if ((ret = fv_linear_packed(y + (b * tok + 1) * D, src, W->pk[FV_PK_T_FC], W->t_fold_b ? W->t_fold_b
+                                    : W->t_fc_b, (int32_t)PT, FV_LIN_SUM)) < 0)
             return ret;
     }
 
@@ -112,7 +169,15 @@ int fv_block_forward_packed(FvState *st, int32_t l, int32_t B, float *xout)
             memcpy(seq + (1 + (int64_t)n) * D, yb + (1 + (int64_t)n * T + t) * D, sizeof(float) * D);
     }
     ln_into(a->s_ln, a->s_seq, D, W->ln1_w, W->ln1_b, Rs, D, eps, bf);
+    const int cls = fv_forward_cls_only(st, l);
     att = a->s_att;
+    if (fv_forward_cls_query(st, l)) { /* bf16 qkv of every token, the attention of the cls queries alone */
+        if ((ret = fv_linear_packed(a->s_qkv, a->s_ln, W->pk[FV_PK_QKV], W->qkv_b, (int32_t)Rs, o16)) < 0)
+            return ret;
+        fv_attn_cls_forward(a->s_att, a->s_qkv, 1, (int64_t)B * T, (int32_t)S, st->splan[l].H, st->splan[l].hd);
+        fv_f32_to_bf16((uint16_t *)a->s_ln, a->s_att, (int64_t)B * T * D);
+        return cls_only_rest(st, l, B, a->s_ln, xout);
+    }
     if (attn_in_bf16(st, l, 0, &st->splan[l])) {
         if ((ret = fv_linear_packed(a->s_qkv, a->s_ln, W->pk[FV_PK_QKV], W->qkv_b, (int32_t)Rs, o16)) < 0 ||
             (ret = fv_attn_dense_bf16((uint16_t *)a->s_ln, (const uint16_t *)a->s_qkv, (int64_t)B * T, (int32_t)S,
@@ -128,6 +193,12 @@ int fv_block_forward_packed(FvState *st, int32_t l, int32_t B, float *xout)
             fv_f32_to_bf16((uint16_t *)a->s_ln, a->s_att, Rs * D);
             att = a->s_ln;
         }
+    }
+    if (cls) { /* the cls query rows (bt * S) of the attention output, compact, in place */
+        const size_t row = (bf ? sizeof(uint16_t) : sizeof(float)) * (size_t)D;
+        for (int64_t bt = 1; bt < (int64_t)B * T; bt++)
+            memmove((char *)att + bt * row, (const char *)att + bt * S * row, row);
+        return cls_only_rest(st, l, B, att, xout);
     }
     if ((ret = fv_linear_packed(tmp, att, W->pk[FV_PK_PROJ], W->proj_b, (int32_t)Rs, 0)) < 0) // tmp (Rs, D) = S
         return ret;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "kernels/attention.h"
+#include "kernels/gemm.h"
 #include "util/util.h"
 #include "model/model_internal.h"
 
@@ -339,12 +340,29 @@ int fv_model_set_attention(FvModel *m, const FvAttnSettings *spatial, const FvAt
     return 0;
 }
 
+static double flops(const FvModel *m, int32_t T, int32_t H, int32_t W, int executed);
+
 double fv_model_flops(const FvModel *m, int32_t T, int32_t H, int32_t W)
+{
+    return flops(m, T, H, W, 0);
+}
+
+double fv_model_flops_executed(const FvModel *m, int32_t T, int32_t H, int32_t W)
+{
+    return flops(m, T, H, W, 1);
+}
+
+/* The model's count, or (@executed) what the forward on prepared weights runs without a hook or diagnostics:
+ * the temporal projection folded into temporal_dense where prepare.c folded it, and in the last block only the
+ * cls rows after the spatial attention (forward_packed.c's fv_forward_cls_only), in bf16 only the cls queries'
+ * attention (fv_forward_cls_query). Keep the two in step with those. */
+static double flops(const FvModel *m, int32_t T, int32_t H, int32_t W, int executed)
 {
     const FvModelConfig *c = &m->cfg;
     const double D = c->hidden_size, I = c->intermediate_size, p = c->patch_size;
     const int32_t Hp0 = H / c->patch_size, Wp0 = W / c->patch_size;
     const double hd = D / c->num_heads;
+    const int packed = executed && m->packed && (m->prec == FV_PRECISION_BF16 || fv_gemm_backend() == FV_GEMM_DNNL);
     double f = 2.0 * (double)Hp0 * Wp0 * T * D * (c->num_channels * p * p) + 2.0 * D * c->num_labels;
     for (int32_t l = 0; l < c->num_layers; l++) {
         int32_t gh, gw;
@@ -353,9 +371,8 @@ double fv_model_flops(const FvModel *m, int32_t T, int32_t H, int32_t W)
         const double PT = (double)P * T, S = 1.0 + P;
         /* a sharing attention projects v only and applies the weights it is given: one product a pair */
         const int ss = c->share_spatial >> l & 1, st = c->share_temporal >> l & 1;
-        f += 2.0 * PT * D * ((st ? 1 : 3) * D + D + D); /* temporal qkv, proj, temporal_dense */
-        f += 2.0 * T * S * D * ((ss ? 1 : 3) * D + D);   /* spatial qkv, proj */
-        f += 2.0 * (1 + PT) * D * I * 2;                  /* MLP */
+        const int folded = packed && m->w.layers[l].t_fold_b;
+        f += 2.0 * PT * D * ((st ? 1 : 3) * D + D + (folded ? 0 : D)); /* temporal qkv, proj, temporal_dense */
         FvAttnPlan ps, pt;
         if (fv_attn_plan_init(&ps, &c->spatial, l, 1 + P, 1, c->num_heads, (int32_t)hd) < 0)
             return -1.0;
@@ -363,7 +380,19 @@ double fv_model_flops(const FvModel *m, int32_t T, int32_t H, int32_t W)
             fv_attn_plan_free(&ps);
             return -1.0;
         }
-        f += fv_attn_plan_flops(&ps) * T * (ss ? 0.5 : 1.0) + fv_attn_plan_flops(&pt) * P * (st ? 0.5 : 1.0);
+        f += fv_attn_plan_flops(&pt) * P * (st ? 0.5 : 1.0);
+        if (packed && l == c->num_layers - 1 && fv_config_pool_after(c, l) < 0) {
+            const int one_q = m->prec == FV_PRECISION_BF16 && !ss && fv_attn_cls_exact(&ps);
+            f += 2.0 * T * S * D * (ss ? 1 : 3) * D; /* spatial qkv of every token */
+            f += one_q ? 4.0 * T * S * D              /* T cls queries: q.k and p.v over S keys */
+                       : fv_attn_plan_flops(&ps) * T * (ss ? 0.5 : 1.0);
+            f += 2.0 * T * D * D;                    /* the cls rows' projection */
+            f += 2.0 * D * I * 2;                    /* the MLP of cls */
+        } else {
+            f += 2.0 * T * S * D * ((ss ? 1 : 3) * D + D); /* spatial qkv, proj */
+            f += 2.0 * (1 + PT) * D * I * 2;                /* MLP */
+            f += fv_attn_plan_flops(&ps) * T * (ss ? 0.5 : 1.0);
+        }
         fv_attn_plan_free(&ps);
         fv_attn_plan_free(&pt);
         const int j = fv_config_pool_after(c, l);

@@ -29,6 +29,9 @@ typedef struct FvLayerWeights {
     const float *own[2][FV_ATTN_KIND_SLOTS][FV_ATTN_MAX_TENSORS];
     /* the linear weights above prepared for inference (FV_PK_*), or NULL; with bf16 the fp32 slot may be NULL */
     FvPackedW *pk[FV_PK_LAYER];
+    /* non-NULL: the temporal projection is folded into temporal_dense (prepare.c): pk[FV_PK_T_FC] holds
+     * t_fc_w t_proj_w, this (D) is t_fc_w t_proj_b + t_fc_b (owned), and pk[FV_PK_T_PROJ] is NULL */
+    float *t_fold_b;
 } FvLayerWeights;
 
 typedef struct FvWeights {
@@ -63,6 +66,17 @@ struct FvModel {
 int fv_model_pack(FvModel *m, FvPrecision p);
 /* Free the prepared weights (training moves the weights: inference then runs on the fp32 slots). */
 void fv_model_unpack(FvModel *m);
+/* Inference needs only what temporal_dense makes of the temporal projection, and nothing nonlinear lies between
+ * them: fv_model_pack prepares one D x D product W = t_fc_w t_proj_w (summed in double), bias
+ * b = t_fc_w t_proj_b + t_fc_b, instead of two, where the prepared weights are copies (bf16, or the oneDNN
+ * backend selected): fv_model_fold_wanted(). The packed forward then runs the one product; the training forward
+ * and the plain fp32 path keep the two. fv_model_fold_temporal folds layer @l from fp32 @Wp, @bp, @Wf and @bf
+ * (@bf NULL: left out, for the loader to add later), replacing pk[FV_PK_T_PROJ] and pk[FV_PK_T_FC]. */
+int fv_model_fold_wanted(FvGemmType dt);
+int fv_model_fold_temporal(FvModel *m, int32_t l, const float *Wp, const float *bp, const float *Wf, const float *bf,
+                           FvGemmType dt);
+/* FV_PK_T_PROJ or FV_PK_T_FC when @pk is one of those two slots of some layer (*@layer, may be NULL), else -1. */
+int fv_model_fold_slot(const FvModel *m, FvPackedW *const *pk, int32_t *layer);
 /* The prepared-weight slot of linear weight slot @slot (and its product's N and K), or NULL. */
 FvPackedW **fv_model_pack_slot(FvModel *m, const float *const *slot, const int64_t *shape, int32_t ndim, int32_t *N,
                                int32_t *K);

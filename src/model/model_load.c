@@ -30,6 +30,10 @@ typedef struct LoadWalk {
     size_t owned_floats; /* pass 0: total; pass 1: next free float */
     float *owned;
     int64_t params;
+    /* bf16: the fp32 temporal projection weight of the layer being read (in the mapping, or @fold_tmp), until
+     * temporal_dense's comes and the two are folded into one prepared product (prepare.c) */
+    const float *fold_wp;
+    float *fold_tmp;
 } LoadWalk;
 
 /* Each converted tensor starts on a 64-byte boundary, like fv_malloc'd buffers. */
@@ -66,9 +70,27 @@ static int load_visitor(void *user, const char *name, int32_t ndim, const int64_
         int ret = need && !tmp ? fv_error(FV_ENOMEM, "%s: out of memory", name) : 0;
         if (!ret && need)
             ret = fv_st_get_f32(lw->st, name, ndim, shape, tmp, &src);
-        if (!ret)
+        int32_t l = 0;
+        const int fold = fv_model_fold_slot(lw->m, pk, &l);
+        if (!ret && fold == FV_PK_T_PROJ) { /* kept until temporal_dense's weight */
+            lw->fold_wp = src;
+            lw->fold_tmp = tmp;
+            *slot = need ? NULL : in_place;
+            return 0;
+        }
+        if (!ret && fold == FV_PK_T_FC) /* the bias t_fc_b is added after the walk */
+            ret = lw->fold_wp ? fv_model_fold_temporal(lw->m, l, lw->fold_wp, lw->m->w.layers[l].t_proj_b, src, NULL,
+                                                       FV_GT_BF16)
+                              : fv_error(FV_EINVAL, "%s: read before the temporal projection", name);
+        else if (!ret)
             ret = fv_packed_create(pk, src, N, K, FV_GT_BF16);
         fv_free(tmp);
+        if (fold == FV_PK_T_FC) {
+            if (lw->fold_wp && !lw->fold_tmp)
+                fv_st_drop_pages(lw->st, lw->fold_wp, sizeof(float) * (size_t)count);
+            fv_free(lw->fold_tmp);
+            lw->fold_wp = lw->fold_tmp = NULL;
+        }
         if (ret < 0)
             return ret;
         if (!need)
@@ -220,9 +242,16 @@ static int load_weights(FvModel *m, const char *path, FvPrecision prec)
     lw.owned = owned;
     lw.owned_floats = 0;
     m->st = st; /* prepared weights give back the mapping's pages */
-    if ((ret = fv_model_visit_tensors(m, load_visitor, &lw)) < 0)
+    ret = fv_model_visit_tensors(m, load_visitor, &lw);
+    fv_free(lw.fold_tmp); /* a walk that stopped between the two temporal weights */
+    if (ret < 0)
         goto fail;
     if (prec == FV_PRECISION_BF16) {
+        for (int32_t l = 0; l < cfg.num_layers; l++) { /* the folded temporal bias: t_fc_w t_proj_b + t_fc_b */
+            FvLayerWeights *L = &m->w.layers[l];
+            for (int32_t i = 0; L->t_fold_b && i < cfg.hidden_size; i++)
+                L->t_fold_b[i] += L->t_fc_b[i];
+        }
         m->packed = 1;
         m->prec = FV_PRECISION_BF16;
     } else if ((ret = fv_model_pack(m, FV_PRECISION_FP32)) < 0) {

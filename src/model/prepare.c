@@ -60,19 +60,111 @@ FvPackedW **fv_model_pack_slot(FvModel *m, const float *const *slot, const int64
     return pk;
 }
 
+int fv_model_fold_slot(const FvModel *m, FvPackedW *const *pk, int32_t *layer)
+{
+    for (int32_t l = 0; m->w.layers && l < m->cfg.num_layers; l++) {
+        const FvLayerWeights *L = &m->w.layers[l];
+        if (pk == &L->pk[FV_PK_T_PROJ] || pk == &L->pk[FV_PK_T_FC]) {
+            if (layer)
+                *layer = l;
+            return pk == &L->pk[FV_PK_T_PROJ] ? FV_PK_T_PROJ : FV_PK_T_FC;
+        }
+    }
+    return -1;
+}
+
 void fv_model_unpack(FvModel *m)
 {
     fv_packed_free(&m->w.pk_patch);
-    for (int32_t l = 0; m->w.layers && l < m->cfg.num_layers; l++)
+    for (int32_t l = 0; m->w.layers && l < m->cfg.num_layers; l++) {
         for (int i = 0; i < FV_PK_LAYER; i++)
             fv_packed_free(&m->w.layers[l].pk[i]);
+        fv_free(m->w.layers[l].t_fold_b);
+        m->w.layers[l].t_fold_b = NULL;
+    }
     m->packed = 0;
     m->prec = FV_PRECISION_FP32;
+}
+
+int fv_model_fold_wanted(FvGemmType dt)
+{
+    return dt == FV_GT_BF16 || fv_gemm_backend() == FV_GEMM_DNNL;
+}
+
+/* W (D, D) = Wf Wp in double, rows of Wf in blocks of 8 so that each row of Wp read serves 8 output rows */
+static void fold_product(float *W, const float *Wf, const float *Wp, int32_t D)
+{
+    enum { RB = 8 };
+#pragma omp parallel
+    {
+        double *acc = malloc(sizeof(double) * RB * (size_t)D);
+#pragma omp for schedule(dynamic)
+        for (int32_t i0 = 0; i0 < D; i0 += RB) {
+            const int32_t nr = D - i0 < RB ? D - i0 : RB;
+            if (!acc)
+                continue;
+            memset(acc, 0, sizeof(double) * RB * (size_t)D);
+            for (int32_t j = 0; j < D; j++) {
+                const float *wp = Wp + (int64_t)j * D;
+                for (int32_t r = 0; r < nr; r++) {
+                    const double f = Wf[(int64_t)(i0 + r) * D + j];
+                    double *ar = acc + (int64_t)r * D;
+                    for (int32_t k = 0; k < D; k++)
+                        ar[k] += f * wp[k];
+                }
+            }
+            for (int32_t r = 0; r < nr; r++)
+                for (int32_t k = 0; k < D; k++)
+                    W[(int64_t)(i0 + r) * D + k] = (float)acc[(int64_t)r * D + k];
+        }
+        free(acc);
+    }
+}
+
+int fv_model_fold_temporal(FvModel *m, int32_t l, const float *Wp, const float *bp, const float *Wf, const float *bf,
+                           FvGemmType dt)
+{
+    FvLayerWeights *L = &m->w.layers[l];
+    const int32_t D = m->cfg.hidden_size;
+    float *W = fv_malloc(sizeof(float) * (size_t)D * D), *b = fv_malloc(sizeof(float) * (size_t)D);
+    if (!W || !b) {
+        fv_free(W);
+        fv_free(b);
+        return fv_error(FV_ENOMEM, "layer %d: out of memory folding the temporal projection", l);
+    }
+    fold_product(W, Wf, Wp, D);
+    for (int32_t i = 0; i < D; i++) {
+        double acc = bf ? bf[i] : 0.0;
+        for (int32_t j = 0; j < D; j++)
+            acc += (double)Wf[(int64_t)i * D + j] * bp[j];
+        b[i] = (float)acc;
+    }
+    FvPackedW *pk = NULL;
+    int ret = fv_packed_create(&pk, W, D, D, dt);
+    if (ret >= 0 && dt == FV_GT_F32 && !fv_packed_is_blocked(pk)) /* it would borrow W: not a fold to keep */
+        ret = fv_error(FV_EINVAL, "layer %d: folding the temporal projection needs a copying layout", l);
+    fv_free(W);
+    if (ret < 0) {
+        fv_packed_free(&pk);
+        fv_free(b);
+        return ret;
+    }
+    fv_packed_free(&L->pk[FV_PK_T_PROJ]);
+    fv_packed_free(&L->pk[FV_PK_T_FC]);
+    fv_free(L->t_fold_b);
+    L->pk[FV_PK_T_FC] = pk;
+    L->t_fold_b = b;
+    if (fv_packed_is_blocked(pk)) { /* the file's pages are not needed any more */
+        fv_st_drop_pages(m->st, Wp, sizeof(float) * (size_t)D * D);
+        fv_st_drop_pages(m->st, Wf, sizeof(float) * (size_t)D * D);
+    }
+    return 0;
 }
 
 typedef struct PackWalk {
     FvModel *m;
     FvGemmType dt;
+    int fold; /* 1: the temporal projection and temporal_dense are folded after the walk, not packed in it */
 } PackWalk;
 
 static int pack_visitor(void *user, const char *name, int32_t ndim, const int64_t *shape, const float **slot)
@@ -80,7 +172,7 @@ static int pack_visitor(void *user, const char *name, int32_t ndim, const int64_
     PackWalk *pw = user;
     int32_t N, K;
     FvPackedW **pk = fv_model_pack_slot(pw->m, slot, shape, ndim, &N, &K);
-    if (!pk)
+    if (!pk || (pw->fold && fv_model_fold_slot(pw->m, pk, NULL) >= 0))
         return 0;
     if (!*slot)
         return fv_error(FV_EINVAL, "%s: no fp32 weights to prepare (the model keeps bf16 ones only)", name);
@@ -112,7 +204,12 @@ int fv_model_pack(FvModel *m, FvPrecision p)
                         "load it again for another precision");
     fv_model_unpack(m);
     PackWalk pw = { .m = m, .dt = p == FV_PRECISION_BF16 ? FV_GT_BF16 : FV_GT_F32 };
+    pw.fold = fv_model_fold_wanted(pw.dt);
     int ret = fv_model_visit_tensors(m, pack_visitor, &pw);
+    for (int32_t l = 0; ret >= 0 && pw.fold && l < m->cfg.num_layers; l++) {
+        const FvLayerWeights *L = &m->w.layers[l];
+        ret = fv_model_fold_temporal(m, l, L->t_proj_w, L->t_proj_b, L->t_fc_w, L->t_fc_b, pw.dt);
+    }
     if (ret < 0) {
         fv_model_unpack(m);
         return ret;

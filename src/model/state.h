@@ -91,5 +91,11 @@ int fv_forward_uses_packed(const FvState *st);
 /* The patch embedding st->tmp (Rt, D) = patches W^T + b, and one block on B clips (xin -> xout), on them. */
 int fv_patch_embed_packed(FvState *st, int64_t rows);
 int fv_block_forward_packed(FvState *st, int32_t l, int32_t B, float *xout);
+/* 1 when block @l of a packed forward of @st need only make the cls rows of its output: the last block, no hook
+ * (which would see every token) and no token pooling after it. Diagnostics see the attention, which runs whole.
+ * fv_forward_cls_query: moreover the spatial attention runs for the cls queries alone (fv_attn_cls_forward on
+ * bf16 qkv): bf16, no diagnostics, no sharing in the block, and a kind whose cls row fv_attn_cls_exact says. */
+int fv_forward_cls_only(const FvState *st, int32_t l);
+int fv_forward_cls_query(const FvState *st, int32_t l);
 
 #endif /* FV_STATE_H */
