@@ -7,7 +7,7 @@
 #   - in the process: the dynamic loader's own statistics, page faults, and classify's decode / forward times
 #     (the first forward pass includes oneDNN's kernel generation, the thread pool start and first-touch page
 #     faults; a second clip in the same process shows the warm figure).
-# Usage: scripts/bench_startup.sh [BUILD_DIR] [RUNS]     (BASELINE=/path/to/other/fibvid adds an A/B column)
+# Usage: scripts/bench_startup.sh [BUILD_DIR] [RUNS]     (BASELINE=/path/to/other/fibvid adds its rows, interleaved)
 # Prints figures only; it checks nothing. Needs hyperfine (apt-get install hyperfine), cc and python3.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -56,7 +56,7 @@ echo "== fibvid: shared libraries at start $(ldd "$fibvid" | wc -l); page faults
      "$( { /usr/bin/time -f %R "$fibvid" classify -q "$clip" >/dev/null; } 2>&1 | tail -1)"
 LD_DEBUG=statistics "$fibvid" --version 2>&1 >/dev/null | grep -E 'total startup time|time needed for relocation|number of relocations:' \
     | sed 's/^ *[0-9]*: */  ld.so: /'
-echo "  in classify (its own figures; the decode includes waiting for FFmpeg's background load):"
+echo "  in classify (its own figures; the first decode includes loading FFmpeg):"
 for t in 2 1; do
     printf '    -t %d: ' "$t"
     "$fibvid" classify -q -t "$t" "$clip" | head -1 | sed 's/.*(//; s/)$//'
@@ -64,10 +64,22 @@ done
 printf '    two clips in one process, -t 2: '
 "$fibvid" classify -q -t 2 "$clip" "$clip" | grep -E '^\S.*ms\)$' | sed 's/.*(//; s/)$//' | paste -sd'|' | sed 's/|/ then /'
 echo
-echo "== whole process, median of $runs"
+echo "== whole process: $runs rounds, the commands interleaved (this VM's speed drifts over seconds)"
 cmds=("$fibvid --version" "$fibvid classify -q $clip" "$fibvid classify -q -t 1 $clip")
-bench fibvid "${cmds[@]}"
-if [ -n "${BASELINE:-}" ]; then
-    echo "  baseline $BASELINE:"
-    bench baseline "$BASELINE --version" "$BASELINE classify -q $clip" "$BASELINE classify -q -t 1 $clip"
-fi
+[ -n "${BASELINE:-}" ] && cmds+=("$BASELINE --version" "$BASELINE classify -q $clip" "$BASELINE classify -q -t 1 $clip")
+python3 - "$runs" "$here/" "${cmds[@]}" <<'EOF2'
+import statistics, subprocess, sys, time
+runs, root, cmds = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
+t = {c: [] for c in cmds}
+for c in cmds * 2:  # warm-up: page cache, CPU frequency
+    subprocess.run(c.split(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+for _ in range(runs):
+    for c in cmds:
+        t0 = time.perf_counter()
+        subprocess.run(c.split(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        t[c].append((time.perf_counter() - t0) * 1e3)
+for c in cmds:
+    v = sorted(t[c])
+    print('  %-66s median %7.1f ms  (quartiles %6.1f..%6.1f, min %6.1f)' % (c.replace(root, ''), statistics.median(v),
+          v[len(v) // 4], v[(3 * len(v)) // 4], v[0]))
+EOF2

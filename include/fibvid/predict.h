@@ -37,7 +37,8 @@ FV_API int fv_predict_clip_settings(const FvModel *m, const FvPredictSettings *s
 
 /** One forward pass on zeros in the shape the first batch of a clip takes under @p s (views, frames, crop): the
  *  state's buffers, the thread pool, the products' generated kernels and the weights' pages are ready before the
- *  first clip (classify runs it while FFmpeg loads). Once per state: later clips of that shape are warm anyway.
+ *  first clip (for a service that must answer its first request fast). Once per state: later clips of that shape
+ *  are warm anyway.
  *  Call it before attaching diagnostics (it would count as a clip). Returns 0 or a negative FvError. */
 FV_API int fv_predict_warmup(FvState *st, const FvPredictSettings *s);
 

@@ -204,9 +204,12 @@ FV_API void fv_prefetch_stop(FvPrefetch **p);
  *  --version), the versions it was built against and the sonames it will load. Static storage. */
 FV_API const char *fv_video_describe(void);
 
-/** FFmpeg is loaded on first use (about 100 ms: its ~130 dependent libraries). A command that will decode calls
- *  this first: the loading then runs on a background thread while the model loads and warms up. Optional;
- *  calling it again does nothing. */
+/** FFmpeg is loaded on first use (60-90 ms on a 2-core EPYC VM: its ~130 dependent libraries). This starts the
+ *  loading on a background thread, after the default matrix-product library's (a dlopen waits for any other in
+ *  progress) and after starting the OpenMP team (so does a new thread). Whether it pays depends on the machine:
+ *  on that VM the two threads' contention (the dynamic loader's lock, a TLB shootdown on the other CPU for each
+ *  of the loader's mprotect/munmap calls) cost more than the overlap gained, so fibvid's own commands load
+ *  everything on first use, in turn (README "Start-up"). Optional; calling it again does nothing. */
 FV_API void fv_video_preload(void);
 
 #ifdef __cplusplus

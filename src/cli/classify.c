@@ -443,10 +443,6 @@ int fv_cli_classify(int argc, char **argv)
         rc = FV_EXIT_RUNTIME;
         goto end;
     }
-    /* the first forward's one-off costs (buffers, threads, kernel generation, weight pages) while FFmpeg loads in
-     * the background (main.c), not after the first clip's decode; a warm-up failure shows again on the clip */
-    if (!o.diag && in.n > 0)
-        (void)fv_predict_warmup(st, &o.pred);
     /* --diag: a collector on the state; each clip's result (means over its views) goes into one file */
     if (o.diag) {
         diag_clips = json_array();

@@ -35,17 +35,10 @@ static void usage(FILE *f)
 static const struct {
     const char *name;
     int (*fn)(int, char **);
-    int video; /* reads or writes video: FFmpeg is loaded in the background from the start (fv_video_preload) */
 } cmds[] = {
-    { "classify", fv_cli_classify, 1 },
-    { "info", fv_cli_info, 0 },
-    { "bench", fv_cli_bench, 0 },
-    { "masks", fv_cli_masks, 0 },
-    { "evaluate", fv_cli_evaluate, 1 },
-    { "merge", fv_cli_merge, 0 },
-    { "diversity", fv_cli_diversity, 1 },
-    { "synth", fv_cli_synth, 1 },
-    { "train", fv_cli_train, 1 },
+    { "classify", fv_cli_classify },   { "info", fv_cli_info },   { "bench", fv_cli_bench },
+    { "masks", fv_cli_masks },         { "evaluate", fv_cli_evaluate }, { "merge", fv_cli_merge },
+    { "diversity", fv_cli_diversity }, { "synth", fv_cli_synth }, { "train", fv_cli_train },
 };
 #define NCMDS (sizeof(cmds) / sizeof(cmds[0]))
 
@@ -166,15 +159,11 @@ int main(int argc, char **argv)
         return FV_EXIT_OK;
     }
     int c = find_cmd(cmd);
-    if (c >= 0) {
-        int help = 0;
-        for (int i = 2; i < argc && strcmp(argv[i], "--"); i++)
-            help |= !strcmp(argv[i], "-h") || !strcmp(argv[i], "--help");
-        /* FFmpeg's ~100 ms of library loading overlaps the option parsing, the model load and the warm-up */
-        if (cmds[c].video && !help)
-            fv_video_preload();
+    /* FFmpeg, oneDNN and OpenBLAS load when first used, one after the other on this thread: loading FFmpeg on a
+     * background thread meanwhile (fv_video_preload) was slower on the 2-core VM measured (one-clip classify,
+     * median of 25 interleaved runs: 166 ms with it and a warm-up forward, 144 ms without; README "Start-up") */
+    if (c >= 0)
         return cmds[c].fn(argc - 1, argv + 1);
-    }
     int best = -1, bestd = 3;
     for (size_t i = 0; i < NCMDS; i++) {
         int d = distance(cmd, cmds[i].name);

@@ -5,6 +5,7 @@
  * (runtime dimensions would fall back to oneDNN's slower plain GEMM). Bias, GELU (eltwise gelu_erf) and the
  * residual add (sum) run as the primitive's bias and post-ops. */
 #ifdef FV_HAVE_DNNL
+#include <omp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,10 @@ static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
 static void engine_init(void)
 {
+    /* No VTune JIT registration unless asked for (ONEDNN_JIT_PROFILE): its first kernel would dlopen the profiler's
+     * library (libJitPI.so), which waits for any other dlopen, FFmpeg's ~130 libraries loading in the background */
+    if (!getenv("ONEDNN_JIT_PROFILE") && !getenv("DNNL_JIT_PROFILE"))
+        (void)dnnl_set_jit_profiling_flags(0);
     g_engine_ok = dnnl_engine_create(&g_engine, dnnl_cpu, 0) == dnnl_success;
 }
 
@@ -128,15 +133,21 @@ int fv_dnnl_pack(FvPackedW *p, const float *w32)
     const dnnl_dims_t dw = { p->K, p->N };
     dnnl_memory_t ms = NULL, md = NULL;
     dnnl_primitive_t r = NULL;
+    const int nt = omp_get_max_threads();
+    omp_set_num_threads(1);
     int ok = dnnl_memory_desc_init_by_tag(&src, 2, dw, dnnl_f32, dnnl_ba) == dnnl_success &&
              dnnl_reorder_primitive_desc_create(&rpd, &src, eng, &p->md, eng, NULL) == dnnl_success &&
              dnnl_primitive_create(&r, rpd) == dnnl_success &&
              dnnl_memory_create(&ms, &src, eng, (void *)w32) == dnnl_success &&
              dnnl_memory_create(&md, &p->md, eng, p->owned) == dnnl_success;
     if (ok) {
+        /* on the calling thread alone: a copy at memory speed gains little from more, and the OpenMP team is then
+         * started by the first forward pass, not during the loading that follows (FFmpeg's: a process whose
+         * threads sit on two CPUs pays a TLB shootdown for each of the loader's mprotect/munmap calls) */
         dnnl_exec_arg_t args[] = { { DNNL_ARG_FROM, ms }, { DNNL_ARG_TO, md } };
         ok = dnnl_primitive_execute(r, s, 2, args) == dnnl_success && dnnl_stream_wait(s) == dnnl_success;
     }
+    omp_set_num_threads(nt);
     if (ms)
         dnnl_memory_destroy(ms);
     if (md)

@@ -92,17 +92,21 @@ int fv_model_fold_wanted(FvGemmType dt)
 }
 
 /* W (D, D) = Wf Wp in double, rows of Wf in blocks of 8 so that each row of Wp read serves 8 output rows */
-static void fold_product(float *W, const float *Wf, const float *Wp, int32_t D)
+/* W (D, D) = Wf Wp, summed in double; 0, or FV_ENOMEM. Small models on the calling thread alone: their fold
+ * takes milliseconds, and the OpenMP team is better started by the first forward pass than during loading. */
+static int fold_product(float *W, const float *Wf, const float *Wp, int32_t D)
 {
     enum { RB = 8 };
-#pragma omp parallel
+    int failed = 0;
+#pragma omp parallel if (D >= 384) reduction(| : failed)
     {
         double *acc = malloc(sizeof(double) * RB * (size_t)D);
+        failed |= !acc;
 #pragma omp for schedule(dynamic)
         for (int32_t i0 = 0; i0 < D; i0 += RB) {
             const int32_t nr = D - i0 < RB ? D - i0 : RB;
             if (!acc)
-                continue;
+                continue; /* reported after the loop */
             memset(acc, 0, sizeof(double) * RB * (size_t)D);
             for (int32_t j = 0; j < D; j++) {
                 const float *wp = Wp + (int64_t)j * D;
@@ -119,6 +123,7 @@ static void fold_product(float *W, const float *Wf, const float *Wp, int32_t D)
         }
         free(acc);
     }
+    return failed ? FV_ENOMEM : 0;
 }
 
 int fv_model_fold_temporal(FvModel *m, int32_t l, const float *Wp, const float *bp, const float *Wf, const float *bf,
@@ -132,7 +137,11 @@ int fv_model_fold_temporal(FvModel *m, int32_t l, const float *Wp, const float *
         fv_free(b);
         return fv_error(FV_ENOMEM, "layer %d: out of memory folding the temporal projection", l);
     }
-    fold_product(W, Wf, Wp, D);
+    if (fold_product(W, Wf, Wp, D) < 0) {
+        fv_free(W);
+        fv_free(b);
+        return fv_error(FV_ENOMEM, "layer %d: out of memory folding the temporal projection", l);
+    }
     for (int32_t i = 0; i < D; i++) {
         double acc = bf ? bf[i] : 0.0;
         for (int32_t j = 0; j < D; j++)

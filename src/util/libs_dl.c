@@ -78,6 +78,7 @@
     X(dnnl_status_t, dnnl_primitive_get_primitive_desc, (const_dnnl_primitive_t primitive, const_dnnl_primitive_desc_t *primitive_desc), (primitive, primitive_desc)) \
     X(dnnl_status_t, dnnl_reorder_primitive_desc_create, (dnnl_primitive_desc_t *reorder_primitive_desc, const dnnl_memory_desc_t *src_desc, dnnl_engine_t src_engine, const dnnl_memory_desc_t *dst_desc, dnnl_engine_t dst_engine, const_dnnl_primitive_attr_t attr), (reorder_primitive_desc, src_desc, src_engine, dst_desc, dst_engine, attr)) \
     X(dnnl_status_t, dnnl_stream_destroy, (dnnl_stream_t stream), (stream)) \
+    X(dnnl_status_t, dnnl_set_jit_profiling_flags, (unsigned flags), (flags)) \
     X(dnnl_status_t, dnnl_stream_create, (dnnl_stream_t *stream, dnnl_engine_t engine, unsigned flags), (stream, engine, flags)) \
     X(dnnl_status_t, dnnl_stream_wait, (dnnl_stream_t stream), (stream))
 #else

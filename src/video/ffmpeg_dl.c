@@ -3,8 +3,8 @@
  * `fibvid --version` on a 2-core EPYC VM, see scripts/bench_startup.sh). So libfibvid.so is not linked with
  * them; each FFmpeg function it calls is defined here (hidden, same prototype: the compiler checks it against
  * the headers) and forwards to the real one, which is looked up once with dlopen/dlsym of the exact sonames
- * the headers were built for. A command that decodes can start the loading early on a background thread
- * (fv_video_preload()) so it overlaps the model load and the first forward pass.
+ * the headers were built for. A program can start the loading early on a background thread (fv_video_preload();
+ * fibvid's commands do not: see its header).
  *
  * Adding an FFmpeg call anywhere in the library: add one X(...) line below (the shared library is linked with
  * --no-undefined, so a missing line is a link error, never a run-time one).
@@ -184,6 +184,9 @@ double fv_ffmpeg_load_ms(void)
 static void *preload_main(void *arg)
 {
     (void)arg;
+    /* the model's library first: the main thread needs it within milliseconds (packing the weights, the
+     * warm-up), and a dlopen waits for any other in progress, FFmpeg's ~130 libraries included */
+    fv_gemm_libs_preload();
     pthread_once(&g_once, load_once);
     return NULL;
 }
@@ -193,6 +196,9 @@ void fv_video_preload(void)
     static int started;
     if (__atomic_exchange_n(&started, 1, __ATOMIC_ACQ_REL))
         return;
+    /* the OpenMP thread team now: creating a thread waits for any dlopen in progress (glibc's TLS lock), so a
+     * team started later would wait for FFmpeg's libraries */
+    fv_flush_denormals();
     pthread_t t;
     pthread_attr_t a;
     /* the loader runs on a small stack; detached: fv_ffmpeg_load() waits for it through the pthread_once */
