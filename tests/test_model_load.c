@@ -397,9 +397,18 @@ static void test_save_load_single(void **state)
     for (int32_t i = 0; i < 5; i++)
         assert_string_equal(fv_model_label(l, i), fv_model_label(m, i));
     assert_null(fv_model_label(l, 5));
-    /* F32 weights are used in place from the mapping: nothing converted */
-    assert_null(l->owned);
-    assert_int_equal(l->owned_floats, 0);
+    /* F32 linear weights are read in place from the mapping; the small tensors (LayerNorm, biases, embeddings,
+     * classifier) are copied, so that reading them does not map the page-cache folios around them */
+    assert_non_null(l->owned);
+    const float *own_lo = l->owned, *own_hi = l->owned + l->owned_floats;
+    for (int32_t i = 0; i < l->cfg.num_layers; i++) {
+        const FvLayerWeights *L = &l->w.layers[i];
+        assert_true(L->ln1_w >= own_lo && L->ln1_w < own_hi);
+        assert_true(L->fc1_b >= own_lo && L->fc1_b < own_hi);
+        assert_false(L->fc1_w >= own_lo && L->fc1_w < own_hi);
+        assert_false(L->qkv_w >= own_lo && L->qkv_w < own_hi);
+    }
+    assert_true(l->w.cls_token >= own_lo && l->w.cls_token < own_hi);
     TensorList *want = collect(m);
     assert_weights(l, want, NULL);
     free(want);

@@ -267,7 +267,7 @@ static void sincos_1d(float *dst, int32_t n, double pos)
 
 int fv_model_init_sincos_embeddings(FvModel *m)
 {
-    if (!m || !m->owned || m->w.pos_embed < m->owned || m->w.pos_embed >= m->owned + m->owned_floats ||
+    if (!m || m->st || !m->owned || m->w.pos_embed < m->owned || m->w.pos_embed >= m->owned + m->owned_floats ||
         m->w.time_embed < m->owned || m->w.time_embed >= m->owned + m->owned_floats)
         return fv_error(FV_EINVAL, "fv_model_init_sincos_embeddings: the embeddings are not the model's own "
                         "writable weights (a loaded model)");

@@ -50,12 +50,12 @@ static int load_visitor(void *user, const char *name, int32_t ndim, const int64_
         if (shape[d] < 0 || __builtin_mul_overflow(count, shape[d], &count)) /* validated configs never get here */
             return fv_error(FV_EINVAL, "%s: size overflows", name);
     int32_t N, K;
-    FvPackedW **pk = lw->bf16 ? fv_model_pack_slot(lw->m, slot, shape, ndim, &N, &K) : NULL;
+    FvPackedW **lin = fv_model_pack_slot(lw->m, slot, shape, ndim, &N, &K), **pk = lw->bf16 ? lin : NULL;
     if (lw->pass == 0) {
         int need = fv_st_get_f32(lw->st, name, ndim, shape, NULL, NULL);
         if (need < 0)
             return need;
-        if (need && !pk)
+        if (!pk && (need || !lin)) /* converted, or a small tensor copied (below) */
             lw->owned_floats += round16((size_t)count);
         lw->params += count;
         return 0;
@@ -98,12 +98,18 @@ static int load_visitor(void *user, const char *name, int32_t ndim, const int64_
         *slot = need ? NULL : in_place; /* fp32 data only where the file has it */
         return 0;
     }
-    if (!need) {
+    if (!need && lin) { /* a linear weight: read in place (and prepared from there) */
         *slot = in_place;
         return 0;
     }
     float *dst = lw->owned + lw->owned_floats;
     lw->owned_floats += round16((size_t)count);
+    if (!need) { /* the small ones (LayerNorm, biases, embeddings, classifier) copied: in place, each read would map
+                  * the large page-cache folio around it, ~2 MB of the neighbouring weights (~100 MB for base) */
+        memcpy(dst, in_place, sizeof(float) * (size_t)count);
+        *slot = dst;
+        return 0;
+    }
     return fv_st_get_f32(lw->st, name, ndim, shape, dst, slot);
 }
 
@@ -257,6 +263,10 @@ static int load_weights(FvModel *m, const char *path, FvPrecision prec)
     } else if ((ret = fv_model_pack(m, FV_PRECISION_FP32)) < 0) {
         goto fail;
     }
+    /* prepared as copies (bf16, or oneDNN's layout): inference reads nothing of the file any more (training or a
+     * precision switch that reads it again faults the pages back in) */
+    if (m->packed && (m->prec == FV_PRECISION_BF16 || fv_packed_is_blocked(m->w.pk_patch)))
+        fv_st_drop_all(st);
 
     m->labels = labels;
     m->owned = owned;

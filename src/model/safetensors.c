@@ -483,6 +483,12 @@ void fv_st_drop_pages(const FvSafetensors *st, const void *p, size_t n)
         madvise((void *)lo, hi - lo, MADV_DONTNEED);
 }
 
+void fv_st_drop_all(const FvSafetensors *st)
+{
+    if (st && st->map)
+        madvise(st->map, st->map_size, MADV_DONTNEED);
+}
+
 static void format_shape(char *buf, size_t size, int32_t ndim, const int64_t *shape)
 {
     size_t pos = 0;

@@ -43,6 +43,9 @@ const char *fv_st_path(const FvSafetensors *st);
 /* Give back the resident pages of @n bytes at @p when they lie in the mapping (whole pages inside the range): a
  * weight copied elsewhere stops counting in the process's memory; reading it again faults it back in. */
 void fv_st_drop_pages(const FvSafetensors *st, const void *p, size_t n);
+/* The same for the whole file: every page the process has mapped of it (read-ahead and a large page-cache folio
+ * can map far more than what was read). */
+void fv_st_drop_all(const FvSafetensors *st);
 
 /* Get tensor @name as F32 with exactly the shape @shape[0..ndim-1]. F32 data that is 4-byte aligned in the
  * mapping is returned in place; anything else (F16, BF16, unaligned F32) is converted into @dst, which must
