@@ -97,8 +97,9 @@ static void test_huge_alloc(void **state)
     assert_null(fv_huge_alloc(0, &mapped));
 }
 
-/* Many live blocks (address space only: none is written): the address table (open addressing, removal by backward shift) must find every one in any
- * free order; past its capacity the blocks come from the C heap and are freed there. */
+/* Many live blocks (address space only: none is written): the address table (open addressing, removal by
+ * backward shift) must find every one in any free order; past its capacity (4,095 blocks) fv_malloc takes the C
+ * heap instead. */
 static void test_block_table(void **state)
 {
     (void)state;

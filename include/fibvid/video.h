@@ -209,7 +209,7 @@ FV_API const char *fv_video_describe(void);
  *  progress) and after starting the OpenMP team (so does a new thread). Whether it pays depends on the machine:
  *  on that VM the two threads' contention (the dynamic loader's lock, a TLB shootdown on the other CPU for each
  *  of the loader's mprotect/munmap calls) cost more than the overlap gained, so fibvid's own commands load
- *  everything on first use, in turn (README "Start-up"). Optional; calling it again does nothing. */
+ *  everything on first use, in turn (README "Start-up and memory"). Optional; calling it again does nothing. */
 FV_API void fv_video_preload(void);
 
 #ifdef __cplusplus

@@ -161,7 +161,8 @@ int main(int argc, char **argv)
     int c = find_cmd(cmd);
     /* FFmpeg, oneDNN and OpenBLAS load when first used, one after the other on this thread: loading FFmpeg on a
      * background thread meanwhile (fv_video_preload) was slower on the 2-core VM measured (one-clip classify,
-     * median of 25 interleaved runs: 166 ms with it and a warm-up forward, 144 ms without; README "Start-up") */
+     * median of 25 interleaved runs: 166 ms with it and a warm-up forward, 144 ms without; README "Start-up and
+     * memory") */
     if (c >= 0)
         return cmds[c].fn(argc - 1, argv + 1);
     int best = -1, bestd = 3;

@@ -133,21 +133,23 @@ int fv_dnnl_pack(FvPackedW *p, const float *w32)
     const dnnl_dims_t dw = { p->K, p->N };
     dnnl_memory_t ms = NULL, md = NULL;
     dnnl_primitive_t r = NULL;
-    const int nt = omp_get_max_threads();
-    omp_set_num_threads(1);
+    /* a small weight on the calling thread alone: its copy gains little from more, and the OpenMP team of a small
+     * model is then started by the first forward pass, not during the loading that follows (FFmpeg's: a process
+     * whose threads sit on two CPUs pays a TLB shootdown for each of the loader's mprotect/munmap calls) */
+    const int nt = omp_get_max_threads(), alone = (int64_t)p->N * p->K < ((int64_t)1 << 20);
+    if (alone)
+        omp_set_num_threads(1);
     int ok = dnnl_memory_desc_init_by_tag(&src, 2, dw, dnnl_f32, dnnl_ba) == dnnl_success &&
              dnnl_reorder_primitive_desc_create(&rpd, &src, eng, &p->md, eng, NULL) == dnnl_success &&
              dnnl_primitive_create(&r, rpd) == dnnl_success &&
              dnnl_memory_create(&ms, &src, eng, (void *)w32) == dnnl_success &&
              dnnl_memory_create(&md, &p->md, eng, p->owned) == dnnl_success;
     if (ok) {
-        /* on the calling thread alone: a copy at memory speed gains little from more, and the OpenMP team is then
-         * started by the first forward pass, not during the loading that follows (FFmpeg's: a process whose
-         * threads sit on two CPUs pays a TLB shootdown for each of the loader's mprotect/munmap calls) */
         dnnl_exec_arg_t args[] = { { DNNL_ARG_FROM, ms }, { DNNL_ARG_TO, md } };
         ok = dnnl_primitive_execute(r, s, 2, args) == dnnl_success && dnnl_stream_wait(s) == dnnl_success;
     }
-    omp_set_num_threads(nt);
+    if (alone)
+        omp_set_num_threads(nt);
     if (ms)
         dnnl_memory_destroy(ms);
     if (md)

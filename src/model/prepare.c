@@ -91,39 +91,51 @@ int fv_model_fold_wanted(FvGemmType dt)
     return dt == FV_GT_BF16 || fv_gemm_backend() == FV_GEMM_DNNL;
 }
 
-/* W (D, D) = Wf Wp in double, rows of Wf in blocks of 8 so that each row of Wp read serves 8 output rows */
-/* W (D, D) = Wf Wp, summed in double; 0, or FV_ENOMEM. Small models on the calling thread alone: their fold
+/* W (D, D) = Wf Wp, summed in double: tiles of 4 output rows x 32 columns held in registers (16 zmm of doubles)
+ * over the whole inner dimension, so each element of Wp read serves 4 rows and each of Wf 32 columns; a last
+ * partial tile of columns the same way with a shorter row. Small models on the calling thread alone: their fold
  * takes milliseconds, and the OpenMP team is better started by the first forward pass than during loading. */
-static int fold_product(float *W, const float *Wf, const float *Wp, int32_t D)
+enum { FOLD_R = 4, FOLD_C = 32 };
+
+static void fold_tile(float *W, const float *Wf, const float *Wp, int32_t D, int32_t i0, int32_t nr, int32_t k0,
+                      int32_t nc)
 {
-    enum { RB = 8 };
-    int failed = 0;
-#pragma omp parallel if (D >= 384) reduction(| : failed)
-    {
-        double *acc = malloc(sizeof(double) * RB * (size_t)D);
-        failed |= !acc;
-#pragma omp for schedule(dynamic)
-        for (int32_t i0 = 0; i0 < D; i0 += RB) {
-            const int32_t nr = D - i0 < RB ? D - i0 : RB;
-            if (!acc)
-                continue; /* reported after the loop */
-            memset(acc, 0, sizeof(double) * RB * (size_t)D);
-            for (int32_t j = 0; j < D; j++) {
-                const float *wp = Wp + (int64_t)j * D;
-                for (int32_t r = 0; r < nr; r++) {
-                    const double f = Wf[(int64_t)(i0 + r) * D + j];
-                    double *ar = acc + (int64_t)r * D;
-                    for (int32_t k = 0; k < D; k++)
-                        ar[k] += f * wp[k];
-                }
+    double acc[FOLD_R][FOLD_C] = { { 0 } };
+    const float *f[FOLD_R];
+    for (int32_t r = 0; r < FOLD_R; r++) /* rows past the end repeat the first: computed, never stored */
+        f[r] = Wf + (int64_t)(i0 + (r < nr ? r : 0)) * D;
+    if (nc == FOLD_C) {
+        for (int32_t j = 0; j < D; j++) {
+            const float *wp = Wp + (int64_t)j * D + k0;
+            for (int32_t r = 0; r < FOLD_R; r++) {
+                const double fr = f[r][j];
+                for (int32_t c = 0; c < FOLD_C; c++)
+                    acc[r][c] += fr * (double)wp[c];
             }
-            for (int32_t r = 0; r < nr; r++)
-                for (int32_t k = 0; k < D; k++)
-                    W[(int64_t)(i0 + r) * D + k] = (float)acc[(int64_t)r * D + k];
         }
-        free(acc);
+    } else {
+        for (int32_t j = 0; j < D; j++) {
+            const float *wp = Wp + (int64_t)j * D + k0;
+            for (int32_t r = 0; r < FOLD_R; r++) {
+                const double fr = f[r][j];
+                for (int32_t c = 0; c < nc; c++)
+                    acc[r][c] += fr * (double)wp[c];
+            }
+        }
     }
-    return failed ? FV_ENOMEM : 0;
+    for (int32_t r = 0; r < nr; r++)
+        for (int32_t c = 0; c < nc; c++)
+            W[(int64_t)(i0 + r) * D + k0 + c] = (float)acc[r][c];
+}
+
+static void fold_product(float *W, const float *Wf, const float *Wp, int32_t D)
+{
+    const int32_t nrt = (D + FOLD_R - 1) / FOLD_R, nct = (D + FOLD_C - 1) / FOLD_C;
+#pragma omp parallel for schedule(dynamic) if (D >= 384)
+    for (int64_t t = 0; t < (int64_t)nrt * nct; t++) {
+        const int32_t i0 = (int32_t)(t / nct) * FOLD_R, k0 = (int32_t)(t % nct) * FOLD_C;
+        fold_tile(W, Wf, Wp, D, i0, FV_MIN(FOLD_R, D - i0), k0, FV_MIN(FOLD_C, D - k0));
+    }
 }
 
 int fv_model_fold_temporal(FvModel *m, int32_t l, const float *Wp, const float *bp, const float *Wf, const float *bf,
@@ -137,11 +149,7 @@ int fv_model_fold_temporal(FvModel *m, int32_t l, const float *Wp, const float *
         fv_free(b);
         return fv_error(FV_ENOMEM, "layer %d: out of memory folding the temporal projection", l);
     }
-    if (fold_product(W, Wf, Wp, D) < 0) {
-        fv_free(W);
-        fv_free(b);
-        return fv_error(FV_ENOMEM, "layer %d: out of memory folding the temporal projection", l);
-    }
+    fold_product(W, Wf, Wp, D);
     for (int32_t i = 0; i < D; i++) {
         double acc = bf ? bf[i] : 0.0;
         for (int32_t j = 0; j < D; j++)
