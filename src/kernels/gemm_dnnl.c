@@ -21,8 +21,9 @@ static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
 static void engine_init(void)
 {
-    /* No VTune JIT registration unless asked for (ONEDNN_JIT_PROFILE): its first kernel would dlopen the profiler's
-     * library (libJitPI.so), which waits for any other dlopen, FFmpeg's ~130 libraries loading in the background */
+    /* No VTune JIT registration unless asked for (ONEDNN_JIT_PROFILE): its first kernel would look for the
+     * profiler's library (a dlopen of libJitPI.so, which also waits for any other dlopen in progress, such as
+     * FFmpeg's ~130 libraries loading on fv_video_preload's thread) */
     if (!getenv("ONEDNN_JIT_PROFILE") && !getenv("DNNL_JIT_PROFILE"))
         (void)dnnl_set_jit_profiling_flags(0);
     g_engine_ok = dnnl_engine_create(&g_engine, dnnl_cpu, 0) == dnnl_success;
