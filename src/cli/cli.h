@@ -142,10 +142,11 @@ int fv_cli_clip_option(FvPredictSettings *s, const char *cmd, const char *name, 
 /* Parse --views TxS (T 1..64, S 1 or 3); 0 on success. */
 int fv_cli_parse_views(const char *s, int32_t *t, int32_t *sv);
 
-/* Evaluation reports shared by `evaluate` and `merge` (evaluate.c): set @key of DIR/summary.json to
- * @value (reference stolen; the file is rewritten atomically), and print the summary's figures to @f. */
+/* Evaluation reports shared by `evaluate` and `merge` (record.c): set @key of DIR/summary.json to @value
+ * (reference stolen; the file is rewritten atomically; errors printed as @cmd's), and print the summary's
+ * figures to @f. */
 struct json_t;
-int fv_cli_summary_set(const char *dir, const char *key, struct json_t *value);
+int fv_cli_summary_set(const char *cmd, const char *dir, const char *key, struct json_t *value);
 int fv_cli_summary_print(const char *cmd, const char *dir, FILE *f);
 
 /* Names for enums. */

@@ -122,62 +122,6 @@ static void help(FILE *f)
 }
 
 /* ------------------------------------------------------------------------------------------------ */
-/* summary.json helpers shared with `merge`                                                          */
-/* ------------------------------------------------------------------------------------------------ */
-
-int fv_cli_summary_set(const char *dir, const char *key, json_t *value)
-{
-    char *path = fv_cli_path_join(dir, "summary.json");
-    json_t *o = NULL;
-    json_error_t jerr;
-    int ret = FV_ENOMEM;
-    if (!path || !value)
-        goto done;
-    if (!(o = json_load_file(path, 0, &jerr)) || !json_is_object(o)) {
-        fv_cli_error(CMD, "%s: %s", path, o ? "not a JSON object" : jerr.text);
-        ret = FV_EINVAL;
-        goto done;
-    }
-    json_object_set(o, key, value);
-    if ((ret = fv_cli_json_write_atomic(path, o)) < 0) /* a kill never leaves half a summary */
-        fv_cli_error(CMD, "%s", fv_last_error());
-done:
-    json_decref(o);
-    json_decref(value);
-    free(path);
-    return ret;
-}
-
-int fv_cli_summary_print(const char *cmd, const char *dir, FILE *f)
-{
-    char *path = fv_cli_path_join(dir, "summary.json");
-    json_error_t jerr;
-    json_t *o = path ? json_load_file(path, 0, &jerr) : NULL;
-    if (!o) {
-        fv_cli_error(cmd, "%s: %s", path ? path : dir, path ? jerr.text : "out of memory");
-        free(path);
-        return FV_EXIT_INPUT;
-    }
-    char acc[128] = "no accuracy: no video evaluated";
-    if (json_is_number(json_object_get(o, "top1_acc")))
-        snprintf(acc, sizeof(acc), "top1_acc %.2f  top5_acc %.2f  mean_class_acc %.2f",
-                 json_number_value(json_object_get(o, "top1_acc")), json_number_value(json_object_get(o, "top5_acc")),
-                 json_number_value(json_object_get(o, "mean_class_acc")));
-    fprintf(f, "%s: %s  (%lld of %lld %s evaluated, %lld failed%s)\n",
-            json_string_value(json_object_get(o, "dataset")) ? json_string_value(json_object_get(o, "dataset")) : "?",
-            acc,
-            (long long)json_integer_value(json_object_get(o, "num_evaluated")),
-            (long long)json_integer_value(json_object_get(o, "num_videos")),
-            fv_cli_plural((long)json_integer_value(json_object_get(o, "num_videos")), "video", "videos"),
-            (long long)json_integer_value(json_object_get(o, "num_failed")),
-            json_is_true(json_object_get(o, "complete")) ? "" : ", INCOMPLETE");
-    fprintf(f, "results in %s/\n", dir);
-    json_decref(o);
-    free(path);
-    return FV_EXIT_OK;
-}
-
-/* ------------------------------------------------------------------------------------------------ */
 /* The run                                                                                           */
 /* ------------------------------------------------------------------------------------------------ */
 
@@ -238,9 +182,9 @@ static int write_reports(FvEval *e, const char *dir, const Timing *t, int say)
     }
     /* wall_s: the real time of every invocation of the run, this one up to now included */
     const double wall = t->wall_before + (fv_cli_now_ms() - t->t_start) / 1e3;
-    if ((ret = fv_cli_summary_set(dir, "wall_s", json_real(round(wall * 1e3) / 1e3))) < 0)
+    if ((ret = fv_cli_summary_set(CMD, dir, "wall_s", json_real(round(wall * 1e3) / 1e3))) < 0)
         return ret;
-    return fv_cli_summary_set(dir, "timing", timing_json(t));
+    return fv_cli_summary_set(CMD, dir, "timing", timing_json(t));
 }
 
 

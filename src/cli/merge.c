@@ -113,7 +113,7 @@ int fv_cli_merge(int argc, char **argv)
         fv_cli_error(CMD, "%s", fv_last_error());
         return fv_cli_exit_code(ret);
     }
-    if ((ret = fv_cli_summary_set(out, "timing", merged_timing(dirs, n))) < 0)
+    if ((ret = fv_cli_summary_set(CMD, out, "timing", merged_timing(dirs, n))) < 0)
         return FV_EXIT_RUNTIME;
     /* wall_s: the shards ran side by side (a job array), so the run took as long as the slowest shard */
     double wall = 0;
@@ -128,7 +128,7 @@ int fv_cli_merge(int argc, char **argv)
         json_decref(sj);
         free(p);
     }
-    if ((ret = fv_cli_summary_set(out, "wall_s", known ? json_real(wall) : json_null())) < 0)
+    if ((ret = fv_cli_summary_set(CMD, out, "wall_s", known ? json_real(wall) : json_null())) < 0)
         return FV_EXIT_RUNTIME;
     return quiet ? FV_EXIT_OK : fv_cli_summary_print(CMD, out, stdout);
 }

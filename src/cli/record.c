@@ -1,5 +1,6 @@
 /* Options recorded with a run (train's and evaluate's run.json "options"): `--resume --out DIR` takes them from
- * there, a given option that differs is named in one line, and the record is written atomically. */
+ * there, a given option that differs is named in one line, and the record is written atomically. Also an
+ * evaluation's summary.json (evaluate, merge): one key set atomically, and its one-line summary. */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -271,4 +272,57 @@ int fv_cli_record_resume(const FvCliRecordSpec *s, const char *out, int argc, ch
 done:
     free(rp);
     return rc;
+}
+
+/* summary.json of an evaluation directory (evaluate, merge): one key set atomically, the one-line summary */
+int fv_cli_summary_set(const char *cmd, const char *dir, const char *key, json_t *value)
+{
+    char *path = fv_cli_path_join(dir, "summary.json");
+    json_t *o = NULL;
+    json_error_t jerr;
+    int ret = FV_ENOMEM;
+    if (!path || !value)
+        goto done;
+    if (!(o = json_load_file(path, 0, &jerr)) || !json_is_object(o)) {
+        fv_cli_error(cmd, "%s: %s", path, o ? "not a JSON object" : jerr.text);
+        ret = FV_EINVAL;
+        goto done;
+    }
+    json_object_set(o, key, value);
+    if ((ret = fv_cli_json_write_atomic(path, o)) < 0) /* a kill never leaves half a summary */
+        fv_cli_error(cmd, "%s", fv_last_error());
+done:
+    json_decref(o);
+    json_decref(value);
+    free(path);
+    return ret;
+}
+
+int fv_cli_summary_print(const char *cmd, const char *dir, FILE *f)
+{
+    char *path = fv_cli_path_join(dir, "summary.json");
+    json_error_t jerr;
+    json_t *o = path ? json_load_file(path, 0, &jerr) : NULL;
+    if (!o) {
+        fv_cli_error(cmd, "%s: %s", path ? path : dir, path ? jerr.text : "out of memory");
+        free(path);
+        return FV_EXIT_INPUT;
+    }
+    char acc[128] = "no accuracy: no video evaluated";
+    if (json_is_number(json_object_get(o, "top1_acc")))
+        snprintf(acc, sizeof(acc), "top1_acc %.2f  top5_acc %.2f  mean_class_acc %.2f",
+                 json_number_value(json_object_get(o, "top1_acc")), json_number_value(json_object_get(o, "top5_acc")),
+                 json_number_value(json_object_get(o, "mean_class_acc")));
+    fprintf(f, "%s: %s  (%lld of %lld %s evaluated, %lld failed%s)\n",
+            json_string_value(json_object_get(o, "dataset")) ? json_string_value(json_object_get(o, "dataset")) : "?",
+            acc,
+            (long long)json_integer_value(json_object_get(o, "num_evaluated")),
+            (long long)json_integer_value(json_object_get(o, "num_videos")),
+            fv_cli_plural((long)json_integer_value(json_object_get(o, "num_videos")), "video", "videos"),
+            (long long)json_integer_value(json_object_get(o, "num_failed")),
+            json_is_true(json_object_get(o, "complete")) ? "" : ", INCOMPLETE");
+    fprintf(f, "results in %s/\n", dir);
+    json_decref(o);
+    free(path);
+    return FV_EXIT_OK;
 }

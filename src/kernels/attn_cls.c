@@ -9,7 +9,7 @@
 
 #include "kernels/attention.h"
 #include "kernels/fastmath.h"
-#include "kernels/gemm_packed.h"
+#include "kernels/bf16.h"
 #include "util/util.h"
 
 int fv_attn_cls_exact(const FvAttnPlan *p)

@@ -16,7 +16,7 @@
 
 #include "kernels/attn_bf16.h"
 #include "kernels/fastmath.h"
-#include "kernels/gemm_packed.h"
+#include "kernels/bf16.h"
 #include "util/util.h"
 
 void fv_attn_dense_bf16_ref(uint16_t *out, const uint16_t *qkv, int64_t nseq, int32_t N, int32_t H, int32_t hd)

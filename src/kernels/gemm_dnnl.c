@@ -11,8 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/bf16.h"
 #include "kernels/gemm.h"
-#include "kernels/gemm_packed.h"
+#include "kernels/gemm_dnnl.h"
 #include "util/util.h"
 
 static dnnl_engine_t g_engine;
@@ -243,7 +244,7 @@ const char *fv_packed_impl(FvGemmType dt)
     return buf[dt];
 }
 #else
-#include "kernels/gemm_packed.h"
+#include "kernels/gemm_dnnl.h"
 
 const char *fv_packed_impl(FvGemmType dt)
 {

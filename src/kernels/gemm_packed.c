@@ -1,5 +1,5 @@
 /* Packed weights: creation, the product dispatch (oneDNN primitives for blocked weights, the selected fp32
- * backend or the plain C bf16 kernel for plain ones), the plain C reference and the bf16 conversions. */
+ * backend or the plain C bf16 kernel for plain ones) and the plain C reference. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,19 +8,6 @@
 #include "kernels/gemm_packed.h"
 #include "kernels/layers.h"
 #include "util/util.h"
-
-void fv_f32_to_bf16(uint16_t *dst, const float *src, int64_t n)
-{
-#pragma omp parallel for schedule(static) if (n > 262144)
-    for (int64_t i = 0; i < n; i++)
-        dst[i] = fv_bf16_from_f32(src[i]);
-}
-
-void fv_bf16_to_f32(float *dst, const uint16_t *src, int64_t n)
-{
-    for (int64_t i = 0; i < n; i++)
-        dst[i] = fv_f32_from_bf16(src[i]);
-}
 
 int fv_packed_create(FvPackedW **out, const float *w32, int32_t N, int32_t K, FvGemmType dt)
 {
@@ -132,17 +119,4 @@ int fv_linear_packed(void *out, const void *in, const FvPackedW *w, const float 
     }
     fv_linear_ref(out, in, w->plain, FV_GT_BF16, b, M, w->N, w->K, flags);
     return 0;
-}
-
-int fv_bf16_supported(void)
-{
-    const char *e = getenv("FIBVID_NO_BF16");
-    if (e && *e && strcmp(e, "0"))
-        return 0;
-#ifdef FV_HAVE_DNNL
-    const dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
-    return ((unsigned)isa & (unsigned)dnnl_cpu_isa_avx512_core_bf16) == (unsigned)dnnl_cpu_isa_avx512_core_bf16;
-#else
-    return 0;
-#endif
 }

@@ -5,7 +5,7 @@
 #include <omp.h>
 
 #include "kernels/fastmath.h"
-#include "kernels/gemm_packed.h"
+#include "kernels/bf16.h"
 #include "kernels/layers.h"
 #include "util/util.h"
 
