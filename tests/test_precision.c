@@ -264,23 +264,21 @@ static void test_cli_no_bf16(void **state)
     char cmd[4096];
     snprintf(cmd, sizeof(cmd), "FIBVID_NO_BF16=1 '%s' classify --precision bf16 -m '%s/tiny_hf' nosuch.avi 2>&1; "
              "echo rc=$?", fvt_bin(), fvt_data_dir());
-    FILE *f = popen(cmd, "r");
-    char buf[8192] = "";
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    buf[n] = '\0';
-    pclose(f);
+    char *buf = NULL;
+    fvt_run(cmd, &buf, NULL);
+    assert_non_null(buf);
     printf("%s", buf);
     assert_non_null(strstr(buf, "fibvid classify: --precision bf16: this machine cannot run bf16"));
     assert_non_null(strstr(buf, "\nrc=1\n"));
     assert_ptr_equal(strchr(buf, '\n'), strstr(buf, "\nrc=1")); /* one line, then the exit code */
+    free(buf);
     snprintf(cmd, sizeof(cmd), "'%s' bench --precision fp16 2>&1; echo rc=$?", fvt_bin());
-    f = popen(cmd, "r");
-    n = fread(buf, 1, sizeof(buf) - 1, f);
-    buf[n] = '\0';
-    pclose(f);
+    fvt_run(cmd, &buf, NULL);
+    assert_non_null(buf);
     printf("%s", buf);
     assert_non_null(strstr(buf, "bad value 'fp16' for --precision"));
     assert_non_null(strstr(buf, "rc=1\n"));
+    free(buf);
 }
 
 /* evaluate records --precision in run.json and --resume replays it: a bf16 run stopped after 2 videos resumes
@@ -302,16 +300,15 @@ static void test_evaluate_resume_precision(void **state)
              "\"$B\" evaluate --resume -o $d/e -q >/dev/null 2>&1; echo rc2=$? done=$(wc -l < $d/e/predictions.jsonl) "
              "still=$(grep -c '\"precision\": \"bf16\"' $d/e/run.json); rm -rf $d",
              fvt_bin());
-    FILE *f = popen(cmd, "r");
-    char buf[8192] = "";
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    buf[n] = '\0';
-    pclose(f);
+    char *buf = NULL;
+    fvt_run(cmd, &buf, NULL);
+    assert_non_null(buf);
     printf("%s", buf);
     assert_non_null(strstr(buf, "recorded=1 done=2\n"));
     assert_non_null(strstr(buf, "--precision fp32 differs from the run's bf16"));
     assert_non_null(strstr(buf, "\nrc=1\n"));
     assert_non_null(strstr(buf, "rc2=0 done=12 still=1\n"));
+    free(buf);
 }
 
 int main(void)

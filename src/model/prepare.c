@@ -97,6 +97,21 @@ int fv_model_fold_wanted(FvGemmType dt)
  * takes milliseconds, and the OpenMP team is better started by the first forward pass than during loading. */
 enum { FOLD_R = 4, FOLD_C = 32 };
 
+/* acc[r][0..nc) += sum_j Wf row r [j] * Wp[j][k0..k0+nc); inlined where called, so that a full tile's constant
+ * width lets the compiler keep the accumulators in registers */
+static inline __attribute__((always_inline)) void fold_acc(double acc[FOLD_R][FOLD_C], const float *const *f,
+                                                            const float *Wp, int32_t D, int32_t k0, int32_t nc)
+{
+    for (int32_t j = 0; j < D; j++) {
+        const float *wp = Wp + (int64_t)j * D + k0;
+        for (int32_t r = 0; r < FOLD_R; r++) {
+            const double fr = f[r][j];
+            for (int32_t c = 0; c < nc; c++)
+                acc[r][c] += fr * (double)wp[c];
+        }
+    }
+}
+
 static void fold_tile(float *W, const float *Wf, const float *Wp, int32_t D, int32_t i0, int32_t nr, int32_t k0,
                       int32_t nc)
 {
@@ -104,25 +119,10 @@ static void fold_tile(float *W, const float *Wf, const float *Wp, int32_t D, int
     const float *f[FOLD_R];
     for (int32_t r = 0; r < FOLD_R; r++) /* rows past the end repeat the first: computed, never stored */
         f[r] = Wf + (int64_t)(i0 + (r < nr ? r : 0)) * D;
-    if (nc == FOLD_C) {
-        for (int32_t j = 0; j < D; j++) {
-            const float *wp = Wp + (int64_t)j * D + k0;
-            for (int32_t r = 0; r < FOLD_R; r++) {
-                const double fr = f[r][j];
-                for (int32_t c = 0; c < FOLD_C; c++)
-                    acc[r][c] += fr * (double)wp[c];
-            }
-        }
-    } else {
-        for (int32_t j = 0; j < D; j++) {
-            const float *wp = Wp + (int64_t)j * D + k0;
-            for (int32_t r = 0; r < FOLD_R; r++) {
-                const double fr = f[r][j];
-                for (int32_t c = 0; c < nc; c++)
-                    acc[r][c] += fr * (double)wp[c];
-            }
-        }
-    }
+    if (nc == FOLD_C)
+        fold_acc(acc, f, Wp, D, k0, FOLD_C);
+    else
+        fold_acc(acc, f, Wp, D, k0, nc);
     for (int32_t r = 0; r < nr; r++)
         for (int32_t c = 0; c < nc; c++)
             W[(int64_t)(i0 + r) * D + k0 + c] = (float)acc[r][c];
