@@ -18,7 +18,7 @@
 #include "eval/image.h"
 #include "util/util.h"
 #include "eval/confusion.h"
-#include "eval/evaldir_internal.h"
+#include "eval/evalctx.h"
 
 #define RUN_FILE   "run.json"
 #define PRED_FILE  "predictions.jsonl"
@@ -36,16 +36,6 @@ typedef struct LineVec {
     size_t n, cap;
 } LineVec;
 
-/* Write DIR/NAME atomically (a kill never leaves half a report). */
-int fv_evaldir_write_atomic(const char *dir, const char *name, const char *data, size_t n)
-{
-    char *path = fv_path_join(dir, name);
-    if (!path)
-        return fv_error(FV_ENOMEM, "%s: out of memory", dir);
-    int ret = fv_write_file_atomic(path, data, n);
-    free(path);
-    return ret;
-}
 
 
 static int64_t file_size(const char *path)
@@ -582,7 +572,7 @@ static int write_run(const char *dir, const json_t *run)
     }
     t[n] = '\n';
     t[n + 1] = '\0';
-    int ret = fv_evaldir_write_atomic(dir, RUN_FILE, t, n + 1);
+    int ret = fv_eval_write_atomic(dir, RUN_FILE, t, n + 1);
     free(t);
     return ret;
 }
@@ -736,7 +726,7 @@ int fv_eval_add_prediction(FvEval *e, const FvPrediction *p, double ms)
         json_t *t = json_object();
         json_object_set_new(t, "index", json_integer(p->top[r]));
         set_bytes(t, "label", e->model_labels[p->top[r]] ? e->model_labels[p->top[r]] : "");
-        json_object_set_new(t, "prob", json_real(isfinite(p->prob[r]) ? fv_evaldir_round(p->prob[r], 1e6) : 0.0));
+        json_object_set_new(t, "prob", json_real(isfinite(p->prob[r]) ? fv_eval_round(p->prob[r], 1e6) : 0.0));
         json_array_append_new(top, t);
     }
     json_object_set_new(o, "index", json_integer(p->index));
@@ -750,7 +740,7 @@ int fv_eval_add_prediction(FvEval *e, const FvPrediction *p, double ms)
     json_object_set_new(o, "pred_class", json_integer(p->pred_class));
     json_object_set_new(o, "correct", json_boolean(correct));
     json_object_set_new(o, "top5_correct", json_boolean(top5));
-    json_object_set_new(o, "ms", json_real(fv_evaldir_round(ms > 0 ? ms : 0, 10)));
+    json_object_set_new(o, "ms", json_real(fv_eval_round(ms > 0 ? ms : 0, 10)));
     if ((ret = fv_metrics_add(e->metrics, p)) < 0)
         goto fail;
     if ((ret = append_line(e, e->pred_fd, PRED_FILE, o)) < 0) {
@@ -761,7 +751,7 @@ int fv_eval_add_prediction(FvEval *e, const FvPrediction *p, double ms)
     }
     e->done[p->index] = 1;
     e->ndone++;
-    e->ms_sum += fv_evaldir_round(ms > 0 ? ms : 0, 10);
+    e->ms_sum += fv_eval_round(ms > 0 ? ms : 0, 10);
     ret = 0;
 fail:
     json_decref(top);
@@ -785,7 +775,7 @@ int fv_eval_add_failure(FvEval *e, int64_t index, const char *reason, double ms)
     set_bytes(o, "label", en->class_name);
     json_object_set_new(o, "class", json_integer(en->label));
     set_bytes(o, "reason", reason ? reason : "unknown");
-    json_object_set_new(o, "ms", json_real(fv_evaldir_round(ms > 0 ? ms : 0, 10)));
+    json_object_set_new(o, "ms", json_real(fv_eval_round(ms > 0 ? ms : 0, 10)));
     if ((ret = append_line(e, e->fail_fd, FAIL_FILE, o)) < 0) {
         close(e->fail_fd);
         e->fail_fd = -1;
@@ -793,7 +783,7 @@ int fv_eval_add_failure(FvEval *e, int64_t index, const char *reason, double ms)
         fv_metrics_add_failure(e->metrics);
         e->done[index] = 1;
         e->ndone++;
-        e->ms_sum += fv_evaldir_round(ms > 0 ? ms : 0, 10);
+        e->ms_sum += fv_eval_round(ms > 0 ? ms : 0, 10);
     }
     json_decref(o);
     return ret;
@@ -816,7 +806,7 @@ static int write_lines(const char *dir, const char *name, LineVec *lv)
     fv_strbuf_printf(&b, "%s", "");
     for (size_t i = 0; i < lv->n; i++)
         fv_strbuf_printf(&b, "%s\n", lv->v[i].text);
-    int ret = b.oom ? fv_error(FV_ENOMEM, "%s: out of memory", dir) : fv_evaldir_write_atomic(dir, name, b.s, b.len);
+    int ret = b.oom ? fv_error(FV_ENOMEM, "%s: out of memory", dir) : fv_eval_write_atomic(dir, name, b.s, b.len);
     fv_strbuf_free(&b);
     return ret;
 }

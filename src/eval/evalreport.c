@@ -9,9 +9,19 @@
 
 #include "fibvid/eval.h"
 #include "eval/confusion.h"
-#include "eval/evaldir_internal.h"
+#include "eval/evalctx.h"
 #include "eval/image.h"
 #include "util/util.h"
+
+int fv_eval_write_atomic(const char *dir, const char *name, const char *data, size_t n)
+{
+    char *path = fv_path_join(dir, name);
+    if (!path)
+        return fv_error(FV_ENOMEM, "%s: out of memory", dir);
+    int ret = fv_write_file_atomic(path, data, n);
+    free(path);
+    return ret;
+}
 
 static const char *run_str(const FvEval *e, const char *key)
 {
@@ -64,7 +74,7 @@ static int write_summary(const FvEval *e, const FvMetricsSummary *s)
     json_object_set_new(o, "split", json_string(run_str(e, "split")));
     /* no video evaluated: no accuracy (null), not 0 % */
     const int any = s->num_evaluated > 0;
-#define ACC(v, scale) (any ? json_real(fv_evaldir_round((v), (scale))) : json_null())
+#define ACC(v, scale) (any ? json_real(fv_eval_round((v), (scale))) : json_null())
     json_object_set_new(o, "top1_acc", ACC(s->top1_acc, 1e4));
     json_object_set_new(o, "top5_acc", ACC(s->top5_acc, 1e4));
     json_object_set_new(o, "mean_class_acc", ACC(s->mean_class_acc, 1e4));
@@ -95,9 +105,9 @@ static int write_summary(const FvEval *e, const FvMetricsSummary *s)
     json_object_set_new(o, "shard", json_string(run_str(e, "shard")));
     /* wall_s, the real time of the run, is the command's to set (it knows when each invocation started) */
     json_object_set_new(o, "wall_s", json_null());
-    json_object_set_new(o, "video_s", json_real(fv_evaldir_round(wall_s, 1e3)));
-    json_object_set_new(o, "videos_per_s", json_real(wall_s > 0 ? fv_evaldir_round(s->num_evaluated / wall_s, 1e3) : 0.0));
-    json_object_set_new(o, "clips_per_s", json_real(wall_s > 0 ? fv_evaldir_round(clips / wall_s, 1e3) : 0.0));
+    json_object_set_new(o, "video_s", json_real(fv_eval_round(wall_s, 1e3)));
+    json_object_set_new(o, "videos_per_s", json_real(wall_s > 0 ? fv_eval_round(s->num_evaluated / wall_s, 1e3) : 0.0));
+    json_object_set_new(o, "clips_per_s", json_real(wall_s > 0 ? fv_eval_round(clips / wall_s, 1e3) : 0.0));
     json_object_set_new(o, "note", json_string(
         "video-level accuracy: the softmax of every view of a video is averaged before ranking; top1_acc, "
         "top5_acc and mean_class_acc in percent (PySlowFast names), acc/* as fractions (MMAction2 names); "
@@ -117,7 +127,7 @@ static int write_summary(const FvEval *e, const FvMetricsSummary *s)
         return fv_error(FV_ENOMEM, "%s: out of memory", e->dir);
     }
     t[n] = '\n';
-    int ret = fv_evaldir_write_atomic(e->dir, "summary.json", t, n + 1);
+    int ret = fv_eval_write_atomic(e->dir, "summary.json", t, n + 1);
     free(t);
     return ret;
 }
@@ -141,7 +151,7 @@ static int write_per_class(const FvEval *e)
             fv_strbuf_printf(&b, ",0,0,0,,\n");
     }
     int ret = b.oom ? fv_error(FV_ENOMEM, "%s: out of memory", e->dir)
-                    : fv_evaldir_write_atomic(e->dir, "per_class.csv", b.s, b.len);
+                    : fv_eval_write_atomic(e->dir, "per_class.csv", b.s, b.len);
     fv_strbuf_free(&b);
     return ret;
 }
@@ -164,7 +174,7 @@ static int write_confusion_csv(const FvEval *e)
         fv_strbuf_printf(&b, "\n");
     }
     int ret = b.oom ? fv_error(FV_ENOMEM, "%s: out of memory", e->dir)
-                    : fv_evaldir_write_atomic(e->dir, "confusion.csv", b.s, b.len);
+                    : fv_eval_write_atomic(e->dir, "confusion.csv", b.s, b.len);
     fv_strbuf_free(&b);
     return ret;
 }
@@ -186,9 +196,9 @@ static int write_confusion_pictures(const FvEval *e, const FvMetricsSummary *s)
     int32_t size = 0;
     int ret = fv_confusion_svg(&cf, &b);
     if (ret >= 0)
-        ret = fv_evaldir_write_atomic(e->dir, "confusion.svg", b.s, b.len);
+        ret = fv_eval_write_atomic(e->dir, "confusion.svg", b.s, b.len);
     if (ret >= 0 && (ret = fv_confusion_png(&cf, &png, &size)) >= 0)
-        ret = fv_evaldir_write_atomic(e->dir, "confusion.png", (const char *)png, (size_t)size);
+        ret = fv_eval_write_atomic(e->dir, "confusion.png", (const char *)png, (size_t)size);
     fv_image_png_free(png);
     fv_strbuf_free(&b);
     free(names);

@@ -76,14 +76,17 @@ struct FvState {
     FvDiag *diag;
 };
 
-/* forward.c: one attention of layer @l (the kind's kernels, a sharing chain or the diagnostics collector), and
- * whether attention @a (0 spatial) of layer @l applies an earlier layer's weights. */
-/* y (B*(1 + P*T), D) += the spatial attention's output @s (B*T*(1 + P), D): cls the mean over its T frames
- * (forward.c; both the training block and the packed inference block). */
+/* attend.c, shared by the training block (forward.c) and the packed inference block (forward_packed.c):
+ * y (B*(1 + P*T), D) += the spatial attention's output @s (B*T*(1 + P), D), cls the mean over its T frames; one
+ * attention of layer @l (the kind's kernels, a sharing chain or the diagnostics collector); whether attention @a
+ * (0 spatial) of layer @l applies an earlier layer's weights (a sharer), starts a chain (its root), and the root
+ * a sharer applies. */
 void fv_forward_add_spatial(float *y, const float *s, int64_t B, int64_t T, int64_t P, int64_t D);
 int fv_forward_attention(FvState *st, int32_t l, FvDiagAttnKind kind, const FvAttnPlan *p, const float *qkv,
                          float *out, float *aux, int64_t nseq);
 int fv_forward_sharer(const FvModelConfig *c, int a, int32_t l);
+int fv_forward_chain_root(const FvModelConfig *c, int a, int32_t l);
+int32_t fv_forward_root_of(const FvModelConfig *c, int a, int32_t l);
 
 /* forward_packed.c: 1 when a forward of @st runs on the model's prepared weights (an inference state, prepared
  * weights, and bf16 or the oneDNN backend selected). */

@@ -1,6 +1,7 @@
-/* What the evaluate output directory (evaldir.c) shares with its reports (evalreport.c): the context. */
-#ifndef FV_EVALDIR_INTERNAL_H
-#define FV_EVALDIR_INTERNAL_H
+/* The context of an evaluation, shared by its output directory (evaldir.c: run.json, the records, resuming) and
+ * its reports (evalreport.c), and the helpers both write with. */
+#ifndef FV_EVALCTX_H
+#define FV_EVALCTX_H
 
 #include <math.h>
 #include <stdint.h>
@@ -25,13 +26,13 @@ struct FvEval {
     int      pred_fd, fail_fd;
 };
 
-/* Write DIR/NAME atomically (a kill never leaves half a report). Returns 0 or a negative code. */
-int fv_evaldir_write_atomic(const char *dir, const char *name, const char *data, size_t n);
+/* Write DIR/NAME atomically (a kill never leaves half a report; evalreport.c). Returns 0 or a negative code. */
+int fv_eval_write_atomic(const char *dir, const char *name, const char *data, size_t n);
 
 /* @x rounded to a multiple of 1 / @scale (the figures the records and reports hold). */
-static inline double fv_evaldir_round(double x, double scale)
+static inline double fv_eval_round(double x, double scale)
 {
     return round(x * scale) / scale;
 }
 
-#endif /* FV_EVALDIR_INTERNAL_H */
+#endif /* FV_EVALCTX_H */
