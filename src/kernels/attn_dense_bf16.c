@@ -2,10 +2,12 @@
  * its plain C reference.
  *
  * The kernel, eight queries at a time (vdpbf16ps multiplies pairs of bf16 and adds both products to an fp32 lane):
- *   K^T in pairs   kt (hd/2, Np) 32-bit words (k[j][2c], k[j][2c+1]), Np = N rounded up to 32, zero-padded
+ *   K^T in pairs   kt (hd/2, Np) 32-bit words (k[j][2c], k[j][2c+1]), Np = N rounded up to 16, zero-padded
  *                  (16 x 16 word transposes);
- *   scores         S (8, Np) = scale * q K^T: the query's pair c broadcast against kt's row c;
- *   softmax        per row in fp32, the weights rounded to bf16 into pb (8, Np), zero past N;
+ *   scores         S (8, Np) = q K^T, 32 keys at a time (16 for the last odd block of 16): the query's pair c
+ *                  broadcast against kt's row c; keys past N stored as -inf; each row's maximum kept in a register;
+ *   softmax        per row in fp32, 2^((s - max) scale log2 e) by a polynomial and vscalefps, the weights rounded to
+ *                  bf16 into pb (8, Np), zero past N;
  *   V in pairs     vv (ceil(N/2), hd) words (v[2j][c], v[2j+1][c]) (v[N] = 0 for odd N);
  *   output         O (4, hd) = P V, twice: the weights' pair j broadcast against vv's row j, rounded to bf16.
  * The kernel is compiled for AVX512-BF16 by a target attribute and runs only where the CPU has it. */
@@ -15,7 +17,6 @@
 #include <string.h>
 
 #include "kernels/attn_bf16.h"
-#include "kernels/fastmath.h"
 #include "kernels/bf16.h"
 #include "util/util.h"
 
@@ -67,9 +68,15 @@ typedef uint32_t fv_u32a __attribute__((may_alias, aligned(2))); /* a pair of bf
 
 #define QB 8 /* queries per block: the scores of 8 queries x 32 keys in 16 accumulators */
 
+/* keys rounded up to 16, the width of one score vector */
+static inline int32_t keys_padded(int32_t N)
+{
+    return (N + 15) & ~15;
+}
+
 static size_t head_scratch_bytes(int32_t N, int32_t hd)
 {
-    const size_t Np = ((size_t)N + 31) & ~(size_t)31, N2 = ((size_t)N + 1) / 2;
+    const size_t Np = (size_t)keys_padded(N), N2 = ((size_t)N + 1) / 2;
     const size_t b = 4 * ((size_t)hd / 2 * Np + N2 * (size_t)hd + QB * Np) + 2 * QB * Np;
     return (b + 63) & ~(size_t)63;
 }
@@ -97,6 +104,23 @@ FV_TARGET_BF16 static inline void transpose16(__m512i r[16])
         r[8 + m] = _mm512_shuffle_i32x4(x1, y1, 0x88);
         r[12 + m] = _mm512_shuffle_i32x4(x1, y1, 0xdd);
     }
+}
+
+/* 2^x for x <= 0, 0 below 2^-126: x = n + f with n an integer and |f| <= 1/2, 2^f by its Taylor series in f ln 2
+ * to degree 6 (remainder < 1.3e-7), times 2^n by vscalefps. */
+FV_TARGET_BF16 static inline __m512 exp2_nonpos(__m512 x)
+{
+    x = _mm512_max_ps(x, _mm512_set1_ps(-126.0f));
+    const __m512 n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m512 f = _mm512_sub_ps(x, n);
+    __m512 p = _mm512_set1_ps(1.5403530393381608e-4f);
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.3333558146428443e-3f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.6181291076284772e-3f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.5504108664821580e-2f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.4022650695910071e-1f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.9314718055994531e-1f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(p, n);
 }
 
 /* P (4 rows of pair words @pr) times vv into out rows @i0.. (@nb of them stored) */
@@ -137,15 +161,46 @@ FV_TARGET_BF16 static inline void av4(const fv_u32a *const *pr, const uint32_t *
     }
 }
 
+/* The raw scores q K^T of QB query rows @qr against the 16 * W keys from @j0 (W = 1 or 2) into s (row stride
+ * @Np), keys at and past @N stored as -inf, and each row's running maximum in @mx. */
+#define FV_SCORE_BLOCK(W)                                                                                            \
+    do {                                                                                                             \
+        __m512 acc[QB][W];                                                                                           \
+        for (int32_t r = 0; r < QB; r++)                                                                             \
+            for (int32_t u = 0; u < W; u++)                                                                          \
+                acc[r][u] = _mm512_setzero_ps();                                                                     \
+        for (int32_t c2 = 0; c2 < H2; c2++) {                                                                        \
+            __m512bh kk[W];                                                                                          \
+            for (int32_t u = 0; u < W; u++)                                                                          \
+                kk[u] = (__m512bh)_mm512_loadu_si512(kt + (size_t)c2 * Np + j0 + 16 * u);                            \
+            for (int32_t r = 0; r < QB; r++) {                                                                       \
+                const __m512bh b = (__m512bh)_mm512_set1_epi32((int)qr[r][c2]);                                      \
+                for (int32_t u = 0; u < W; u++)                                                                      \
+                    acc[r][u] = _mm512_dpbf16_ps(acc[r][u], b, kk[u]);                                               \
+            }                                                                                                        \
+        }                                                                                                            \
+        for (int32_t u = 0; u < W; u++) {                                                                            \
+            const int32_t left = N - (j0 + 16 * u);                                                                  \
+            const __mmask16 valid = left >= 16 ? 0xffff : left > 0 ? (__mmask16)((1u << left) - 1) : 0;              \
+            for (int32_t r = 0; r < QB; r++) {                                                                       \
+                const __m512 a = _mm512_mask_mov_ps(ninf, valid, acc[r][u]);                                         \
+                mx[r] = _mm512_max_ps(mx[r], a);                                                                     \
+                _mm512_storeu_ps(s + r * Np + j0 + 16 * u, a);                                                       \
+            }                                                                                                        \
+        }                                                                                                            \
+    } while (0)
+
+/* One head: K^T and V in pairs once, then per block of QB queries the raw scores with their row maxima, the
+ * softmax in fp32 (2^((s - max) scale log2 e)), its weights rounded to bf16 and the product with V. */
 FV_TARGET_BF16 static void head_bf16(int32_t N, int32_t hd, const uint16_t *q, const uint16_t *k, const uint16_t *v,
                                      int64_t ld, uint16_t *out, int64_t ldo, void *scr)
 {
-    const int32_t Np = (N + 31) & ~31, N2 = (N + 1) / 2, H2 = hd / 2;
+    const int32_t Np = keys_padded(N), N2 = (N + 1) / 2, H2 = hd / 2;
     uint32_t *kt = scr;                                /* (H2, Np) */
     uint32_t *vv = kt + (size_t)H2 * Np;               /* (N2, hd) */
     float *s = (float *)(vv + (size_t)N2 * hd);        /* (QB, Np) */
     uint16_t *pb = (uint16_t *)(s + QB * (size_t)Np);  /* (QB, Np) */
-    const __m512 scale = _mm512_set1_ps(1.0f / sqrtf((float)hd));
+    const __m512 c = _mm512_set1_ps((float)(1.4426950408889634 / sqrt((double)hd))), ninf = _mm512_set1_ps(-INFINITY);
 
     /* K^T in pairs, 16 x 16 word blocks; keys past N are zero */
     for (int32_t j0 = 0; j0 < Np; j0 += 16)
@@ -173,55 +228,44 @@ FV_TARGET_BF16 static void head_bf16(int32_t N, int32_t hd, const uint16_t *q, c
                 _mm512_storeu_si512(vv + (size_t)j2 * hd + c0 + 16, _mm512_permutex2var_epi64(lo, hi_idx, hi));
         }
     }
-    memset(pb, 0, sizeof(uint16_t) * QB * (size_t)Np);
 
     for (int32_t i0 = 0; i0 < N; i0 += QB) {
         const int32_t nb = FV_MIN(QB, N - i0);
         const fv_u32a *qr[QB];
         for (int32_t r = 0; r < QB; r++) /* rows past the end repeat the first: computed, never stored */
             qr[r] = (const fv_u32a *)(q + (int64_t)(i0 + (r < nb ? r : 0)) * ld);
-        for (int32_t j0 = 0; j0 < Np; j0 += 32) {
-            __m512 acc[QB][2];
-            for (int32_t r = 0; r < QB; r++)
-                acc[r][0] = acc[r][1] = _mm512_setzero_ps();
-            for (int32_t c2 = 0; c2 < H2; c2++) {
-                const __m512bh k0 = (__m512bh)_mm512_loadu_si512(kt + (size_t)c2 * Np + j0);
-                const __m512bh k1 = (__m512bh)_mm512_loadu_si512(kt + (size_t)c2 * Np + j0 + 16);
-                for (int32_t r = 0; r < QB; r++) {
-                    const __m512bh b = (__m512bh)_mm512_set1_epi32((int)qr[r][c2]);
-                    acc[r][0] = _mm512_dpbf16_ps(acc[r][0], b, k0);
-                    acc[r][1] = _mm512_dpbf16_ps(acc[r][1], b, k1);
-                }
-            }
-            for (int32_t r = 0; r < QB; r++) {
-                _mm512_storeu_ps(s + r * Np + j0, _mm512_mul_ps(acc[r][0], scale));
-                _mm512_storeu_ps(s + r * Np + j0 + 16, _mm512_mul_ps(acc[r][1], scale));
-            }
-        }
+        __m512 mx[QB];
+        for (int32_t r = 0; r < QB; r++)
+            mx[r] = ninf;
+        int32_t j0 = 0;
+        for (; j0 + 32 <= Np; j0 += 32)
+            FV_SCORE_BLOCK(2);
+        if (j0 < Np)
+            FV_SCORE_BLOCK(1);
         for (int32_t r = 0; r < nb; r++) {
             float *sr = s + (size_t)r * Np;
-            float m = -INFINITY, z = 0.0f;
-#pragma omp simd reduction(max : m)
-            for (int32_t j = 0; j < N; j++)
-                m = sr[j] > m ? sr[j] : m;
-#pragma omp simd reduction(+ : z)
-            for (int32_t j = 0; j < N; j++)
-                z += (sr[j] = fv_expf(sr[j] - m));
-            const __m512 inv = _mm512_set1_ps(1.0f / z);
-            for (int32_t j = N; j < Np; j++)
-                sr[j] = 0.0f;
+            const __m512 m = _mm512_set1_ps(_mm512_reduce_max_ps(mx[r]));
+            __m512 z = _mm512_setzero_ps();
+            for (int32_t j = 0; j < Np; j += 16) { /* keys past N: -inf, so 2^-126, masked to 0 */
+                const __mmask16 valid = N - j >= 16 ? 0xffff : (__mmask16)((1u << (N - j)) - 1);
+                const __m512 e = _mm512_maskz_mov_ps(valid, exp2_nonpos(_mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(sr + j), m), c)));
+                z = _mm512_add_ps(z, e);
+                _mm512_storeu_ps(sr + j, e);
+            }
+            const __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(z));
             for (int32_t j = 0; j < Np; j += 16)
                 _mm256_storeu_si256((__m256i *)(pb + (size_t)r * Np + j),
                                     (__m256i)_mm512_cvtneps_pbh(_mm512_mul_ps(_mm512_loadu_ps(sr + j), inv)));
         }
         for (int32_t h = 0; h < nb; h += 4) {
             const fv_u32a *pr[4];
-            for (int32_t r = 0; r < 4; r++)
-                pr[r] = (const fv_u32a *)(pb + (size_t)(h + r) * Np);
+            for (int32_t r = 0; r < 4; r++) /* rows past nb: any row of pb, computed, never stored */
+                pr[r] = (const fv_u32a *)(pb + (size_t)(h + r < nb ? h + r : 0) * Np);
             av4(pr, vv, N2, hd, out + (i0 + h) * ldo, ldo, FV_MIN(4, nb - h));
         }
     }
 }
+#undef FV_SCORE_BLOCK
 #endif
 
 int fv_attn_dense_bf16_fast(int32_t hd)
