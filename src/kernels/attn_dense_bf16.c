@@ -193,8 +193,18 @@ FV_TARGET_BF16 static inline void av4(const fv_u32a *const *pr, const uint32_t *
 /* One head: K^T and V in pairs once, then per block of QB queries the raw scores with their row maxima, the
  * softmax in fp32 (2^((s - max) scale log2 e)), its weights rounded to bf16 and the product with V. */
 FV_TARGET_BF16 static void head_bf16(int32_t N, int32_t hd, const uint16_t *q, const uint16_t *k, const uint16_t *v,
-                                     int64_t ld, uint16_t *out, int64_t ldo, void *scr)
+                                     int64_t ld, uint16_t *out, int64_t ldo, void *scr, const uint16_t *next)
 {
+    if (next) /* the next head's q, k and v rows to the caches while this head computes (the temporal heads are
+               * short: their rows would otherwise come from memory one by one) */
+        for (int32_t j = 0; j < N; j++)
+            for (int32_t b = 0; b < 2 * hd; b += 64) {
+                const char *r = (const char *)(next + j * ld) + b;
+                _mm_prefetch(r, _MM_HINT_T1);
+                _mm_prefetch(r + 2 * (k - q), _MM_HINT_T1);
+                _mm_prefetch(r + 2 * (v - q), _MM_HINT_T1);
+            }
+
     const int32_t Np = keys_padded(N), N2 = (N + 1) / 2, H2 = hd / 2;
     uint32_t *kt = scr;                                /* (H2, Np) */
     uint32_t *vv = kt + (size_t)H2 * Np;               /* (N2, hd) */
@@ -214,7 +224,8 @@ FV_TARGET_BF16 static void head_bf16(int32_t N, int32_t hd, const uint16_t *q, c
                 _mm512_storeu_si512(kt + (size_t)(c0 + i) * Np + j0, r[i]);
         }
     /* rows 2j2 and 2j2 + 1 interleaved: unpack gives 4-channel groups per 128-bit lane, the permutes order them */
-    const __m512i lo_idx = _mm512_set_epi64(11, 10, 3, 2, 9, 8, 1, 0), hi_idx = _mm512_set_epi64(15, 14, 7, 6, 13, 12, 5, 4);
+    const __m512i lo_idx = _mm512_set_epi64(11, 10, 3, 2, 9, 8, 1, 0);
+    const __m512i hi_idx = _mm512_set_epi64(15, 14, 7, 6, 13, 12, 5, 4);
     for (int32_t j2 = 0; j2 < N2; j2++) {
         const uint16_t *a = v + 2 * j2 * ld, *b = a + ld;
         const int has_b = 2 * j2 + 1 < N;
@@ -248,7 +259,8 @@ FV_TARGET_BF16 static void head_bf16(int32_t N, int32_t hd, const uint16_t *q, c
             __m512 z = _mm512_setzero_ps();
             for (int32_t j = 0; j < Np; j += 16) { /* keys past N: -inf, so 2^-126, masked to 0 */
                 const __mmask16 valid = N - j >= 16 ? 0xffff : (__mmask16)((1u << (N - j)) - 1);
-                const __m512 e = _mm512_maskz_mov_ps(valid, exp2_nonpos(_mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(sr + j), m), c)));
+                const __m512 x = _mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(sr + j), m), c);
+                const __m512 e = _mm512_maskz_mov_ps(valid, exp2_nonpos(x));
                 z = _mm512_add_ps(z, e);
                 _mm512_storeu_ps(sr + j, e);
             }
@@ -294,8 +306,10 @@ int fv_attn_dense_bf16(uint16_t *out, const uint16_t *qkv, int64_t nseq, int32_t
         for (int64_t t = 0; t < nseq * H; t++) {
             const int64_t b = t / H, h = t % H;
             const uint16_t *q = qkv + b * N * ld + h * hd;
+            const int64_t t1 = t + 1; /* the thread's next head (static schedule), NULL past the last */
+            const uint16_t *next = t1 < nseq * H ? qkv + t1 / H * N * ld + t1 % H * hd : NULL;
             head_bf16(N, hd, q, q + D, q + 2 * D, ld, out + b * N * D + h * hd, D,
-                      scr + per * (size_t)omp_get_thread_num());
+                      scr + per * (size_t)omp_get_thread_num(), next);
         }
         fv_free(scr);
         return 0;
