@@ -10,6 +10,7 @@
 
 #include "util/util.h"
 #include "kernels/fastmath.h"
+#include "kernels/bf16.h"
 #include "kernels/layers.h"
 
 static void test_layernorm(void **state)
@@ -45,6 +46,49 @@ static void test_layernorm(void **state)
     assert_true(md < 2e-4);
     free(x);
     free(y);
+}
+
+/* The gathering LayerNorm (inference's spatial sequences) against fv_layernorm_forward on the rows it names,
+ * fp32 and rounded to bf16. */
+static void test_layernorm_gather(void **state)
+{
+    (void)state;
+    const int32_t rows = 29, src_rows = 41, D = 40, ldi = D + 3;
+    uint64_t st = 5;
+    float *x = malloc(sizeof(float) * src_rows * ldi), *want = malloc(sizeof(float) * rows * D);
+    float *got = malloc(sizeof(float) * rows * D), w[40], b[40];
+    uint16_t *got16 = malloc(sizeof(uint16_t) * rows * D);
+    int32_t idx[29];
+    assert_non_null(x);
+    assert_non_null(want);
+    assert_non_null(got);
+    assert_non_null(got16);
+    for (int i = 0; i < src_rows * ldi; i++)
+        x[i] = 10.0f + 2.0f * fv_rand_normal(&st);
+    for (int i = 0; i < D; i++) {
+        w[i] = fv_rand_normal(&st);
+        b[i] = fv_rand_normal(&st);
+    }
+    for (int r = 0; r < rows; r++) { /* rows out of order, as the spatial gather takes them */
+        idx[r] = (int32_t)((r * 7 + 3) % src_rows);
+        fv_layernorm_forward(want + r * D, D, x + (int64_t)idx[r] * ldi, ldi, NULL, NULL, w, b, 1, D, 1e-6f);
+    }
+    fv_layernorm_gather(got, D, 0, x, ldi, idx, w, b, rows, D, 1e-6f);
+    double d32 = 0.0;
+    for (int64_t i = 0; i < (int64_t)rows * D; i++)
+        d32 = fmax(d32, fabs((double)got[i] - want[i]));
+    fv_layernorm_gather(got16, D, 1, x, ldi, idx, w, b, rows, D, 1e-6f);
+    double worst16 = 0.0; /* one bf16 rounding of the fp32 value: within 2^-8 of it */
+    for (int64_t i = 0; i < (int64_t)rows * D; i++)
+        worst16 = fmax(worst16, fabs((double)fv_f32_from_bf16(got16[i]) - want[i]) / (ldexp(fabs(want[i]), -8) + 1e-6));
+    printf("gathered LayerNorm vs LayerNorm of the named rows: fp32 max abs diff %g (tol 1e-5), bf16 worst "
+           "diff / (2^-8 |ref| + 1e-6) %.3f (tol 1)\n", d32, worst16);
+    assert_true(d32 <= 1e-5);
+    assert_true(worst16 <= 1.0);
+    free(x);
+    free(want);
+    free(got);
+    free(got16);
 }
 
 static void test_gelu(void **state)
@@ -111,6 +155,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_layernorm),
+        cmocka_unit_test(test_layernorm_gather),
         cmocka_unit_test(test_gelu),
         cmocka_unit_test(test_softmax),
         cmocka_unit_test(test_fastmath),

@@ -9,26 +9,33 @@
 #include "kernels/layers.h"
 #include "util/util.h"
 
+/* A row's mean and 1/sqrt(var + eps) in two passes: the mean is subtracted before squaring, as PyTorch does, so
+ * large offsets do not cancel. */
+static inline void ln_stats(const float *x, int32_t D, float eps, float *mu_out, float *rs_out)
+{
+    float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+    for (int32_t i = 0; i < D; i++)
+        s += x[i];
+    const float mu = s / D;
+    float v = 0.0f;
+#pragma omp simd reduction(+ : v)
+    for (int32_t i = 0; i < D; i++) {
+        const float d = x[i] - mu;
+        v += d * d;
+    }
+    *mu_out = mu;
+    *rs_out = 1.0f / sqrtf(v / D + eps);
+}
+
 void fv_layernorm_forward(float *out, int64_t ldo, const float *in, int64_t ldi, float *mean, float *rstd,
                           const float *w, const float *b, int64_t rows, int32_t D, float eps)
 {
 #pragma omp parallel for schedule(static) if (rows > 16)
     for (int64_t r = 0; r < rows; r++) {
         const float *x = in + r * ldi;
-        float *y = out + r * ldo;
-        /* two passes: the mean is subtracted before squaring, as PyTorch does, so large offsets do not cancel */
-        float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-        for (int32_t i = 0; i < D; i++)
-            s += x[i];
-        const float mu = s / D;
-        float v = 0.0f;
-#pragma omp simd reduction(+ : v)
-        for (int32_t i = 0; i < D; i++) {
-            const float d = x[i] - mu;
-            v += d * d;
-        }
-        const float rs = 1.0f / sqrtf(v / D + eps);
+        float *y = out + r * ldo, mu, rs;
+        ln_stats(x, D, eps, &mu, &rs);
         if (mean) {
             mean[r] = mu;
             rstd[r] = rs;
@@ -38,28 +45,30 @@ void fv_layernorm_forward(float *out, int64_t ldo, const float *in, int64_t ldi,
     }
 }
 
-void fv_layernorm_forward_bf16(uint16_t *out, int64_t ldo, const float *in, int64_t ldi, const float *w,
-                               const float *b, int64_t rows, int32_t D, float eps)
+void fv_layernorm_gather(void *out, int64_t ldo, int bf16, const float *in, int64_t ldi, const int32_t *idx,
+                         const float *w, const float *b, int64_t rows, int32_t D, float eps)
 {
 #pragma omp parallel for schedule(static) if (rows > 16)
     for (int64_t r = 0; r < rows; r++) {
-        const float *x = in + r * ldi;
-        uint16_t *y = out + r * ldo;
-        float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-        for (int32_t i = 0; i < D; i++)
-            s += x[i];
-        const float mu = s / D;
-        float v = 0.0f;
-#pragma omp simd reduction(+ : v)
-        for (int32_t i = 0; i < D; i++) {
-            const float d = x[i] - mu;
-            v += d * d;
+        const float *x = in + (idx ? idx[r] : r) * ldi;
+        float mu, rs;
+        ln_stats(x, D, eps, &mu, &rs);
+        if (bf16) {
+            uint16_t *y = (uint16_t *)out + r * ldo;
+            for (int32_t i = 0; i < D; i++)
+                y[i] = fv_bf16_from_f32((x[i] - mu) * rs * w[i] + b[i]);
+        } else {
+            float *y = (float *)out + r * ldo;
+            for (int32_t i = 0; i < D; i++)
+                y[i] = (x[i] - mu) * rs * w[i] + b[i];
         }
-        const float rs = 1.0f / sqrtf(v / D + eps);
-        for (int32_t i = 0; i < D; i++)
-            y[i] = fv_bf16_from_f32((x[i] - mu) * rs * w[i] + b[i]);
     }
+}
+
+void fv_layernorm_forward_bf16(uint16_t *out, int64_t ldo, const float *in, int64_t ldi, const float *w,
+                               const float *b, int64_t rows, int32_t D, float eps)
+{
+    fv_layernorm_gather(out, ldo, 1, in, ldi, NULL, w, b, rows, D, eps);
 }
 
 void fv_layernorm_backward(float *dx, int64_t lddx, int acc, const float *dout, int64_t lddo, const float *in,

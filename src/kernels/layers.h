@@ -15,6 +15,11 @@ void fv_layernorm_forward(float *out, int64_t ldo, const float *in, int64_t ldi,
 void fv_layernorm_forward_bf16(uint16_t *out, int64_t ldo, const float *in, int64_t ldi, const float *w,
                                const float *b, int64_t rows, int32_t D, float eps);
 
+/* LayerNorm of gathered rows, for inference: output row r (stride @ldo, fp32 or with @bf16 rounded to bf16) is
+ * the LayerNorm of input row @idx[r] (row stride @ldi; @idx NULL: row r) * w + b. */
+void fv_layernorm_gather(void *out, int64_t ldo, int bf16, const float *in, int64_t ldi, const int32_t *idx,
+                         const float *w, const float *b, int64_t rows, int32_t D, float eps);
+
 /* Backward of fv_layernorm_forward: dx (stride @lddx) receives (@acc 0) or has added (@acc 1) the input
  * gradient for dout (stride @lddo); dw and db (D) accumulate. @scratch: @nthreads slices of @stride >= 2*D
  * floats (per-thread partial sums of dw and db; the loop runs on at most @nthreads threads). */

@@ -158,17 +158,16 @@ int fv_block_forward_packed(FvState *st, int32_t l, int32_t B, float *xout)
             return ret;
     }
 
-    /* spatial: per (clip, frame) the sequence [c, Xt[n=0..P-1, t]] */
-#pragma omp parallel for schedule(static)
-    for (int64_t bt = 0; bt < (int64_t)B * T; bt++) {
-        const int64_t b = bt / T, t = bt % T;
-        float *seq = a->s_seq + bt * S * D;
-        const float *yb = y + b * tok * D;
-        memcpy(seq, yb, sizeof(float) * D);
-        for (int32_t n = 0; n < P; n++)
-            memcpy(seq + (1 + (int64_t)n) * D, yb + (1 + (int64_t)n * T + t) * D, sizeof(float) * D);
+    /* spatial: per (clip, frame) the sequence [c, Xt[n=0..P-1, t]], LayerNorm'd from the rows of y it gathers */
+    int32_t *rows = fv_malloc(sizeof(int32_t) * (size_t)Rs);
+    if (!rows)
+        return fv_error(FV_ENOMEM, "fv_block_forward_packed: out of memory");
+    for (int64_t r = 0; r < Rs; r++) {
+        const int64_t bt = r / S, i = r % S, b = bt / T, t = bt % T;
+        rows[r] = (int32_t)(b * tok + (i ? 1 + (i - 1) * T + t : 0));
     }
-    ln_into(a->s_ln, a->s_seq, D, W->ln1_w, W->ln1_b, Rs, D, eps, bf);
+    fv_layernorm_gather(a->s_ln, D, bf, y, D, rows, W->ln1_w, W->ln1_b, Rs, D, eps);
+    fv_free(rows);
     const int cls = fv_forward_cls_only(st, l);
     att = a->s_att;
     if (fv_forward_cls_query(st, l)) { /* bf16 qkv of every token, the attention of the cls queries alone */
