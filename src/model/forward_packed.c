@@ -84,7 +84,7 @@ static int cls_only_rest(FvState *st, int32_t l, int32_t B, const void *att, flo
     const int32_t T = st->T, P = st->lP[l], D = c->hidden_size;
     const int64_t tok = 1 + (int64_t)P * T, BT = (int64_t)B * T;
     const int bf = st->m->prec == FV_PRECISION_BF16;
-    float *xc = a->s_seq; /* (B, D): the cls rows, compact (s_seq is free once LayerNorm'd) */
+    float *xc = a->s_seq; /* (B, D): the cls rows, compact (the packed block gathers no s_seq) */
     int ret;
     if ((ret = fv_linear_packed(st->tmp, att, W->pk[FV_PK_PROJ], W->proj_b, (int32_t)BT, 0)) < 0)
         return ret;
