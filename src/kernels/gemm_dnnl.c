@@ -3,7 +3,11 @@
  * at every primitive made), and a cache of primitives keyed by (M, N, K, data type, bias, post-ops): rows vary
  * per call (batch, tokens) and take a handful of values per input size, so each gets a primitive of its own
  * (runtime dimensions would fall back to oneDNN's slower plain GEMM). Bias, GELU (eltwise gelu_erf) and the
- * residual add (sum) run as the primitive's bias and post-ops. */
+ * residual add (sum) run as the primitive's bias and post-ops.
+ * Threads share the cached primitives, so each product brings its calling thread's scratchpad (scratchpad mode
+ * user). oneDNN's own (library-managed) scratchpad is per primitive or per creating thread depending on its build,
+ * and neither may serve one primitive run from two threads at once: with the packaged 2.6 two threads running
+ * the same matmul got wrong products, now and then a crash (test_gemm_packed's test_threads_share_primitive). */
 #ifdef FV_HAVE_DNNL
 #include <omp.h>
 #include <pthread.h>
@@ -36,33 +40,71 @@ static dnnl_engine_t engine(void)
     return g_engine_ok ? g_engine : NULL;
 }
 
-/* A stream per thread: the CPU stream is cheap, and one stream is not meant to be shared between threads. It is
- * destroyed when its thread ends (a caller's short-lived threads would otherwise leave one behind each). */
-static _Thread_local dnnl_stream_t t_stream;
-static pthread_key_t g_stream_key;
-static int g_stream_key_ok;
-static pthread_once_t g_stream_once = PTHREAD_ONCE_INIT;
+/* Per thread: a stream (cheap on the CPU, and one stream is not meant to be shared between threads) and the
+ * scratchpad of the products run on it, grown to the largest a primitive asks for. Both go when the thread ends
+ * (a caller's short-lived threads would otherwise leave theirs behind). */
+typedef struct ThreadCtx {
+    dnnl_stream_t stream;
+    void *scratch;
+    size_t scratch_bytes;
+} ThreadCtx;
 
-static void stream_free(void *s)
+static _Thread_local ThreadCtx *t_ctx;
+static pthread_key_t g_ctx_key;
+static int g_ctx_key_ok;
+static pthread_once_t g_ctx_once = PTHREAD_ONCE_INIT;
+
+static void ctx_free(void *p)
 {
-    dnnl_stream_destroy((dnnl_stream_t)s);
+    ThreadCtx *c = p;
+    dnnl_stream_destroy(c->stream);
+    fv_free(c->scratch);
+    free(c);
 }
 
-static void stream_key_init(void)
+static void ctx_key_init(void)
 {
-    g_stream_key_ok = pthread_key_create(&g_stream_key, stream_free) == 0;
+    g_ctx_key_ok = pthread_key_create(&g_ctx_key, ctx_free) == 0;
+}
+
+static ThreadCtx *thread_ctx(void)
+{
+    if (t_ctx || !engine())
+        return t_ctx;
+    pthread_once(&g_ctx_once, ctx_key_init);
+    ThreadCtx *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    if (dnnl_stream_create(&c->stream, engine(), dnnl_stream_default_flags) != dnnl_success) {
+        free(c);
+        return NULL;
+    }
+    if (g_ctx_key_ok)
+        pthread_setspecific(g_ctx_key, c);
+    return t_ctx = c;
 }
 
 static dnnl_stream_t stream(void)
 {
-    if (t_stream || !engine())
-        return t_stream;
-    pthread_once(&g_stream_once, stream_key_init);
-    if (dnnl_stream_create(&t_stream, engine(), dnnl_stream_default_flags) != dnnl_success)
-        t_stream = NULL;
-    else if (g_stream_key_ok)
-        pthread_setspecific(g_stream_key, t_stream);
-    return t_stream;
+    ThreadCtx *c = thread_ctx();
+    return c ? c->stream : NULL;
+}
+
+/* This thread's scratchpad of at least @bytes, or NULL. */
+static void *thread_scratch(size_t bytes)
+{
+    ThreadCtx *c = thread_ctx();
+    if (!c)
+        return NULL;
+    if (bytes > c->scratch_bytes) {
+        void *p = fv_malloc(bytes);
+        if (!p)
+            return NULL;
+        fv_free(c->scratch);
+        c->scratch = p;
+        c->scratch_bytes = bytes;
+    }
+    return c->scratch;
 }
 
 static dnnl_data_type_t dnnl_dt(FvGemmType dt)
@@ -101,6 +143,8 @@ static int make_pd(dnnl_primitive_desc_t *pd, int32_t M, int32_t N, int32_t K, F
         ok = dnnl_memory_desc_init_by_tag(&w, 2, dw, t, dnnl_format_tag_any) == dnnl_success;
     ok = ok && dnnl_matmul_desc_init(&md, &a, &w, bias ? &b : NULL, &c) == dnnl_success;
     ok = ok && dnnl_primitive_attr_create(&attr) == dnnl_success && dnnl_post_ops_create(&po) == dnnl_success;
+    /* the caller passes the scratchpad (this thread's): a primitive then runs from several threads at once */
+    ok = ok && dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user) == dnnl_success;
     if (ok && (flags & FV_LIN_SUM))
         ok = dnnl_post_ops_append_sum(po, 1.0f) == dnnl_success;
     if (ok && (flags & FV_LIN_GELU))
@@ -205,18 +249,28 @@ int fv_dnnl_linear(void *out, const void *in, const FvPackedW *w, const float *b
                         w->dt == FV_GT_BF16 ? "bf16" : "fp32");
     const_dnnl_primitive_desc_t pd;
     dnnl_primitive_get_primitive_desc(prim, &pd);
-    dnnl_memory_t ma = NULL, mw = NULL, mb = NULL, mc = NULL;
+    const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    const size_t sbytes = dnnl_memory_desc_get_size(smd);
+    void *scratch = sbytes ? thread_scratch(sbytes) : NULL;
+    if (sbytes && !scratch)
+        return fv_error(FV_ENOMEM, "oneDNN: out of memory for a %zu-byte scratchpad", sbytes);
+    dnnl_memory_t ma = NULL, mw = NULL, mb = NULL, mc = NULL, ms = NULL;
     int ok = dnnl_memory_create(&ma, dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0), engine(),
                                 (void *)in) == dnnl_success &&
              dnnl_memory_create(&mw, &w->md, engine(), w->owned) == dnnl_success &&
              dnnl_memory_create(&mc, dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0), engine(), out) ==
                  dnnl_success &&
              (!b || dnnl_memory_create(&mb, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 1), engine(),
-                                       (void *)b) == dnnl_success);
+                                       (void *)b) == dnnl_success) &&
+             (!sbytes || dnnl_memory_create(&ms, smd, engine(), scratch) == dnnl_success);
     if (ok) {
-        dnnl_exec_arg_t args[4] = { { DNNL_ARG_SRC, ma }, { DNNL_ARG_WEIGHTS, mw }, { DNNL_ARG_DST, mc },
-                                    { DNNL_ARG_BIAS, mb } };
-        ok = dnnl_primitive_execute(prim, s, b ? 4 : 3, args) == dnnl_success && dnnl_stream_wait(s) == dnnl_success;
+        dnnl_exec_arg_t args[5] = { { DNNL_ARG_SRC, ma }, { DNNL_ARG_WEIGHTS, mw }, { DNNL_ARG_DST, mc } };
+        int nargs = 3;
+        if (b)
+            args[nargs++] = (dnnl_exec_arg_t){ DNNL_ARG_BIAS, mb };
+        if (sbytes)
+            args[nargs++] = (dnnl_exec_arg_t){ DNNL_ARG_SCRATCHPAD, ms };
+        ok = dnnl_primitive_execute(prim, s, nargs, args) == dnnl_success && dnnl_stream_wait(s) == dnnl_success;
     }
     if (ma)
         dnnl_memory_destroy(ma);
@@ -226,6 +280,8 @@ int fv_dnnl_linear(void *out, const void *in, const FvPackedW *w, const float *b
         dnnl_memory_destroy(mb);
     if (mc)
         dnnl_memory_destroy(mc);
+    if (ms)
+        dnnl_memory_destroy(ms);
     return ok ? 0 : fv_error(FV_ENOMEM, "oneDNN: matmul %dx%dx%d failed", M, w->N, w->K);
 }
 
