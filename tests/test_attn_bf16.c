@@ -23,7 +23,7 @@ static const int32_t shapes[][4] = { /* nseq, N, H, hd */
                                      { 1, 50, 2, 80 },  { 2, 31, 1, 32 }, { 1, 64, 1, 128 } };
 
 /* The kernel against the reference with the same roundings. The two differ by fp32 against double sums and
- * fv_expf against exp, and so by a weight or an output that rounds to the neighbouring bf16: one bf16 step of
+ * a polynomial exponential against exp, and so by a weight or an output that rounds to the neighbouring bf16: one bf16 step of
  * the output (2^-8 |ref|) plus one step of a weight times |v| (2^-8 max |v|), doubled. */
 static void test_kernel_vs_ref(void **state)
 {
@@ -92,11 +92,46 @@ static void test_bf16_vs_fp32(void **state)
     }
 }
 
+/* A NaN in one query gives that query's output row NaN in both, as softmax over NaN scores does; the other
+ * rows stay finite. And scores far apart (the weights of all but one key below 2^-126) give finite rows. */
+static void test_nan_and_range(void **state)
+{
+    (void)state;
+    const int32_t B = 1, N = 37, H = 2, hd = 32;
+    const int64_t D = (int64_t)H * hd, nq = B * N * 3 * D, no = B * N * D;
+    uint64_t st = 99u;
+    uint16_t *qkv = malloc(2 * (size_t)nq), *o = malloc(2 * (size_t)no), *r = malloc(2 * (size_t)no);
+    assert_non_null(qkv);
+    assert_non_null(o);
+    assert_non_null(r);
+    for (int64_t i = 0; i < nq; i++)
+        qkv[i] = fv_bf16_from_f32(fv_rand_normal(&st));
+    qkv[5 * 3 * D + 3] = fv_bf16_from_f32(NAN);                /* query row 5, head 0 */
+    for (int32_t c = 0; c < hd; c++)                            /* query row 9, head 1: huge scores */
+        qkv[9 * 3 * D + hd + c] = fv_bf16_from_f32(c % 2 ? 300.0f : -300.0f);
+    assert_int_equal(fv_attn_dense_bf16(o, qkv, B, N, H, hd), 0);
+    fv_attn_dense_bf16_ref(r, qkv, B, N, H, hd);
+    int64_t nan_o = 0, nan_r = 0, bad = 0;
+    for (int64_t i = 0; i < no; i++) {
+        const int in_row5 = i / D == 5 && i % D < hd;
+        const float a = fv_f32_from_bf16(o[i]), b = fv_f32_from_bf16(r[i]);
+        nan_o += isnan(a);
+        nan_r += isnan(b);
+        bad += in_row5 ? !isnan(a) : !isfinite(a);
+    }
+    printf("NaN in one query: %lld NaN outputs (reference %lld, want %d), %lld outputs wrongly finite or not finite\n",
+           (long long)nan_o, (long long)nan_r, hd, (long long)bad);
+    assert_true(nan_r == hd);
+    assert_true(bad == 0);
+    free(qkv), free(o), free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kernel_vs_ref),
         cmocka_unit_test(test_bf16_vs_fp32),
+        cmocka_unit_test(test_nan_and_range),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -106,11 +106,11 @@ FV_TARGET_BF16 static inline void transpose16(__m512i r[16])
     }
 }
 
-/* 2^x for x <= 0, 0 below 2^-126: x = n + f with n an integer and |f| <= 1/2, 2^f by its Taylor series in f ln 2
- * to degree 6 (remainder < 1.3e-7), times 2^n by vscalefps. */
+/* 2^x for x <= 0, 2^-126 below -126, NaN for NaN: x = n + f with n an integer and |f| <= 1/2, 2^f by its Taylor
+ * series in f ln 2 to degree 6 (remainder < 1.3e-7), times 2^n by vscalefps. */
 FV_TARGET_BF16 static inline __m512 exp2_nonpos(__m512 x)
 {
-    x = _mm512_max_ps(x, _mm512_set1_ps(-126.0f));
+    x = _mm512_max_ps(_mm512_set1_ps(-126.0f), x); /* vmaxps returns its second operand for a NaN: x */
     const __m512 n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     const __m512 f = _mm512_sub_ps(x, n);
     __m512 p = _mm512_set1_ps(1.5403530393381608e-4f);
