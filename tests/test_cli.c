@@ -18,6 +18,7 @@
 #include <jansson.h>
 
 #include "clipgen.h"
+#include "fibvid/model.h"
 #include "model/safetensors.h"
 #include "testutil.h"
 
@@ -384,13 +385,44 @@ static void test_info_and_bench(void **state)
                             &out, &err), 0);
     j = json_loads(out, 0, NULL);
     assert_non_null(j);
-    /* spatial and temporal x dense, fib-zero, fib-exclude, sima, castling */
-    assert_int_equal(json_array_size(j), 10);
-    for (size_t i = 0; i < json_array_size(j); i++)
-        assert_true(json_real_value(json_object_get(json_array_get(j, i), "gflop")) > 0);
+    /* spatial and temporal x dense, fib-zero, fib-exclude, sima, castling, and dense-bf16 where the CPU
+     * has bf16 (the default precision list of bench attention is fp32 plus bf16 where supported) */
+    size_t nbf16 = 0;
+    for (size_t i = 0; i < json_array_size(j); i++) {
+        json_t *r = json_array_get(j, i);
+        assert_true(json_real_value(json_object_get(r, "gflop")) > 0);
+        const char *prec = json_string_value(json_object_get(r, "precision"));
+        assert_non_null(prec);
+        if (strcmp(prec, "bf16") == 0) {
+            assert_string_equal(json_string_value(json_object_get(r, "kind")), "dense-bf16");
+            nbf16++;
+        }
+    }
+    assert_int_equal(json_array_size(j), 10 + nbf16);
+    assert_int_equal(nbf16, fv_precision_supported(FV_PRECISION_BF16) ? 2 : 0);
     json_decref(j);
     free(out);
     free(err);
+    assert_int_equal(fibvid("bench attention --tokens 50 --frames 4 --heads 3 --head-dim 16 --iters 2 "
+                            "--precision fp32 -f json", &out, &err), 0);
+    j = json_loads(out, 0, NULL);
+    assert_non_null(j);
+    assert_int_equal(json_array_size(j), 10);
+    json_decref(j);
+    free(out);
+    free(err);
+    /* head_dim 8 has no bf16 kernel: the run says so on stderr and keeps the fp32 rows */
+    if (fv_precision_supported(FV_PRECISION_BF16)) {
+        assert_int_equal(fibvid("bench attention --tokens 50 --frames 4 --heads 3 --head-dim 8 --iters 2 "
+                                "--precision bf16 -f json", &out, &err), 0);
+        j = json_loads(out, 0, NULL);
+        assert_non_null(j);
+        assert_int_equal(json_array_size(j), 10);
+        assert_non_null(strstr(err, "bf16"));
+        json_decref(j);
+        free(out);
+        free(err);
+    }
 }
 
 /* The bundled default model (models/fibvid-default.safetensors, made by scripts/make_default_model.sh)

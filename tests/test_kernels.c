@@ -17,6 +17,7 @@
 
 #include "fibvid/attention.h"
 #include "kernels/attention.h"
+#include "kernels/attn_bf16.h"
 #include "testutil.h"
 
 static void report(const FvAttnCheckRow *rows, int32_t n, int32_t *failed)
@@ -136,6 +137,45 @@ static void test_large_scores(void **state)
     assert_int_equal(failed, 0);
 }
 
+/* The row "dense-bf16" (the kernel bf16 inference runs for dense attention, kernels/attn_bf16.h) on random shapes:
+ * held to the fp32 kernel's outputs within its bf16 bound (5e-2 of |bf16 - fp32| / (1 + |fp32|)). It runs only
+ * for head sizes that are multiples of 16 on a CPU with AVX512-BF16. */
+static void test_dense_bf16_row(void **state)
+{
+    (void)state;
+    if (!fv_attn_dense_bf16_fast(64)) {
+        printf("skipped: this CPU has no AVX512-BF16, so the dense bf16 kernel does not run here\n");
+        skip();
+    }
+    FvAttnCheckSettings s;
+    fv_attn_check_default_settings(&s);
+    s.shapes = 12;
+    s.backward = 0;
+    s.kinds = "dense";
+    s.bf16 = 1;
+    FvAttnCheckRow *rows = NULL;
+    int32_t nr = 0, n = 0, failed = 0;
+    if (fv_attn_check(&s, &rows, &nr) < 0)
+        fail_msg("fv_attn_check: %s", fv_last_error());
+    double worst = 0.0;
+    for (int32_t i = 0; i < nr; i++) {
+        const FvAttnCheckRow *r = &rows[i];
+        if (strcmp(r->kind, "dense-bf16"))
+            continue;
+        assert_int_equal(r->head_dim % 16, 0);
+        printf("dense-bf16 %-8s N %4d seqs %3d H %d hd %3d: max_err %.3g (bound %.0e) %s\n",
+               r->spatial ? "spatial" : "temporal", r->tokens, r->sequences, r->heads, r->head_dim, r->max_err,
+               r->tolerance, r->pass ? "ok" : "FAIL");
+        worst = fmax(worst, r->max_err);
+        failed += !r->pass;
+        n++;
+    }
+    free(rows);
+    printf("%d dense-bf16 rows, largest error %.3g, %d over the bound\n", n, worst, failed);
+    assert_true(n > 0);
+    assert_int_equal(failed, 0);
+}
+
 /* One layer of a base-size clip: 8 frames of 197 tokens, 12 heads of 64 (the model's real shapes). */
 static void test_base_layer(void **state)
 {
@@ -160,6 +200,7 @@ int main(void)
         cmocka_unit_test(test_dense_backward_paths),
         cmocka_unit_test(test_base_layer),
         cmocka_unit_test(test_large_scores),
+        cmocka_unit_test(test_dense_bf16_row),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -145,6 +145,10 @@ typedef struct FvAttnCheckSettings {
     float        amplitude;  /**< scale of q and k (scores grow with its square: 30 gives scores of several
                                   hundred, far past exp()'s float range without max-subtraction); 0: 1 or 2
                                   drawn per random shape, 1 for the fixed shape (default 0) */
+    int32_t      bf16;       /**< 1: also the row "dense-bf16", the kernel bf16 inference runs for dense attention
+                                  (q, k, v rounded to bf16, fp32 softmax), after the dense kind's forward row and
+                                  held to its outputs within a bf16 bound (amplitudes up to 2); only where that
+                                  kernel runs here (AVX512-BF16, head_dim a multiple of 16) (default 0) */
 } FvAttnCheckSettings;
 
 /** Fill @p s with the defaults listed on each field. */

@@ -85,6 +85,10 @@ static void help_attn(FILE *f)
         "      --fib-variant modified|original (default modified)\n"
         "      --kinds LIST     comma-separated kinds or rows to time, e.g. dense,sima or fib-exclude\n"
         "                       (default: all; the speed-up column needs dense)\n"
+        "      --precision LIST fp32, bf16 or fp32,bf16 (default: fp32, and bf16 where the CPU has it). With\n"
+        "                       bf16, also the row dense-bf16: the kernel bf16 inference runs for dense\n"
+        "                       attention (AVX512-BF16, head_dim a multiple of 16). bf16 inference runs the\n"
+        "                       other kinds' fp32 kernels, so their rows hold for both precisions.\n"
         "  -t, --threads N      threads (default: all cores)\n"
         "  -f, --format FMT     text|json (default text)\n"
         "  -h, --help           this help\n");
@@ -98,9 +102,10 @@ static int bench_attention(int argc, char **argv)
         { "iters", required_argument, NULL, 'i' },  { "fib-variant", required_argument, NULL, 'v' },
         { "threads", required_argument, NULL, 't' }, { "format", required_argument, NULL, 'f' },
         { "kinds", required_argument, NULL, 'k' },  { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
+        { "precision", required_argument, NULL, 'p' }, { NULL, 0, NULL, 0 },
     };
     long N = 196, T = 8, H = 12, D = 64, iters = 5, threads = 0;
+    int bf16 = fv_precision_supported(FV_PRECISION_BF16);
     const char *kinds = NULL;
     FvFibVariant variant = FV_FIB_MODIFIED;
     FvOutFormat fmt = FV_OUT_TEXT;
@@ -122,6 +127,23 @@ static int bench_attention(int argc, char **argv)
             break;
         case 'f': bad = fv_cli_parse_format(optarg, 1u << FV_OUT_TEXT | 1u << FV_OUT_JSON, &fmt); break;
         case 'k': kinds = optarg; break;
+        case 'p': {
+            char buf[64];
+            snprintf(buf, sizeof(buf), "%s", optarg);
+            int n = 0;
+            bf16 = 0;
+            for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save), n++) {
+                if (n == 2 || fv_cli_precision_option("bench attention", tok))
+                    return FV_EXIT_USAGE;
+                bf16 |= fv_cli_precision() == FV_PRECISION_BF16;
+            }
+            if (!n) {
+                fv_cli_error("bench attention", "bad value '%s' for --precision (valid: fp32, bf16, fp32,bf16)",
+                             optarg);
+                return FV_EXIT_USAGE;
+            }
+            break;
+        }
         case 'h': help_attn(stdout); return FV_EXIT_OK;
         default: return fv_cli_bad_option("bench attention", argv, "t:f:h", longopts);
         }
@@ -147,6 +169,7 @@ static int bench_attention(int argc, char **argv)
     cs.backward = 0;
     cs.iters = (int32_t)iters;
     cs.kinds = kinds;
+    cs.bf16 = bf16;
     FvAttnCheckRow *rows = NULL;
     int32_t nrows = 0;
     if (fv_attn_check(&cs, &rows, &nrows) < 0) {
@@ -158,12 +181,15 @@ static int bench_attention(int argc, char **argv)
         printf("%-9s %-12s %8s %10s %10s %9s %8s %8s\n", "attention", "kind", "tokens", "min_ms", "median_ms",
                "density", "GFLOP", "speedup");
     double dense_min = 0;
+    int dense_rows = 0, bf16_rows = 0;
     for (int32_t i = 0; i < nrows; i++) {
         const FvAttnCheckRow *r = &rows[i];
         if (strcmp(r->entry, "forward"))
             continue;
         if (!strcmp(r->kind, "dense"))
             dense_min = r->min_ms;
+        dense_rows += !strcmp(r->kind, "dense");
+        bf16_rows += !strcmp(r->kind, "dense-bf16");
         const char *att = r->spatial ? "spatial" : "temporal";
         const double speedup = dense_min > 0 ? dense_min / r->min_ms : 0.0; /* 0: no dense row */
         const int32_t tokens = r->spatial ? r->tokens - 1 : r->tokens; /* patches (cls not counted) / frames */
@@ -174,12 +200,16 @@ static int bench_attention(int argc, char **argv)
             printf("%-9s %-12s %8d %10.3f %10.3f %8.2f%% %8.4f %s\n", att, r->kind, tokens, r->min_ms,
                    r->median_ms, 100 * r->density, r->gflop, sp);
         } else {
-            json_array_append_new(res, json_pack("{s:s, s:s, s:i, s:i, s:i, s:i, s:f, s:f, s:f, s:f, s:o}",
-                "attention", att, "kind", r->kind, "tokens", tokens, "sequences", r->sequences, "heads",
+            json_array_append_new(res, json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:f, s:f, s:f, s:f, s:o}",
+                "attention", att, "kind", r->kind, "precision", strcmp(r->kind, "dense-bf16") ? "fp32" : "bf16",
+                "tokens", tokens, "sequences", r->sequences, "heads",
                 r->heads, "head_dim", r->head_dim, "min_ms", r->min_ms, "median_ms", r->median_ms, "density",
                 r->density, "gflop", r->gflop, "speedup_vs_dense", speedup > 0 ? json_real(speedup) : json_null()));
         }
     }
+    if (bf16 && dense_rows && !bf16_rows)
+        fv_cli_warn("bench attention", "no dense-bf16 row: its kernel needs a head_dim that is a multiple of 16 (%ld "
+                    "here); bf16 inference runs dense attention's fp32 kernel for this shape", D);
     if (fmt == FV_OUT_JSON) {
         char *js = json_dumps(res, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
         puts(js);

@@ -10,6 +10,8 @@
 
 #include "fibvid/attention.h"
 #include "kernels/attention.h"
+#include "kernels/attn_bf16.h"
+#include "kernels/bf16.h"
 #include "util/util.h"
 
 /* Bounds on |fast - reference| / (1 + |reference|): float kernels against double references. The backward
@@ -17,6 +19,9 @@
 #define TOL_FORWARD  1e-5
 #define TOL_STATS    2e-5
 #define TOL_BACKWARD 1e-4
+/* The dense bf16 kernel against the fp32 one: q and k rounded to bf16 move a score by ~2^-8 |s| (|s| up to ~12
+ * at amplitude 2), the weights and v rounded to bf16 and the output too add ~2^-8 each: a few 1e-2 at most. */
+#define TOL_BF16     5e-2
 
 void fv_attn_check_default_settings(FvAttnCheckSettings *s)
 {
@@ -335,6 +340,45 @@ done:
     return ret;
 }
 
+/* The row "dense-bf16": the kernel bf16 inference runs for dense attention (kernels/attn_bf16.h) on @qkv rounded
+ * to bf16, held to the fp32 kernel's outputs @ref (themselves held to the reference) within TOL_BF16, timed. */
+static int check_dense_bf16(const FvAttnCheckSettings *s, const Config *cf, const Shape *sh, const FvAttnPlan *p,
+                            const float *qkv, const float *ref, Timer *tm, Rows *rows)
+{
+    const int64_t D = (int64_t)sh->H * sh->hd, nrow = (int64_t)sh->B * sh->N;
+    uint16_t *qkv16 = fv_malloc(sizeof(uint16_t) * (size_t)(nrow * 3 * D));
+    uint16_t *out16 = fv_malloc(sizeof(uint16_t) * (size_t)(nrow * D));
+    float *out = fv_malloc(sizeof(float) * (size_t)(nrow * D));
+    FvAttnCheckRow *row = push_row(rows);
+    int ret = 0;
+    if (!qkv16 || !out16 || !out || !row) {
+        ret = fv_error(FV_ENOMEM, "fv_attn_check: out of memory");
+        goto done;
+    }
+    row_init(row, cf, "forward", sh, p);
+    snprintf(row->kind, sizeof(row->kind), "%.24s-bf16", cf->name);
+    fv_f32_to_bf16(qkv16, qkv, nrow * 3 * D);
+    if ((ret = fv_attn_dense_bf16(out16, qkv16, sh->B, sh->N, sh->H, sh->hd)) < 0)
+        goto done;
+    if (s->check) {
+        fv_bf16_to_f32(out, out16, nrow * D);
+        row->max_err = max_err(out, ref, nrow * D);
+        row->tolerance = TOL_BF16;
+        row->pass = row->max_err <= row->tolerance;
+    }
+    for (int32_t it = 0; it < s->iters; it++) {
+        const double t0 = fv_time_ms();
+        fv_attn_dense_bf16(out16, qkv16, sh->B, sh->N, sh->H, sh->hd);
+        tm->t[it] = fv_time_ms() - t0;
+    }
+    timing(tm, row);
+done:
+    fv_free(qkv16);
+    fv_free(out16);
+    fv_free(out);
+    return ret;
+}
+
 static int check_one(const FvAttnCheckSettings *s, const Config *cf, const Shape *sh, uint64_t *seed, Rows *rows)
 {
     FvAttnSettings as;
@@ -403,6 +447,9 @@ static int check_one(const FvAttnCheckSettings *s, const Config *cf, const Shape
         tm.t[it] = fv_time_ms() - t0;
     }
     timing(&tm, row);
+    if (s->bf16 && cf->dsp->kind == FV_ATTN_DENSE && cf->aux_weight == 0.0f && fv_attn_dense_bf16_fast(sh->hd) &&
+        (ret = check_dense_bf16(s, cf, sh, &p, qkv, out, &tm, rows)) < 0)
+        goto done;
 
     /* forward gathering diagnostics: the same outputs, and the statistics of the reference weights (entropy
      * null for kinds without a probability distribution) */
