@@ -411,6 +411,20 @@ static void test_info_and_bench(void **state)
     json_decref(j);
     free(out);
     free(err);
+    /* a precision list holds each precision at most once: anything else is one line and exit 1, never silent */
+    static const char *const bad_lists[] = { "fp32,bf16,fp32", "fp32,fp32", "fp16", ",", "" };
+    for (size_t i = 0; i < sizeof(bad_lists) / sizeof(bad_lists[0]); i++)
+        for (int attn = 0; attn < 2; attn++) {
+            char cmd[160];
+            snprintf(cmd, sizeof(cmd), "bench %s --iters 1 --precision '%s'",
+                     attn ? "attention --kinds dense" : "--config test", bad_lists[i]);
+            assert_int_equal(fibvid(cmd, &out, &err), 1);
+            printf("fibvid %s -> 1: %s", cmd, err);
+            assert_non_null(strstr(err, "--precision"));
+            assert_int_equal(count_lines(err), 1);
+            free(out);
+            free(err);
+        }
     /* head_dim 8 has no bf16 kernel: the run says so on stderr and keeps the fp32 rows */
     if (fv_precision_supported(FV_PRECISION_BF16)) {
         assert_int_equal(fibvid("bench attention --tokens 50 --frames 4 --heads 3 --head-dim 8 --iters 2 "

@@ -56,8 +56,8 @@ static void help_model(FILE *f)
         "      --size N         input height and width (default: the model's image_size)\n"
         "      --iters N        timed iterations after one warm-up (default 5)\n"
         "      --precision LIST precisions to time, each against the machine's peak for it measured at the start\n"
-        "                       (a register-only FMA loop for fp32, vdpbf16ps for bf16): fp32, bf16 or fp32,bf16\n"
-        "                       (default: fp32, and bf16 where the CPU has it)\n"
+        "                       (a register-only FMA loop for fp32, vdpbf16ps for bf16): fp32, bf16, fp32,bf16 or\n"
+        "                       bf16,fp32, in that order (default: fp32, and bf16 where the CPU has it)\n"
         "  -t, --threads N      threads (default: all cores)\n"
         "  -f, --format FMT     text|json (default text; json also gives per precision cpu_min_ms, the least\n"
         "                       process CPU time of an iteration: with -t 1 its compute time on a busy machine)\n"
@@ -128,20 +128,11 @@ static int bench_attention(int argc, char **argv)
         case 'f': bad = fv_cli_parse_format(optarg, 1u << FV_OUT_TEXT | 1u << FV_OUT_JSON, &fmt); break;
         case 'k': kinds = optarg; break;
         case 'p': {
-            char buf[64];
-            snprintf(buf, sizeof(buf), "%s", optarg);
-            int n = 0;
-            bf16 = 0;
-            for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save), n++) {
-                if (n == 2 || fv_cli_precision_option("bench attention", tok))
-                    return FV_EXIT_USAGE;
-                bf16 |= fv_cli_precision() == FV_PRECISION_BF16;
-            }
-            if (!n) {
-                fv_cli_error("bench attention", "bad value '%s' for --precision (valid: fp32, bf16, fp32,bf16)",
-                             optarg);
+            FvPrecision precs[2];
+            int n;
+            if (fv_cli_precision_list("bench attention", optarg, precs, &n))
                 return FV_EXIT_USAGE;
-            }
+            bf16 = precs[0] == FV_PRECISION_BF16 || (n == 2 && precs[1] == FV_PRECISION_BF16);
             break;
         }
         case 'h': help_attn(stdout); return FV_EXIT_OK;
@@ -263,21 +254,10 @@ int fv_cli_bench(int argc, char **argv)
             if (fv_cli_attn_option(&ov, "bench", longopts[li].name, optarg) < 0)
                 return FV_EXIT_USAGE;
             break;
-        case 'p': {
-            char buf[64];
-            snprintf(buf, sizeof(buf), "%s", optarg);
-            nprec = 0;
-            for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-                if (nprec == 2 || fv_cli_precision_option("bench", tok))
-                    return FV_EXIT_USAGE;
-                precs[nprec++] = fv_cli_precision();
-            }
-            if (!nprec) {
-                fv_cli_error("bench", "bad value '%s' for --precision (valid: fp32, bf16, fp32,bf16)", optarg);
+        case 'p':
+            if (fv_cli_precision_list("bench", optarg, precs, &nprec))
                 return FV_EXIT_USAGE;
-            }
             break;
-        }
         default: return fv_cli_bad_option("bench", argv, "m:t:f:h", longopts);
         }
         if (bad) {

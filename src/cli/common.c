@@ -424,6 +424,30 @@ int fv_cli_precision_option(const char *cmd, const char *value)
     return 0;
 }
 
+int fv_cli_precision_list(const char *cmd, const char *value, FvPrecision out[2], int *n)
+{
+    char buf[64];
+    *n = 0;
+    if (strlen(value) < sizeof(buf)) {
+        snprintf(buf, sizeof(buf), "%s", value);
+        for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+            FvPrecision p;
+            if (*n == 2 || fv_precision_parse(tok, &p) < 0 || (*n == 1 && out[0] == p)) {
+                *n = 0; /* a third entry, an unknown one, or one given twice */
+                break;
+            }
+            if (fv_cli_precision_option(cmd, tok))
+                return FV_EXIT_USAGE;
+            out[(*n)++] = fv_cli_precision();
+        }
+    }
+    if (!*n) {
+        fv_cli_error(cmd, "bad value '%s' for --precision (valid: fp32, bf16, fp32,bf16, bf16,fp32)", value);
+        return FV_EXIT_USAGE;
+    }
+    return 0;
+}
+
 int fv_cli_load_model(const char *cmd, const char *path, FvModel **out)
 {
     if (!path) {
