@@ -1,7 +1,9 @@
 /* Inference precision: the tiny reference model (tests/data/tiny_hf, made by scripts/make_reference.py) on the
  * prepared weights in fp32 against the plain C reference backend (tight), in bf16 against fp32 (max |logit|
  * difference and top-1 agreement over 64 random clips, stated tolerance), oneDNN's bf16 against the plain C bf16
- * kernel; a bf16 model refuses training and saving; `--precision bf16` where bf16 cannot run is one line, exit 1. */
+ * kernel; a bf16 model refuses training and saving; `--precision bf16` where bf16 cannot run is one line, exit 1;
+ * a config's bf16 default: training in fp32, fp32 with a warning where bf16 cannot run, no merge across
+ * precisions; bench --precision fp32,bf16 on a BF16 checkpoint. */
 #include <math.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,11 +13,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include <jansson.h>
+#include <sys/stat.h>
 
 #include "fibvid/fibvid.h"
 #include "kernels/gemm.h"
 #include "kernels/gemm_packed.h"
 #include "model/forward.h"
+#include "model/safetensors.h"
 #include "util/util.h"
 #include "testutil.h"
 
@@ -311,6 +316,128 @@ static void test_evaluate_resume_precision(void **state)
     free(buf);
 }
 
+/* @dir/model.safetensors: tiny_hf's weights as BF16 (round to nearest even), beside its config.json: a checkpoint
+ * a bf16 load converts directly and keeps no fp32 weights of. */
+static void write_bf16_copy(const char *dir)
+{
+    char *src = fvt_join(fvt_data_dir(), "tiny_hf/model.safetensors"), *cfg = fvt_join(fvt_data_dir(), "tiny_hf/config.json");
+    FvSafetensors *st = NULL;
+    assert_int_equal(fv_st_open(&st, src), 0);
+    json_t *hdr = json_object();
+    size_t total = 0;
+    for (size_t i = 0; i < fv_st_count(st); i++)
+        total += (fv_st_tensor(st, i)->end - fv_st_tensor(st, i)->begin) / 2;
+    uint8_t *data = malloc(total), *d = data;
+    for (size_t i = 0; i < fv_st_count(st); i++) {
+        const FvTensorInfo *t = fv_st_tensor(st, i);
+        assert_int_equal(t->dtype, FV_DT_F32);
+        const size_t n = (t->end - t->begin) / 4;
+        json_t *shape = json_array();
+        for (int32_t k = 0; k < t->ndim; k++)
+            json_array_append_new(shape, json_integer(t->shape[k]));
+        json_object_set_new(hdr, t->name, json_pack("{s:s, s:o, s:[I, I]}", "dtype", "BF16", "shape", shape,
+                                                     "data_offsets", (json_int_t)(d - data),
+                                                     (json_int_t)(d - data + 2 * n)));
+        for (size_t k = 0; k < n; k++) {
+            uint32_t u;
+            memcpy(&u, (const uint8_t *)t->data + 4 * k, 4);
+            u += 0x7fffu + ((u >> 16) & 1u);
+            const uint16_t h = (uint16_t)(u >> 16);
+            memcpy(d, &h, 2);
+            d += 2;
+        }
+    }
+    fv_st_close(&st);
+    char *h = json_dumps(hdr, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    size_t hl = strlen(h), pad = (8 - hl % 8) % 8;
+    uint64_t len = hl + pad;
+    char *out = fvt_join(dir, "model.safetensors"), *outc = fvt_join(dir, "config.json");
+    FILE *f = fopen(out, "wb");
+    assert_non_null(f);
+    fwrite(&len, 8, 1, f);
+    fwrite(h, 1, hl, f);
+    fwrite("        ", 1, pad, f);
+    fwrite(data, 1, total, f);
+    assert_int_equal(fclose(f), 0);
+    size_t n;
+    char *ct = fvt_read_file(cfg, &n);
+    assert_non_null(ct);
+    assert_int_equal(fvt_write_file(outc, ct, n), 0);
+    free(ct);
+    free(h);
+    json_decref(hdr);
+    free(data);
+    free(src);
+    free(cfg);
+    free(out);
+    free(outc);
+}
+
+/* A model whose config says bf16 ("fibvid_precision"): train resumes and fine-tunes it in fp32 (its default is for
+ * inference); on a machine without bf16 classify and info run it in fp32 and say so (a default, not an explicit
+ * --precision bf16); evaluate shards of other precisions do not merge; bench --precision fp32,bf16 runs a BF16
+ * checkpoint (loaded in fp32, then prepared in bf16). */
+static void test_config_default_bf16(void **state)
+{
+    (void)state;
+    char *d = fvt_tmpdir(), cmd[8192];
+    snprintf(cmd, sizeof(cmd),
+             "cd '%s' && B='%s' && \"$B\" synth -o ds -n 2 -s 3 -q -t 1 >/dev/null 2>&1 && "
+             "echo '{\"hidden_size\":64,\"num_hidden_layers\":2,\"num_attention_heads\":4,\"intermediate_size\":128,"
+             "\"num_frames\":4,\"image_size\":32,\"patch_size\":16,\"fibvid_precision\":\"bf16\"}' > c.json && "
+             "\"$B\" train --ucf101 ds --config c.json -o tr --epochs 2 --stop-after 1 -t 1 -q 2>&1; echo train=$?; "
+             "\"$B\" train --resume -o tr -t 1 -q 2>&1; echo resume=$?; "
+             "\"$B\" train --ucf101 ds -m tr/model.safetensors -o ft --epochs 1 -t 1 -q 2>&1; echo finetune=$?; "
+             "FIBVID_NO_BF16=1 \"$B\" classify -m tr/model.safetensors -t 1 ds/Blink/v_Blink_g01_c01.avi "
+             ">/dev/null 2>err.txt; echo classify=$?; cat err.txt; "
+             "FIBVID_NO_BF16=1 \"$B\" info -m tr/model.safetensors -f json 2>/dev/null | grep -c bf16_isa; "
+             "echo info=$?",
+             d, fvt_bin());
+    char *buf = NULL;
+    fvt_run(cmd, &buf, NULL);
+    assert_non_null(buf);
+    printf("%s", buf);
+    assert_non_null(strstr(buf, "train=0\nresume=0\nfinetune=0\nclassify=0\n"));
+    assert_non_null(strstr(buf, "its config's default precision is bf16, which this machine cannot run"));
+    assert_non_null(strstr(buf, "\n0\ninfo=1\n")); /* info worked (JSON printed) and has no bf16_isa */
+    free(buf);
+    if (!fv_bf16_supported()) {
+        printf("merge of precisions, bench on a BF16 checkpoint: skipped, this machine cannot run bf16 products\n");
+        fvt_rmtree(d);
+        free(d);
+        return;
+    }
+    snprintf(cmd, sizeof(cmd),
+             "cd '%s' && B='%s' && M=tr/model.safetensors && "
+             "\"$B\" evaluate --ucf101 ds --root ds -m $M --shard 1/2 --precision fp32 -o e1 -t 1 -q >/dev/null 2>&1 && "
+             "\"$B\" evaluate --ucf101 ds --root ds -m $M --shard 2/2 -o e2 -t 1 -q >/dev/null 2>&1 && "
+             "\"$B\" merge -o em e1 e2 -q 2>&1; echo merge=$?",
+             d, fvt_bin());
+    fvt_run(cmd, &buf, NULL);
+    assert_non_null(buf);
+    printf("%s", buf);
+    assert_non_null(strstr(buf, "precision=bf16"));
+    assert_null(strstr(buf, "merge=0"));
+    free(buf);
+    char *h = fvt_join(d, "h");
+    assert_int_equal(mkdir(h, 0755), 0);
+    write_bf16_copy(h);
+    for (int order = 0; order < 2; order++) {
+        snprintf(cmd, sizeof(cmd), "'%s' bench -m '%s' --precision %s --iters 1 -t 1 2>&1; echo rc=$?", fvt_bin(), h,
+                 order ? "bf16,fp32" : "fp32,bf16");
+        fvt_run(cmd, &buf, NULL);
+        assert_non_null(buf);
+        printf("%s", buf);
+        assert_non_null(strstr(buf, "\nbf16 "));
+        assert_non_null(strstr(buf, "\nfp32 "));
+        assert_non_null(strstr(buf, "rc=0\n"));
+        free(buf);
+    }
+    free(h);
+    fvt_rmtree(d);
+    free(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -320,6 +447,7 @@ int main(void)
         cmocka_unit_test(test_bf16_inference_only),
         cmocka_unit_test(test_cli_no_bf16),
         cmocka_unit_test(test_evaluate_resume_precision),
+        cmocka_unit_test(test_config_default_bf16),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -40,7 +40,8 @@ typedef struct FvTokenPool {
 
 /** Arithmetic of the matrix products of inference (training is always fp32). */
 typedef enum FvPrecision {
-    FV_PRECISION_DEFAULT = 0, /**< in load options: the model config's "fibvid_precision", else fp32 */
+    FV_PRECISION_DEFAULT = 0, /**< in load options: the model config's "fibvid_precision" where this machine
+                                   runs it (fv_precision_supported), else fp32 */
     FV_PRECISION_FP32    = 1,
     FV_PRECISION_BF16    = 2, /**< weights held in bf16 only (converted once at load), products in bf16 with fp32
                                    accumulation; LayerNorm, softmax, GELU, residuals, attention and the classifier in
@@ -120,7 +121,7 @@ FV_API int fv_model_load(FvModel **out, const char *path);
 
 /** Options of fv_model_load_ex(); zero-initialised means the defaults. */
 typedef struct FvModelLoadOptions {
-    FvPrecision precision; /**< DEFAULT: the config's "fibvid_precision", else fp32 */
+    FvPrecision precision; /**< DEFAULT: the config's "fibvid_precision" where this machine runs it, else fp32 */
 } FvModelLoadOptions;
 
 /** fv_model_load() with options (NULL: defaults). With bf16 the linear layers' weights are converted once to bf16

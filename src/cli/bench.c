@@ -281,7 +281,11 @@ int fv_cli_bench(int argc, char **argv)
     FvModel *m = NULL;
     int rc;
     if (!config) {
-        if ((rc = fv_cli_load_model("bench", model, &m)))
+        /* loaded in fp32 where fp32 is timed (bf16 is prepared from it; a model loaded in bf16 keeps no fp32
+         * weights), else in bf16 */
+        const int fp32 = precs[0] == FV_PRECISION_FP32 || (nprec == 2 && precs[1] == FV_PRECISION_FP32);
+        if ((rc = fv_cli_precision_option("bench", fp32 ? "fp32" : "bf16")) ||
+            (rc = fv_cli_load_model("bench", model, &m)))
             return rc;
         if (!model)
             model = fv_cli_default_model();

@@ -314,6 +314,10 @@ static int run(const EvalOpts *o, double t_start)
              cs.sample.dense_start == FV_DENSE_START_SLOWFAST ? "slowfast" : "mmaction", (long)o->pred.temporal_views,
              (long)o->pred.spatial_views, cs.pre.crop_size, cs.pre.short_side > 0 ? cs.pre.short_side : cs.pre.crop_size,
              cs.pre.mean[0], cs.pre.mean[1], cs.pre.mean[2], cs.pre.std[0], cs.pre.std[1], cs.pre.std[2]);
+    /* bf16 changes the results: runs and shards in other precisions are not one run (fp32, the baseline, adds
+     * nothing, so fp32 runs keep the settings they had before precisions existed) */
+    if (fv_model_precision(m) == FV_PRECISION_BF16)
+        snprintf(settings + strlen(settings), sizeof(settings) - strlen(settings), " precision=bf16");
     fv_attn_describe(&cfg->spatial, 0, sattn, sizeof(sattn));
     fv_attn_describe(&cfg->temporal, 0, tattn, sizeof(tattn));
     snprintf(attention, sizeof(attention), "spatial=%s temporal=%s", sattn, tattn);

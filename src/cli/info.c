@@ -160,7 +160,7 @@ int fv_cli_info(int argc, char **argv)
                                                       attn_json(&cf->spatial, P, cf->num_heads, 0), "temporal",
                                                       attn_json(&cf->temporal, cf->num_frames, cf->num_heads, 1)));
         json_object_set_new(j, "psvit", psvit_json(cf));
-        json_object_set_new(j, "precision", json_pack("{s:s, s:s, s:s?}", "default",
+        json_object_set_new(j, "precision", json_pack("{s:s, s:s, s:s*}", "default",
             fv_precision_name(fv_model_precision(m)), "fp32_isa", fv_precision_isa(FV_PRECISION_FP32), "bf16_isa",
             fv_precision_supported(FV_PRECISION_BF16) ? fv_precision_isa(FV_PRECISION_BF16) : NULL));
         json_t *labels = json_array();

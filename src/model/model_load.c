@@ -226,8 +226,10 @@ static int load_weights(FvModel *m, const char *path, FvPrecision prec)
     }
     m->cfg = cfg;
     m->w.layers = layers;
+    /* the config's bf16 is a default for machines that run it: elsewhere fp32 (the CLI says so on stderr) */
     if (prec == FV_PRECISION_DEFAULT)
-        prec = cfg.precision == FV_PRECISION_BF16 ? FV_PRECISION_BF16 : FV_PRECISION_FP32;
+        prec = cfg.precision == FV_PRECISION_BF16 && fv_precision_supported(FV_PRECISION_BF16) ? FV_PRECISION_BF16
+                                                                                             : FV_PRECISION_FP32;
     if (!fv_precision_supported(prec)) {
         ret = fv_error(FV_ENOTSUP, "%s: bf16 is not supported here (%s)", path, fv_gemm_available(FV_GEMM_DNNL)
                        ? "the CPU has neither AVX512-BF16 nor AMX" : "fibvid was built without oneDNN");

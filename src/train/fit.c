@@ -75,6 +75,14 @@ static int load_json_config(const char *path, int32_t num_labels, FvModelConfig 
     return 0;
 }
 
+/* A checkpoint to fine-tune or resume, in fp32 whatever its config's "fibvid_precision" (a default for inference:
+ * a bf16 model keeps no fp32 weights to train). */
+static int load_for_training(FvModel **m, const char *path)
+{
+    const FvModelLoadOptions lo = { .precision = FV_PRECISION_FP32 };
+    return fv_model_load_ex(m, path, &lo);
+}
+
 /* A new model of the settings' preset or JSON config, with the data's @nc classes. */
 static int new_model(const FvFitSettings *s, int32_t nc, FvModel **m)
 {
@@ -500,7 +508,7 @@ int fv_fit_run(const FvFitSettings *s, FvFitResult *res)
 
     /* the model: a fresh one of a named size or JSON config, or an existing one to fine-tune */
     if (s->init_model)
-        ret = fv_model_load(&m, s->init_model);
+        ret = load_for_training(&m, s->init_model);
     else
         ret = new_model(s, NC, &m);
     if (ret < 0)
@@ -581,7 +589,7 @@ int fv_fit_run(const FvFitSettings *s, FvFitResult *res)
         const char *wf = json_string_value(json_object_get(ck, "weights"));
         char *wp = wf ? fv_path_join(s->out_dir, wf) : NULL;
         fv_model_close(&m);
-        ret = wp ? fv_model_load(&m, wp) : fv_error(FV_EINVAL, "%s: no \"weights\"", ck_path);
+        ret = wp ? load_for_training(&m, wp) : fv_error(FV_EINVAL, "%s: no \"weights\"", ck_path);
         free(wp);
         if (ret < 0)
             goto done;
