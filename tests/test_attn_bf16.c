@@ -126,12 +126,41 @@ static void test_nan_and_range(void **state)
     free(qkv), free(o), free(r);
 }
 
+/* A key whose score lies far below the row's maximum weighs 0, as in the reference: scores +-1024 (so 2^-2954 in
+ * the softmax) and that key's v at 3e38, near float's range: the output stays the other key's v (a weight clamped
+ * at 2^-126 gave 4.5 instead of 1). */
+static void test_far_below_max(void **state)
+{
+    (void)state;
+    const int32_t N = 2, H = 1, hd = 16;
+    const int64_t D = (int64_t)H * hd;
+    uint16_t qkv[2 * 3 * 16] = { 0 }, o[2 * 16], r[2 * 16];
+    qkv[0] = fv_bf16_from_f32(64.0f);          /* q0 = (64, 0, ...) */
+    qkv[D] = fv_bf16_from_f32(64.0f);          /* k0 = (64, 0, ...): score +1024 */
+    qkv[3 * D + D] = fv_bf16_from_f32(-64.0f); /* k1 = (-64, 0, ...): score -1024 */
+    for (int32_t c = 0; c < hd; c++) {
+        qkv[2 * D + c] = fv_bf16_from_f32(1.0f);              /* v0 */
+        qkv[3 * D + 2 * D + c] = fv_bf16_from_f32(3e38f);     /* v1 */
+    }
+    assert_int_equal(fv_attn_dense_bf16(o, qkv, 1, N, H, hd), 0);
+    assert_int_equal(fv_attn_dense_bf16_ref(r, qkv, 1, N, H, hd), 0);
+    double worst = 0.0;
+    for (int32_t c = 0; c < hd; c++)
+        worst = fmax(worst, fabs((double)fv_f32_from_bf16(o[c]) - fv_f32_from_bf16(r[c])));
+    printf("%s: query 0 output %g (reference %g), largest difference %g\n",
+           fv_attn_dense_bf16_fast(hd) ? "AVX512-BF16 kernel" : "plain C", fv_f32_from_bf16(o[0]),
+           fv_f32_from_bf16(r[0]), worst);
+    assert_true(fv_f32_from_bf16(r[0]) == 1.0f);
+    assert_true(worst == 0.0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kernel_vs_ref),
         cmocka_unit_test(test_bf16_vs_fp32),
         cmocka_unit_test(test_nan_and_range),
+        cmocka_unit_test(test_far_below_max),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,8 +12,8 @@
 int fv_attn_dense_bf16(uint16_t *out, const uint16_t *qkv, int64_t nseq, int32_t N, int32_t H, int32_t hd);
 
 /* The plain C reference of the above with the same roundings (bf16 operands, weights rounded to bf16 for AV,
- * output rounded to bf16), every sum in double, libm's exp. */
-void fv_attn_dense_bf16_ref(uint16_t *out, const uint16_t *qkv, int64_t nseq, int32_t N, int32_t H, int32_t hd);
+ * output rounded to bf16), every sum in double, libm's exp. Returns 0 or FV_ENOMEM. */
+int fv_attn_dense_bf16_ref(uint16_t *out, const uint16_t *qkv, int64_t nseq, int32_t N, int32_t H, int32_t hd);
 
 /* 1 when the AVX512-BF16 kernel runs for heads of @hd here (the CPU has AVX512-BF16, hd a multiple of 16). */
 int fv_attn_dense_bf16_fast(int32_t hd);

@@ -20,14 +20,19 @@
 #include "kernels/bf16.h"
 #include "util/util.h"
 
-void fv_attn_dense_bf16_ref(uint16_t *out, const uint16_t *qkv, int64_t nseq, int32_t N, int32_t H, int32_t hd)
+int fv_attn_dense_bf16_ref(uint16_t *out, const uint16_t *qkv, int64_t nseq, int32_t N, int32_t H, int32_t hd)
 {
     const int64_t D = (int64_t)H * hd, ld = 3 * D;
     const double scale = 1.0 / sqrt((double)hd);
+    int oom = 0;
 #pragma omp parallel
     {
         double *s = malloc(sizeof(double) * (size_t)N);
         float *p = malloc(sizeof(float) * (size_t)N);
+        if (!s || !p) {
+#pragma omp atomic write
+            oom = 1;
+        }
 #pragma omp for schedule(static)
         for (int64_t t = 0; t < nseq * H; t++) {
             const int64_t b = t / H, h = t % H;
@@ -57,6 +62,7 @@ void fv_attn_dense_bf16_ref(uint16_t *out, const uint16_t *qkv, int64_t nseq, in
         free(s);
         free(p);
     }
+    return oom ? fv_error(FV_ENOMEM, "fv_attn_dense_bf16: out of memory") : 0;
 }
 
 #if defined(__x86_64__) && (defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 10))
@@ -106,11 +112,13 @@ FV_TARGET_BF16 static inline void transpose16(__m512i r[16])
     }
 }
 
-/* 2^x for x <= 0, 2^-126 below -126, NaN for NaN: x = n + f with n an integer and |f| <= 1/2, 2^f by its Taylor
- * series in f ln 2 to degree 6 (remainder < 1.3e-7), times 2^n by vscalefps. */
+/* 2^x for x <= 0, NaN for NaN: x = n + f with n an integer and |f| <= 1/2, 2^f by its Taylor series in f ln 2 to
+ * degree 6 (remainder < 1.3e-7), times 2^n by vscalefps. Below -151 it is 2^-151, under half the least denormal:
+ * 0 (a clamp at -126 gave a key whose score lay 126 below the row's maximum a weight 2^-126 that survived the sum
+ * and, times a v near float's range, moved the output). */
 FV_TARGET_BF16 static inline __m512 exp2_nonpos(__m512 x)
 {
-    x = _mm512_max_ps(_mm512_set1_ps(-126.0f), x); /* vmaxps returns its second operand for a NaN: x */
+    x = _mm512_max_ps(_mm512_set1_ps(-151.0f), x); /* vmaxps returns its second operand for a NaN: x */
     const __m512 n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     const __m512 f = _mm512_sub_ps(x, n);
     __m512 p = _mm512_set1_ps(1.5403530393381608e-4f);
@@ -315,6 +323,5 @@ int fv_attn_dense_bf16(uint16_t *out, const uint16_t *qkv, int64_t nseq, int32_t
         return 0;
     }
 #endif
-    fv_attn_dense_bf16_ref(out, qkv, nseq, N, H, hd);
-    return 0;
+    return fv_attn_dense_bf16_ref(out, qkv, nseq, N, H, hd);
 }
