@@ -251,6 +251,54 @@ static void test_bad_model_and_usage(void **state)
 
 /* Issue 20, bug 7: an output file that cannot be written is found before any clip is classified: exit 2, the
  * OS reason, nothing on stdout. */
+/* FFmpeg missing at run time (empty files named as its libraries first on LD_LIBRARY_PATH): fibvid loads it on
+ * first use, so --version still works, and synth (whose clips are encoded by OpenMP workers) and classify stop
+ * with one line naming the library and exit 3, before synth makes any directory. A build that links FFmpeg at
+ * start (-Dlazy_libs=false) cannot start at all there: skipped. */
+static void test_missing_ffmpeg(void **state)
+{
+    (void)state;
+    char *d = fvt_tmpdir(), cmd[4096], *out = NULL, *err = NULL;
+    static const char *const libs[] = { "libavformat.so.59", "libavcodec.so.59", "libswscale.so.6",
+                                        "libavutil.so.57" };
+    for (size_t i = 0; i < sizeof(libs) / sizeof(libs[0]); i++) {
+        char *p = fvt_join(d, libs[i]);
+        assert_int_equal(fvt_write_file(p, "", 0), 0);
+        free(p);
+    }
+    snprintf(cmd, sizeof(cmd), "LD_LIBRARY_PATH='%s' '%s' --version", d, fvt_bin());
+    if (fvt_run(cmd, &out, &err) != 0) {
+        printf("skipped: this build links FFmpeg at start (-Dlazy_libs=false), so it cannot start without it\n");
+        free(out), free(err);
+        fvt_rmtree(d);
+        free(d);
+        skip();
+    }
+    free(out), free(err);
+    for (int run = 0; run < 4; run++) { /* several workers reach FFmpeg at once: each run one line */
+        snprintf(cmd, sizeof(cmd), "LD_LIBRARY_PATH='%s' '%s' synth --out '%s/syn' -n 3", d, fvt_bin(), d);
+        assert_int_equal(fvt_run(cmd, &out, &err), 3);
+        if (run == 0)
+            printf("synth without FFmpeg -> 3: %s", err);
+        assert_int_equal(count_lines(err), 1);
+        assert_non_null(strstr(err, "cannot load FFmpeg"));
+        free(out), free(err);
+    }
+    char *syn = fvt_join(d, "syn");
+    struct stat sb;
+    assert_int_not_equal(stat(syn, &sb), 0);
+    free(syn);
+    snprintf(cmd, sizeof(cmd), "LD_LIBRARY_PATH='%s' '%s' classify -q '%s/clip_ffv1.mkv'", d, fvt_bin(),
+             fvt_data_dir());
+    assert_int_equal(fvt_run(cmd, &out, &err), 3);
+    printf("classify without FFmpeg -> 3: %s", err);
+    assert_int_equal(count_lines(err), 1);
+    assert_non_null(strstr(err, "cannot load FFmpeg"));
+    free(out), free(err);
+    fvt_rmtree(d);
+    free(d);
+}
+
 static void test_unwritable_diag(void **state)
 {
     (void)state;
@@ -890,6 +938,7 @@ int main(void)
         cmocka_unit_test(test_bad_model_and_usage),
         cmocka_unit_test(test_info_and_bench),
         cmocka_unit_test(test_unwritable_diag),
+        cmocka_unit_test(test_missing_ffmpeg),
         cmocka_unit_test(test_progress_on_terminal),
         cmocka_unit_test(test_masks),
         cmocka_unit_test(test_default_model),

@@ -77,6 +77,10 @@ static void test_malloc_sizes(void **state)
     fv_free(NULL);
     assert_null(fv_malloc(0));
     assert_null(fv_calloc(SIZE_MAX / 2, 4)); /* overflow */
+    /* sizes the 64-byte rounding would wrap to a tiny block: NULL, never a block smaller than asked for */
+    assert_null(fv_malloc(SIZE_MAX));
+    assert_null(fv_malloc(SIZE_MAX - 10));
+    assert_null(fv_calloc(1, SIZE_MAX - 1));
 }
 
 static void test_huge_alloc(void **state)

@@ -287,16 +287,21 @@ int fv_dnnl_linear(void *out, const void *in, const FvPackedW *w, const float *b
 
 const char *fv_packed_impl(FvGemmType dt)
 {
+    /* found once per type, under a lock of its own: a caller never sees the string half written */
     static char buf[2][64];
-    if (buf[dt][0])
-        return buf[dt];
-    dnnl_primitive_desc_t pd = NULL;
-    const char *impl = "none";
-    if ((dt == FV_GT_F32 || fv_bf16_supported()) && engine() && make_pd(&pd, 1024, 768, 768, dt, 1, 0, NULL) == 0)
-        dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl);
-    snprintf(buf[dt], sizeof(buf[dt]), "%s", impl);
-    if (pd)
-        dnnl_primitive_desc_destroy(pd);
+    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    pthread_mutex_lock(&lock);
+    if (!buf[dt][0]) {
+        dnnl_primitive_desc_t pd = NULL;
+        const char *impl = "none";
+        if ((dt == FV_GT_F32 || fv_bf16_supported()) && engine() &&
+            make_pd(&pd, 1024, 768, 768, dt, 1, 0, NULL) == 0)
+            dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl);
+        snprintf(buf[dt], sizeof(buf[dt]), "%s", impl);
+        if (pd)
+            dnnl_primitive_desc_destroy(pd);
+    }
+    pthread_mutex_unlock(&lock);
     return buf[dt];
 }
 #else

@@ -14,6 +14,7 @@
 #include <omp.h>
 
 #include "util/util.h"
+#include "video/ffmpeg_dl.h"
 #include "synth/synth_internal.h"
 
 #include "fibvid/synth.h"
@@ -155,7 +156,7 @@ fail:
 int fv_synth_run(const FvSynthSettings *s, FvSynthProgress progress, void *opaque)
 {
     int ret = fv_synth_check_settings(s, 1);
-    if (ret < 0)
+    if (ret < 0 || (ret = fv_ffmpeg_load()) < 0) /* FFmpeg missing: one error before any directory is made */
         return ret;
     const int32_t N = s->clips_per_class;
     int32_t G, T;

@@ -119,6 +119,8 @@ static void *alloc(size_t size, int *zeroed)
         }
     }
     void *p = NULL;
+    if (size > SIZE_MAX - 63) /* the rounding below would wrap to a tiny block */
+        return NULL;
     size_t rounded = (size + 63) & ~(size_t)63;
     if (posix_memalign(&p, 64, rounded))
         return NULL;

@@ -134,9 +134,12 @@ static void blas_once(void)
     V(openblas_set_num_threads, , )
 #undef X
 #undef V
-    if (g_blas_threads > 0)
-        g_blas_fn.openblas_set_num_threads(g_blas_threads);
-    __atomic_store_n(&g_blas.status, 1, __ATOMIC_RELEASE);
+    /* published with the functions, then the thread count set so far applied: a setter that stored its count
+     * before this store sees the library loaded and applies it itself, or its count is read here */
+    __atomic_store_n(&g_blas.status, 1, __ATOMIC_SEQ_CST);
+    const int n = __atomic_load_n(&g_blas_threads, __ATOMIC_SEQ_CST);
+    if (n > 0)
+        g_blas_fn.openblas_set_num_threads(n);
 }
 
 /* The library is needed where no error can be returned (a matrix product): when it is missing, say so on one
@@ -155,8 +158,8 @@ static void need(Lib *l, void (*once)(void))
 void openblas_set_num_threads(int num_threads);
 void openblas_set_num_threads(int num_threads)
 {
-    g_blas_threads = num_threads;
-    if (__atomic_load_n(&g_blas.status, __ATOMIC_ACQUIRE) > 0)
+    __atomic_store_n(&g_blas_threads, num_threads, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&g_blas.status, __ATOMIC_SEQ_CST) > 0)
         g_blas_fn.openblas_set_num_threads(num_threads);
 }
 

@@ -160,9 +160,11 @@ static void load_once(void)
     V(avutil, av_log_set_level, (int level), (level))
 #undef X
 #undef V
-    g_fn.av_log_set_level(g_log_level);
     g_load_ms = fv_time_ms() - t0;
-    g_status = 1;
+    /* published with the functions (release), then the level set so far applied: a setter that stored its
+     * level before this store sees the library loaded and applies it itself, or its level is read here */
+    __atomic_store_n(&g_status, 1, __ATOMIC_SEQ_CST);
+    g_fn.av_log_set_level(__atomic_load_n(&g_log_level, __ATOMIC_SEQ_CST));
 }
 
 int fv_ffmpeg_load(void)
@@ -245,8 +247,8 @@ static void need(void)
 
 void av_log_set_level(int level)
 {
-    g_log_level = level;
-    if (fv_ffmpeg_loaded())
+    __atomic_store_n(&g_log_level, level, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&g_status, __ATOMIC_SEQ_CST) > 0)
         g_fn.av_log_set_level(level);
 }
 
