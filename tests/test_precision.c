@@ -263,24 +263,29 @@ static void test_bf16_inference_only(void **state)
     free(tmp);
 }
 
+/* stdout of the shell command @cmd (the caller's 2>&1 and echo rc=$? gather what it checks), printed */
+static char *shell(const char *cmd)
+{
+    char *buf = NULL;
+    fvt_run(cmd, &buf, NULL);
+    assert_non_null(buf);
+    printf("%s", buf);
+    return buf;
+}
+
 static void test_cli_no_bf16(void **state)
 {
     (void)state;
     char cmd[4096];
     snprintf(cmd, sizeof(cmd), "FIBVID_NO_BF16=1 '%s' classify --precision bf16 -m '%s/tiny_hf' nosuch.avi 2>&1; "
              "echo rc=$?", fvt_bin(), fvt_data_dir());
-    char *buf = NULL;
-    fvt_run(cmd, &buf, NULL);
-    assert_non_null(buf);
-    printf("%s", buf);
+    char *buf = shell(cmd);
     assert_non_null(strstr(buf, "fibvid classify: --precision bf16: this machine cannot run bf16"));
     assert_non_null(strstr(buf, "\nrc=1\n"));
     assert_ptr_equal(strchr(buf, '\n'), strstr(buf, "\nrc=1")); /* one line, then the exit code */
     free(buf);
     snprintf(cmd, sizeof(cmd), "'%s' bench --precision fp16 2>&1; echo rc=$?", fvt_bin());
-    fvt_run(cmd, &buf, NULL);
-    assert_non_null(buf);
-    printf("%s", buf);
+    buf = shell(cmd);
     assert_non_null(strstr(buf, "bad value 'fp16' for --precision"));
     assert_non_null(strstr(buf, "rc=1\n"));
     free(buf);
@@ -305,10 +310,7 @@ static void test_evaluate_resume_precision(void **state)
              "\"$B\" evaluate --resume -o $d/e -q >/dev/null 2>&1; echo rc2=$? done=$(wc -l < $d/e/predictions.jsonl) "
              "still=$(grep -c '\"precision\": \"bf16\"' $d/e/run.json); rm -rf $d",
              fvt_bin());
-    char *buf = NULL;
-    fvt_run(cmd, &buf, NULL);
-    assert_non_null(buf);
-    printf("%s", buf);
+    char *buf = shell(cmd);
     assert_non_null(strstr(buf, "recorded=1 done=2\n"));
     assert_non_null(strstr(buf, "--precision fp32 differs from the run's bf16"));
     assert_non_null(strstr(buf, "\nrc=1\n"));
@@ -393,10 +395,7 @@ static void test_config_default_bf16(void **state)
              "FIBVID_NO_BF16=1 \"$B\" info -m tr/model.safetensors -f json 2>/dev/null | grep -c bf16_isa; "
              "echo info=$?",
              d, fvt_bin());
-    char *buf = NULL;
-    fvt_run(cmd, &buf, NULL);
-    assert_non_null(buf);
-    printf("%s", buf);
+    char *buf = shell(cmd);
     assert_non_null(strstr(buf, "train=0\nresume=0\nfinetune=0\nclassify=0\n"));
     assert_non_null(strstr(buf, "its config's default precision is bf16, which this machine cannot run"));
     assert_non_null(strstr(buf, "\n0\ninfo=1\n")); /* info worked (JSON printed) and has no bf16_isa */
@@ -413,9 +412,7 @@ static void test_config_default_bf16(void **state)
              "\"$B\" evaluate --ucf101 ds --root ds -m $M --shard 2/2 -o e2 -t 1 -q >/dev/null 2>&1 && "
              "\"$B\" merge -o em e1 e2 -q 2>&1; echo merge=$?",
              d, fvt_bin());
-    fvt_run(cmd, &buf, NULL);
-    assert_non_null(buf);
-    printf("%s", buf);
+    buf = shell(cmd);
     assert_non_null(strstr(buf, "precision=bf16"));
     assert_null(strstr(buf, "merge=0"));
     free(buf);
@@ -425,9 +422,7 @@ static void test_config_default_bf16(void **state)
     for (int order = 0; order < 2; order++) {
         snprintf(cmd, sizeof(cmd), "'%s' bench -m '%s' --precision %s --iters 1 -t 1 2>&1; echo rc=$?", fvt_bin(), h,
                  order ? "bf16,fp32" : "fp32,bf16");
-        fvt_run(cmd, &buf, NULL);
-        assert_non_null(buf);
-        printf("%s", buf);
+        buf = shell(cmd);
         assert_non_null(strstr(buf, "\nbf16 "));
         assert_non_null(strstr(buf, "\nfp32 "));
         assert_non_null(strstr(buf, "rc=0\n"));

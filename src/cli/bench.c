@@ -132,7 +132,7 @@ static int bench_attention(int argc, char **argv)
             int n;
             if (fv_cli_precision_list("bench attention", optarg, precs, &n))
                 return FV_EXIT_USAGE;
-            bf16 = precs[0] == FV_PRECISION_BF16 || (n == 2 && precs[1] == FV_PRECISION_BF16);
+            bf16 = n == 2 || precs[0] == FV_PRECISION_BF16; /* two entries: both precisions */
             break;
         }
         case 'h': help_attn(stdout); return FV_EXIT_OK;
@@ -283,7 +283,7 @@ int fv_cli_bench(int argc, char **argv)
     if (!config) {
         /* loaded in fp32 where fp32 is timed (bf16 is prepared from it; a model loaded in bf16 keeps no fp32
          * weights), else in bf16 */
-        const int fp32 = precs[0] == FV_PRECISION_FP32 || (nprec == 2 && precs[1] == FV_PRECISION_FP32);
+        const int fp32 = nprec == 2 || precs[0] == FV_PRECISION_FP32; /* two entries: both precisions */
         if ((rc = fv_cli_precision_option("bench", fp32 ? "fp32" : "bf16")) ||
             (rc = fv_cli_load_model("bench", model, &m)))
             return rc;

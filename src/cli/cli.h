@@ -93,8 +93,9 @@ int fv_cli_attn_apply(const FvAttnOverrides *o, FvModel *m);
 int fv_cli_precision_option(const char *cmd, const char *value);
 /* The precision chosen (FV_PRECISION_DEFAULT: none, the model config's). */
 FvPrecision fv_cli_precision(void);
-/* bench's --precision LIST: fp32, bf16, or both comma-separated in the order to run them, each at most once and
- * each checked as fv_cli_precision_option() does. Fills @out[0..*n): 0, or FV_EXIT_USAGE after one line. */
+/* bench's --precision LIST: fp32, bf16, or both comma-separated in the order to run them, each at most once (so
+ * two entries are both precisions) and each checked as fv_cli_precision_option() does. Fills @out[0..*n): 0, or
+ * FV_EXIT_USAGE after one line. */
 int fv_cli_precision_list(const char *cmd, const char *value, FvPrecision out[2], int *n);
 
 /* getopt_long entries for the attention options (val = FV_OPT_ATTN), and their help text. */

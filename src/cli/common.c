@@ -470,8 +470,7 @@ int fv_cli_load_model(const char *cmd, const char *path, FvModel **out)
     if (fv_model_config(*out)->precision == FV_PRECISION_BF16 && fv_model_precision(*out) != FV_PRECISION_BF16 &&
         g_precision == FV_PRECISION_DEFAULT)
         fv_cli_warn(cmd, "%s: its config's default precision is bf16, which this machine cannot run (it needs "
-                    "AVX512-BF16 or AMX and a build with oneDNN): running fp32%s", path,
-                    strcmp(cmd, "info") && strcmp(cmd, "masks") ? " (pass --precision fp32 to choose it)" : "");
+                    "AVX512-BF16 or AMX and a build with oneDNN): running fp32", path);
     return FV_EXIT_OK;
 }
 

@@ -8,7 +8,6 @@
 #include <libavformat/avformat.h>
 
 #include "util/util.h"
-#include "video/ffmpeg_dl.h"
 #include "synth/synth_internal.h"
 
 const char *fv_synth_encoder_ident(void)
@@ -44,9 +43,7 @@ int fv_synth_encoder_open(FvSynthEncoder **out, const char *path, int32_t w, int
     if (w < 16 || h < 16 || (w & 1) || (h & 1) || fps < 1 || qscale < 1 || qscale > 31 || gop < 1)
         return fv_error(FV_EINVAL, "%s: bad encoder settings %dx%d %d fps q%d gop %d", path, w, h, fps,
                         qscale, gop);
-    int ret = fv_ffmpeg_load(); /* loaded here, or its error returned: not the exit of a shim on a worker */
-    if (ret < 0)
-        return ret;
+    int ret;
     FvSynthEncoder *e = fv_calloc(1, sizeof(*e));
     size_t plen = strlen(path) + 1;
     if (!e || !(e->path = fv_malloc(plen))) {

@@ -26,7 +26,8 @@ const char *fv_synth_encoder_ident(void);
 
 /* Open @path for writing an MPEG-4 Part 2 stream in AVI: @w x @h (even), @fps frames per second, fixed
  * quantiser @qscale, keyframe every @gop frames, bit-exact and single-threaded so that the same pictures
- * give the same bytes. */
+ * give the same bytes. FFmpeg must be loaded first (fv_ffmpeg_load(), as fv_synth_run does before its workers):
+ * a worker that reached a missing FFmpeg through its shims would end the process. */
 int fv_synth_encoder_open(FvSynthEncoder **out, const char *path, int32_t w, int32_t h, int32_t fps,
                           int32_t qscale, int32_t gop);
 
